@@ -1,0 +1,525 @@
+/**
+ * The session machine: one conversation, one actor.
+ *
+ *   created → running{ turn: idle | collecting | busy, lane: ready | executing } → terminated → deleted
+ *
+ * A second turn cannot start while one runs because `busy` has no transition that starts
+ * one (C1); inputs that arrive meanwhile wait in `context.queue` (XState has no postpone).
+ * The agent, command handlers and clock live outside: the machine emits effects
+ * (`turn.start`, `turn.abort`, `command.run`, …) and the host answers with events
+ * (`agent.done`, `command.done`, …) tagged with the turn or command they belong to, so
+ * a late answer of a stopped turn is recognised and discarded (C6).
+ *
+ * Pure: imports only from xstate, so it pastes into the Stately visualizer unchanged.
+ */
+import { setup, and, assign, emit, enqueueActions } from 'xstate';
+import type { ErrorCode, MachineOutput, MachineReceipt, DoneReason } from './events.ts';
+
+export type BusyPolicy = 'collect' | 'followup' | 'interrupt' | 'reject' | 'steer';
+export type CommandLane = 'priority' | 'ordered';
+
+export interface SessionInput {
+  readonly id: string;
+  readonly content: string;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** A command input, already parsed: `/name args…`. */
+export interface SessionCommand {
+  readonly id: string;
+  readonly name: string;
+  readonly args: string;
+}
+
+export interface SessionSettings {
+  readonly debounceMs: number;
+  readonly maxWaitMs: number;
+  readonly busyPolicy: BusyPolicy;
+  readonly backlogCap: number;
+  readonly turnTimeoutMs: number;
+  readonly commandLane: CommandLane;
+  /** Registered (non built-in) commands, for `/help`. */
+  readonly commandHelp: readonly { readonly name: string; readonly description: string }[];
+}
+
+type Work = { readonly kind: 'input'; readonly input: SessionInput } | { readonly kind: 'command'; readonly command: SessionCommand };
+
+export interface RunningTurn {
+  readonly id: number;
+  readonly inputs: readonly SessionInput[];
+  /** The agent reads `turn.steer`: inputs may be handed to it while it runs. */
+  readonly steering: boolean;
+  /** Inputs handed to the agent but not yet pulled by it. */
+  readonly steered: readonly SessionInput[];
+}
+
+export interface SessionContext {
+  readonly sessionId: string;
+  readonly settings: SessionSettings;
+  /** The open batch (collecting), or the inputs about to start the next turn. */
+  readonly batch: readonly SessionInput[];
+  /** Work waiting in arrival order: the backlog while busy, and ordered-lane commands. */
+  readonly queue: readonly Work[];
+  /** Priority-lane commands waiting for the lane. */
+  readonly commands: readonly SessionCommand[];
+  readonly turn: RunningTurn | null;
+  /** The user command being executed by the lane. */
+  readonly command: SessionCommand | null;
+  readonly turns: number;
+  readonly draining: boolean;
+  readonly drained: boolean;
+  /** Inputs a shutdown cancelled, reported with the last `done`. */
+  readonly cancelled: readonly string[];
+}
+
+export type SessionMachineEvent =
+  | { type: 'activate' }
+  | { type: 'input'; input: SessionInput }
+  | { type: 'command'; command: SessionCommand }
+  | { type: 'stop' }
+  | { type: 'terminate' }
+  | { type: 'delete' }
+  | { type: 'agent.delta'; turnId: number; text: string }
+  | { type: 'agent.steering'; turnId: number }
+  | { type: 'agent.pulled'; turnId: number; inputId: string }
+  | { type: 'agent.done'; turnId: number; text?: string }
+  | { type: 'agent.error'; turnId: number; message: string }
+  | { type: 'command.done'; commandId: string; text?: string }
+  | { type: 'command.error'; commandId: string; message: string }
+  | { type: 'shutdown' }
+  | { type: 'shutdown.abort' };
+
+export type SessionEffect =
+  | { type: 'output'; event: MachineOutput }
+  | { type: 'receipt'; receipt: MachineReceipt }
+  | { type: 'turn.start'; turn: RunningTurn }
+  | { type: 'turn.abort'; turnId: number }
+  | { type: 'turn.steer'; turnId: number; input: SessionInput }
+  | { type: 'command.run'; command: SessionCommand }
+  | { type: 'drained' };
+
+type Enqueue = { emit: (effect: SessionEffect) => void };
+
+// Output helpers. They are plain functions, not actions, so several outputs can be
+// emitted from one action in a fixed order.
+const out = (enqueue: Enqueue, event: MachineOutput) => enqueue.emit({ type: 'output', event });
+const receipt = (enqueue: Enqueue, r: MachineReceipt) => enqueue.emit({ type: 'receipt', receipt: r });
+const messageId = (turn: RunningTurn) => `msg_${turn.id}`;
+const inputIds = (work: readonly Work[]) =>
+  work.map((w) => (w.kind === 'input' ? w.input.id : w.command.id));
+const pending = (c: SessionContext) => c.batch.length + c.queue.length;
+const isStopCommand = (e: SessionMachineEvent) => e.type === 'stop' || (e.type === 'command' && e.command.name === 'stop');
+
+/** Ends the running turn: `message.end`, optional `error`, `done`. */
+function endTurn(
+  enqueue: Enqueue,
+  turn: RunningTurn,
+  outcome: { reason?: DoneReason; error?: { code: ErrorCode; message: string }; cancelled?: readonly string[] },
+) {
+  out(enqueue, { type: 'message.end', data: { message_id: messageId(turn) } });
+  if (outcome.error) out(enqueue, { type: 'error', data: outcome.error });
+  const { reason, cancelled } = outcome;
+  out(enqueue, {
+    type: 'done',
+    data: {
+      success: reason === undefined,
+      dropped: false,
+      input_ids: turn.inputs.map((i) => i.id),
+      ...(reason !== undefined && { reason }),
+      ...(cancelled !== undefined && cancelled.length > 0 && { cancelled_input_ids: cancelled }),
+    },
+  });
+}
+
+/** The `done` that reports inputs cancelled before any turn took them. */
+function cancelDone(enqueue: Enqueue, reason: DoneReason, cancelled: readonly string[]) {
+  out(enqueue, {
+    type: 'done',
+    data: { success: false, dropped: false, reason, input_ids: [], cancelled_input_ids: cancelled },
+  });
+}
+
+/** Steered inputs the agent never pulled go back to the head of the queue: never lost. */
+const unpulled = (turn: RunningTurn): Work[] => turn.steered.map((input) => ({ kind: 'input', input }));
+
+export const sessionMachine = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionMachineEvent,
+    input: {} as { sessionId: string; settings: SessionSettings },
+    emitted: {} as SessionEffect,
+  },
+  delays: {
+    debounce: ({ context }) => context.settings.debounceMs,
+    maxWait: ({ context }) => context.settings.maxWaitMs,
+    turnTimeout: ({ context }) => context.settings.turnTimeoutMs,
+  },
+  guards: {
+    isStop: ({ event }) => isStopCommand(event),
+    isCurrentTurn: ({ context, event }) => 'turnId' in event && context.turn?.id === event.turnId,
+    isCurrentCommand: ({ context, event }) => 'commandId' in event && context.command?.id === event.commandId,
+    backlogFull: ({ context }) => pending(context) >= context.settings.backlogCap,
+    batchingOff: ({ context }) => context.settings.debounceMs <= 0 || context.settings.maxWaitMs <= 0,
+    orderedLane: ({ context }) => context.settings.commandLane === 'ordered',
+    /** Ordered lane: an input must wait behind a command that arrived before it. */
+    behindCommand: ({ context }) =>
+      context.settings.commandLane === 'ordered' && (context.command !== null || context.queue.length > 0),
+    rejectWhenBusy: ({ context }) => context.settings.busyPolicy === 'reject',
+    canSteer: ({ context }) => context.settings.busyPolicy === 'steer' && context.turn?.steering === true,
+    interruptToNext: ({ context }) =>
+      context.settings.busyPolicy === 'interrupt' && context.queue[0]?.kind !== 'command',
+    interruptToIdle: ({ context }) => context.settings.busyPolicy === 'interrupt',
+    /** The next turn may start: inputs wait at the head of the queue and no earlier command runs. */
+    turnDue: ({ context }) =>
+      !context.draining &&
+      (context.queue[0]?.kind === 'input' || (context.turn?.steered.length ?? 0) > 0) &&
+      (context.settings.commandLane === 'priority' || context.command === null),
+    builtinDue: ({ context }) => {
+      const next = nextCommand(context);
+      return next !== undefined && BUILTINS.has(next.name);
+    },
+    commandDue: ({ context }) => nextCommand(context) !== undefined,
+    drainComplete: ({ context }) =>
+      context.draining && !context.drained && context.turn === null && context.command === null,
+  },
+  actions: {
+    announceCreated: emit({ type: 'output', event: { type: 'state', data: { state: 'created' } } }),
+    announceIdle: emit({ type: 'output', event: { type: 'state', data: { state: 'idle' } } }),
+    announceTerminated: emit({ type: 'output', event: { type: 'state', data: { state: 'terminated' } } }),
+    announceDeleted: emit({ type: 'output', event: { type: 'state', data: { state: 'deleted' } } }),
+
+    rejectBusy: emit({
+      type: 'receipt',
+      receipt: { status: 'rejected', code: 'SESSION_BUSY', message: 'the session is busy or its backlog is full' },
+    }),
+    rejectTerminated: emit({
+      type: 'receipt',
+      receipt: { status: 'rejected', code: 'SESSION_TERMINATED', message: 'the session is terminated' },
+    }),
+
+    /** An input joins the open batch (idle or collecting). */
+    addToBatch: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'input') return;
+      enqueue.assign({ batch: [...context.batch, event.input] });
+      receipt(enqueue, { status: 'accepted', mode: 'primary' });
+    }),
+    /** An input waits in the queue (busy, activating, or behind an ordered command). */
+    addToQueue: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'input') return;
+      enqueue.assign({ queue: [...context.queue, { kind: 'input', input: event.input }] });
+      receipt(enqueue, { status: 'accepted', mode: 'queued' });
+    }),
+    /** Moves the next turn's inputs from the queue to the batch: all leading inputs, or one for `followup`. */
+    takeFromQueue: assign(({ context }) => {
+      const take = context.settings.busyPolicy === 'followup' ? 1 : leadingInputs(context.queue);
+      const taken = context.queue.slice(0, take).flatMap((w) => (w.kind === 'input' ? [w.input] : []));
+      return { batch: [...context.batch, ...taken], queue: context.queue.slice(take) };
+    }),
+    /** busy's entry: the batch becomes the turn. */
+    startTurn: enqueueActions(({ context, enqueue }) => {
+      const turn: RunningTurn = { id: context.turns + 1, inputs: context.batch, steering: false, steered: [] };
+      enqueue.assign({ turn, turns: turn.id, batch: [] });
+      out(enqueue, { type: 'state', data: { state: 'running' } });
+      out(enqueue, { type: 'message.start', data: { id: messageId(turn), role: 'assistant', content_type: 'text' } });
+      enqueue.emit({ type: 'turn.start', turn });
+    }),
+    forwardDelta: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'agent.delta' || context.turn === null || event.text === '') return;
+      out(enqueue, { type: 'message.delta', data: { message_id: messageId(context.turn), content: event.text } });
+    }),
+    completeTurn: enqueueActions(({ context, event, enqueue }) => {
+      const turn = context.turn;
+      if (event.type !== 'agent.done' || turn === null) return;
+      if (event.text) out(enqueue, { type: 'message.delta', data: { message_id: messageId(turn), content: event.text } });
+      endTurn(enqueue, turn, {});
+      enqueue.assign({ turn: null, queue: [...unpulled(turn), ...context.queue] });
+    }),
+    failTurn: enqueueActions(({ context, event, enqueue }) => {
+      const turn = context.turn;
+      if (event.type !== 'agent.error' || turn === null) return;
+      endTurn(enqueue, turn, { reason: 'failed', error: { code: 'WORKER_CRASH', message: event.message } });
+      enqueue.assign({ turn: null, queue: [...unpulled(turn), ...context.queue] });
+    }),
+    timeOutTurn: enqueueActions(({ context, enqueue }) => {
+      const turn = context.turn;
+      if (turn === null) return;
+      enqueue.emit({ type: 'turn.abort', turnId: turn.id });
+      const message = `the turn exceeded turnTimeoutMs (${context.settings.turnTimeoutMs} ms)`;
+      endTurn(enqueue, turn, { reason: 'timeout', error: { code: 'TURN_TIMEOUT', message } });
+      enqueue.assign({ turn: null, queue: [...unpulled(turn), ...context.queue] });
+    }),
+    /** `interrupt` policy: the new input aborts the turn and waits for the next one. */
+    interruptTurn: enqueueActions(({ context, event, enqueue }) => {
+      const turn = context.turn;
+      if (event.type !== 'input' || turn === null) return;
+      enqueue.emit({ type: 'turn.abort', turnId: turn.id });
+      endTurn(enqueue, turn, { reason: 'interrupted' });
+      const queue: Work[] = [...unpulled(turn), ...context.queue, { kind: 'input', input: event.input }];
+      enqueue.assign({ turn: null, queue });
+      receipt(enqueue, { status: 'accepted', mode: 'queued' });
+    }),
+    /** C6: abort the turn, cancel the open batch and every queued input. */
+    stopAll: enqueueActions(({ context, enqueue }) => {
+      const turn = context.turn;
+      const cancelledWork = context.queue.filter((w) => w.kind === 'input');
+      const cancelled = [...context.batch.map((i) => i.id), ...(turn?.steered ?? []).map((i) => i.id), ...inputIds(cancelledWork)];
+      if (turn !== null) {
+        enqueue.emit({ type: 'turn.abort', turnId: turn.id });
+        endTurn(enqueue, turn, { reason: 'stopped_by_user', cancelled });
+      } else if (cancelled.length > 0) {
+        cancelDone(enqueue, 'stopped_by_user', cancelled);
+      }
+      enqueue.assign({ turn: null, batch: [], queue: context.queue.filter((w) => w.kind === 'command') });
+    }),
+    steerInput: enqueueActions(({ context, event, enqueue }) => {
+      const turn = context.turn;
+      if (event.type !== 'input' || turn === null) return;
+      enqueue.assign({ turn: { ...turn, steered: [...turn.steered, event.input] } });
+      enqueue.emit({ type: 'turn.steer', turnId: turn.id, input: event.input });
+      receipt(enqueue, { status: 'accepted', mode: 'injected' });
+    }),
+    acceptSteering: assign(({ context }) => (context.turn ? { turn: { ...context.turn, steering: true } } : {})),
+    /** The agent pulled a steered input: it now belongs to this turn. */
+    takeSteered: assign(({ context, event }) => {
+      const turn = context.turn;
+      if (event.type !== 'agent.pulled' || turn === null) return {};
+      const input = turn.steered.find((i) => i.id === event.inputId);
+      if (!input) return {};
+      const steered = turn.steered.filter((i) => i !== input);
+      return { turn: { ...turn, inputs: [...turn.inputs, input], steered } };
+    }),
+
+    /** Every command is acknowledged; `/stop` acts in the turn region, the rest wait for the lane. */
+    admitCommand: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'command') return;
+      receipt(enqueue, { status: 'accepted', mode: 'command' });
+      if (event.command.name === 'stop') return;
+      if (context.settings.commandLane === 'ordered') {
+        enqueue.assign({ queue: [...context.queue, { kind: 'command', command: event.command }] });
+      } else {
+        enqueue.assign({ commands: [...context.commands, event.command] });
+      }
+    }),
+    runBuiltin: enqueueActions(({ context, enqueue }) => {
+      const command = nextCommand(context);
+      if (command === undefined) return;
+      enqueue.assign(dequeueCommand(context));
+      out(enqueue, { type: 'message', data: { id: `${command.id}:reply`, role: 'system', content: builtinReply(command, context) } });
+    }),
+    startCommand: enqueueActions(({ context, enqueue }) => {
+      const command = nextCommand(context);
+      if (command === undefined) return;
+      enqueue.assign({ ...dequeueCommand(context), command });
+      enqueue.emit({ type: 'command.run', command });
+    }),
+    finishCommand: enqueueActions(({ context, event, enqueue }) => {
+      const command = context.command;
+      if (command === null) return;
+      if (event.type === 'command.done' && event.text) {
+        out(enqueue, { type: 'message', data: { id: `${command.id}:reply`, role: 'system', content: event.text } });
+      } else if (event.type === 'command.error') {
+        out(enqueue, { type: 'error', data: { code: 'INTERNAL_ERROR', message: `/${command.name} failed: ${event.message}` } });
+      }
+      enqueue.assign({ command: null });
+    }),
+
+    /** Shutdown (C14): nothing new starts; waiting work is cancelled and reported. */
+    beginDrain: enqueueActions(({ context, enqueue }) => {
+      const cancelled = [...context.batch.map((i) => i.id), ...inputIds(context.queue), ...context.commands.map((c) => c.id)];
+      enqueue.assign({ draining: true, batch: [], queue: [], commands: [], cancelled: [...context.cancelled, ...cancelled] });
+    }),
+    /** Drain time is up: the running turn is aborted. */
+    abortForShutdown: enqueueActions(({ context, enqueue }) => {
+      const turn = context.turn;
+      if (turn === null) return;
+      enqueue.emit({ type: 'turn.abort', turnId: turn.id });
+      const cancelled = [...context.cancelled, ...turn.steered.map((i) => i.id)];
+      endTurn(enqueue, turn, { reason: 'shutdown', cancelled });
+      enqueue.assign({ turn: null, cancelled: [] });
+    }),
+    abandonCommand: assign({ command: null }),
+    finishDrain: enqueueActions(({ context, enqueue }) => {
+      if (context.cancelled.length > 0) cancelDone(enqueue, 'shutdown', context.cancelled);
+      enqueue.assign({ cancelled: [], drained: true });
+      enqueue.emit({ type: 'drained' });
+    }),
+  },
+}).createMachine({
+  id: 'session',
+  context: ({ input }) => ({
+    sessionId: input.sessionId,
+    settings: input.settings,
+    batch: [],
+    queue: [],
+    commands: [],
+    turn: null,
+    command: null,
+    turns: 0,
+    draining: false,
+    drained: false,
+    cancelled: [],
+  }),
+  initial: 'created',
+  states: {
+    // Activating (loading from a store): inputs wait, commands queue, /stop still works.
+    created: {
+      entry: 'announceCreated',
+      on: {
+        activate: 'running',
+        input: [{ guard: 'backlogFull', actions: 'rejectBusy' }, { actions: 'addToQueue' }],
+        command: [{ guard: 'isStop', actions: ['admitCommand', 'stopAll'] }, { actions: 'admitCommand' }],
+        stop: { actions: 'stopAll' },
+        terminate: { target: 'terminated', actions: 'stopAll' },
+        delete: { target: 'deleted', actions: 'stopAll' },
+        shutdown: { actions: ['beginDrain', 'finishDrain'] },
+      },
+    },
+    running: {
+      type: 'parallel',
+      always: { guard: 'drainComplete', actions: 'finishDrain' },
+      on: {
+        terminate: { target: 'terminated', actions: 'stopAll' },
+        delete: { target: 'deleted', actions: 'stopAll' },
+        shutdown: { actions: 'beginDrain' },
+      },
+      states: {
+        turn: {
+          initial: 'idle',
+          states: {
+            idle: {
+              always: { guard: 'turnDue', target: 'busy', actions: 'takeFromQueue' },
+              on: {
+                input: [
+                  { guard: 'backlogFull', actions: 'rejectBusy' },
+                  { guard: 'behindCommand', actions: 'addToQueue' },
+                  { guard: 'batchingOff', target: 'busy', actions: 'addToBatch' },
+                  { target: 'collecting', actions: 'addToBatch' },
+                ],
+                command: { guard: 'isStop', actions: 'stopAll' },
+                stop: { actions: 'stopAll' },
+              },
+            },
+            // C3: sealed `debounce` after the latest input or `maxWait` after the first.
+            collecting: {
+              initial: 'debouncing',
+              after: { maxWait: 'busy' },
+              on: {
+                command: [
+                  { guard: 'isStop', target: 'idle', actions: 'stopAll' },
+                  // Ordered lane: later inputs must not overtake the command, so the batch seals now.
+                  { guard: 'orderedLane', target: 'busy' },
+                ],
+                stop: { target: 'idle', actions: 'stopAll' },
+              },
+              states: {
+                debouncing: {
+                  after: { debounce: '#session.running.turn.busy' },
+                  on: {
+                    input: [
+                      { guard: 'backlogFull', actions: 'rejectBusy' },
+                      // Re-enter only this child: the max-wait timer on the parent keeps running.
+                      { target: 'debouncing', reenter: true, actions: 'addToBatch' },
+                    ],
+                  },
+                },
+              },
+            },
+            // C1: exactly one turn in flight; nothing here starts another one.
+            busy: {
+              entry: 'startTurn',
+              after: {
+                turnTimeout: [
+                  { guard: 'turnDue', target: 'busy', reenter: true, actions: ['timeOutTurn', 'takeFromQueue'] },
+                  { target: 'idle', actions: ['timeOutTurn', 'announceIdle'] },
+                ],
+              },
+              on: {
+                input: [
+                  { guard: 'backlogFull', actions: 'rejectBusy' },
+                  { guard: 'rejectWhenBusy', actions: 'rejectBusy' },
+                  { guard: 'canSteer', actions: 'steerInput' },
+                  { guard: 'interruptToNext', target: 'busy', reenter: true, actions: ['interruptTurn', 'takeFromQueue'] },
+                  { guard: 'interruptToIdle', target: 'idle', actions: ['interruptTurn', 'announceIdle'] },
+                  { actions: 'addToQueue' },
+                ],
+                'agent.delta': { guard: 'isCurrentTurn', actions: 'forwardDelta' },
+                'agent.steering': { guard: 'isCurrentTurn', actions: 'acceptSteering' },
+                'agent.pulled': { guard: 'isCurrentTurn', actions: 'takeSteered' },
+                'agent.done': [
+                  { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['completeTurn', 'takeFromQueue'] },
+                  { guard: 'isCurrentTurn', target: 'idle', actions: ['completeTurn', 'announceIdle'] },
+                ],
+                'agent.error': [
+                  { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['failTurn', 'takeFromQueue'] },
+                  { guard: 'isCurrentTurn', target: 'idle', actions: ['failTurn', 'announceIdle'] },
+                ],
+                command: { guard: 'isStop', target: 'idle', actions: ['stopAll', 'announceIdle'] },
+                stop: { target: 'idle', actions: ['stopAll', 'announceIdle'] },
+                'shutdown.abort': { target: 'idle', actions: ['abortForShutdown', 'announceIdle'] },
+              },
+            },
+          },
+        },
+        // C5: commands run one at a time; `priority` ones at once, `ordered` ones in arrival order.
+        lane: {
+          initial: 'ready',
+          on: { command: { actions: 'admitCommand' } },
+          states: {
+            ready: {
+              always: [
+                { guard: 'builtinDue', actions: 'runBuiltin' },
+                { guard: 'commandDue', target: 'executing', actions: 'startCommand' },
+              ],
+            },
+            executing: {
+              on: {
+                'command.done': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
+                'command.error': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
+                'shutdown.abort': { target: 'ready', actions: 'abandonCommand' },
+              },
+            },
+          },
+        },
+      },
+    },
+    terminated: {
+      entry: 'announceTerminated',
+      on: {
+        input: { actions: 'rejectTerminated' },
+        command: { actions: 'rejectTerminated' },
+        delete: 'deleted',
+        shutdown: { actions: ['beginDrain', 'finishDrain'] },
+      },
+    },
+    deleted: { type: 'final', entry: 'announceDeleted' },
+  },
+});
+
+const BUILTINS = new Set(['status', 'help']);
+
+function leadingInputs(queue: readonly Work[]): number {
+  const firstCommand = queue.findIndex((w) => w.kind === 'command');
+  return firstCommand === -1 ? queue.length : firstCommand;
+}
+
+/** The command the lane may run now, if any. Ordered-lane commands wait for earlier work. */
+function nextCommand(c: SessionContext): SessionCommand | undefined {
+  if (c.draining) return undefined;
+  if (c.commands[0] !== undefined) return c.commands[0];
+  const head = c.queue[0];
+  if (head?.kind === 'command' && c.turn === null && c.batch.length === 0 && c.command === null) return head.command;
+  return undefined;
+}
+
+function dequeueCommand(c: SessionContext): Partial<SessionContext> {
+  return c.commands.length > 0 ? { commands: c.commands.slice(1) } : { queue: c.queue.slice(1) };
+}
+
+function builtinReply(command: SessionCommand, c: SessionContext): string {
+  if (command.name === 'status') {
+    const state = c.turn !== null ? 'busy' : c.batch.length > 0 ? 'collecting' : 'idle';
+    return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}`;
+  }
+  const registered = c.settings.commandHelp.map((h) => `/${h.name} — ${h.description}`);
+  return ['/stop — stop the running turn and clear the backlog', '/status — the session state and backlog size', '/help — this list', ...registered].join('\n');
+}

@@ -1,0 +1,91 @@
+/**
+ * Typed errors. Each class's `code` is the AEP wire error code, so an error thrown in the
+ * library and an `error` frame on the wire say the same thing.
+ *
+ * @example
+ * const receipt = runtime.send('s1', { id: 'm1', content: 'hi' });
+ * if (receipt.error instanceof SessionBusyError) retryLater();
+ */
+import type { ErrorCode } from '../machines/events.ts';
+
+export type { ErrorCode };
+
+/** The base class: every Baton error has a stable wire `code`. */
+export class BatonError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: missing or malformed fields, an unknown command, a reused id with new content. */
+export class InvalidMessageError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_MESSAGE', message, options);
+  }
+}
+
+/** Policy `reject` while a turn runs, or the backlog cap is reached. Nothing was queued. */
+export class SessionBusyError extends BatonError {
+  readonly sessionId: string;
+  constructor(sessionId: string, message = `session "${sessionId}" is busy`) {
+    super('SESSION_BUSY', message);
+    this.sessionId = sessionId;
+  }
+}
+
+export class SessionNotFoundError extends BatonError {
+  readonly sessionId: string;
+  constructor(sessionId: string) {
+    super('SESSION_NOT_FOUND', `no session "${sessionId}"`);
+    this.sessionId = sessionId;
+  }
+}
+
+export class SessionTerminatedError extends BatonError {
+  readonly sessionId: string;
+  constructor(sessionId: string) {
+    super('SESSION_TERMINATED', `session "${sessionId}" is terminated`);
+    this.sessionId = sessionId;
+  }
+}
+
+/** The runtime is shutting down (C14) and takes no new input; retry after the next start. */
+export class RuntimeShuttingDownError extends BatonError {
+  constructor() {
+    super('GATEWAY_OVERLOAD', 'the runtime is shutting down and accepts no new input');
+  }
+}
+
+/** The agent threw or rejected (C7). Appears as an `error` event inside the turn. */
+export class WorkerCrashError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WORKER_CRASH', message, options);
+  }
+}
+
+/** The turn ran past `turnTimeoutMs` and was aborted (C7). */
+export class TurnTimeoutError extends BatonError {
+  constructor(message: string) {
+    super('TURN_TIMEOUT', message);
+  }
+}
+
+/** Builds the typed error for a code the session machine decided. */
+export function errorFor(code: ErrorCode, sessionId: string, message?: string): BatonError {
+  switch (code) {
+    case 'SESSION_BUSY':
+      return new SessionBusyError(sessionId, message);
+    case 'SESSION_TERMINATED':
+      return new SessionTerminatedError(sessionId);
+    case 'SESSION_NOT_FOUND':
+      return new SessionNotFoundError(sessionId);
+    case 'INVALID_MESSAGE':
+      return new InvalidMessageError(message ?? 'invalid message');
+    default:
+      return new BatonError(code, message ?? code);
+  }
+}

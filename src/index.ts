@@ -1,0 +1,34 @@
+/**
+ * Baton's public API. Everything a user may rely on is exported here, and only here.
+ */
+export { createRuntime } from './runtime/runtime.ts';
+export type { Runtime, ControlAction, ShutdownOptions } from './runtime/runtime.ts';
+export type { RuntimeOptions, SessionOptions } from './runtime/options.ts';
+export { sessionDefaults, runtimeDefaults } from './runtime/options.ts';
+export type { Agent, Turn } from './runtime/turn.ts';
+export type { Clock } from './runtime/clock.ts';
+export type { CommandHandler, CommandSpec, CommandContext } from './runtime/commands.ts';
+export type { SessionEvent, Receipt, SessionStatus, InputMessage } from './runtime/types.ts';
+export {
+  BatonError,
+  InvalidMessageError,
+  SessionBusyError,
+  SessionNotFoundError,
+  SessionTerminatedError,
+  RuntimeShuttingDownError,
+  WorkerCrashError,
+  TurnTimeoutError,
+} from './errors.ts';
+export type { ErrorCode } from './errors.ts';
+export { sessionMachine } from '../machines/session.ts';
+export type {
+  BusyPolicy,
+  CommandLane,
+  SessionInput,
+  SessionCommand,
+  SessionSettings,
+  SessionContext,
+  SessionMachineEvent,
+  SessionEffect,
+} from '../machines/session.ts';
+export type { AepEvent, DoneData, DoneReason, MachineOutput, Question, SessionStateName } from '../machines/events.ts';

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import type { BusyPolicy, CommandLane } from '../../machines/session.ts';
+import type { Agent } from './turn.ts';
+import type { Clock } from './clock.ts';
+import type { CommandHandler, CommandSpec } from './commands.ts';
+
+/** Settings that may differ per session; see {@link RuntimeOptions.settingsFor}. */
+export interface SessionOptions {
+  /**
+   * Seal a batch this long after its latest input (C3). `0` turns batching off: every
+   * input that finds the session idle starts a turn at once.
+   * @default 300
+   */
+  debounceMs?: number;
+  /**
+   * Seal a batch at the latest this long after its first input (C3).
+   * @default 2000
+   */
+  maxWaitMs?: number;
+  /**
+   * What inputs that arrive during a turn do (C4).
+   * @default 'collect'
+   */
+  busyPolicy?: BusyPolicy;
+  /**
+   * Most inputs that may wait (open batch + backlog); past it the newest is rejected
+   * with `SESSION_BUSY` — never dropped silently.
+   * @default 100
+   */
+  backlogCap?: number;
+  /**
+   * A turn running longer is aborted with `TURN_TIMEOUT` (C7).
+   * @default 120000
+   */
+  turnTimeoutMs?: number;
+  /**
+   * `priority`: commands run at once, even during a turn. `ordered`: in arrival order (C5).
+   * `/stop` always acts at once: a stop that waited for the turn it stops could never work.
+   * @default 'priority'
+   */
+  commandLane?: CommandLane;
+}
+
+export interface RuntimeOptions extends SessionOptions {
+  /** Runs one turn. Required. */
+  agent: Agent;
+  /**
+   * Inputs starting with this are commands (C5).
+   * @default '/'
+   */
+  commandPrefix?: string;
+  /** Extra commands by name (without the prefix): a handler or `{ description, handler }`. */
+  commands?: Record<string, CommandHandler | CommandSpec>;
+  /**
+   * Time source for every delay (batching, timeouts, drain). Inject XState's
+   * `SimulatedClock` in tests.
+   * @default the global timers
+   */
+  clock?: Clock;
+  /**
+   * Per-session overrides, asked once when a session is created.
+   * @default none
+   */
+  settingsFor?: (sessionId: string) => SessionOptions;
+  /**
+   * How many recent input ids each session remembers for duplicate detection (C10).
+   * @default 1000
+   */
+  idempotencyWindow?: number;
+}
+
+export const sessionDefaults = {
+  debounceMs: 300,
+  maxWaitMs: 2000,
+  busyPolicy: 'collect',
+  backlogCap: 100,
+  turnTimeoutMs: 120_000,
+  commandLane: 'priority',
+} as const satisfies Required<SessionOptions>;
+
+export const runtimeDefaults = {
+  ...sessionDefaults,
+  commandPrefix: '/',
+  idempotencyWindow: 1000,
+} as const;
+
+const millis = z.number().int().min(0).max(2_147_483_647);
+const sessionShape = {
+  debounceMs: millis.optional(),
+  maxWaitMs: millis.optional(),
+  busyPolicy: z.enum(['collect', 'followup', 'interrupt', 'reject', 'steer']).optional(),
+  backlogCap: z.number().int().min(1).optional(),
+  turnTimeoutMs: millis.min(1).optional(),
+  commandLane: z.enum(['priority', 'ordered']).optional(),
+};
+const sessionSchema = z.strictObject(sessionShape);
+const runtimeSchema = z.strictObject({
+  ...sessionShape,
+  agent: z.function(),
+  commandPrefix: z.string().min(1).optional(),
+  commands: z.record(z.string(), z.unknown()).optional(),
+  clock: z.object({ setTimeout: z.function(), clearTimeout: z.function() }).loose().optional(),
+  settingsFor: z.function().optional(),
+  idempotencyWindow: z.number().int().min(1).optional(),
+});
+
+/**
+ * Validates options at the boundary: a `TypeError` names the option and quotes the bad value.
+ */
+export function parseRuntimeOptions(options: RuntimeOptions): RuntimeOptions {
+  return check('createRuntime', runtimeSchema, options) as RuntimeOptions;
+}
+
+export function parseSessionOptions(where: string, options: SessionOptions): SessionOptions {
+  return check(where, sessionSchema, options) as SessionOptions;
+}
+
+function check(where: string, schema: z.ZodType, value: unknown): unknown {
+  const result = schema.safeParse(value);
+  if (result.success) return value;
+  const issue = result.error.issues[0];
+  if (!issue) throw new TypeError(`${where}: invalid options`);
+  const path = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    throw new TypeError(`${where}: unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}`);
+  }
+  const bad = path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], value);
+  throw new TypeError(`${where}: option "${path}" ${issue.message.toLowerCase()}, got ${quote(bad)}`);
+}
+
+function quote(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,35 @@
+import type { SessionInput } from '../../machines/session.ts';
+
+/**
+ * One turn handed to the agent: the batch's inputs in arrival order, a signal aborted on
+ * `/stop`, timeout, interrupt or shutdown, and `emit` to stream text (each call becomes
+ * a `message.delta`).
+ *
+ * @example
+ * const agent: Agent = async (turn) => {
+ *   for (const word of turn.inputs.map((i) => i.content).join(' ').split(' ')) {
+ *     if (turn.signal.aborted) return;
+ *     turn.emit(word + ' ');
+ *   }
+ * };
+ */
+export interface Turn {
+  readonly sessionId: string;
+  readonly inputs: readonly SessionInput[];
+  readonly signal: AbortSignal;
+  emit(delta: string): void;
+  /**
+   * Present under busy policy `steer`. Reading it tells the runtime the agent accepts
+   * steering; from then on inputs that arrive during the turn are delivered here
+   * (`input.ack` mode `injected`). Inputs the agent has not pulled when the turn ends go
+   * to the next batch — never lost.
+   */
+  readonly steer?: AsyncIterable<SessionInput>;
+}
+
+/**
+ * The agent runs one turn. It streams with `turn.emit` and/or resolves with the whole
+ * text (sent as one delta when nothing was streamed). Throwing or rejecting fails the
+ * turn with `WORKER_CRASH` (C7).
+ */
+export type Agent = (turn: Turn) => Promise<string | void> | string | void;
