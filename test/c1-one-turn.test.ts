@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { createActor } from 'xstate';
+import { sessionMachine, type SessionMachineEvent } from '../src/index.ts';
+import { controlledAgent, settle, testRuntime, turnOverlaps } from './helpers.ts';
+import { settings } from './machine-helpers.ts';
+
+describe('C1 one turn at a time', () => {
+  it('does not start a second turn while the first awaits its agent', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(a.calls).toHaveLength(1);
+    a.calls[0]!.resolve('ok');
+    await settle();
+    expect(a.calls).toHaveLength(2);
+    expect(a.calls[1]!.turn.inputs.map((i) => i.id)).toEqual(['m2']);
+    a.calls[1]!.resolve('ok');
+    await settle();
+    expect(a.maxConcurrent('s')).toBe(1);
+    expect(turnOverlaps(t.events)).toEqual([]);
+  });
+
+  it('claims the session before send returns (no await between check and claim)', () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    expect(t.runtime.status('s')).toBeUndefined();
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    // Synchronously: the actor exists, the turn is claimed and the agent was called.
+    expect(t.runtime.status('s')?.state).toBe('busy');
+    expect(a.calls).toHaveLength(1);
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    expect(a.calls).toHaveLength(1);
+    expect(t.runtime.status('s')?.backlog).toBe(1);
+  });
+
+  it('runs different sessions concurrently, each one at a time', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    for (const s of ['a', 'b', 'c']) {
+      t.runtime.send(s, { id: `${s}1`, content: 'x' });
+      t.runtime.send(s, { id: `${s}2`, content: 'y' });
+    }
+    await settle();
+    expect(a.calls.map((c) => c.turn.sessionId)).toEqual(['a', 'b', 'c']);
+    for (const c of [...a.calls]) c.resolve();
+    await settle();
+    expect(a.calls).toHaveLength(6);
+    for (const s of ['a', 'b', 'c']) expect(a.maxConcurrent(s)).toBe(1);
+  });
+
+  it('has no transition out of busy that starts a turn without ending the running one', () => {
+    // Every event the machine knows, sent while busy: a `turn.start` is only ever preceded by a `done`.
+    const events: SessionMachineEvent[] = [
+      { type: 'input', input: { id: 'x', content: 'x' } },
+      { type: 'command', command: { id: 'c', name: 'status', args: '' } },
+      { type: 'command', command: { id: 'u', name: 'user', args: '' } },
+      { type: 'agent.delta', turnId: 1, text: 'a' },
+      { type: 'agent.delta', turnId: 7, text: 'a' },
+      { type: 'agent.done', turnId: 7 },
+      { type: 'agent.error', turnId: 7, message: 'x' },
+      { type: 'agent.steering', turnId: 1 },
+      { type: 'command.done', commandId: 'u' },
+      { type: 'activate' },
+    ];
+    for (const policy of ['collect', 'followup', 'interrupt', 'reject', 'steer'] as const) {
+      const actor = createActor(sessionMachine, { input: { sessionId: 's', settings: settings({ busyPolicy: policy, debounceMs: 0 }) } });
+      const log: string[] = [];
+      actor.on('*', (e) => log.push(e.type === 'output' ? e.event.type : e.type));
+      actor.start();
+      actor.send({ type: 'activate' });
+      actor.send({ type: 'input', input: { id: 'first', content: 'a' } });
+      expect(actor.getSnapshot().matches({ running: { turn: 'busy' } })).toBe(true);
+      for (const event of events) actor.send(event);
+      const starts = log.flatMap((t, i) => (t === 'turn.start' ? [i] : []));
+      for (const [n, at] of starts.entries()) {
+        if (n === 0) continue;
+        expect(log.slice(starts[n - 1], at), `${policy}: second turn without done`).toContain('done');
+      }
+      actor.stop();
+    }
+  });
+});

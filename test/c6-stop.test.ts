@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { createActor } from 'xstate';
+import { sessionMachine, type SessionEffect } from '../src/index.ts';
+import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { settings } from './machine-helpers.ts';
+
+describe('C6 stop', () => {
+  for (const via of ['/stop', 'control'] as const) {
+    it(`${via} aborts the turn, clears the backlog and reports both`, async () => {
+      const a = controlledAgent();
+      const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+      t.runtime.send('s', { id: 'm1', content: 'one' });
+      t.runtime.send('s', { id: 'm2', content: 'two' });
+      t.runtime.send('s', { id: 'm3', content: 'three' });
+      if (via === '/stop') t.runtime.send('s', { id: 'c1', content: '/stop' });
+      else t.runtime.control('s', 'stop');
+      await settle();
+      expect(a.calls[0]!.turn.signal.aborted).toBe(true);
+      expect(t.dones('s')).toEqual([
+        expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: ['m1'], cancelled_input_ids: ['m2', 'm3'] }),
+      ]);
+      expect(t.runtime.status('s')).toMatchObject({ state: 'idle', backlog: 0 });
+      expect(a.calls).toHaveLength(1);
+    });
+  }
+
+  it('discards the late result and late deltas of a stopped turn', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    const turn = a.calls[0]!;
+    turn.turn.emit('early ');
+    t.runtime.control('s', 'stop');
+    turn.turn.emit('late');
+    turn.resolve('late result');
+    await settle();
+    const after = t.of('s').slice(t.of('s').findIndex((e) => e.type === 'done'));
+    expect(after.map((e) => e.type)).toEqual(['done', 'state']);
+    expect(t.of('s').filter((e) => e.type === 'message.delta').map((e) => e.data)).toEqual([
+      { message_id: 'msg_1', content: 'early ' },
+    ]);
+  });
+
+  it('cancels the open batch while collecting', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 300 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await t.advance(5000);
+    expect(a.calls).toHaveLength(0);
+    expect(t.dones('s')).toEqual([
+      expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: [], cancelled_input_ids: ['m1', 'm2'] }),
+    ]);
+  });
+
+  it('answers a stop with nothing to stop without a done', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent });
+    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await settle();
+    expect(t.dones('s')).toEqual([]);
+    expect(t.runtime.status('s')?.state).toBe('idle');
+  });
+
+  it('works while the session is still activating', () => {
+    const actor = createActor(sessionMachine, { input: { sessionId: 's', settings: settings() } });
+    const effects: SessionEffect[] = [];
+    actor.on('*', (e) => effects.push(e));
+    actor.start(); // not activated yet: `created`
+    actor.send({ type: 'input', input: { id: 'm1', content: 'one' } });
+    actor.send({ type: 'stop' });
+    actor.send({ type: 'activate' });
+    expect(actor.getSnapshot().matches({ running: { turn: 'idle' } })).toBe(true);
+    expect(effects.some((e) => e.type === 'turn.start')).toBe(false);
+    const done = effects.find((e) => e.type === 'output' && e.event.type === 'done');
+    expect(done).toMatchObject({ event: { data: { reason: 'stopped_by_user', cancelled_input_ids: ['m1'] } } });
+  });
+
+  it('runs the next input normally after a stop', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    t.runtime.control('s', 'stop');
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    a.calls[1]!.resolve('fine');
+    await settle();
+    expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m2'] });
+  });
+});

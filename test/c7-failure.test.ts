@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { controlledAgent, settle, testRuntime } from './helpers.ts';
+
+describe('C7 failure isolation', () => {
+  it('turns a rejecting agent into error WORKER_CRASH then done, and goes on', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    a.calls[0]!.reject(new Error('model exploded'));
+    await settle();
+    const types = t.types('s');
+    const error = t.of('s').find((e) => e.type === 'error');
+    expect(error?.data).toEqual({ code: 'WORKER_CRASH', message: 'model exploded' });
+    expect(types.indexOf('done')).toBe(types.indexOf('error') + 1);
+    expect(t.dones('s')[0]).toMatchObject({ success: false, reason: 'failed', input_ids: ['m1'] });
+    expect(a.contents()).toEqual([['one'], ['two']]);
+  });
+
+  it('catches an agent that throws synchronously', async () => {
+    let calls = 0;
+    const t = testRuntime({
+      agent: () => {
+        calls++;
+        if (calls === 1) throw new TypeError('sync boom');
+        return 'ok';
+      },
+      debounceMs: 0,
+    });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(t.dones('s').map((d) => d.success)).toEqual([false, true]);
+  });
+
+  it('aborts a turn past turnTimeoutMs with TURN_TIMEOUT and runs the next batch', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, turnTimeoutMs: 1000 });
+    t.runtime.send('s', { id: 'm1', content: 'one' });
+    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await t.advance(999);
+    expect(a.calls[0]!.turn.signal.aborted).toBe(false);
+    await t.advance(1);
+    expect(a.calls[0]!.turn.signal.aborted).toBe(true);
+    expect(t.of('s').find((e) => e.type === 'error')?.data.code).toBe('TURN_TIMEOUT');
+    expect(t.dones('s')[0]).toMatchObject({ success: false, reason: 'timeout', input_ids: ['m1'] });
+    expect(a.contents()).toEqual([['one'], ['two']]);
+    // The second turn has its own, fresh timeout.
+    await t.advance(999);
+    expect(a.calls[1]!.turn.signal.aborted).toBe(false);
+    a.calls[0]!.resolve('too late'); // ignored
+    a.calls[1]!.resolve('in time');
+    await settle();
+    expect(t.dones('s')[1]).toMatchObject({ success: true, input_ids: ['m2'] });
+  });
+
+  it("never lets one session's failure touch another", async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    t.runtime.send('bad', { id: 'm1', content: 'x' });
+    t.runtime.send('good', { id: 'm1', content: 'y' });
+    a.calls[0]!.reject('string rejection');
+    await settle();
+    expect(t.of('good').map((e) => e.type)).not.toContain('error');
+    a.calls[1]!.resolve('fine');
+    await settle();
+    expect(t.dones('good')).toEqual([expect.objectContaining({ success: true })]);
+    expect(t.of('bad').find((e) => e.type === 'error')?.data.message).toBe('string rejection');
+  });
+});

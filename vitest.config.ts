@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Race and model tests run many fast-check cases; give them room on a 2-core CI box.
+    testTimeout: 30_000,
+  },
+});
