@@ -77,6 +77,24 @@ describe('C6 stop', () => {
     expect(done).toMatchObject({ event: { data: { reason: 'stopped_by_user', cancelled_input_ids: ['m1'] } } });
   });
 
+  it('discards machine events tagged with a stopped turn, so no host check is needed', () => {
+    const actor = createActor(sessionMachine, { input: { sessionId: 's', settings: settings({ debounceMs: 0 }) } });
+    const outputs: string[] = [];
+    actor.on('output', (e) => outputs.push(e.event.type));
+    actor.start();
+    actor.send({ type: 'activate' });
+    actor.send({ type: 'input', input: { id: 'm1', content: 'one' } });
+    actor.send({ type: 'stop' });
+    actor.send({ type: 'input', input: { id: 'm2', content: 'two' } }); // turn 2 runs
+    const before = outputs.length;
+    actor.send({ type: 'agent.delta', turnId: 1, text: 'late' });
+    actor.send({ type: 'agent.done', turnId: 1, text: 'late' });
+    actor.send({ type: 'agent.error', turnId: 1, message: 'late' });
+    expect(outputs.length).toBe(before);
+    expect(actor.getSnapshot().context.turn?.id).toBe(2);
+    actor.stop();
+  });
+
   it('runs the next input normally after a stop', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });

@@ -28,8 +28,9 @@ export interface ShutdownOptions {
 export interface Runtime {
   /**
    * Hands an input to its session, creating the session if needed, and answers at once
-   * (C1: the session is claimed before `send` returns). Never throws: problems come back
-   * as `{ status: 'rejected', code, error }`.
+   * (C1: the session is claimed before `send` returns). Problems with the input or the
+   * session come back as `{ status: 'rejected', code, error }`, never thrown; only a
+   * `settingsFor` that returns invalid settings throws (a configuration bug).
    */
   send(sessionId: string, input: InputMessage): Receipt;
   /** Stops, terminates or deletes a session. Throws {@link SessionNotFoundError}. */
