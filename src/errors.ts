@@ -74,6 +74,24 @@ export class TurnTimeoutError extends BatonError {
   }
 }
 
+/** C13: an onboarding answer before the conversation started. */
+export class ConversationNotStartedError extends BatonError {
+  readonly sessionId: string;
+  constructor(sessionId: string, message = 'the onboarding has not started yet') {
+    super('CONVERSATION_NOT_STARTED', message);
+    this.sessionId = sessionId;
+  }
+}
+
+/** C13: an onboarding answer after the third question was answered. */
+export class ConversationAlreadyCompleteError extends BatonError {
+  readonly sessionId: string;
+  constructor(sessionId: string, message = 'the onboarding is already complete') {
+    super('CONVERSATION_ALREADY_COMPLETE', message);
+    this.sessionId = sessionId;
+  }
+}
+
 /** Builds the typed error for a code the session machine decided. */
 export function errorFor(code: ErrorCode, sessionId: string, message?: string): BatonError {
   switch (code) {
@@ -83,6 +101,10 @@ export function errorFor(code: ErrorCode, sessionId: string, message?: string): 
       return new SessionTerminatedError(sessionId);
     case 'SESSION_NOT_FOUND':
       return new SessionNotFoundError(sessionId);
+    case 'CONVERSATION_NOT_STARTED':
+      return new ConversationNotStartedError(sessionId, message);
+    case 'CONVERSATION_ALREADY_COMPLETE':
+      return new ConversationAlreadyCompleteError(sessionId, message);
     case 'INVALID_MESSAGE':
       return new InvalidMessageError(message ?? 'invalid message');
     default:

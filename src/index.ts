@@ -2,13 +2,17 @@
  * Baton's public API. Everything a user may rely on is exported here, and only here.
  */
 export { createRuntime } from './runtime/runtime.ts';
-export type { Runtime, ControlAction, ShutdownOptions } from './runtime/runtime.ts';
+export type { Runtime, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
+export type { SessionKind, DriverContext, KindDriver } from './runtime/kind.ts';
+export { defaultQuestions } from './runtime/onboarding-kind.ts';
+export type { Analyzer, OnboardingOptions } from './runtime/onboarding-kind.ts';
+export { demoAnalyzer } from './agents/demo-analyzer.ts';
 export type { RuntimeOptions, SessionOptions } from './runtime/options.ts';
 export { sessionDefaults, runtimeDefaults } from './runtime/options.ts';
 export type { Agent, Turn } from './runtime/turn.ts';
 export type { Clock } from './runtime/clock.ts';
 export type { CommandHandler, CommandSpec, CommandContext } from './runtime/commands.ts';
-export type { SessionEvent, Receipt, SessionStatus, InputMessage } from './runtime/types.ts';
+export type { SessionEvent, Receipt, SessionStatus, InputMessage, AnswerMessage } from './runtime/types.ts';
 export {
   BatonError,
   InvalidMessageError,
@@ -18,6 +22,8 @@ export {
   RuntimeShuttingDownError,
   WorkerCrashError,
   TurnTimeoutError,
+  ConversationNotStartedError,
+  ConversationAlreadyCompleteError,
 } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
 export { sessionMachine } from '../machines/session.ts';
@@ -32,3 +38,14 @@ export type {
   SessionEffect,
 } from '../machines/session.ts';
 export type { AepEvent, DoneData, DoneReason, MachineOutput, Question, SessionStateName } from '../machines/events.ts';
+export { onboardingMachine } from '../machines/onboarding.ts';
+export type {
+  Analysis,
+  AnalyzerInput,
+  Answer,
+  OnboardingContext,
+  OnboardingEvent,
+  OnboardingEffect,
+  Profile,
+  QuestionId,
+} from '../machines/onboarding.ts';

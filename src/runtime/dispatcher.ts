@@ -31,7 +31,9 @@ export class Dispatcher {
 
   defer(task: () => void): void {
     this.#tasks.push(task);
-    if (this.#depth === 0) this.#flush();
+    // Outside `run`, XState itself is processing (a promise actor settled, say): the
+    // work waits for a microtask, by which time that processing has finished.
+    if (this.#depth === 0 && !this.#flushing && this.#tasks.length === 1) queueMicrotask(() => this.#flush());
   }
 
   /** A clock whose callbacks (XState's delayed transitions) run inside {@link run}. */

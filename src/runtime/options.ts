@@ -3,6 +3,8 @@ import type { BusyPolicy, CommandLane } from '../../machines/session.ts';
 import type { Agent } from './turn.ts';
 import type { Clock } from './clock.ts';
 import type { CommandHandler, CommandSpec } from './commands.ts';
+import type { SessionKind } from './kind.ts';
+import type { OnboardingOptions } from './onboarding-kind.ts';
 
 /** Settings that may differ per session; see {@link RuntimeOptions.settingsFor}. */
 export interface SessionOptions {
@@ -67,6 +69,14 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 1000
    */
   idempotencyWindow?: number;
+  /** The onboarding kind's analyzer and question texts. */
+  onboarding?: OnboardingOptions;
+  /**
+   * Session kinds of your own, by name, chosen with `open(id, { kind })` or
+   * `send(id, input, { kind })` when a session is created. `agent` and `onboarding` are built in.
+   * @default {}
+   */
+  kinds?: Record<string, SessionKind>;
 }
 
 export const sessionDefaults = {
@@ -102,6 +112,15 @@ const runtimeSchema = z.strictObject({
   clock: z.object({ setTimeout: z.function(), clearTimeout: z.function() }).loose().optional(),
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),
+  onboarding: z
+    .strictObject({
+      analyzer: z.function().optional(),
+      questions: z.tuple([z.string().min(1), z.string().min(1), z.string().min(1)]).optional(),
+    })
+    .optional(),
+  kinds: z
+    .record(z.string(), z.object({ machine: z.object({}).loose(), input: z.function() }).loose())
+    .optional(),
 });
 
 /**

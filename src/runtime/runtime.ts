@@ -1,3 +1,4 @@
+import type { EventObject } from 'xstate';
 import { Observable, Subject, type Subscriber } from 'rxjs';
 import type { SessionSettings } from '../../machines/session.ts';
 import {
@@ -12,10 +13,22 @@ import { commandRegistry, parseCommand, BUILTIN_COMMANDS } from './commands.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, type HostDeps } from './session-host.ts';
-import type { InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
+import { agentKind } from './agent-kind.ts';
+import { onboardingKind } from './onboarding-kind.ts';
+import type { SessionKind } from './kind.ts';
+import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 
-/** `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good. */
-export type ControlAction = 'stop' | 'terminate' | 'delete';
+/**
+ * `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good;
+ * `start` begins a kind that waits to be started (onboarding asks its first question).
+ */
+export type ControlAction = 'stop' | 'terminate' | 'delete' | 'start';
+
+/** Which kind a session is, chosen when it is created. */
+export interface KindOption {
+  /** @default 'agent' */
+  kind?: string;
+}
 
 export interface ShutdownOptions {
   /**
@@ -32,11 +45,21 @@ export interface Runtime {
    * session come back as `{ status: 'rejected', code, error }`, never thrown; only a
    * `settingsFor` that returns invalid settings throws (a configuration bug).
    */
-  send(sessionId: string, input: InputMessage): Receipt;
+  send(sessionId: string, input: InputMessage, options?: KindOption): Receipt;
+  /**
+   * An onboarding answer to question `questionId` (AEP `question_response`). Rejected with
+   * `SESSION_NOT_FOUND` for an unknown session, `INVALID_MESSAGE` if its kind asks no questions.
+   */
+  respond(sessionId: string, answer: AnswerMessage): Receipt;
   /** Stops, terminates or deletes a session. Throws {@link SessionNotFoundError}. */
   control(sessionId: string, action: ControlAction): void;
-  /** Creates the session if it does not exist (no input needed); returns its status. */
-  open(sessionId: string): SessionStatus;
+  /**
+   * Creates the session if it does not exist (no input needed); returns its status. Throws
+   * `InvalidMessageError` if it exists with another kind, or the kind is unknown.
+   */
+  open(sessionId: string, options?: KindOption): SessionStatus;
+  /** The session actor's current XState snapshot (read-only), e.g. the onboarding profile in its context. */
+  snapshot(sessionId: string): unknown;
   /** A session's status, or `undefined` if there is no such session. */
   status(sessionId: string): SessionStatus | undefined;
   /** The ids of the sessions that are live in this runtime. */
@@ -72,8 +95,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let shutdown: Promise<void> | undefined;
 
   const deps: HostDeps = {
-    agent: opts.agent,
-    commands,
     clock: dispatcher.wrap(clock),
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,
@@ -108,13 +129,30 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     };
   }
 
-  function hostOf(sessionId: string): SessionHost {
-    let host = sessions.get(sessionId);
-    if (!host) {
-      // Claimed synchronously (C1): the actor exists before anything else can run.
-      host = new SessionHost(sessionId, settingsFor(sessionId), deps);
-      if (host.status().state !== 'deleted') sessions.set(sessionId, host);
+  const kinds = new Map<string, SessionKind>([
+    ['agent', agentKind({ agent: opts.agent, commands, settingsFor })],
+    ['onboarding', onboardingKind(opts.onboarding)],
+  ]);
+  for (const [name, kind] of Object.entries(opts.kinds ?? {})) {
+    if (kinds.has(name)) throw new TypeError(`createRuntime: kind "${name}" is built in and cannot be replaced`);
+    kinds.set(name, kind);
+  }
+
+  /** The session, created if needed; a string is the reason it cannot be had. */
+  function hostOf(sessionId: string, kindName: string | undefined): SessionHost | string {
+    const existing = sessions.get(sessionId);
+    if (existing) {
+      if (kindName !== undefined && kindName !== existing.kindName) {
+        return `session "${sessionId}" is of kind "${existing.kindName}", not "${kindName}"`;
+      }
+      return existing;
     }
+    const name = kindName ?? 'agent';
+    const kind = kinds.get(name);
+    if (!kind) return `unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`;
+    // Claimed synchronously (C1): the actor exists before anything else can run.
+    const host = new SessionHost(sessionId, name, kind, deps);
+    if (host.status().state !== 'deleted') sessions.set(sessionId, host);
     return host;
   }
 
@@ -122,29 +160,53 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     return { status: 'rejected', code: error.code, error };
   }
 
-  function send(sessionId: string, input: InputMessage): Receipt {
+  function send(sessionId: string, input: InputMessage, options: KindOption = {}): Receipt {
     if (shutdown) return rejected(new RuntimeShuttingDownError());
     const problem = validate(sessionId, input);
     if (problem) return rejected(new InvalidMessageError(problem));
-    const host = hostOf(sessionId);
-    const seen = host.recent.check(input.id, input.content);
-    if (seen === true) return { status: 'duplicate' };
-    if (seen === false) {
-      return rejected(new InvalidMessageError(`input id "${input.id}" was already used with different content`));
-    }
-    const command = parseCommand(input.id, input.content, opts.commandPrefix);
+    const host = hostOf(sessionId, options.kind);
+    if (typeof host === 'string') return rejected(new InvalidMessageError(host));
+    const { id, content, metadata } = input;
+    const command = host.kind.commands ? parseCommand(id, content, opts.commandPrefix) : undefined;
     if (command && !commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
       return rejected(new InvalidMessageError(`unknown command "${opts.commandPrefix}${command.name}" (try ${opts.commandPrefix}help)`));
     }
-    const { id, content, metadata } = input;
-    const decided = host.send(
-      command ? { type: 'command', command } : { type: 'input', input: metadata ? { id, content, metadata } : { id, content } },
-    );
-    if (!decided) return rejected(new BatonError('INTERNAL_ERROR', `session "${sessionId}" did not answer`));
+    const event = command
+      ? { type: 'command', command }
+      : { type: 'input', input: metadata ? { id, content, metadata } : { id, content } };
+    return deliver(host, id, content, event);
+  }
+
+  function respond(sessionId: string, answer: AnswerMessage): Receipt {
+    if (shutdown) return rejected(new RuntimeShuttingDownError());
+    const content = answerText(answer);
+    const problem = validate(sessionId, { id: answer?.id, content: content ?? '' }) ??
+      (typeof answer.questionId !== 'string' || answer.questionId === '' ? 'answer.questionId must be a non-empty string' : undefined) ??
+      (content === undefined ? 'answer.answers must map question texts to answers' : undefined);
+    if (problem) return rejected(new InvalidMessageError(problem));
+    const host = sessions.get(sessionId);
+    if (!host) return rejected(new SessionNotFoundError(sessionId));
+    if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
+    const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
+    return deliver(host, answer.id, content!, event);
+  }
+
+  /** Idempotency (C10), then the machine's own decision. */
+  function deliver(host: SessionHost, id: string, content: string, event: EventObject): Receipt {
+    const seen = host.recent.check(id, content);
+    if (seen === true) return { status: 'duplicate' };
+    if (seen === false) {
+      return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
+    }
+    const decided = host.send(event);
+    if (!decided) {
+      return rejected(new InvalidMessageError(`session "${host.id}" (${host.kindName}) does not take this input in its current state`));
+    }
+    const sessionId = host.id;
     if (decided.status === 'rejected') {
       return rejected(errorFor(decided.code ?? 'INTERNAL_ERROR', sessionId, decided.message));
     }
-    host.recent.remember(input.id, input.content);
+    host.recent.remember(id, content);
     return decided.mode ? { status: 'accepted', mode: decided.mode } : { status: 'accepted' };
   }
 
@@ -188,13 +250,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   return {
     send,
+    respond,
     control,
-    open: (sessionId) => {
+    open: (sessionId, options = {}) => {
       if (shutdown) throw new RuntimeShuttingDownError();
       const problem = validate(sessionId, { id: 'open', content: '' });
       if (problem) throw new InvalidMessageError(problem);
-      return hostOf(sessionId).status();
+      const host = hostOf(sessionId, options.kind);
+      if (typeof host === 'string') throw new InvalidMessageError(host);
+      return host.status();
     },
+    snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),
     status: (sessionId) => sessions.get(sessionId)?.status(),
     sessionIds: () => [...sessions.keys()],
     events$: events$.asObservable(),
@@ -207,6 +273,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return shutdown;
     },
   };
+}
+
+/** AEP's `answers` (question text → answer) as one text, answers in their given order. */
+function answerText(answer: AnswerMessage | undefined): string | undefined {
+  const answers = answer?.answers;
+  if (typeof answers !== 'object' || answers === null) return undefined;
+  const parts = Object.values(answers).map((a) => (Array.isArray(a) ? a.join(', ') : a));
+  return parts.every((p) => typeof p === 'string') ? parts.join('\n') : undefined;
 }
 
 function validate(sessionId: unknown, input: unknown): string | undefined {

@@ -24,9 +24,16 @@ export interface Receipt {
 /** What a session looks like from outside, for dashboards and `/status`-like needs. */
 export interface SessionStatus {
   readonly sessionId: string;
-  readonly state: 'created' | 'idle' | 'collecting' | 'busy' | 'terminated' | 'deleted';
-  /** Inputs waiting: the open batch plus the backlog. */
+  /** The session's kind: `agent`, `onboarding`, or one registered with the `kinds` option. */
+  readonly kind: string;
+  /**
+   * `created`, `idle`, `collecting`, `busy`, `terminated` for agent sessions; onboarding adds
+   * `complete`; user kinds report their own.
+   */
+  readonly state: 'created' | 'idle' | 'collecting' | 'busy' | 'complete' | 'terminated' | 'deleted' | (string & {});
+  /** Inputs waiting: the open batch plus the backlog (onboarding: answers waiting). */
   readonly backlog: number;
+  /** Turns started (onboarding: questions answered). */
   readonly turns: number;
   /** The seq of the latest event the session emitted. */
   readonly seq: number;
@@ -37,4 +44,14 @@ export interface InputMessage {
   readonly id: string;
   readonly content: string;
   readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** An onboarding answer (`question_response` on the wire). */
+export interface AnswerMessage {
+  /** The client message id (C10). */
+  readonly id: string;
+  /** The question answered: `q1`, `q2` or `q3`. */
+  readonly questionId: string;
+  /** Question text → answer, as in AEP's `question_response`. */
+  readonly answers: Readonly<Record<string, string | readonly string[]>>;
 }

@@ -1,0 +1,193 @@
+import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import {
+  sessionMachine,
+  type RunningTurn,
+  type SessionCommand,
+  type SessionEffect,
+  type SessionMachineEvent,
+  type SessionSettings,
+} from '../../machines/session.ts';
+import type { Agent, Turn } from './turn.ts';
+import type { CommandSpec } from './commands.ts';
+import type { DriverContext, KindDriver, SessionKind } from './kind.ts';
+import { SteerChannel } from './steer-channel.ts';
+
+export interface AgentKindOptions {
+  readonly agent: Agent;
+  readonly commands: ReadonlyMap<string, CommandSpec>;
+  settingsFor(sessionId: string): SessionSettings;
+}
+
+/** The default kind: the session machine, with the agent and command handlers run by the runtime. */
+export function agentKind(options: AgentKindOptions): SessionKind {
+  return {
+    machine: sessionMachine,
+    input: (sessionId) => ({ sessionId, settings: options.settingsFor(sessionId) }),
+    commands: true,
+    driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
+    status: (snapshot: AnyMachineSnapshot) => {
+      const c = (snapshot as unknown as { context: { batch: unknown[]; queue: unknown[]; turns: number } }).context;
+      const state = snapshot.matches('created')
+        ? 'created'
+        : snapshot.matches('terminated')
+          ? 'terminated'
+          : snapshot.matches('deleted')
+            ? 'deleted'
+            : snapshot.matches({ running: { turn: 'busy' } })
+              ? 'busy'
+              : snapshot.matches({ running: { turn: 'collecting' } })
+                ? 'collecting'
+                : 'idle';
+      return { state, backlog: c.batch.length + c.queue.length, turns: c.turns };
+    },
+  };
+}
+
+/** The host side of one running turn. */
+interface TurnRecord {
+  readonly id: number;
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  readonly steer: SteerChannel | undefined;
+  streamed: boolean;
+  ended: boolean;
+}
+
+/** Runs a session's turns and commands as its machine asks, and reports back with tagged events. */
+class AgentDriver implements KindDriver {
+  readonly #session: DriverContext;
+  readonly #options: AgentKindOptions;
+  #turn: TurnRecord | undefined;
+  #command: AbortController | undefined;
+  readonly #steering: boolean;
+
+  constructor(session: DriverContext, options: AgentKindOptions, settings: SessionSettings) {
+    this.#session = session;
+    this.#options = options;
+    this.#steering = settings.busyPolicy === 'steer';
+  }
+
+  effect(e: EventObject): void {
+    const effect = e as SessionEffect;
+    const session = this.#session;
+    switch (effect.type) {
+      case 'turn.start': {
+        const record = this.#startRecord(effect.turn);
+        session.defer(() => this.#runAgent(record, effect.turn));
+        return;
+      }
+      case 'turn.abort': {
+        const record = this.#turn;
+        if (record?.id === effect.turnId) session.defer(() => record.controller.abort(new Error('turn aborted')));
+        return;
+      }
+      case 'turn.steer': {
+        const record = this.#turn;
+        if (record?.id === effect.turnId) session.defer(() => record.steer?.push(effect.input));
+        return;
+      }
+      case 'command.run':
+        session.defer(() => this.#runCommand(effect.command));
+        return;
+    }
+  }
+
+  closeTurn(): number {
+    const record = this.#turn;
+    if (!record) return 0;
+    record.ended = true;
+    this.#turn = undefined;
+    if (record.steer) this.#session.defer(() => record.steer?.close());
+    return this.#session.now() - record.startedAt;
+  }
+
+  stop(): void {
+    this.#turn?.controller.abort(new Error('session stopped'));
+    this.#turn?.steer?.close();
+    this.#command?.abort(new Error('session stopped'));
+  }
+
+  #send(event: SessionMachineEvent): void {
+    this.#session.dispatch(event);
+  }
+
+  #startRecord(turn: RunningTurn): TurnRecord {
+    const turnId = turn.id;
+    const steer = this.#steering
+      ? new SteerChannel(
+          () => this.#send({ type: 'agent.steering', turnId }),
+          (input) => this.#send({ type: 'agent.pulled', turnId, inputId: input.id }),
+        )
+      : undefined;
+    const record: TurnRecord = {
+      id: turnId,
+      controller: new AbortController(),
+      startedAt: this.#session.now(),
+      steer,
+      streamed: false,
+      ended: false,
+    };
+    this.#turn = record;
+    return record;
+  }
+
+  #runAgent(record: TurnRecord, running: RunningTurn): void {
+    if (record.ended) return; // stopped before it could start
+    const turnId = record.id;
+    const turn: Turn = {
+      sessionId: this.#session.sessionId,
+      inputs: running.inputs,
+      signal: record.controller.signal,
+      emit: (delta) => {
+        if (record.ended) return;
+        record.streamed = true;
+        this.#send({ type: 'agent.delta', turnId, text: String(delta) });
+      },
+      ...(record.steer && { steer: record.steer }),
+    };
+    const succeed = (result: unknown) => {
+      const text = !record.streamed && typeof result === 'string' && result !== '' ? { text: result } : {};
+      this.#send({ type: 'agent.done', turnId, ...text });
+    };
+    const fail = (error: unknown) => this.#send({ type: 'agent.error', turnId, message: describe(error) });
+    try {
+      const result = this.#options.agent(turn);
+      if (isPromiseLike(result)) result.then(succeed, fail);
+      else succeed(result);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  #runCommand(command: SessionCommand): void {
+    const commandId = command.id;
+    const spec = this.#options.commands.get(command.name);
+    const done = (result: unknown) =>
+      this.#send({ type: 'command.done', commandId, ...(typeof result === 'string' && { text: result }) });
+    const fail = (error: unknown) => this.#send({ type: 'command.error', commandId, message: describe(error) });
+    if (!spec) return fail(new Error(`unknown command "${command.name}"`));
+    const controller = new AbortController();
+    this.#command = controller;
+    try {
+      const result = spec.handler({
+        sessionId: this.#session.sessionId,
+        name: command.name,
+        args: command.args,
+        inputId: command.id,
+        signal: controller.signal,
+      });
+      if (isPromiseLike(result)) result.then(done, fail);
+      else done(result);
+    } catch (error) {
+      fail(error);
+    }
+  }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

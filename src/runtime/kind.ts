@@ -1,0 +1,63 @@
+import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
+
+/**
+ * A kind of session: the machine that runs it and how the runtime talks to it. Baton has
+ * two (`agent`, the default, and `onboarding`); register your own with the `kinds` option.
+ *
+ * The machine speaks a small protocol with the runtime:
+ * - it receives `{ type: 'input', input: { id, content, metadata?, questionId? } }` for each
+ *   input, and must emit `{ type: 'receipt', receipt: { status: 'accepted' | 'rejected', mode?, code?, message? } }`
+ *   while handling it (an input that produces no receipt is rejected as `INVALID_MESSAGE`);
+ * - it emits `{ type: 'output', event: { type, data } }` for every session event (AEP
+ *   vocabulary); the runtime numbers them (C8) and publishes them;
+ * - it may handle `activate` (sent right after start), `start`, `stop`, `terminate`, `delete`
+ *   (reaching a final state removes the session) and `shutdown` (emit `{ type: 'drained' }`
+ *   when nothing runs any more; otherwise it is stopped when `drainMs` is up).
+ *
+ * @example
+ * const echoKind: SessionKind = {
+ *   machine: echoMachine,            // a machine that follows the protocol above
+ *   input: (sessionId) => ({ sessionId }),
+ * };
+ * createRuntime({ agent, kinds: { echo: echoKind } }).open('s1', { kind: 'echo' });
+ */
+export interface SessionKind {
+  readonly machine: AnyStateMachine;
+  /** The machine's `input` for a new session. */
+  input(sessionId: string): unknown;
+  /**
+   * Parse inputs starting with the command prefix as commands (`{ type: 'command', command: { id, name, args } }`).
+   * @default false
+   */
+  readonly commands?: boolean;
+  /**
+   * Accept `question_response` answers (`runtime.respond`), sent as inputs with a `questionId`.
+   * @default false
+   */
+  readonly answers?: boolean;
+  /** Runs effects of the machine other than output/receipt/drained; one driver per session. */
+  driver?(session: DriverContext): KindDriver;
+  /** Summarises a snapshot. @default the state value, backlog 0, turns 0 */
+  status?(snapshot: AnyMachineSnapshot): { state: string; backlog: number; turns: number };
+}
+
+/** What a kind's driver may do with its session. */
+export interface DriverContext {
+  readonly sessionId: string;
+  /** The machine input {@link SessionKind.input} made for this session. */
+  readonly input: unknown;
+  /** Sends an event to the session's actor. */
+  dispatch(event: EventObject): void;
+  /** Runs `task` after the actor's current step (never call user code while it processes). */
+  defer(task: () => void): void;
+  now(): number;
+}
+
+export interface KindDriver {
+  /** Called while the actor processes: record, and `defer` anything that calls out. */
+  effect(effect: EventObject): void;
+  /** A `done` is being emitted: end the running turn, if any, and return its duration in ms. */
+  closeTurn?(): number;
+  /** The session is being stopped: abort what runs. */
+  stop(): void;
+}
