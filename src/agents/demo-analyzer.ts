@@ -19,7 +19,7 @@ export async function demoAnalyzer(input: AnalyzerInput): Promise<Analysis> {
 }
 
 function keyPhrase(answer: string): string {
-  const clause = answer.trim().split(/[.;!?\n]/)[0] ?? answer;
-  const words = clause.split(/[\s,]+/).filter(Boolean);
+  const clause = answer.trim().split(/[,.;:!?\n]/)[0] ?? answer;
+  const words = clause.split(/\s+/).filter(Boolean);
   return words.length > 8 ? `${words.slice(0, 8).join(' ')}…` : words.join(' ');
 }
