@@ -129,9 +129,9 @@ describe('C13 onboarding order', () => {
     const t = onboarding(a.analyzer);
     expect(t.runtime.respond('o', { id: 'r1', questionId: 'q1', answers: { [defaultQuestions[0]]: 'first' } }).status).toBe('accepted');
     // The double click: same question, a new envelope id, while q1 is analyzed.
-    expect(t.runtime.respond('o', { id: 'r2', questionId: 'q1', answers: { [defaultQuestions[0]]: 'first' } }).code).toBe(
-      'INVALID_MESSAGE',
-    );
+    const twice = t.runtime.respond('o', { id: 'r2', questionId: 'q1', answers: { [defaultQuestions[0]]: 'first' } });
+    expect(twice.code).toBe('INVALID_MESSAGE');
+    expect(twice.error?.message).toBe('question q1 has already been answered');
     a.calls[0]!.resolve({ reflection: 'ok' });
     await settle();
     expect(t.runtime.respond('o', { id: 'r3', questionId: 'q1', answers: { q: 'again' } }).code).toBe('INVALID_MESSAGE');
