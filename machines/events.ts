@@ -82,4 +82,6 @@ export interface MachineReceipt {
   readonly mode?: 'primary' | 'queued' | 'injected' | 'command';
   readonly code?: ErrorCode;
   readonly message?: string;
+  /** The rejection is also an `error` event in the session's stream. */
+  readonly announced?: boolean;
 }

@@ -73,7 +73,7 @@ const out = (enqueue: Enqueue, event: MachineOutput) => enqueue.emit({ type: 'ou
 
 /** Rejects in both vocabularies: a receipt for the sender, an `error` event for the stream. */
 function reject(enqueue: Enqueue, code: 'CONVERSATION_NOT_STARTED' | 'CONVERSATION_ALREADY_COMPLETE' | 'INVALID_MESSAGE' | 'SESSION_TERMINATED', message: string) {
-  enqueue.emit({ type: 'receipt', receipt: { status: 'rejected', code, message } });
+  enqueue.emit({ type: 'receipt', receipt: { status: 'rejected', code, message, announced: true } });
   out(enqueue, { type: 'error', data: { code, message } });
 }
 

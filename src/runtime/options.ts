@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { validateOptions } from '../validate.ts';
 import type { BusyPolicy, CommandLane } from '../../machines/session.ts';
 import type { Agent } from './turn.ts';
 import type { Clock } from './clock.ts';
@@ -123,35 +124,11 @@ const runtimeSchema = z.strictObject({
     .optional(),
 });
 
-/**
- * Validates options at the boundary: a `TypeError` names the option and quotes the bad value.
- */
+/** Validates `createRuntime` options (see {@link validateOptions}). */
 export function parseRuntimeOptions(options: RuntimeOptions): RuntimeOptions {
-  return check('createRuntime', runtimeSchema, options) as RuntimeOptions;
+  return validateOptions('createRuntime', runtimeSchema, options);
 }
 
 export function parseSessionOptions(where: string, options: SessionOptions): SessionOptions {
-  return check(where, sessionSchema, options) as SessionOptions;
-}
-
-function check(where: string, schema: z.ZodType, value: unknown): unknown {
-  const result = schema.safeParse(value);
-  if (result.success) return value;
-  const issue = result.error.issues[0];
-  if (!issue) throw new TypeError(`${where}: invalid options`);
-  const path = issue.path.join('.');
-  if (issue.code === 'unrecognized_keys') {
-    throw new TypeError(`${where}: unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}`);
-  }
-  const bad = path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], value);
-  throw new TypeError(`${where}: option "${path}" ${issue.message.toLowerCase()}, got ${quote(bad)}`);
-}
-
-function quote(value: unknown): string {
-  if (typeof value === 'function') return 'a function';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
+  return validateOptions(where, sessionSchema, options);
 }

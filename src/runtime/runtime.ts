@@ -204,7 +204,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
     const sessionId = host.id;
     if (decided.status === 'rejected') {
-      return rejected(errorFor(decided.code ?? 'INTERNAL_ERROR', sessionId, decided.message));
+      const error = errorFor(decided.code ?? 'INTERNAL_ERROR', sessionId, decided.message);
+      return decided.announced ? { ...rejected(error), announced: true } : rejected(error);
     }
     host.recent.remember(id, content);
     return decided.mode ? { status: 'accepted', mode: decided.mode } : { status: 'accepted' };

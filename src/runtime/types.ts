@@ -19,6 +19,8 @@ export interface Receipt {
   readonly code?: ErrorCode;
   /** For rejections: the typed error. `send` itself never throws. */
   readonly error?: BatonError;
+  /** The session also reported this rejection as an `error` event in its stream (onboarding does). */
+  readonly announced?: boolean;
 }
 
 /** What a session looks like from outside, for dashboards and `/status`-like needs. */

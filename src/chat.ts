@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+
+export interface ChatOptions {
+  url: string;
+  sessionId?: string;
+  onboarding: boolean;
+  token?: string;
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+}
+
+/**
+ * An interactive terminal client: prints replies as they stream and states as they
+ * change, sends each typed line as an input. Resolves with the exit code.
+ */
+export function chat(options: ChatOptions): Promise<number> {
+  const out = options.output ?? process.stdout;
+  const print = (text: string) => out.write(text);
+  const ws = new WebSocket(options.url);
+  const lines = createInterface({ input: options.input ?? process.stdin, terminal: false });
+  const envelope = (type: string, data: object) =>
+    JSON.stringify({ version: 'aep/v1', id: randomUUID(), event: { type, data } });
+  let sessionId = '';
+  let streaming = false;
+  // Lines typed before the handshake wait; at end of input the client leaves once every
+  // input it sent has been answered, so `printf 'hi\n' | npm run chat` shows the reply.
+  const queued: string[] = [];
+  const outstanding = new Set<string>();
+  let ready = false;
+  let ending = false;
+  const sendLine = (text: string) => {
+    const id = randomUUID();
+    outstanding.add(id);
+    ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: text } } }));
+  };
+  const settle = (ids: unknown) => {
+    for (const id of Array.isArray(ids) ? ids : [ids]) outstanding.delete(String(id));
+    if (ending && ready && outstanding.size === 0) ws.close(1000);
+  };
+
+  return new Promise((resolve) => {
+    ws.on('open', () => {
+      ws.send(
+        envelope('init', {
+          version: 'aep/v1',
+          worker_type: options.onboarding ? 'onboarding' : 'agent',
+          ...(options.sessionId && { session_id: options.sessionId }),
+          ...(options.token && { auth: { token: options.token } }),
+        }),
+      );
+    });
+    ws.on('message', (raw) => {
+      const { event } = JSON.parse(raw.toString()) as { event: { type: string; data: Record<string, unknown> } };
+      const d = event.data;
+      const line = (text: string) => print(`${streaming ? '\n' : ''}${text}\n`);
+      switch (event.type) {
+        case 'init_ack':
+          if (d.code) return line(`[refused: ${String(d.code)} — ${String(d.error)}]`);
+          sessionId = String(d.session_id);
+          line(`[connected to ${sessionId} (${String(d.state)}); type a message, Ctrl-D to quit]`);
+          ready = true;
+          queued.splice(0).forEach(sendLine);
+          return settle([]);
+        case 'state':
+          line(`[${String(d.state)}${d.message ? `: ${String(d.message)}` : ''}]`);
+          // Nothing more will be answered in a terminated or deleted session.
+          return settle(d.state === 'terminated' || d.state === 'deleted' ? [...outstanding] : []);
+        case 'message.start':
+          streaming = true;
+          return print('< ');
+        case 'message.delta':
+          return print(String(d.content));
+        case 'message.end':
+          streaming = false;
+          return print('\n');
+        case 'message':
+          line(`${d.role === 'system' ? '[system] ' : '< '}${String(d.content)}`);
+          // A command's reply names it; an onboarding reflection answers the oldest answer.
+          return settle(String(d.id).endsWith(':reflection') ? [...outstanding].slice(0, 1) : String(d.id).replace(/:reply$/, ''));
+        case 'question_request': {
+          const [q] = d.questions as { question: string }[];
+          return line(`? ${q?.question ?? ''}`);
+        }
+        case 'done':
+          if (!d.success) line(`[turn ended: ${String(d.reason)}]`);
+          return settle([...(d.input_ids as string[]), ...((d.cancelled_input_ids as string[] | undefined) ?? [])]);
+        case 'error':
+          line(`[error ${String(d.code)}: ${String(d.message)}]`);
+          return settle(d.event_id ?? []);
+        case 'control':
+          return line(`[server: ${String(d.action)}${d.reason ? ` (${String(d.reason)})` : ''}]`);
+        default:
+          return;
+      }
+    });
+    ws.on('close', (code, reason) => {
+      print(`[disconnected: ${code}${reason.length ? ` ${reason.toString()}` : ''}]\n`);
+      lines.close();
+      resolve(code === 1000 || code === 1001 || code === 1005 ? 0 : 1);
+    });
+    ws.on('error', (error) => {
+      print(`[cannot connect to ${options.url}: ${error.message}]\n`);
+    });
+    lines.on('line', (text) => {
+      if (text.trim() === '') return;
+      if (ready && ws.readyState === WebSocket.OPEN) sendLine(text);
+      else queued.push(text);
+    });
+    lines.on('close', () => {
+      ending = true;
+      settle([]);
+    });
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * `baton serve` (the default of `npm start`) and `baton chat` (`npm run chat`).
+ */
+import { parseArgs } from 'node:util';
+import { pino, type Level } from 'pino';
+import { createRuntime } from './runtime/runtime.ts';
+import { createGateway } from './gateway/gateway.ts';
+import { demoAgent } from './agents/demo.ts';
+import { chat } from './chat.ts';
+import type { BusyPolicy } from '../machines/session.ts';
+
+const USAGE = `Usage: baton <command> [options]   (from a checkout: npm start / npm run chat -- [options])
+
+Commands:
+  serve   run the AEP v1 gateway with the demo agent
+            --port N            (PORT, default 8080)
+            --host HOST         (default 127.0.0.1)
+            --token SECRET      (BATON_TOKEN; when set, clients must send it in init.auth.token)
+            --demo-delay-ms N   (default 20: the demo agent's pause before each word)
+            --debounce-ms N     (default 300)
+            --max-wait-ms N     (default 2000)
+            --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
+            --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
+            --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
+  chat    an interactive terminal client
+            --url URL           (default ws://127.0.0.1:8080/ws)
+            --session ID        (attach to a session; default: a new one)
+            --onboarding        (start an onboarding session)
+            --token SECRET      (BATON_TOKEN)
+`;
+
+const [command = 'serve', ...args] = process.argv.slice(2);
+
+try {
+  if (command === 'serve') await serve(args);
+  else if (command === 'chat') await runChat(args);
+  else if (command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
+  else fail(`unknown command "${command}"`);
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      token: { type: 'string' },
+      'demo-delay-ms': { type: 'string' },
+      'debounce-ms': { type: 'string' },
+      'max-wait-ms': { type: 'string' },
+      'busy-policy': { type: 'string' },
+      'drain-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  const level = (values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn') as Level | 'silent';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
+    throw new Error(`--log-level must be one of fatal, error, warn, info, debug, trace, silent; got "${level}"`);
+  }
+  const logger = pino({ level }, pino.destination(2));
+  const runtime = createRuntime({
+    agent: demoAgent({ delayMs: int('--demo-delay-ms', values['demo-delay-ms'], 20) }),
+    debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
+    maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
+    busyPolicy: (values['busy-policy'] ?? 'collect') as BusyPolicy,
+  });
+  const token = values.token ?? process.env.BATON_TOKEN;
+  const gateway = createGateway({
+    runtime,
+    port: int('--port', values.port ?? process.env.PORT, 8080),
+    host: values.host ?? '127.0.0.1',
+    drainMs: int('--drain-ms', values['drain-ms'], 5000),
+    logger,
+    ...(token ? { token } : {}),
+  });
+  const { url, host, port } = await gateway.listen();
+  process.stdout.write(`Baton gateway on ${url} (health: http://${host}:${port}/healthz, metrics: /metrics)\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'signal received');
+    gateway.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function runChat(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      session: { type: 'string' },
+      onboarding: { type: 'boolean' },
+      token: { type: 'string' },
+    },
+  });
+  const token = values.token ?? process.env.BATON_TOKEN;
+  const code = await chat({
+    url: values.url ?? 'ws://127.0.0.1:8080/ws',
+    onboarding: values.onboarding ?? false,
+    ...(values.session ? { sessionId: values.session } : {}),
+    ...(token ? { token } : {}),
+  });
+  process.exit(code);
+}
+
+function int(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a non-negative integer, got "${value}"`);
+  return n;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`baton: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}

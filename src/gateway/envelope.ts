@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { OutboundFrame } from '../../machines/connection.ts';
+
+export const PROTOCOL_VERSION = 'aep/v1';
+
+/** A client envelope (PROTOCOL.md): `version`, `id`, `event{type, data}` required; unknown fields ignored. */
+const envelopeSchema = z.looseObject({
+  version: z.string(),
+  id: z.string().min(1).max(256),
+  session_id: z.string().optional(),
+  seq: z.number().optional(),
+  timestamp: z.number().optional(),
+  priority: z.enum(['control', 'data']).optional(),
+  event: z.looseObject({ type: z.string().min(1), data: z.looseObject({}) }),
+});
+
+const sessionIdSchema = z.string().max(256).regex(/^[\w.:-]*$/, 'letters, digits, _ . : - only');
+
+export const initDataSchema = z.looseObject({
+  version: z.string(),
+  worker_type: z.string().min(1).max(64).optional(),
+  session_id: sessionIdSchema.optional(),
+  auth: z.looseObject({ token: z.string().optional() }).optional(),
+});
+
+const inputDataSchema = z.looseObject({
+  content: z.string(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+const controlDataSchema = z.looseObject({ action: z.enum(['stop', 'terminate', 'delete']) });
+const questionResponseSchema = z.looseObject({
+  id: z.string().min(1),
+  answers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+});
+
+export type ClientFrame =
+  | { type: 'init'; id: string; data: z.infer<typeof initDataSchema> }
+  | { type: 'input'; id: string; data: z.infer<typeof inputDataSchema> }
+  | { type: 'control'; id: string; data: z.infer<typeof controlDataSchema> }
+  | { type: 'question_response'; id: string; data: z.infer<typeof questionResponseSchema> }
+  | { type: 'ping'; id: string };
+
+/** Why a frame was refused: the error code and a message that says what to fix. */
+export interface FrameProblem {
+  readonly code: 'INVALID_MESSAGE' | 'VERSION_MISMATCH';
+  readonly message: string;
+  readonly id?: string;
+}
+
+const dataSchemas = {
+  init: initDataSchema,
+  input: inputDataSchema,
+  control: controlDataSchema,
+  question_response: questionResponseSchema,
+  ping: z.looseObject({}),
+} as const;
+
+/** Parses one WebSocket text message into a typed client frame, or says what is wrong with it. */
+export function parseFrame(text: string): ClientFrame | FrameProblem {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { code: 'INVALID_MESSAGE', message: 'the frame is not valid JSON' };
+  }
+  const envelope = envelopeSchema.safeParse(json);
+  if (!envelope.success) return { code: 'INVALID_MESSAGE', message: `bad envelope: ${describe(envelope.error)}` };
+  const { id, version, event } = envelope.data;
+  if (version !== PROTOCOL_VERSION) {
+    return { code: 'VERSION_MISMATCH', message: `version must be "${PROTOCOL_VERSION}", got ${JSON.stringify(version)}`, id };
+  }
+  if (!Object.hasOwn(dataSchemas, event.type)) {
+    return { code: 'INVALID_MESSAGE', message: `unknown event type ${JSON.stringify(event.type)}`, id };
+  }
+  const type = event.type as keyof typeof dataSchemas;
+  const data = dataSchemas[type].safeParse(event.data);
+  if (!data.success) return { code: 'INVALID_MESSAGE', message: `bad ${type} data: ${describe(data.error)}`, id };
+  return { type, id, data: data.data } as ClientFrame;
+}
+
+export function isProblem(value: ClientFrame | FrameProblem): value is FrameProblem {
+  return 'code' in value;
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid';
+  return issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
+}
+
+const CONTROL_TYPES = new Set(['control', 'init_ack', 'error', 'pong', 'input.ack']);
+
+/** The server envelope for a frame: every field PROTOCOL.md requires. */
+export function serverEnvelope(sessionId: string, frame: OutboundFrame): string {
+  return JSON.stringify({
+    version: PROTOCOL_VERSION,
+    id: `evt_${randomUUID()}`,
+    seq: frame.seq,
+    priority: CONTROL_TYPES.has(frame.type) ? 'control' : 'data',
+    session_id: sessionId,
+    timestamp: Date.now(),
+    event: { type: frame.type, data: frame.data },
+  });
+}

@@ -1,0 +1,121 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { pino } from 'pino';
+import { Connection, type ConnectionContext } from './connection.ts';
+import { GatewayMetrics } from './metrics.ts';
+import { gatewayDefaults, parseGatewayOptions, type GatewayOptions } from './options.ts';
+
+export interface Gateway {
+  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Graceful shutdown (C14): refuses new handshakes, sends `control{action:'reconnect'}` to
+   * every client, drains the runtime for `drainMs`, closes every socket (1001) and the server.
+   */
+  close(): Promise<void>;
+  /** Open connections, for tests and dashboards. */
+  connections(): number;
+}
+
+/**
+ * The AEP v1 gateway: a WebSocket server at `/ws` on Node's `http` server, with
+ * `GET /healthz` and `GET /metrics` on the same port.
+ *
+ * @example
+ * const gateway = createGateway({ runtime, port: 8080 });
+ * const { url } = await gateway.listen(); // ws://127.0.0.1:8080/ws
+ * process.on('SIGTERM', () => gateway.close().then(() => process.exit(0)));
+ */
+export function createGateway(options: GatewayOptions): Gateway {
+  const opts = { ...gatewayDefaults, ...parseGatewayOptions(options) };
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const metrics = new GatewayMetrics(opts.runtime);
+  const connections = new Set<Connection>();
+  let closing: Promise<void> | undefined;
+
+  const ctx: ConnectionContext = {
+    runtime: opts.runtime,
+    token: opts.token,
+    maxFrameBytes: opts.maxFrameBytes,
+    initTimeoutMs: opts.initTimeoutMs,
+    maxBufferedBytes: opts.maxBufferedBytes,
+    rateLimit: opts.rateLimit,
+    metrics,
+    logger,
+    closing: () => closing !== undefined,
+    closed: (connection) => {
+      connections.delete(connection);
+      metrics.connections.set(connections.size);
+    },
+  };
+
+  const server = createServer((req, res) => {
+    serveHttp(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'http handler failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  // ws closes a socket whose frame exceeds maxPayload with 1009, as the protocol asks.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes });
+
+  server.on('upgrade', (req, socket, head) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      connections.add(new Connection(ws, ctx));
+      metrics.connections.set(connections.size);
+    });
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+
+  async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method === 'GET' && path === '/healthz') {
+      res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: closing ? 'shutting_down' : 'ok' }));
+    } else if (req.method === 'GET' && path === '/metrics') {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+    }
+  }
+
+  async function shutdown(): Promise<void> {
+    logger.info({ connections: connections.size }, 'shutting down');
+    for (const connection of connections) {
+      connection.send({ type: 'control', seq: 0, data: { action: 'reconnect', reason: 'shutdown' } });
+    }
+    await opts.runtime.shutdown({ drainMs: opts.drainMs });
+    const gone = [...wss.clients].map((ws) => new Promise<void>((resolve) => ws.once('close', () => resolve())));
+    for (const ws of wss.clients) ws.close(1001, 'shutdown');
+    // A client that never answers the close handshake is cut off.
+    const cutoff = setTimeout(() => wss.clients.forEach((ws) => ws.terminate()), 1000);
+    await Promise.all(gone);
+    clearTimeout(cutoff);
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    logger.info('stopped');
+  }
+
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.port, opts.host, () => {
+          server.off('error', reject);
+          const { port } = server.address() as AddressInfo;
+          logger.info({ host: opts.host, port }, 'listening');
+          resolve({ host: opts.host, port, url: `ws://${opts.host}:${port}/ws` });
+        });
+      }),
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+    connections: () => connections.size,
+  };
+}

@@ -1,0 +1,66 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { Receipt } from '../runtime/types.ts';
+
+/** The gateway's Prometheus metrics, on a registry of its own (so several gateways can coexist). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #inputs = new Counter({
+    name: 'baton_inputs_total',
+    help: 'Inputs received over the gateway, by outcome (primary, queued, injected, command, duplicate, rejected).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly #errors = new Counter({
+    name: 'baton_errors_total',
+    help: 'Errors by code: error events, rejected inputs, failed handshakes, slow-consumer closes.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly #turns = new Counter({
+    name: 'baton_turns_total',
+    help: 'Turns ended, by outcome (success or the done reason).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly #latency = new Histogram({
+    name: 'baton_turn_duration_seconds',
+    help: 'Turn duration from start to done.',
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly connections = new Gauge({ name: 'baton_connections', help: 'Open WebSocket connections.', registers: [this.registry] });
+
+  constructor(runtime: Runtime) {
+    new Gauge({
+      name: 'baton_sessions',
+      help: 'Live sessions by state.',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      // Counted at scrape time: nothing to keep in step on the hot path.
+      collect() {
+        this.reset();
+        for (const id of runtime.sessionIds()) {
+          const state = runtime.status(id)?.state;
+          if (state) this.inc({ state });
+        }
+      },
+    });
+    runtime.events$.subscribe((event) => {
+      if (event.type === 'done') {
+        if (event.data.input_ids.length > 0) this.#turns.inc({ outcome: event.data.reason ?? 'success' });
+        this.#latency.observe(event.data.stats.duration_ms / 1000);
+      } else if (event.type === 'error') {
+        this.#errors.inc({ code: event.data.code });
+      }
+    });
+  }
+
+  input(receipt: Receipt): void {
+    this.#inputs.inc({ outcome: receipt.status === 'accepted' ? (receipt.mode ?? 'accepted') : receipt.status });
+  }
+
+  error(code: string): void {
+    this.#errors.inc({ code });
+  }
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { validateOptions } from '../validate.ts';
+import type { Logger } from 'pino';
+import type { Runtime } from '../runtime/runtime.ts';
+
+export interface GatewayOptions {
+  /** The runtime whose sessions the gateway serves. Required. */
+  runtime: Runtime;
+  /** @default 8080 */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** When set, `init.auth.token` must equal it (`AUTH_REQUIRED`, `UNAUTHORIZED`). @default none */
+  token?: string;
+  /** Larger frames close the socket with 1009. @default 32768 */
+  maxFrameBytes?: number;
+  /** The first frame must be `init` within this time. @default 30000 */
+  initTimeoutMs?: number;
+  /**
+   * Outbound bytes a slow client may leave unread. Past a quarter of it `message.delta`
+   * frames are dropped (and the turn's `done` says `dropped: true`); past half, the client
+   * gets `control{action:'throttle'}`; past all of it, the socket is closed (1013).
+   * @default 1048576
+   */
+  maxBufferedBytes?: number;
+  /** Inputs per second per connection, with bursts; past it `RATE_LIMITED`. @default { perSecond: 20, burst: 40 } */
+  rateLimit?: { perSecond: number; burst: number };
+  /** How long running turns may finish at shutdown (C14). @default 5000 */
+  drainMs?: number;
+  /** Structured logger (pino). @default silent */
+  logger?: Logger;
+}
+
+export const gatewayDefaults = {
+  port: 8080,
+  host: '127.0.0.1',
+  maxFrameBytes: 32_768,
+  initTimeoutMs: 30_000,
+  maxBufferedBytes: 1_048_576,
+  rateLimit: { perSecond: 20, burst: 40 },
+  drainMs: 5000,
+} as const;
+
+const schema = z.strictObject({
+  runtime: z.looseObject({ send: z.function() }),
+  port: z.number().int().min(0).max(65535).optional(),
+  host: z.string().min(1).optional(),
+  token: z.string().min(1).optional(),
+  maxFrameBytes: z.number().int().min(256).optional(),
+  initTimeoutMs: z.number().int().min(1).optional(),
+  maxBufferedBytes: z.number().int().min(1024).optional(),
+  rateLimit: z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+  drainMs: z.number().int().min(0).optional(),
+  logger: z.looseObject({}).optional(),
+});
+
+export function parseGatewayOptions(options: GatewayOptions): GatewayOptions {
+  return validateOptions('createGateway', schema, options);
+}
