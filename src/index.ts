@@ -49,3 +49,11 @@ export type {
   Profile,
   QuestionId,
 } from '../machines/onboarding.ts';
+export { createGateway } from './gateway/gateway.ts';
+export type { Gateway } from './gateway/gateway.ts';
+export { gatewayDefaults } from './gateway/options.ts';
+export type { GatewayOptions } from './gateway/options.ts';
+export { demoAgent } from './agents/demo.ts';
+export type { DemoAgentOptions } from './agents/demo.ts';
+export { connectionMachine } from '../machines/connection.ts';
+export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
