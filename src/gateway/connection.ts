@@ -214,6 +214,13 @@ export class Connection {
       socket.close(1013, 'slow consumer');
       return;
     }
+    // Tell the client once per episode; the control frame queues behind this one.
+    if (!this.#throttled && buffered > limit / 2) {
+      this.#throttled = true;
+      this.send({ type: 'control', seq: 0, data: { action: 'throttle', reason: 'slow_consumer' } });
+    } else if (this.#throttled && buffered < limit / 4) {
+      this.#throttled = false;
+    }
     if (frame.type === 'message.delta' && buffered > limit / 4) {
       this.#dropped = true;
       return;
@@ -224,12 +231,6 @@ export class Connection {
       this.#dropped = false;
     }
     socket.send(serverEnvelope(this.#sessionId, { ...frame, data }));
-    if (!this.#throttled && buffered > limit / 2) {
-      this.#throttled = true;
-      this.send({ type: 'control', seq: 0, data: { action: 'throttle', reason: 'slow_consumer' } });
-    } else if (this.#throttled && buffered < limit / 4) {
-      this.#throttled = false;
-    }
   }
 
   #wireState(status: SessionStatus | undefined): string {

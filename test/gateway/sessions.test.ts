@@ -26,6 +26,11 @@ describe('sessions over the wire', () => {
     expect(b.client.frames[0]).toBe(b.ack);
     expect(b.ack.event.data.state).toBe('running');
     await b.client.type('done');
+    // Every server envelope carries every field (PROTOCOL.md §Envelope).
+    for (const f of b.client.frames) {
+      expect(Object.keys(f).sort()).toEqual(['event', 'id', 'priority', 'seq', 'session_id', 'timestamp', 'version']);
+      expect(f.session_id).toBe('shared');
+    }
     const seqs = sessionFrames(b.client.frames).map((f) => f.seq);
     expect(seqs[0]).toBe(b.ack.event.data.seq + 1);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
