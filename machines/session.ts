@@ -365,7 +365,7 @@ export const sessionMachine = setup({
     created: {
       entry: 'announceCreated',
       on: {
-        activate: 'running',
+        activate: { target: 'running', actions: 'announceIdle' },
         input: [{ guard: 'backlogFull', actions: 'rejectBusy' }, { actions: 'addToQueue' }],
         command: [{ guard: 'isStop', actions: ['admitCommand', 'stopAll'] }, { actions: 'admitCommand' }],
         stop: { actions: 'stopAll' },

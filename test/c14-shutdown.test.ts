@@ -72,7 +72,7 @@ describe('C14 shutdown', () => {
     expect(t.runtime.sessionIds()).toEqual([]);
     expect(t.dones('collecting')).toEqual([expect.objectContaining({ reason: 'shutdown', cancelled_input_ids: ['m1'] })]);
     expect(t.dones('busy')).toEqual([expect.objectContaining({ reason: 'shutdown', input_ids: ['m1'] })]);
-    expect(t.of('gone').filter((e) => e.type === 'state').map((e) => e.data.state)).toEqual(['created', 'terminated']);
+    expect(t.of('gone').filter((e) => e.type === 'state').map((e) => e.data.state)).toEqual(['created', 'idle', 'terminated']);
   });
 
   it('resolves every call with the same promise', async () => {

@@ -32,14 +32,15 @@ describe('C8 outbound order', () => {
     expect(t.of('s').map((e) => [e.seq, e.type])).toEqual([
       [1, 'state'],
       [2, 'state'],
-      [3, 'message.start'],
-      [4, 'message.delta'],
+      [3, 'state'],
+      [4, 'message.start'],
       [5, 'message.delta'],
-      [6, 'message.end'],
-      [7, 'done'],
-      [8, 'state'],
+      [6, 'message.delta'],
+      [7, 'message.end'],
+      [8, 'done'],
+      [9, 'state'],
     ]);
-    expect(t.of('s').filter((e) => e.type === 'state').map((e) => e.data.state)).toEqual(['created', 'running', 'idle']);
+    expect(t.of('s').filter((e) => e.type === 'state').map((e) => e.data.state)).toEqual(['created', 'idle', 'running', 'idle']);
   });
 
   it('sends a returned text as one delta when nothing was streamed', async () => {
@@ -57,7 +58,7 @@ describe('C8 outbound order', () => {
     a.calls[0]!.resolve();
     await settle();
     const states = t.of('s').filter((e) => e.type === 'state').map((e) => e.data.state);
-    expect(states).toEqual(['created', 'running', 'running']);
+    expect(states).toEqual(['created', 'idle', 'running', 'running']);
   });
 
   it('delivers events in seq order to subscribers that send from inside their callback', async () => {

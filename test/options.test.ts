@@ -91,6 +91,6 @@ describe('session lifecycle', () => {
     await Promise.resolve();
     expect(t.runtime.status('s')).toBeUndefined();
     expect(completed).toBe(true);
-    expect(t.of('s').map((e) => (e.type === 'state' ? e.data.state : e.type))).toEqual(['created', 'deleted']);
+    expect(t.of('s').map((e) => (e.type === 'state' ? e.data.state : e.type))).toEqual(['created', 'idle', 'deleted']);
   });
 });

@@ -85,6 +85,16 @@ export class Client {
     }
   }
 
+  /** Resolves with the first frame received so far, in any position, that matches; or waits for one. */
+  async seen(match: (frame: Frame) => boolean, label = 'frame'): Promise<Frame> {
+    for (;;) {
+      const frame = this.frames.find(match);
+      if (frame) return frame;
+      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`socket closed while waiting for ${label}`);
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
   type(type: string): Promise<Frame> {
     return this.until((f) => f.event.type === type, type);
   }

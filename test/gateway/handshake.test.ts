@@ -47,7 +47,7 @@ describe('handshake (PROTOCOL.md §Handshake, C9)', () => {
     const first = await Client.attach(url, { session_id: 'team-7' });
     expect(first.ack.event.data.session_id).toBe('team-7');
     const second = await Client.attach(url, { session_id: 'team-7' });
-    expect(second.ack.event.data).toMatchObject({ session_id: 'team-7', seq: 1 });
+    expect(second.ack.event.data).toMatchObject({ session_id: 'team-7', seq: 2, state: 'idle' });
     await first.client.close();
     await second.client.close();
   });
