@@ -410,6 +410,8 @@ export const sessionMachine = setup({
                   { guard: 'orderedLane', target: 'busy' },
                 ],
                 stop: { target: 'idle', actions: 'stopAll' },
+                // The open batch is cancelled: a drained session must not seal it later.
+                shutdown: { target: 'idle', actions: 'beginDrain' },
               },
               states: {
                 debouncing: {

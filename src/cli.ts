@@ -7,6 +7,8 @@ import { createRuntime } from './runtime/runtime.ts';
 import { createGateway } from './gateway/gateway.ts';
 import { demoAgent } from './agents/demo.ts';
 import { chat } from './chat.ts';
+import { visualize } from './visualize/visualize.ts';
+import { batonMachines } from './visualize/machines.ts';
 import type { BusyPolicy } from '../machines/session.ts';
 
 const USAGE = `Usage: baton <command> [options]   (from a checkout: npm start / npm run chat -- [options])
@@ -22,6 +24,9 @@ Commands:
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
+  visualize  write visualizations/<machine>.{mmd,svg,json} for every machine
+            --check             (write nothing; exit 1 if a committed file is stale)
+            --out DIR           (default visualizations)
   chat    an interactive terminal client
             --url URL           (default ws://127.0.0.1:8080/ws)
             --session ID        (attach to a session; default: a new one)
@@ -34,6 +39,7 @@ const [command = 'serve', ...args] = process.argv.slice(2);
 try {
   if (command === 'serve') await serve(args);
   else if (command === 'chat') await runChat(args);
+  else if (command === 'visualize') await runVisualize(args);
   else if (command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
   else fail(`unknown command "${command}"`);
 } catch (error) {
@@ -114,6 +120,18 @@ async function runChat(argv: string[]): Promise<void> {
     ...(token ? { token } : {}),
   });
   process.exit(code);
+}
+
+async function runVisualize(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: { check: { type: 'boolean' }, out: { type: 'string' } } });
+  const check = values.check ?? false;
+  const { changed, unchanged } = await visualize(batonMachines, values.out ?? 'visualizations', { check });
+  for (const file of changed) process.stdout.write(`${check ? 'stale' : 'wrote'} ${file}\n`);
+  process.stdout.write(`${unchanged.length} up to date, ${changed.length} ${check ? 'stale' : 'written'}\n`);
+  if (check && changed.length > 0) {
+    process.stderr.write('baton: visualizations are stale; run `npm run visualize` and commit the result\n');
+    process.exit(1);
+  }
 }
 
 function int(flag: string, value: string | undefined, fallback: number): number {

@@ -1,0 +1,49 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AnyStateMachine } from 'xstate';
+import { toMermaid } from './mermaid.ts';
+import { toDot } from './dot.ts';
+import { renderSvg } from './render.ts';
+
+export interface VisualizeResult {
+  /** Files (re)written, or that would be with `check`. */
+  readonly changed: readonly string[];
+  readonly unchanged: readonly string[];
+}
+
+/**
+ * Writes `<name>.mmd`, `<name>.svg` and `<name>.json` for every machine into `dir`.
+ * Deterministic: a second run changes nothing. With `check`, writes nothing and reports
+ * which files are stale or missing.
+ *
+ * @example
+ * const { changed } = await visualize(batonMachines, 'visualizations', { check: true });
+ * if (changed.length) process.exit(1);
+ */
+export async function visualize(
+  machines: Readonly<Record<string, AnyStateMachine>>,
+  dir: string,
+  { check = false }: { check?: boolean } = {},
+): Promise<VisualizeResult> {
+  const changed: string[] = [];
+  const unchanged: string[] = [];
+  if (!check) await mkdir(dir, { recursive: true });
+  for (const [name, machine] of Object.entries(machines)) {
+    const files: [string, string][] = [
+      [`${name}.mmd`, toMermaid(machine)],
+      [`${name}.svg`, await renderSvg(toDot(machine))],
+      [`${name}.json`, `${JSON.stringify(machine.toJSON(), null, 2)}\n`],
+    ];
+    for (const [file, content] of files) {
+      const path = join(dir, file);
+      const current = await readFile(path, 'utf8').catch(() => undefined);
+      if (current === content) {
+        unchanged.push(path);
+        continue;
+      }
+      changed.push(path);
+      if (!check) await writeFile(path, content);
+    }
+  }
+  return { changed, unchanged };
+}

@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { createMachine, type AnyMachineSnapshot, type AnyStateMachine, type EventObject } from 'xstate';
+import { sessionMachine, type SessionContext, type SessionSettings } from '../../src/index.ts';
+import { checkMachine, formatPath, type ModelCheckOptions, type Step } from '../../src/testing/index.ts';
+import { settings } from '../machine-helpers.ts';
+
+const ctx = (s: AnyMachineSnapshot) => s.context as SessionContext;
+const outputs = (step: Step) => step.emitted.flatMap((e) => (e.type === 'output' ? [(e as { event: { type: string } }).event.type] : [e.type]));
+const inputsOf = (s: AnyMachineSnapshot) => [...ctx(s).batch.map((i) => i.id), ...ctx(s).queue.flatMap((w) => (w.kind === 'input' ? [w.input.id] : []))];
+
+/** Events to try in a state: everything the machine knows, tagged with the live turn and command ids and with stale ones. */
+function sessionEvents(s: AnyMachineSnapshot): EventObject[] {
+  const c = ctx(s);
+  const turnId = c.turn?.id ?? 1;
+  const n = c.turns + c.batch.length + c.queue.length;
+  return [
+    { type: 'activate' },
+    { type: 'input', input: { id: `i${n}`, content: 'hello' } },
+    { type: 'command', command: { id: `c${n}`, name: 'status', args: '' } },
+    { type: 'command', command: { id: `u${n}`, name: 'user', args: '' } },
+    { type: 'command', command: { id: `s${n}`, name: 'stop', args: '' } },
+    { type: 'stop' },
+    { type: 'terminate' },
+    { type: 'delete' },
+    { type: 'shutdown' },
+    { type: 'shutdown.abort' },
+    { type: 'agent.delta', turnId, text: 'x' },
+    { type: 'agent.steering', turnId },
+    { type: 'agent.pulled', turnId, inputId: c.turn?.steered[0]?.id ?? 'none' },
+    { type: 'agent.done', turnId, text: 'ok' },
+    { type: 'agent.error', turnId, message: 'boom' },
+    { type: 'agent.done', turnId: 0 },
+    { type: 'command.done', commandId: c.command?.id ?? 'none', text: 'done' },
+    { type: 'command.error', commandId: c.command?.id ?? 'none', message: 'failed' },
+  ];
+}
+
+/** Two snapshots are the same state when they agree on everything but ids and counters. */
+function abstractSession(s: AnyMachineSnapshot): string {
+  const c = ctx(s);
+  return JSON.stringify({
+    value: s.value,
+    batch: Math.min(c.batch.length, 3),
+    queue: c.queue.slice(0, 3).map((w) => w.kind[0]).join('') + (c.queue.length > 3 ? '+' : ''),
+    commands: Math.min(c.commands.length, 2),
+    turn: c.turn && { steering: c.turn.steering, steered: Math.min(c.turn.steered.length, 2) },
+    command: c.command !== null,
+    draining: c.draining,
+    drained: c.drained,
+    cancelled: c.cancelled.length > 0,
+    settings: c.settings,
+  });
+}
+
+const inputs: { sessionId: string; settings: SessionSettings }[] = [
+  settings({ backlogCap: 2 }),
+  settings({ commandLane: 'ordered', backlogCap: 2 }),
+  settings({ debounceMs: 0, busyPolicy: 'interrupt', commandLane: 'ordered', backlogCap: 3 }),
+  settings({ debounceMs: 0, busyPolicy: 'steer', backlogCap: 3 }),
+  settings({ debounceMs: 0, busyPolicy: 'reject', backlogCap: 2 }),
+  settings({ debounceMs: 0, busyPolicy: 'followup', commandLane: 'ordered', backlogCap: 3 }),
+].map((s) => ({ sessionId: 's', settings: s }));
+
+/** The invariants that matter for the session machine. */
+export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInvariants'> = {
+  invariants: {
+    'busy exactly when a turn is held': (s) => s.matches({ running: { turn: 'busy' } }) === (ctx(s).turn !== null),
+    'collecting exactly when a batch is open': (s) => s.matches({ running: { turn: 'collecting' } }) === (ctx(s).batch.length > 0),
+  },
+  stepInvariants: {
+    'never two turns in flight': (step) => {
+      let inFlight = ctx(step.from).turn !== null;
+      for (const effect of outputs(step)) {
+        if (effect === 'turn.start') {
+          if (inFlight) return false;
+          inFlight = true;
+        }
+        if (effect === 'done') inFlight = false;
+      }
+      return true;
+    },
+    'a sealed batch never grows': ({ from, event, to }) => {
+      const before = ctx(from).turn;
+      const after = ctx(to).turn;
+      if (!before || !after || before.id !== after.id) return true;
+      const allowed = before.inputs.length + (event.type === 'agent.pulled' ? 1 : 0);
+      return after.inputs.length <= allowed;
+    },
+    '/stop always reaches idle with nothing waiting': ({ from, event, to }) => {
+      const isStop = event.type === 'stop' || (event.type === 'command' && (event as { command: { name: string } }).command.name === 'stop');
+      if (!isStop || !from.matches('running')) return true;
+      return to.matches({ running: { turn: 'idle' } }) && inputsOf(to).length === 0;
+    },
+    'no accepted input is lost': ({ from, event, to, emitted }) => {
+      // Every input waiting before the step is still waiting, in the turn, or reported in a done.
+      const reported = new Set(
+        emitted.flatMap((e) => {
+          const out = (e as { event?: { type: string; data: { input_ids?: string[]; cancelled_input_ids?: string[] } } }).event;
+          return out?.type === 'done' ? [...(out.data.input_ids ?? []), ...(out.data.cancelled_input_ids ?? [])] : [];
+        }),
+      );
+      const kept = new Set([...inputsOf(to), ...(ctx(to).turn?.inputs.map((i) => i.id) ?? []), ...(ctx(to).turn?.steered.map((i) => i.id) ?? []), ...ctx(to).cancelled]);
+      const before = [...inputsOf(from), ...(ctx(from).turn?.inputs.map((i) => i.id) ?? []), ...(ctx(from).turn?.steered.map((i) => i.id) ?? [])];
+      return event.type === 'delete' || before.every((id) => kept.has(id) || reported.has(id));
+    },
+  },
+};
+
+function check(machine: AnyStateMachine) {
+  return checkMachine(machine, {
+    name: 'session',
+    inputs,
+    events: sessionEvents,
+    serializeState: abstractSession,
+    maxDepth: 14,
+    ...sessionInvariants,
+  });
+}
+
+describe('model check: session machine', () => {
+  it('reaches every state and transition, and every invariant holds', () => {
+    const report = check(sessionMachine);
+    console.log(report.summary);
+    expect(report.violations.map(formatPath)).toEqual([]);
+    expect(report.transitions.missing).toEqual([]);
+    expect(report.states.missing).toEqual([]);
+    expect(report.transitions.missing).toEqual([]);
+  });
+
+  it('catches a planted bug: a transition that starts a turn from busy', () => {
+    // A copy of the machine where an input during a turn re-enters busy, starting a second turn.
+    const config = sessionMachine.config as { states: Record<string, any> };
+    const running = config.states.running;
+    const busy = running.states.turn.states.busy;
+    const broken = createMachine(
+      {
+        ...config,
+        states: {
+          ...config.states,
+          running: {
+            ...running,
+            states: {
+              ...running.states,
+              turn: {
+                ...running.states.turn,
+                states: {
+                  ...running.states.turn.states,
+                  busy: { ...busy, on: { ...busy.on, input: [{ target: 'busy', reenter: true, actions: 'addToBatch' }, ...busy.on.input] } },
+                },
+              },
+            },
+          },
+        },
+      } as never,
+      sessionMachine.implementations as never,
+    );
+    const report = check(broken);
+    const caught = report.violations.find((v) => v.invariant === 'never two turns in flight');
+    expect(caught).toBeDefined();
+    console.log(`planted bug caught — ${formatPath(caught!)}`);
+    expect(caught!.path.at(-1)?.event).toBe('input');
+  });
+});
