@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { createMachine, type AnyMachineSnapshot, type AnyStateMachine, type EventObject } from 'xstate';
-import { sessionMachine, type SessionContext, type SessionSettings } from '../../src/index.ts';
+import { createMachine, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
+import { sessionMachine, type SessionContext, type SessionMachineEvent, type SessionSettings } from '../../src/index.ts';
 import { checkMachine, formatPath, type ModelCheckOptions, type Step } from '../../src/testing/index.ts';
 import { settings } from '../machine-helpers.ts';
 
 const ctx = (s: AnyMachineSnapshot) => s.context as SessionContext;
-const outputs = (step: Step) => step.emitted.flatMap((e) => (e.type === 'output' ? [(e as { event: { type: string } }).event.type] : [e.type]));
+const outputs = (step: Step) => step.emitted.flatMap((e) => (e.type === 'output' ? [(e as unknown as { event: { type: string } }).event.type] : [e.type]));
 const inputsOf = (s: AnyMachineSnapshot) => [...ctx(s).batch.map((i) => i.id), ...ctx(s).queue.flatMap((w) => (w.kind === 'input' ? [w.input.id] : []))];
 
 /** Events to try in a state: everything the machine knows, tagged with the live turn and command ids and with stale ones. */
-function sessionEvents(s: AnyMachineSnapshot): EventObject[] {
+function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
   const c = ctx(s);
   const turnId = c.turn?.id ?? 1;
   const n = c.turns + c.batch.length + c.queue.length;
