@@ -87,7 +87,7 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
       return after.inputs.length <= allowed;
     },
     '/stop always reaches idle with nothing waiting': ({ from, event, to }) => {
-      const isStop = event.type === 'stop' || (event.type === 'command' && (event as { command: { name: string } }).command.name === 'stop');
+      const isStop = event.type === 'stop' || (event.type === 'command' && (event as SessionMachineEvent & { type: 'command' }).command.name === 'stop');
       if (!isStop || !from.matches('running')) return true;
       return to.matches({ running: { turn: 'idle' } }) && inputsOf(to).length === 0;
     },
