@@ -167,7 +167,10 @@ export const onboardingMachine = setup({
     }),
     announceTerminated: emit({ type: 'output', event: { type: 'state', data: { state: 'terminated' } } }),
     announceDeleted: emit({ type: 'output', event: { type: 'state', data: { state: 'deleted' } } }),
-    /** Shutdown: nothing survives an in-memory restart, so waiting answers are reported. */
+    /**
+     * Shutdown: the answers not yet reflected on are reported, and left in place — the
+     * runtime stops the actor next, and a durable store would resume them.
+     */
     drain: enqueueActions(({ context, enqueue }) => {
       const cancelled = [...(context.current ? [context.current.id] : []), ...context.pending.map((a) => a.id)];
       if (cancelled.length > 0) {
@@ -176,7 +179,6 @@ export const onboardingMachine = setup({
           data: { success: false, dropped: false, reason: 'shutdown', input_ids: [], cancelled_input_ids: cancelled },
         });
       }
-      enqueue.assign({ current: null, pending: [] });
       enqueue.emit({ type: 'drained' });
     }),
   },
@@ -221,7 +223,6 @@ export const onboardingMachine = setup({
           always: { guard: 'hasPending', target: 'analyzing1', actions: { type: 'takePending', params: { n: 0 } } },
           on: {
             input: [
-              { guard: 'alreadyAnswered', actions: 'rejectAnswered' },
               { guard: 'notNext', actions: 'rejectNotNext' },
               { target: 'analyzing1', actions: { type: 'takeNow', params: { n: 0 } } },
             ],

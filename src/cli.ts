@@ -24,6 +24,8 @@ Commands:
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
+            --inspect           (off by default: report every session actor to the Stately inspector;
+                                 needs a browser and the network)
   visualize  write visualizations/<machine>.{mmd,svg,json} for every machine
             --check             (write nothing; exit 1 if a committed file is stale)
             --out DIR           (default visualizations)
@@ -60,6 +62,7 @@ async function serve(argv: string[]): Promise<void> {
       'busy-policy': { type: 'string' },
       'drain-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      inspect: { type: 'boolean' },
     },
   });
   const level = (values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn') as Level | 'silent';
@@ -67,7 +70,9 @@ async function serve(argv: string[]): Promise<void> {
     throw new Error(`--log-level must be one of fatal, error, warn, info, debug, trace, silent; got "${level}"`);
   }
   const logger = pino({ level }, pino.destination(2));
+  const inspector = values.inspect ? await skyInspector(logger) : undefined;
   const runtime = createRuntime({
+    ...(inspector && { inspect: inspector }),
     agent: demoAgent({ delayMs: int('--demo-delay-ms', values['demo-delay-ms'], 20) }),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
     maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
@@ -99,6 +104,14 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** `--inspect`: every session actor reports to Stately's hosted inspector (needs the network and a browser). */
+async function skyInspector(logger: { error(obj: object, msg: string): void }) {
+  const { createSkyInspector } = await import('@statelyai/inspect');
+  const inspector = createSkyInspector({ onerror: (error) => logger.error({ err: error }, 'inspector error') });
+  process.stdout.write('Stately inspector on: sessions report to Stately Sky; it prints the URL to open.\n');
+  return inspector.inspect;
 }
 
 async function runChat(argv: string[]): Promise<void> {

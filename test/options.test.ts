@@ -44,6 +44,17 @@ describe('createRuntime options', () => {
   });
 });
 
+describe('inspection', () => {
+  it('attaches the inspect observer to every session actor, for live inspection tools', () => {
+    const seen: string[] = [];
+    const t = testRuntime({ agent, inspect: (e) => seen.push(`${e.type}`) });
+    t.runtime.send('s', { id: 'm', content: 'x' });
+    expect(seen).toContain('@xstate.actor');
+    expect(seen).toContain('@xstate.event');
+    expect(seen).toContain('@xstate.snapshot');
+  });
+});
+
 describe('send input validation', () => {
   it.each([
     ['', { id: 'm', content: 'x' }, /sessionId/],

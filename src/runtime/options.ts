@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { validateOptions } from '../validate.ts';
 import type { BusyPolicy, CommandLane } from '../../machines/session.ts';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { Agent } from './turn.ts';
+
+export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 import type { Clock } from './clock.ts';
 import type { CommandHandler, CommandSpec } from './commands.ts';
 import type { SessionKind } from './kind.ts';
@@ -70,6 +73,12 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 1000
    */
   idempotencyWindow?: number;
+  /**
+   * An XState inspection observer attached to every session actor (e.g. `@statelyai/inspect`).
+   * Costs throughput; off by default.
+   * @default none
+   */
+  inspect?: InspectionObserver;
   /** The onboarding kind's analyzer and question texts. */
   onboarding?: OnboardingOptions;
   /**
@@ -113,6 +122,7 @@ const runtimeSchema = z.strictObject({
   clock: z.object({ setTimeout: z.function(), clearTimeout: z.function() }).loose().optional(),
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),
+  inspect: z.union([z.function(), z.looseObject({})]).optional(),
   onboarding: z
     .strictObject({
       analyzer: z.function().optional(),

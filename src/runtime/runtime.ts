@@ -99,6 +99,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,
     idempotencyWindow: opts.idempotencyWindow,
+    inspect: opts.inspect,
     publish(event) {
       events$.next(event);
       const subscribers = listeners.get(event.sessionId);

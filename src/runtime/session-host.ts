@@ -1,6 +1,7 @@
 import { createActor, type AnyActor, type EventObject } from 'xstate';
 import type { MachineOutput, MachineReceipt } from '../../machines/events.ts';
 import type { Clock } from './clock.ts';
+import type { InspectionObserver } from './options.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { KindDriver, SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
@@ -12,6 +13,7 @@ export interface HostDeps {
   readonly now: () => number;
   readonly dispatcher: Dispatcher;
   readonly idempotencyWindow: number;
+  readonly inspect?: InspectionObserver | undefined;
   publish(event: SessionEvent): void;
   /** The session reached a final state (`deleted`), or its actor failed; the runtime forgets it. */
   ended(host: SessionHost, error?: unknown): void;
@@ -47,7 +49,7 @@ export class SessionHost {
     this.#deps = deps;
     this.recent = new RecentIds(deps.idempotencyWindow);
     const input = kind.input(id);
-    this.#actor = createActor(kind.machine, { input, clock: deps.clock });
+    this.#actor = createActor(kind.machine, { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) });
     this.#driver = kind.driver?.({
       sessionId: id,
       input,

@@ -116,7 +116,8 @@ export function checkMachine(machine: AnyStateMachine, options: ModelCheckOption
         if (!safely(() => holds(from))) violate(invariant, [...prefix, { event: '(reached)', state: from.value }]);
       }
       // A final machine takes no more events; past the depth bound nothing is expanded.
-      if (from.status === 'done' || statePath.steps.length > maxDepth || expanded.has(key)) continue;
+      // (Finality is read from the state value: traversal snapshots' `status` is not reliable.)
+      if (isFinal(machine, from) || statePath.steps.length > maxDepth || expanded.has(key)) continue;
       expanded.add(key);
       for (const event of eventsFor(from)) {
         const result = replay(machine, from, event, input);
@@ -175,8 +176,10 @@ function replay(machine: AnyStateMachine, from: AnyMachineSnapshot, event: Event
   const transitions: object[] = [];
   let recording = false;
   let error: unknown;
+  // Traversal snapshots can carry a stale `status`; the state value is the truth.
+  const persisted = { ...(machine.getPersistedSnapshot(from) as object), status: isFinal(machine, from) ? 'done' : 'active' };
   const actor = createActor(machine, {
-    snapshot: machine.getPersistedSnapshot(from),
+    snapshot: persisted as never,
     clock: new SimulatedClock(),
     ...(input !== undefined && { input }),
     inspect: (e: InspectionEvent) => {
@@ -247,6 +250,11 @@ function activeIds(node: AnyStateNode, value: unknown): string[] {
     const child = (node.states as Record<string, AnyStateNode>)[key];
     return child ? [child.id, ...activeIds(child, sub)] : [];
   });
+}
+
+function isFinal(machine: AnyStateMachine, snapshot: AnyMachineSnapshot): boolean {
+  const top = typeof snapshot.value === 'string' ? (machine.root.states as Record<string, AnyStateNode>)[snapshot.value] : undefined;
+  return top?.type === 'final';
 }
 
 function safely(check: () => boolean): boolean {
