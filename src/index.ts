@@ -57,3 +57,6 @@ export { demoAgent } from './agents/demo.ts';
 export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
+export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
+export type { Store, StoredSession, InboxEntry } from './runtime/store.ts';
+export { SqliteStore, StaleEpochError } from './runtime/sqlite-store.ts';

@@ -1,0 +1,188 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { SessionEvent } from './types.ts';
+import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession } from './store.ts';
+
+/**
+ * Schema migrations, in order; `PRAGMA user_version` says how many have run. Never edit
+ * one that has shipped: add the next.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: sessions and the durable inbox.
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     snapshot TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     epoch INTEGER NOT NULL DEFAULT 1,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE inbox (
+     n INTEGER PRIMARY KEY AUTOINCREMENT,
+     session_id TEXT NOT NULL,
+     input_id TEXT NOT NULL,
+     content TEXT NOT NULL,
+     metadata TEXT,
+     consumed INTEGER NOT NULL DEFAULT 0,
+     UNIQUE (session_id, input_id)
+   );
+   CREATE INDEX inbox_pending ON inbox (session_id, consumed, n);`,
+  // 2: outbound events, for resume after a dropped connection.
+  `CREATE TABLE events (
+     session_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     data TEXT NOT NULL,
+     PRIMARY KEY (session_id, seq)
+   ) WITHOUT ROWID;`,
+];
+
+/** Thrown when a write finds the session owned by another epoch (the multi-node fencing token). */
+export class StaleEpochError extends Error {
+  constructor(sessionId: string) {
+    super(`session "${sessionId}" is owned by another epoch; this node must not write it`);
+  }
+}
+
+/**
+ * The embedded store: one SQLite file (WAL), through better-sqlite3's synchronous API.
+ *
+ * @example
+ * const runtime = createRuntime({ agent, store: new SqliteStore('./.baton/baton.db') });
+ */
+export class SqliteStore implements Store {
+  readonly durable = true;
+  readonly #db: Database.Database;
+  readonly #keep: number;
+  readonly #epoch = 1;
+  readonly #q;
+  #writes = 0;
+
+  constructor(path: string, { keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    // NORMAL under WAL: a commit survives a process crash (what C12 promises); only an OS
+    // crash or power loss can lose the last transactions.
+    this.#db.pragma('synchronous = NORMAL');
+    migrate(this.#db);
+    this.#keep = keepEvents;
+    const db = this.#db;
+    this.#q = {
+      load: db.prepare<[string], { kind: string; snapshot: string; seq: number }>('SELECT kind, snapshot, seq FROM sessions WHERE id = ?'),
+      insert: db.prepare('INSERT INTO sessions (id, kind, snapshot, seq, epoch, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
+      update: db.prepare('UPDATE sessions SET kind = ?, snapshot = ?, seq = ?, updated_at = ? WHERE id = ? AND epoch = ?'),
+      consume: db.prepare('UPDATE inbox SET consumed = 1 WHERE session_id = ? AND input_id = ?'),
+      accept: db.prepare('INSERT OR IGNORE INTO inbox (session_id, input_id, content, metadata) VALUES (?, ?, ?, ?)'),
+      pending: db.prepare<[string], Row>('SELECT input_id, content, metadata FROM inbox WHERE session_id = ? AND consumed = 0 ORDER BY n'),
+      withPending: db.prepare<[], { session_id: string }>('SELECT DISTINCT session_id FROM inbox WHERE consumed = 0'),
+      recent: db.prepare<[string, number], Row>(
+        'SELECT input_id, content, metadata FROM (SELECT * FROM inbox WHERE session_id = ? ORDER BY n DESC LIMIT ?) ORDER BY n',
+      ),
+      prune: db.prepare(
+        'DELETE FROM inbox WHERE session_id = ? AND consumed = 1 AND n < (SELECT MIN(n) FROM (SELECT n FROM inbox WHERE session_id = ? ORDER BY n DESC LIMIT ?))',
+      ),
+      event: db.prepare('INSERT OR REPLACE INTO events (session_id, seq, type, data) VALUES (?, ?, ?, ?)'),
+      trim: db.prepare('DELETE FROM events WHERE session_id = ? AND seq <= ?'),
+      after: db.prepare<[string, number], { seq: number; type: string; data: string }>(
+        'SELECT seq, type, data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq',
+      ),
+      lastSeq: db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE session_id = ?'),
+      deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+      deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
+      deleteEvents: db.prepare('DELETE FROM events WHERE session_id = ?'),
+    };
+  }
+
+  load(sessionId: string): StoredSession | undefined {
+    const row = this.#q.load.get(sessionId);
+    return row && { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq };
+  }
+
+  save(session: StoredSession, consumed: readonly string[] = []): void {
+    this.#db.transaction(() => {
+      const now = Date.now();
+      const snapshot = JSON.stringify(session.snapshot);
+      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, this.#epoch, now);
+      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, session.sessionId, this.#epoch);
+      if (changes === 0) throw new StaleEpochError(session.sessionId);
+      for (const id of consumed) this.#q.consume.run(session.sessionId, id);
+      if (consumed.length > 0) this.#q.prune.run(session.sessionId, session.sessionId, INBOX_KEEP);
+    })();
+  }
+
+  accept(sessionId: string, input: InboxEntry): void {
+    this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
+  }
+
+  pending(sessionId: string): InboxEntry[] {
+    return this.#q.pending.all(sessionId).map(entry);
+  }
+
+  sessionsWithPending(): string[] {
+    return this.#q.withPending.all().map((r) => r.session_id);
+  }
+
+  recentInputs(sessionId: string, limit: number): InboxEntry[] {
+    return this.#q.recent.all(sessionId, limit).map(entry);
+  }
+
+  appendEvents(events: readonly SessionEvent[]): void {
+    if (events.length === 0) return;
+    this.#db.transaction(() => {
+      for (const e of events) this.#q.event.run(e.sessionId, e.seq, e.type, JSON.stringify(e.data));
+      // Trim now and then, not on every write: a session holds at most 2 × keepEvents.
+      if ((this.#writes += events.length) >= this.#keep) {
+        this.#writes = 0;
+        for (const id of new Set(events.map((e) => e.sessionId))) this.#q.trim.run(id, this.lastSeq(id) - this.#keep);
+      }
+    })();
+  }
+
+  eventsAfter(sessionId: string, seq: number): SessionEvent[] {
+    return this.#q
+      .after.all(sessionId, seq)
+      .map((r) => ({ sessionId, seq: r.seq, type: r.type, data: JSON.parse(r.data) }) as SessionEvent);
+  }
+
+  lastSeq(sessionId: string): number {
+    return this.#q.lastSeq.get(sessionId)?.seq ?? 0;
+  }
+
+  delete(sessionId: string): void {
+    this.#db.transaction(() => {
+      this.#q.deleteSession.run(sessionId);
+      this.#q.deleteInbox.run(sessionId);
+      this.#q.deleteEvents.run(sessionId);
+    })();
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+interface Row {
+  input_id: string;
+  content: string;
+  metadata: string | null;
+}
+
+function entry(row: Row): InboxEntry {
+  return row.metadata ? { id: row.input_id, content: row.content, metadata: JSON.parse(row.metadata) } : { id: row.input_id, content: row.content };
+}
+
+/** Runs the migrations a database has not seen yet, each in its own transaction. */
+export function migrate(db: Database.Database, upTo = MIGRATIONS.length): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the database has schema version ${current}, newer than this Baton (${MIGRATIONS.length}); upgrade Baton`);
+  }
+  for (let v = current; v < upTo; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,126 @@
+import type { SessionEvent } from './types.ts';
+
+/** An accepted input, as the durable inbox keeps it. */
+export interface InboxEntry {
+  readonly id: string;
+  readonly content: string;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** What is kept of one session between activations. */
+export interface StoredSession {
+  readonly sessionId: string;
+  readonly kind: string;
+  /** The actor's persisted XState snapshot (JSON-safe). */
+  readonly snapshot: unknown;
+  /** The seq of the last event the session emitted. */
+  readonly seq: number;
+}
+
+/**
+ * Where sessions live between activations and across restarts (C11, C12). Synchronous on
+ * purpose: a passivated session is activated inside `send` without an `await`, so C1's
+ * claim-on-accept stays synchronous.
+ */
+export interface Store {
+  /** `true` when everything written survives a crash of the process. */
+  readonly durable: boolean;
+  load(sessionId: string): StoredSession | undefined;
+  /** Saves a session; inputs in `consumed` are marked consumed in the same transaction. */
+  save(session: StoredSession, consumed?: readonly string[]): void;
+  /** The durable inbox: an accepted input, written before its ack says `durable`. */
+  accept(sessionId: string, input: InboxEntry): void;
+  /** Inputs accepted and not yet consumed by a finished turn, in arrival order. */
+  pending(sessionId: string): InboxEntry[];
+  /** Sessions with pending inputs: the work to re-run after a restart. */
+  sessionsWithPending(): string[];
+  /** The ids (and content) of the session's most recent accepted inputs, oldest first (C10 across restarts). */
+  recentInputs(sessionId: string, limit: number): InboxEntry[];
+  /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
+  appendEvents(events: readonly SessionEvent[]): void;
+  /** Held events of a session with a seq above `seq`, in order. */
+  eventsAfter(sessionId: string, seq: number): SessionEvent[];
+  /** The highest seq held for a session, or 0. */
+  lastSeq(sessionId: string): number;
+  delete(sessionId: string): void;
+  close(): void;
+}
+
+/** How many events per session a store holds for resume (`init.data.last_seq`). */
+export const DEFAULT_KEEP_EVENTS = 256;
+
+/** How many consumed inputs per session a store keeps, for duplicate detection after a restart. */
+export const INBOX_KEEP = 1000;
+
+/**
+ * A store in the process's memory: for tests and `--store memory`. Nothing survives a
+ * restart, so inputs are acknowledged as `volatile`.
+ */
+export class MemoryStore implements Store {
+  readonly durable = false;
+  readonly #sessions = new Map<string, StoredSession>();
+  readonly #inbox = new Map<string, { entry: InboxEntry; consumed: boolean }[]>();
+  readonly #events = new Map<string, SessionEvent[]>();
+  readonly #keep: number;
+
+  constructor({ keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
+    this.#keep = keepEvents;
+  }
+
+  load(sessionId: string): StoredSession | undefined {
+    return this.#sessions.get(sessionId);
+  }
+
+  save(session: StoredSession, consumed: readonly string[] = []): void {
+    this.#sessions.set(session.sessionId, session);
+    if (consumed.length === 0) return;
+    const ids = new Set(consumed);
+    const rows = this.#inbox.get(session.sessionId) ?? [];
+    for (const row of rows) if (ids.has(row.entry.id)) row.consumed = true;
+    // Consumed inputs are kept only as recent ids (C10); the oldest go first.
+    while (rows.length > INBOX_KEEP && rows[0]?.consumed) rows.shift();
+  }
+
+  accept(sessionId: string, input: InboxEntry): void {
+    const rows = this.#inbox.get(sessionId) ?? [];
+    rows.push({ entry: input, consumed: false });
+    this.#inbox.set(sessionId, rows);
+  }
+
+  pending(sessionId: string): InboxEntry[] {
+    return (this.#inbox.get(sessionId) ?? []).filter((r) => !r.consumed).map((r) => r.entry);
+  }
+
+  sessionsWithPending(): string[] {
+    return [...this.#inbox].filter(([, rows]) => rows.some((r) => !r.consumed)).map(([id]) => id);
+  }
+
+  recentInputs(sessionId: string, limit: number): InboxEntry[] {
+    return (this.#inbox.get(sessionId) ?? []).slice(-limit).map((r) => r.entry);
+  }
+
+  appendEvents(events: readonly SessionEvent[]): void {
+    for (const event of events) {
+      const list = this.#events.get(event.sessionId) ?? [];
+      list.push(event);
+      if (list.length > this.#keep) list.splice(0, list.length - this.#keep);
+      this.#events.set(event.sessionId, list);
+    }
+  }
+
+  eventsAfter(sessionId: string, seq: number): SessionEvent[] {
+    return (this.#events.get(sessionId) ?? []).filter((e) => e.seq > seq);
+  }
+
+  lastSeq(sessionId: string): number {
+    return this.#events.get(sessionId)?.at(-1)?.seq ?? 0;
+  }
+
+  delete(sessionId: string): void {
+    this.#sessions.delete(sessionId);
+    this.#inbox.delete(sessionId);
+    this.#events.delete(sessionId);
+  }
+
+  close(): void {}
+}
