@@ -132,6 +132,9 @@ export const onboardingMachine = setup({
         type: 'message',
         data: { id: `${IDS[params.n]}:reflection`, role: 'assistant', content: analysis.reflection },
       });
+      // Each analysis is a turn on the wire, closed by its done (and its answer consumed).
+      const ids = context.current ? [context.current.id] : [];
+      out(enqueue, { type: 'done', data: { success: true, dropped: false, input_ids: ids } });
       enqueue.assign({
         profile: { ...context.profile, ...analysis.profile },
         answered: [...context.answered, IDS[params.n]],
@@ -142,6 +145,8 @@ export const onboardingMachine = setup({
       const error = (event as unknown as { error: unknown }).error;
       const message = `the analyzer failed: ${error instanceof Error ? error.message : String(error)}; please answer again`;
       out(enqueue, { type: 'error', data: { code: 'WORKER_CRASH', message } });
+      const ids = context.current ? [context.current.id] : [];
+      out(enqueue, { type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: ids } });
       // The failed answer is consumed; the question is asked again.
       enqueue.assign({ current: null });
     }),

@@ -86,8 +86,11 @@ export type SessionMachineEvent =
   | { type: 'agent.error'; turnId: number; message: string }
   | { type: 'command.done'; commandId: string; text?: string }
   | { type: 'command.error'; commandId: string; message: string }
-  | { type: 'shutdown' }
-  | { type: 'shutdown.abort' };
+  /** `keep`: a durable store keeps waiting work for the next start instead of cancelling it. */
+  | { type: 'shutdown'; keep?: boolean }
+  | { type: 'shutdown.abort'; keep?: boolean }
+  /** Restored from a store: timers are not restored, so seal, re-run, or carry on. */
+  | { type: 'resume' };
 
 export type SessionEffect =
   | { type: 'output'; event: MachineOutput }
@@ -179,6 +182,7 @@ export const sessionMachine = setup({
       return next !== undefined && BUILTINS.has(next.name);
     },
     commandDue: ({ context }) => nextCommand(context) !== undefined,
+    keepWork: ({ event }) => 'keep' in event && event.keep === true,
     drainComplete: ({ context }) =>
       context.draining && !context.drained && context.turn === null && context.command === null,
   },
@@ -323,11 +327,34 @@ export const sessionMachine = setup({
       enqueue.assign({ command: null });
     }),
 
-    /** Shutdown (C14): nothing new starts; waiting work is cancelled and reported. */
-    beginDrain: enqueueActions(({ context, enqueue }) => {
-      const cancelled = [...context.batch.map((i) => i.id), ...inputIds(context.queue), ...context.commands.map((c) => c.id)];
-      enqueue.assign({ draining: true, batch: [], queue: [], commands: [], cancelled: [...context.cancelled, ...cancelled] });
+    /**
+     * Shutdown (C14): nothing new starts. Waiting inputs are cancelled and reported — or,
+     * with `keep` (a durable store), kept in order for the next start. Commands are not
+     * durable: they are always cancelled and reported.
+     */
+    beginDrain: enqueueActions(({ context, event, enqueue }) => {
+      const keep = event.type === 'shutdown' && event.keep === true;
+      const waiting: Work[] = [...context.batch.map((input) => ({ kind: 'input' as const, input })), ...context.queue];
+      const kept = keep ? waiting.filter((w) => w.kind === 'input') : [];
+      const cancelled = [...inputIds(keep ? waiting.filter((w) => w.kind === 'command') : waiting), ...context.commands.map((c) => c.id)];
+      enqueue.assign({ draining: true, batch: [], queue: kept, commands: [], cancelled: [...context.cancelled, ...cancelled] });
     }),
+    /** Drain time is up and the store keeps the turn: stop the agent, keep the turn to re-run. */
+    abortAgent: emit(({ context }) => ({ type: 'turn.abort' as const, turnId: context.turn?.id ?? 0 })),
+    undrain: assign({ draining: false, drained: false }),
+    /**
+     * Restored mid-turn: the turn's inputs become the batch again and the turn re-runs. Its
+     * old agent died with the process; the abort makes sure of it if one is still around.
+     */
+    requeueTurn: enqueueActions(({ context, enqueue }) => {
+      const turn = context.turn;
+      if (turn === null) return;
+      enqueue.emit({ type: 'turn.abort', turnId: turn.id });
+      enqueue.assign({ batch: turn.inputs, queue: [...unpulled(turn), ...context.queue], turn: null });
+    }),
+    requeueCommand: assign(({ context }) =>
+      context.command ? { commands: [context.command, ...context.commands], command: null } : {},
+    ),
     /** Drain time is up: the running turn is aborted. */
     abortForShutdown: enqueueActions(({ context, enqueue }) => {
       const turn = context.turn;
@@ -381,6 +408,7 @@ export const sessionMachine = setup({
         terminate: { target: 'terminated', actions: 'stopAll' },
         delete: { target: 'deleted', actions: 'stopAll' },
         shutdown: { actions: 'beginDrain' },
+        resume: { actions: 'undrain' },
       },
       states: {
         turn: {
@@ -410,8 +438,10 @@ export const sessionMachine = setup({
                   { guard: 'orderedLane', target: 'busy' },
                 ],
                 stop: { target: 'idle', actions: 'stopAll' },
-                // The open batch is cancelled: a drained session must not seal it later.
+                // The open batch is cancelled or kept: a drained session must not seal it later.
                 shutdown: { target: 'idle', actions: 'beginDrain' },
+                // Restored: the batch's timers are gone, so it seals now.
+                resume: { target: 'busy', actions: 'undrain' },
               },
               states: {
                 debouncing: {
@@ -457,7 +487,12 @@ export const sessionMachine = setup({
                 ],
                 command: { guard: 'isStop', target: 'idle', actions: ['stopAll', 'announceIdle'] },
                 stop: { target: 'idle', actions: ['stopAll', 'announceIdle'] },
-                'shutdown.abort': { target: 'idle', actions: ['abortForShutdown', 'announceIdle'] },
+                'shutdown.abort': [
+                  { guard: 'keepWork', actions: 'abortAgent' },
+                  { target: 'idle', actions: ['abortForShutdown', 'announceIdle'] },
+                ],
+                // Restored mid-turn: the agent's work is lost with the process; run the turn again.
+                resume: { target: 'busy', reenter: true, actions: ['undrain', 'requeueTurn'] },
               },
             },
           },
@@ -478,6 +513,7 @@ export const sessionMachine = setup({
                 'command.done': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
                 'command.error': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
                 'shutdown.abort': { target: 'ready', actions: 'abandonCommand' },
+                resume: { target: 'ready', actions: ['undrain', 'requeueCommand'] },
               },
             },
           },
@@ -487,6 +523,7 @@ export const sessionMachine = setup({
     terminated: {
       entry: 'announceTerminated',
       on: {
+        resume: { actions: 'undrain' },
         input: { actions: 'rejectTerminated' },
         command: { actions: 'rejectTerminated' },
         delete: 'deleted',

@@ -50,7 +50,25 @@ describe('C13 onboarding order', () => {
     const flow = t.of('o').map((e) =>
       e.type === 'question_request' ? e.data.id : e.type === 'message' ? e.data.content : e.type === 'state' ? `state:${e.data.state}` : e.type,
     );
-    expect(flow).toEqual(['state:created', 'q1', 'reflection 1', 'q2', 'reflection 2', 'q3', 'reflection 3', 'state:terminated']);
+    expect(flow).toEqual([
+      'state:created',
+      'q1',
+      'reflection 1',
+      'done',
+      'q2',
+      'reflection 2',
+      'done',
+      'q3',
+      'reflection 3',
+      'done',
+      'state:terminated',
+    ]);
+    // Each analysis closes like a turn, naming the answer it consumed.
+    expect(t.dones('o').map((d) => [d.success, d.input_ids])).toEqual([
+      [true, ['a1']],
+      [true, ['a2']],
+      [true, ['a3']],
+    ]);
     expect(t.of('o').at(-1)?.data).toEqual({ state: 'terminated', message: 'onboarding_complete' });
     expect(t.runtime.status('o')).toMatchObject({ state: 'complete', turns: 3 });
     const snapshot = t.runtime.snapshot('o') as { context: { profile: Record<string, string> } };

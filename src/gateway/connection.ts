@@ -61,7 +61,7 @@ export class Connection {
 
   /** Queues a frame for this client; it goes out after `init_ack`, in order. */
   send(frame: OutboundFrame): void {
-    this.#actor.send({ type: 'outbound', frame });
+    if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'outbound', frame });
   }
 
   #receive(text: string | null): void {
@@ -252,7 +252,7 @@ export class Connection {
 
   #cleanup(): void {
     this.#subscription?.unsubscribe();
-    this.#actor.send({ type: 'close' });
+    if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'close' });
     this.#actor.stop();
     this.#ctx.closed(this);
   }

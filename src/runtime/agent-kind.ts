@@ -6,6 +6,7 @@ import {
   type SessionEffect,
   type SessionMachineEvent,
   type SessionSettings,
+  type SessionContext,
 } from '../../machines/session.ts';
 import type { Agent, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
@@ -25,15 +26,24 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     input: (sessionId) => ({ sessionId, settings: options.settingsFor(sessionId) }),
     commands: true,
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
+    holds: (snapshot: AnyMachineSnapshot) => {
+      const c = snapshot.context as SessionContext;
+      return [
+        ...(c.turn?.inputs ?? []).map((i) => i.id),
+        ...(c.turn?.steered ?? []).map((i) => i.id),
+        ...c.batch.map((i) => i.id),
+        ...c.queue.flatMap((w) => (w.kind === 'input' ? [w.input.id] : [])),
+      ];
+    },
     status: (snapshot: AnyMachineSnapshot) => {
-      const c = (snapshot as unknown as { context: { batch: unknown[]; queue: unknown[]; turns: number } }).context;
+      const c = snapshot.context as SessionContext;
       const state = snapshot.matches('created')
         ? 'created'
         : snapshot.matches('terminated')
           ? 'terminated'
           : snapshot.matches('deleted')
             ? 'deleted'
-            : snapshot.matches({ running: { turn: 'busy' } })
+            : snapshot.matches({ running: { turn: 'busy' } }) || c.command !== null
               ? 'busy'
               : snapshot.matches({ running: { turn: 'collecting' } })
                 ? 'collecting'

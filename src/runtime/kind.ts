@@ -37,6 +37,12 @@ export interface SessionKind {
   readonly answers?: boolean;
   /** Runs effects of the machine other than output/receipt/drained; one driver per session. */
   driver?(session: DriverContext): KindDriver;
+  /**
+   * The ids of the inputs a snapshot holds (waiting or in a turn). After a crash, inputs in
+   * the durable inbox that the saved snapshot does not hold are sent again, in order.
+   * @default none: every unconsumed input is sent again
+   */
+  holds?(snapshot: AnyMachineSnapshot): readonly string[];
   /** Summarises a snapshot. @default the state value, backlog 0, turns 0 */
   status?(snapshot: AnyMachineSnapshot): { state: string; backlog: number; turns: number };
 }

@@ -1,5 +1,5 @@
 import { fromPromise, type AnyMachineSnapshot } from 'xstate';
-import { onboardingMachine, type Analysis, type AnalyzerInput } from '../../machines/onboarding.ts';
+import { onboardingMachine, type Analysis, type AnalyzerInput, type OnboardingContext } from '../../machines/onboarding.ts';
 import type { Question } from '../../machines/events.ts';
 import { demoAnalyzer } from '../agents/demo-analyzer.ts';
 import type { SessionKind } from './kind.ts';
@@ -45,6 +45,10 @@ export function onboardingKind(options: OnboardingOptions = {}): SessionKind {
     machine,
     input: (sessionId) => ({ sessionId, questions }),
     answers: true,
+    holds: (snapshot: AnyMachineSnapshot) => {
+      const c = snapshot.context as OnboardingContext;
+      return [...(c.current ? [c.current.id] : []), ...c.pending.map((a) => a.id)];
+    },
     status: (snapshot: AnyMachineSnapshot) => {
       const c = (snapshot as unknown as { context: { pending: unknown[]; answered: unknown[] } }).context;
       const state = snapshot.matches('notStarted')

@@ -75,6 +75,7 @@ export class SqliteStore implements Store {
       update: db.prepare('UPDATE sessions SET kind = ?, snapshot = ?, seq = ?, updated_at = ? WHERE id = ? AND epoch = ?'),
       consume: db.prepare('UPDATE inbox SET consumed = 1 WHERE session_id = ? AND input_id = ?'),
       accept: db.prepare('INSERT OR IGNORE INTO inbox (session_id, input_id, content, metadata) VALUES (?, ?, ?, ?)'),
+      forget: db.prepare('DELETE FROM inbox WHERE session_id = ? AND input_id = ? AND consumed = 0'),
       pending: db.prepare<[string], Row>('SELECT input_id, content, metadata FROM inbox WHERE session_id = ? AND consumed = 0 ORDER BY n'),
       withPending: db.prepare<[], { session_id: string }>('SELECT DISTINCT session_id FROM inbox WHERE consumed = 0'),
       recent: db.prepare<[string, number], Row>(
@@ -114,6 +115,10 @@ export class SqliteStore implements Store {
 
   accept(sessionId: string, input: InboxEntry): void {
     this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
+  }
+
+  forget(sessionId: string, inputId: string): void {
+    this.#q.forget.run(sessionId, inputId);
   }
 
   pending(sessionId: string): InboxEntry[] {

@@ -28,8 +28,10 @@ export interface Store {
   load(sessionId: string): StoredSession | undefined;
   /** Saves a session; inputs in `consumed` are marked consumed in the same transaction. */
   save(session: StoredSession, consumed?: readonly string[]): void;
-  /** The durable inbox: an accepted input, written before its ack says `durable`. */
+  /** The durable inbox: an input, written before the session sees it (so before its ack says `durable`). */
   accept(sessionId: string, input: InboxEntry): void;
+  /** Takes back an input the session rejected. */
+  forget(sessionId: string, inputId: string): void;
   /** Inputs accepted and not yet consumed by a finished turn, in arrival order. */
   pending(sessionId: string): InboxEntry[];
   /** Sessions with pending inputs: the work to re-run after a restart. */
@@ -85,6 +87,12 @@ export class MemoryStore implements Store {
     const rows = this.#inbox.get(sessionId) ?? [];
     rows.push({ entry: input, consumed: false });
     this.#inbox.set(sessionId, rows);
+  }
+
+  forget(sessionId: string, inputId: string): void {
+    const rows = this.#inbox.get(sessionId);
+    const at = rows?.findIndex((r) => r.entry.id === inputId) ?? -1;
+    if (at >= 0) rows!.splice(at, 1);
   }
 
   pending(sessionId: string): InboxEntry[] {

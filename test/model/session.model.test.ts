@@ -24,6 +24,9 @@ function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
     { type: 'delete' },
     { type: 'shutdown' },
     { type: 'shutdown.abort' },
+    { type: 'shutdown', keep: true },
+    { type: 'shutdown.abort', keep: true },
+    { type: 'resume' },
     { type: 'agent.delta', turnId, text: 'x' },
     { type: 'agent.steering', turnId },
     { type: 'agent.pulled', turnId, inputId: c.turn?.steered[0]?.id ?? 'none' },
@@ -76,6 +79,8 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
           inFlight = true;
         }
         if (effect === 'done') inFlight = false;
+        // A restored turn is aborted and re-run, never reported done: its inputs land in one done only.
+        if (effect === 'turn.abort' && step.event.type === 'resume') inFlight = false;
       }
       return true;
     },
