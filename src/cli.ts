@@ -7,7 +7,7 @@ import { createRuntime } from './runtime/runtime.ts';
 import { createGateway } from './gateway/gateway.ts';
 import { demoAgent } from './agents/demo.ts';
 import { chat } from './chat.ts';
-import { visualize } from './visualize/visualize.ts';
+import { syncMarkdown, visualize } from './visualize/visualize.ts';
 import { batonMachines } from './visualize/machines.ts';
 import type { BusyPolicy } from '../machines/session.ts';
 
@@ -138,7 +138,10 @@ async function runChat(argv: string[]): Promise<void> {
 async function runVisualize(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: { check: { type: 'boolean' }, out: { type: 'string' } } });
   const check = values.check ?? false;
-  const { changed, unchanged } = await visualize(batonMachines, values.out ?? 'visualizations', { check });
+  const result = await visualize(batonMachines, values.out ?? 'visualizations', { check });
+  const readmeStale = await syncMarkdown(batonMachines, 'README.md', { check }).catch(() => false);
+  const changed = [...result.changed, ...(readmeStale ? ['README.md'] : [])];
+  const unchanged = result.unchanged;
   for (const file of changed) process.stdout.write(`${check ? 'stale' : 'wrote'} ${file}\n`);
   process.stdout.write(`${unchanged.length} up to date, ${changed.length} ${check ? 'stale' : 'written'}\n`);
   if (check && changed.length > 0) {

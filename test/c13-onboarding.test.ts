@@ -32,9 +32,9 @@ describe('C13 onboarding order', () => {
   it('asks q1, q2, q3 in order with answers sent back to back while the analyzer is slow', async () => {
     const a = controlledAnalyzer();
     const t = onboarding(a.analyzer);
-    expect(t.runtime.send('o', { id: 'a1', content: 'I build chat tools' })).toEqual({ status: 'accepted', mode: 'primary' });
-    expect(t.runtime.send('o', { id: 'a2', content: 'ship a bot' })).toEqual({ status: 'accepted', mode: 'queued' });
-    expect(t.runtime.send('o', { id: 'a3', content: 'brief please' })).toEqual({ status: 'accepted', mode: 'queued' });
+    expect(t.runtime.send('o', { id: 'a1', content: 'I build chat tools' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
+    expect(t.runtime.send('o', { id: 'a2', content: 'ship a bot' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'volatile' });
+    expect(t.runtime.send('o', { id: 'a3', content: 'brief please' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'volatile' });
     await settle();
     expect(a.calls).toHaveLength(1); // one analysis at a time
     for (let i = 0; i < 3; i++) {

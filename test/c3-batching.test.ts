@@ -31,7 +31,7 @@ describe('C3 batching', () => {
     const t = testRuntime({ agent: a.agent, debounceMs: 100, maxWaitMs: 1000 });
     t.runtime.send('s', { id: 'm1', content: 'one' });
     await t.advance(100);
-    expect(t.runtime.send('s', { id: 'm2', content: 'two' })).toEqual({ status: 'accepted', mode: 'queued' });
+    expect(t.runtime.send('s', { id: 'm2', content: 'two' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'volatile' });
     a.calls[0]!.resolve();
     await t.advance(0);
     expect(a.contents()).toEqual([['one'], ['two']]);
@@ -40,7 +40,7 @@ describe('C3 batching', () => {
   it('starts a turn at once when batching is off (debounceMs 0)', () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    expect(t.runtime.send('s', { id: 'm1', content: 'one' })).toEqual({ status: 'accepted', mode: 'primary' });
+    expect(t.runtime.send('s', { id: 'm1', content: 'one' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
     expect(a.contents()).toEqual([['one']]);
   });
 

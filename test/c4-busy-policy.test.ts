@@ -30,7 +30,7 @@ describe('C4 busy policy', () => {
     const t = testRuntime({ agent: a.agent, debounceMs: 0, busyPolicy: 'interrupt' });
     t.runtime.send('s', { id: 'm1', content: 'one' });
     const first = a.calls[0]!;
-    expect(t.runtime.send('s', { id: 'm2', content: 'two' })).toEqual({ status: 'accepted', mode: 'queued' });
+    expect(t.runtime.send('s', { id: 'm2', content: 'two' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'volatile' });
     await settle();
     expect(first.turn.signal.aborted).toBe(true);
     expect(t.dones('s')[0]).toMatchObject({ success: false, reason: 'interrupted', input_ids: ['m1'] });

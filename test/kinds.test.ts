@@ -37,7 +37,7 @@ describe('session kinds', () => {
       status: 'rejected',
       code: 'INVALID_MESSAGE',
     });
-    expect(t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'accepted', mode: 'primary' });
+    expect(t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
     expect(t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'duplicate' });
     // `rated` handles no input: no receipt, so the runtime says so instead of dropping it.
     expect(t.runtime.send('r', { id: 'm3', content: '4' }).error?.message).toMatch(/does not take this input/);

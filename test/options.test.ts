@@ -15,6 +15,7 @@ describe('createRuntime options', () => {
       commandLane: 'priority',
       commandPrefix: '/',
       idempotencyWindow: 1000,
+      idleTimeoutMs: 600_000,
     });
   });
 

@@ -8,6 +8,7 @@ export type InspectionObserver = Observer<InspectionEvent> | ((event: Inspection
 import type { Clock } from './clock.ts';
 import type { CommandHandler, CommandSpec } from './commands.ts';
 import type { SessionKind } from './kind.ts';
+import type { Store } from './store.ts';
 import type { OnboardingOptions } from './onboarding-kind.ts';
 
 /** Settings that may differ per session; see {@link RuntimeOptions.settingsFor}. */
@@ -79,6 +80,17 @@ export interface RuntimeOptions extends SessionOptions {
    * @default none
    */
   inspect?: InspectionObserver;
+  /**
+   * Where sessions are kept between activations and across restarts. A durable store
+   * (`SqliteStore`) makes acknowledged inputs survive a crash (C12).
+   * @default a MemoryStore
+   */
+  store?: Store;
+  /**
+   * A session idle this long is passivated: snapshot saved, actor stopped (C11).
+   * @default 600000
+   */
+  idleTimeoutMs?: number;
   /** The onboarding kind's analyzer and question texts. */
   onboarding?: OnboardingOptions;
   /**
@@ -102,6 +114,7 @@ export const runtimeDefaults = {
   ...sessionDefaults,
   commandPrefix: '/',
   idempotencyWindow: 1000,
+  idleTimeoutMs: 600_000,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -123,6 +136,8 @@ const runtimeSchema = z.strictObject({
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),
   inspect: z.union([z.function(), z.looseObject({})]).optional(),
+  store: z.looseObject({ load: z.function(), save: z.function() }).optional(),
+  idleTimeoutMs: millis.min(1).optional(),
   onboarding: z
     .strictObject({
       analyzer: z.function().optional(),

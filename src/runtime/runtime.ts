@@ -16,6 +16,7 @@ import { SessionHost, type HostDeps } from './session-host.ts';
 import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
+import { MemoryStore, type InboxEntry } from './store.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 
 /**
@@ -62,8 +63,10 @@ export interface Runtime {
   snapshot(sessionId: string): unknown;
   /** A session's status, or `undefined` if there is no such session. */
   status(sessionId: string): SessionStatus | undefined;
-  /** The ids of the sessions that are live in this runtime. */
+  /** The ids of the sessions that are live (have an actor) in this runtime. */
   sessionIds(): string[];
+  /** Events of a session with a seq above `seq` that the store still holds, for resume. */
+  eventsAfter(sessionId: string, seq: number): SessionEvent[];
   /** Every event of every session. Completes after `shutdown`. */
   readonly events$: Observable<SessionEvent>;
   /** The events of one session from now on. Completes when it is deleted or at shutdown. */
@@ -85,6 +88,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const commands = commandRegistry(options.commands);
   const commandHelp = [...commands].map(([name, spec]) => ({ name, description: spec.description }));
   const clock = opts.clock ?? systemClock;
+  const store = opts.store ?? new MemoryStore();
   const sessions = new Map<string, SessionHost>();
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
   const events$ = new Subject<SessionEvent>();
@@ -100,6 +104,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     dispatcher,
     idempotencyWindow: opts.idempotencyWindow,
     inspect: opts.inspect,
+    store,
     publish(event) {
       events$.next(event);
       const subscribers = listeners.get(event.sessionId);
@@ -139,22 +144,47 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     kinds.set(name, kind);
   }
 
-  /** The session, created if needed; a string is the reason it cannot be had. */
+  /**
+   * The session, live, activated from the store, or created; a string is the reason it
+   * cannot be had. Synchronous all the way (C1): the actor exists before anything else runs.
+   */
   function hostOf(sessionId: string, kindName: string | undefined): SessionHost | string {
     const existing = sessions.get(sessionId);
-    if (existing) {
-      if (kindName !== undefined && kindName !== existing.kindName) {
-        return `session "${sessionId}" is of kind "${existing.kindName}", not "${kindName}"`;
-      }
-      return existing;
+    const stored = existing ? undefined : store.load(sessionId);
+    const actual = existing?.kindName ?? stored?.kind;
+    if (actual !== undefined && kindName !== undefined && kindName !== actual) {
+      return `session "${sessionId}" is of kind "${actual}", not "${kindName}"`;
     }
-    const name = kindName ?? 'agent';
+    if (existing) return existing;
+    const name = actual ?? kindName ?? 'agent';
     const kind = kinds.get(name);
     if (!kind) return `unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`;
-    // Claimed synchronously (C1): the actor exists before anything else can run.
-    const host = new SessionHost(sessionId, name, kind, deps);
+    const host = new SessionHost(sessionId, name, kind, deps, stored);
     if (host.status().state !== 'deleted') sessions.set(sessionId, host);
+    armSweep();
     return host;
+  }
+
+  // C11: idle sessions are passivated — snapshot saved, actor stopped. A sweep every half
+  // timeout finds them; the timer is unref'd so it never keeps the process alive.
+  let sweep: unknown;
+  function armSweep(): void {
+    if (sweep !== undefined || shutdown) return;
+    sweep = clock.setTimeout(() => {
+      sweep = undefined;
+      passivateIdle();
+      if (sessions.size > 0) armSweep();
+    }, Math.max(1, Math.floor(opts.idleTimeoutMs / 2)));
+    (sweep as { unref?: () => void }).unref?.();
+  }
+  function passivateIdle(): void {
+    const cutoff = deps.now() - opts.idleTimeoutMs;
+    for (const host of [...sessions.values()]) {
+      if (host.lastActive > cutoff || !host.quiescent()) continue;
+      host.save();
+      host.stop();
+      sessions.delete(host.id);
+    }
   }
 
   function rejected(error: BatonError): Receipt {
@@ -172,10 +202,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (command && !commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
       return rejected(new InvalidMessageError(`unknown command "${opts.commandPrefix}${command.name}" (try ${opts.commandPrefix}help)`));
     }
-    const event = command
-      ? { type: 'command', command }
-      : { type: 'input', input: metadata ? { id, content, metadata } : { id, content } };
-    return deliver(host, id, content, event);
+    if (command) return deliver(host, id, content, { type: 'command', command } as EventObject);
+    const entry: InboxEntry = metadata ? { id, content, metadata } : { id, content };
+    return deliver(host, id, content, { type: 'input', input: entry } as EventObject, entry);
   }
 
   function respond(sessionId: string, answer: AnswerMessage): Receipt {
@@ -189,17 +218,23 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (!host) return rejected(new SessionNotFoundError(sessionId));
     if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
     const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
-    return deliver(host, answer.id, content!, event);
+    return deliver(host, answer.id, content!, event, { id: answer.id, content: content! });
   }
 
-  /** Idempotency (C10), then the machine's own decision. */
-  function deliver(host: SessionHost, id: string, content: string, event: EventObject): Receipt {
+  /**
+   * Idempotency (C10), then the machine's own decision. An input (not a command) enters the
+   * durable inbox before the session sees it, so that no turn can consume it before it is
+   * stored (C12); a rejected one is taken back.
+   */
+  function deliver(host: SessionHost, id: string, content: string, event: EventObject, entry?: InboxEntry): Receipt {
     const seen = host.recent.check(id, content);
     if (seen === true) return { status: 'duplicate' };
     if (seen === false) {
       return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
     }
+    if (entry) store.accept(host.id, entry);
     const decided = host.send(event);
+    if (entry && decided?.status !== 'accepted') store.forget(host.id, id);
     if (!decided) {
       return rejected(new InvalidMessageError(`session "${host.id}" (${host.kindName}) does not take this input in its current state`));
     }
@@ -209,7 +244,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return decided.announced ? { ...rejected(error), announced: true } : rejected(error);
     }
     host.recent.remember(id, content);
-    return decided.mode ? { status: 'accepted', mode: decided.mode } : { status: 'accepted' };
+    const durability = entry ? { durability: store.durable ? ('durable' as const) : ('volatile' as const) } : {};
+    return { status: 'accepted', ...(decided.mode && { mode: decided.mode }), ...durability };
   }
 
   function control(sessionId: string, action: ControlAction): void {
@@ -240,15 +276,26 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     });
     await Promise.race([drained, expired]);
     clock.clearTimeout(timer);
-    // Turns still running after drainMs are aborted; then every actor is at rest.
+    // Turns still running after drainMs are aborted; then every actor is at rest and saved.
     for (const host of hosts) host.abortDrain();
     await drained;
-    for (const host of hosts) host.stop();
+    if (sweep !== undefined) clock.clearTimeout(sweep);
+    for (const host of hosts) {
+      host.save();
+      host.stop();
+    }
     sessions.clear();
     for (const set of listeners.values()) for (const subscriber of set) subscriber.complete();
     listeners.clear();
     events$.complete();
   }
+
+  // C12: after a restart, every session with inputs not yet consumed is activated and its
+  // work runs again. In a microtask, so the caller can subscribe to events$ first.
+  queueMicrotask(() => {
+    if (shutdown) return;
+    for (const sessionId of store.sessionsWithPending()) hostOf(sessionId, undefined);
+  });
 
   return {
     send,
@@ -263,7 +310,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return host.status();
     },
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),
-    status: (sessionId) => sessions.get(sessionId)?.status(),
+    status: (sessionId) => {
+      const live = sessions.get(sessionId);
+      if (live) return live.status();
+      const stored = store.load(sessionId);
+      return stored && { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, seq: Math.max(stored.seq, store.lastSeq(sessionId)) };
+    },
+    eventsAfter: (sessionId, seq) => store.eventsAfter(sessionId, seq),
     sessionIds: () => [...sessions.keys()],
     events$: events$.asObservable(),
     eventsOf,

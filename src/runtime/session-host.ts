@@ -6,6 +6,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { KindDriver, SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
+import type { Store, StoredSession } from './store.ts';
 
 export interface HostDeps {
   /** The dispatcher's wrapped clock: XState's timers run through it. */
@@ -14,6 +15,7 @@ export interface HostDeps {
   readonly dispatcher: Dispatcher;
   readonly idempotencyWindow: number;
   readonly inspect?: InspectionObserver | undefined;
+  readonly store: Store;
   publish(event: SessionEvent): void;
   /** The session reached a final state (`deleted`), or its actor failed; the runtime forgets it. */
   ended(host: SessionHost, error?: unknown): void;
@@ -42,14 +44,24 @@ export class SessionHost {
   #stopped = false;
   #drained: (() => void) | undefined;
 
-  constructor(id: string, kindName: string, kind: SessionKind, deps: HostDeps) {
+  /**
+   * Creates the session, or — given what a store kept of it — restores it: from its saved
+   * snapshot, re-running a turn the process lost and re-sending inputs the snapshot does
+   * not hold yet (C11, C12).
+   */
+  constructor(id: string, kindName: string, kind: SessionKind, deps: HostDeps, restored?: StoredSession) {
     this.id = id;
     this.kindName = kindName;
     this.kind = kind;
     this.#deps = deps;
     this.recent = new RecentIds(deps.idempotencyWindow);
     const input = kind.input(id);
-    this.#actor = createActor(kind.machine, { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) });
+    this.#actor = createActor(kind.machine, {
+      input,
+      clock: deps.clock,
+      ...(deps.inspect && { inspect: deps.inspect }),
+      ...(restored && { snapshot: restored.snapshot as never }),
+    });
     this.#driver = kind.driver?.({
       sessionId: id,
       input,
@@ -63,10 +75,37 @@ export class SessionHost {
       complete: () => deps.dispatcher.defer(() => this.#end()),
       error: (error: unknown) => deps.dispatcher.defer(() => this.#end(error)),
     });
+    if (!restored) {
+      deps.dispatcher.run(() => {
+        this.#actor.start();
+        this.#actor.send({ type: 'activate' });
+      });
+      this.save();
+      return;
+    }
+    // Everything a client saw was stored before it was sent: numbering goes on from there.
+    this.#seq = Math.max(restored.seq, deps.store.lastSeq(id));
+    for (const entry of deps.store.recentInputs(id, deps.idempotencyWindow)) this.recent.remember(entry.id, entry.content);
     deps.dispatcher.run(() => {
       this.#actor.start();
-      this.#actor.send({ type: 'activate' });
+      this.#actor.send({ type: 'resume' });
+      const held = new Set(kind.holds?.(this.#actor.getSnapshot()) ?? []);
+      for (const entry of deps.store.pending(id)) {
+        if (!held.has(entry.id)) this.#actor.send({ type: 'input', input: entry } as EventObject);
+      }
     });
+  }
+
+  /** Saves the session's snapshot; inputs in `consumed` leave the durable inbox in the same transaction. */
+  save(consumed?: readonly string[]): void {
+    const snapshot = this.#actor.getPersistedSnapshot();
+    this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq }, consumed);
+  }
+
+  /** Nothing runs and nothing waits: the session may be passivated. */
+  quiescent(): boolean {
+    const { state, backlog } = this.status();
+    return backlog === 0 && (state === 'idle' || state === 'complete' || state === 'terminated');
   }
 
   /** Sends one event and returns the receipt the machine decided, if it decided one. */
@@ -88,17 +127,20 @@ export class SessionHost {
     return this.#actor.getSnapshot();
   }
 
-  /** Starts draining (C14); resolves once nothing runs. */
+  /**
+   * Starts draining (C14); resolves once nothing runs. With a durable store, waiting work
+   * is kept for the next start instead of cancelled.
+   */
   drain(): Promise<void> {
     return new Promise((resolve) => {
       this.#drained = resolve;
-      this.#dispatch({ type: 'shutdown' });
+      this.#dispatch({ type: 'shutdown', keep: this.#deps.store.durable } as EventObject);
     });
   }
 
   /** Drain time is up: abort what still runs. A kind that never reports `drained` is released here. */
   abortDrain(): void {
-    this.#dispatch({ type: 'shutdown.abort' });
+    this.#dispatch({ type: 'shutdown.abort', keep: this.#deps.store.durable } as EventObject);
     this.#drained?.();
   }
 
@@ -109,8 +151,12 @@ export class SessionHost {
     this.#driver?.stop();
   }
 
+  /** When the session last did anything (clock ms), for passivation. */
+  lastActive = 0;
+
   #dispatch(event: EventObject): void {
     if (this.#stopped) return;
+    this.lastActive = this.#deps.now();
     this.#deps.dispatcher.run(() => this.#actor.send(event));
   }
 
@@ -137,17 +183,30 @@ export class SessionHost {
     }
   }
 
+  /** Numbers an output (C8) and stores it before anyone can see it, so a seq is never reused after a crash. */
   #number(output: MachineOutput): SessionEvent {
     const seq = ++this.#seq;
-    if (output.type !== 'done') return { sessionId: this.id, seq, ...output } as SessionEvent;
-    // A `done` closes the running turn, if any: the driver measured it.
-    const duration = this.#driver?.closeTurn?.() ?? 0;
-    return { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
+    let event: SessionEvent;
+    if (output.type === 'done') {
+      // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
+      // the durable inbox with the snapshot that follows the step.
+      const duration = this.#driver?.closeTurn?.() ?? 0;
+      event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
+      const consumed = [...output.data.input_ids, ...(output.data.cancelled_input_ids ?? [])];
+      this.#deps.dispatcher.defer(() => {
+        if (!this.#stopped) this.save(consumed);
+      });
+    } else {
+      event = { sessionId: this.id, seq, ...output } as SessionEvent;
+    }
+    this.#deps.store.appendEvents([event]);
+    return event;
   }
 
   #end(error?: unknown): void {
     this.stop();
     this.#drained?.();
+    if (error === undefined) this.#deps.store.delete(this.id);
     this.#deps.ended(this, error);
   }
 }

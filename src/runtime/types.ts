@@ -15,6 +15,8 @@ export interface Receipt {
    * or waiting for activation), `injected` (steered into the running turn), `command`.
    */
   readonly mode?: 'primary' | 'queued' | 'injected' | 'command';
+  /** For accepted inputs: `durable` once the store has it (it survives a crash), else `volatile`. */
+  readonly durability?: 'durable' | 'volatile';
   /** For rejections: the wire code, e.g. `SESSION_BUSY`. */
   readonly code?: ErrorCode;
   /** For rejections: the typed error. `send` itself never throws. */
@@ -30,9 +32,10 @@ export interface SessionStatus {
   readonly kind: string;
   /**
    * `created`, `idle`, `collecting`, `busy`, `terminated` for agent sessions; onboarding adds
-   * `complete`; user kinds report their own.
+   * `complete`; user kinds report their own. `passivated`: saved in the store, no actor
+   * (C11); its next input or attach activates it.
    */
-  readonly state: 'created' | 'idle' | 'collecting' | 'busy' | 'complete' | 'terminated' | 'deleted' | (string & {});
+  readonly state: 'created' | 'idle' | 'collecting' | 'busy' | 'complete' | 'terminated' | 'deleted' | 'passivated' | (string & {});
   /** Inputs waiting: the open batch plus the backlog (onboarding: answers waiting). */
   readonly backlog: number;
   /** Turns started (onboarding: questions answered). */

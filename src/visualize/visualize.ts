@@ -47,3 +47,24 @@ export async function visualize(
   }
   return { changed, unchanged };
 }
+
+/**
+ * Rewrites the Mermaid block after each `<!-- diagram:<name> … -->` marker in a Markdown
+ * file (the README), so the diagrams shown there are the machines as they are. With
+ * `check`, writes nothing and says whether the file is stale.
+ */
+export async function syncMarkdown(
+  machines: Readonly<Record<string, AnyStateMachine>>,
+  path: string,
+  { check = false }: { check?: boolean } = {},
+): Promise<boolean> {
+  const current = await readFile(path, 'utf8');
+  let next = current;
+  for (const [name, machine] of Object.entries(machines)) {
+    const marker = new RegExp(`(<!-- diagram:${name}\\b[^>]*-->\\n)\`\`\`mermaid\\n[\\s\\S]*?\`\`\``);
+    next = next.replace(marker, (_all, head: string) => `${head}\`\`\`mermaid\n${toMermaid(machine)}\`\`\``);
+  }
+  if (next === current) return false;
+  if (!check) await writeFile(path, next);
+  return true;
+}
