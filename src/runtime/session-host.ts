@@ -72,7 +72,11 @@ export class SessionHost {
     this.#actor.on('*', (effect: EventObject) => this.#record(effect));
     // Every root actor is observed: an unobserved actor error would kill the process.
     this.#actor.subscribe({
-      complete: () => deps.dispatcher.defer(() => this.#end()),
+      // Reaching a final state (`deleted`) completes the actor — and so does stop(), which
+      // passivation and shutdown use: only the first means the session is gone.
+      complete: () => {
+        if (!this.#stopped) deps.dispatcher.defer(() => this.#end());
+      },
       error: (error: unknown) => deps.dispatcher.defer(() => this.#end(error)),
     });
     if (!restored) {

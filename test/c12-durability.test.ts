@@ -1,0 +1,198 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActor, SimulatedClock } from 'xstate';
+import { MemoryStore, SqliteStore, sessionMachine, type Store } from '../src/index.ts';
+import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { settings } from './machine-helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'baton-durable-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const sqlite = () => join(dir, `c12-${n++}.db`);
+
+/**
+ * A "crash": the first runtime is simply abandoned — its clock never moves again and its
+ * agent calls never finish — and a second runtime opens the same store.
+ */
+function restart(store: Store, options: Parameters<typeof testRuntime>[0]) {
+  return testRuntime({ ...options, store });
+}
+
+describe('C12 durability and recovery', () => {
+  it('acknowledges inputs as durable only with a durable store', () => {
+    const a = controlledAgent();
+    expect(testRuntime({ agent: a.agent, store: new SqliteStore(sqlite()) }).runtime.send('s', { id: 'm', content: 'x' }).durability).toBe('durable');
+    expect(testRuntime({ agent: a.agent }).runtime.send('s', { id: 'm', content: 'x' }).durability).toBe('volatile');
+    // Commands are not inputs: no durability claim.
+    expect(testRuntime({ agent: a.agent }).runtime.send('s', { id: 'c', content: '/status' }).durability).toBeUndefined();
+  });
+
+  it('re-runs a turn the crash interrupted, with the same inputs, and completes it once', async () => {
+    const path = sqlite();
+    const first = controlledAgent();
+    const before = testRuntime({ agent: first.agent, debounceMs: 0, store: new SqliteStore(path) });
+    before.runtime.send('s', { id: 'm1', content: 'one' });
+    before.runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(first.contents()).toEqual([['one']]); // m1 running, m2 waiting; then the process dies
+    const second = controlledAgent();
+    const after = restart(new SqliteStore(path), { agent: second.agent, debounceMs: 0 });
+    await settle();
+    expect(second.contents()).toEqual([['one']]);
+    second.calls[0]!.resolve('re-run');
+    await settle();
+    expect(second.contents()).toEqual([['one'], ['two']]);
+    second.calls[1]!.resolve('then');
+    await settle();
+    expect(after.dones('s').map((d) => [d.success, d.input_ids])).toEqual([
+      [true, ['m1']],
+      [true, ['m2']],
+    ]);
+    // Numbering goes on after what the first process emitted: no seq is reused.
+    const firstSeqs = before.of('s').map((e) => e.seq);
+    expect(Math.min(...after.of('s').map((e) => e.seq))).toBe(Math.max(...firstSeqs) + 1);
+    // A third start finds nothing left to do.
+    const third = controlledAgent();
+    restart(new SqliteStore(path), { agent: third.agent, debounceMs: 0 });
+    await settle();
+    expect(third.calls).toHaveLength(0);
+  });
+
+  it('runs a batch that was collecting at the crash: its inputs are batched again and sealed', async () => {
+    const store = new MemoryStore();
+    const first = controlledAgent();
+    const before = testRuntime({ agent: first.agent, debounceMs: 300, store });
+    before.runtime.send('s', { id: 'm1', content: 'one' });
+    before.runtime.send('s', { id: 'm2', content: 'two' });
+    expect(before.runtime.status('s')?.state).toBe('collecting');
+    const second = controlledAgent();
+    const after = restart(store, { agent: second.agent, debounceMs: 300 });
+    await settle();
+    expect(after.runtime.status('s')?.state).toBe('collecting');
+    await after.advance(300);
+    expect(second.contents()).toEqual([['one', 'two']]);
+    expect(first.calls).toHaveLength(0);
+  });
+
+  it('seals a batch whose snapshot was saved mid-collection at once: XState does not restore after-timers', () => {
+    const input = { sessionId: 's', settings: settings({ debounceMs: 300 }) };
+    const live = createActor(sessionMachine, { input });
+    live.start();
+    live.send({ type: 'activate' });
+    live.send({ type: 'input', input: { id: 'm1', content: 'one' } });
+    const saved = live.getPersistedSnapshot();
+    live.stop();
+    const restored = createActor(sessionMachine, { input, snapshot: saved, clock: new SimulatedClock() });
+    const starts: unknown[] = [];
+    restored.on('turn.start', (e) => starts.push(e.turn.inputs.map((i) => i.id)));
+    restored.start();
+    expect(restored.getSnapshot().matches({ running: { turn: 'collecting' } })).toBe(true);
+    restored.send({ type: 'resume' });
+    expect(starts).toEqual([['m1']]);
+  });
+
+  it('re-runs a turn whose snapshot was saved mid-turn, with a fresh timeout', () => {
+    const input = { sessionId: 's', settings: settings({ debounceMs: 0, turnTimeoutMs: 1000 }) };
+    const live = createActor(sessionMachine, { input });
+    live.start();
+    live.send({ type: 'activate' });
+    live.send({ type: 'input', input: { id: 'm1', content: 'one' } });
+    const saved = live.getPersistedSnapshot();
+    live.stop();
+    const clock = new SimulatedClock();
+    const restored = createActor(sessionMachine, { input, snapshot: saved, clock });
+    const effects: string[] = [];
+    restored.on('*', (e) => effects.push(e.type === 'output' ? e.event.type : e.type));
+    restored.start();
+    restored.send({ type: 'resume' });
+    expect(effects).toEqual(['turn.abort', 'state', 'message.start', 'turn.start']);
+    clock.increment(1000);
+    expect(effects.slice(4)).toContain('turn.abort'); // the re-run turn has its own timeout
+    expect(restored.getSnapshot().context.turns).toBe(2);
+  });
+
+  it('remembers accepted ids across a restart (C10)', async () => {
+    const store = new MemoryStore();
+    const a = controlledAgent();
+    const before = testRuntime({ agent: a.agent, debounceMs: 0, store });
+    before.runtime.send('s', { id: 'm1', content: 'one' });
+    a.calls[0]!.resolve();
+    await settle();
+    const after = restart(store, { agent: a.agent, debounceMs: 0 });
+    expect(after.runtime.send('s', { id: 'm1', content: 'one' }).status).toBe('duplicate');
+  });
+
+  it('keeps waiting inputs at a shutdown with a durable store, and runs them at the next start', async () => {
+    const path = sqlite();
+    const first = controlledAgent();
+    const before = testRuntime({ agent: first.agent, debounceMs: 0, store: new SqliteStore(path) });
+    before.runtime.send('s', { id: 'm1', content: 'one' });
+    before.runtime.send('s', { id: 'm2', content: 'two' });
+    const stopped = before.runtime.shutdown({ drainMs: 100 });
+    await before.advance(100);
+    await stopped;
+    expect(first.calls[0]!.turn.signal.aborted).toBe(true);
+    expect(before.dones('s')).toEqual([]); // nothing was cancelled: it is all kept
+    const second = controlledAgent();
+    const after = restart(new SqliteStore(path), { agent: second.agent, debounceMs: 0 });
+    await settle();
+    second.calls[0]!.resolve();
+    await settle();
+    second.calls[1]?.resolve();
+    await settle();
+    expect(after.dones('s').flatMap((d) => (d.success ? d.input_ids : []))).toEqual(['m1', 'm2']);
+  });
+});
+
+describe('C11 passivation', () => {
+  it('passivates 10,000 idle sessions and re-activates each on its next input', async () => {
+    const store = new MemoryStore();
+    const t = testRuntime({ agent: async (turn) => `re: ${turn.inputs[0]?.content}`, debounceMs: 0, idleTimeoutMs: 60_000, store });
+    const N = 10_000;
+    for (let i = 0; i < N; i++) t.runtime.send(`s${i}`, { id: 'm1', content: `first ${i}` });
+    await settle();
+    expect(t.runtime.sessionIds()).toHaveLength(N);
+    await t.advance(30_000);
+    expect(t.runtime.sessionIds()).toHaveLength(N); // not idle long enough yet
+    await t.advance(60_000);
+    expect(t.runtime.sessionIds()).toHaveLength(0);
+    expect(t.runtime.status('s42')).toMatchObject({ state: 'passivated', kind: 'agent' });
+    for (let i = 0; i < N; i++) t.runtime.send(`s${i}`, { id: 'm2', content: `second ${i}` });
+    await settle();
+    for (const i of [0, 42, 9_999]) {
+      expect(t.dones(`s${i}`).map((d) => d.input_ids)).toEqual([['m1'], ['m2']]);
+      const seqs = t.of(`s${i}`).map((e) => e.seq);
+      expect(seqs).toEqual(seqs.map((_, k) => k + 1)); // gapless across passivation (C8)
+      expect(t.of(`s${i}`).filter((e) => e.type === 'message.delta').at(-1)?.data).toMatchObject({ content: `re: second ${i}` });
+    }
+    expect(t.runtime.send('s7', { id: 'm1', content: 'first 7' }).status).toBe('duplicate');
+  });
+
+  it('never passivates a busy session', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, idleTimeoutMs: 1000 });
+    t.runtime.send('s', { id: 'm1', content: 'slow' });
+    await t.advance(5000);
+    expect(t.runtime.status('s')?.state).toBe('busy');
+    a.calls[0]!.resolve();
+    await settle();
+    await t.advance(2000);
+    expect(t.runtime.status('s')?.state).toBe('passivated');
+  });
+
+  it('keeps a subscriber across passivation', async () => {
+    const t = testRuntime({ agent: async () => 'ok', debounceMs: 0, idleTimeoutMs: 1000 });
+    const seen: string[] = [];
+    t.runtime.eventsOf('s').subscribe((e) => seen.push(e.type));
+    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await settle();
+    await t.advance(2000);
+    expect(t.runtime.status('s')?.state).toBe('passivated');
+    const before = seen.length;
+    t.runtime.send('s', { id: 'm2', content: 'y' });
+    await settle();
+    expect(seen.slice(before)).toContain('done');
+  });
+});
