@@ -34,8 +34,11 @@ export interface ConnectionContext {
 export type ConnectionEvent =
   /** The client's first frame was a valid `init`: the host attaches the session. */
   | { type: 'init' }
-  /** The session is attached; `ack` is the `init_ack` to write first. */
-  | { type: 'attached'; ack: OutboundFrame }
+  /**
+   * The session is attached; `ack` is the `init_ack` to write first, `replay` the stored
+   * events a resuming client missed (they come before anything held).
+   */
+  | { type: 'attached'; ack: OutboundFrame; replay?: readonly OutboundFrame[] }
   /** The handshake failed: `init_ack{state:'deleted'}` with the code, then close. */
   | { type: 'reject'; failure: HandshakeFailure }
   | { type: 'outbound'; frame: OutboundFrame }
@@ -59,10 +62,11 @@ export const connectionMachine = setup({
       held: ({ context, event }) => (event.type === 'outbound' ? [...context.held, event.frame] : context.held),
     }),
     write: emit(({ event }) => ({ type: 'write' as const, frame: (event as { frame: OutboundFrame }).frame })),
-    /** `init_ack` first, then everything held, in order. */
+    /** `init_ack` first, then the replay of a resume, then everything held, in order. */
     openGate: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'attached') return;
       enqueue.emit({ type: 'write', frame: event.ack });
+      for (const frame of event.replay ?? []) enqueue.emit({ type: 'write', frame });
       for (const frame of context.held) enqueue.emit({ type: 'write', frame });
       enqueue.assign({ held: [] });
     }),

@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { pino, type Level } from 'pino';
 import { createRuntime } from './runtime/runtime.ts';
 import { createGateway } from './gateway/gateway.ts';
+import { MemoryStore, type Store } from './runtime/store.ts';
+import { SqliteStore } from './runtime/sqlite-store.ts';
 import { demoAgent } from './agents/demo.ts';
 import { chat } from './chat.ts';
 import { syncMarkdown, visualize } from './visualize/visualize.ts';
@@ -23,6 +25,8 @@ Commands:
             --max-wait-ms N     (default 2000)
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
+            --store S           (BATON_STORE; memory | sqlite:PATH; default sqlite:./.baton/baton.db)
+            --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
             --inspect           (off by default: report every session actor to the Stately inspector;
                                  needs a browser and the network)
@@ -63,6 +67,8 @@ async function serve(argv: string[]): Promise<void> {
       'drain-ms': { type: 'string' },
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
+      store: { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
     },
   });
   const level = (values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn') as Level | 'silent';
@@ -71,7 +77,10 @@ async function serve(argv: string[]): Promise<void> {
   }
   const logger = pino({ level }, pino.destination(2));
   const inspector = values.inspect ? await skyInspector(logger) : undefined;
+  const store = openStore(values.store ?? process.env.BATON_STORE ?? 'sqlite:./.baton/baton.db');
   const runtime = createRuntime({
+    store,
+    idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
     ...(inspector && { inspect: inspector }),
     agent: demoAgent({ delayMs: int('--demo-delay-ms', values['demo-delay-ms'], 20) }),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
@@ -95,7 +104,10 @@ async function serve(argv: string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'signal received');
     gateway.close().then(
-      () => process.exit(0),
+      () => {
+        store.close();
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -148,6 +160,13 @@ async function runVisualize(argv: string[]): Promise<void> {
     process.stderr.write('baton: visualizations are stale; run `npm run visualize` and commit the result\n');
     process.exit(1);
   }
+}
+
+/** `memory` or `sqlite:PATH`. */
+function openStore(spec: string): Store {
+  if (spec === 'memory') return new MemoryStore();
+  if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return new SqliteStore(spec.slice('sqlite:'.length));
+  throw new Error(`--store must be "memory" or "sqlite:PATH", got "${spec}"`);
 }
 
 function int(flag: string, value: string | undefined, fallback: number): number {

@@ -139,6 +139,17 @@ export class Connection {
       return this.#reject({ code, message: error instanceof Error ? error.message : String(error) });
     }
     if (status.kind === 'onboarding' && status.state === 'created') runtime.control(sessionId, 'start');
+    // Resume: the stored events after the client's last_seq, up to the attach point; live
+    // events after it are already held in the gate.
+    const lastSeq = data.last_seq;
+    const replay =
+      lastSeq === undefined || lastSeq >= attachedAt
+        ? []
+        : runtime
+            .eventsAfter(sessionId, lastSeq)
+            .filter((e) => e.seq <= attachedAt)
+            .map((e) => ({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }));
+    const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
     this.#ctx.logger.debug({ sessionId, kind }, 'attached');
     this.#actor.send({
       type: 'attached',
@@ -150,13 +161,15 @@ export class Connection {
           state: this.#wireState(status),
           server_caps: {
             protocol_version: PROTOCOL_VERSION,
-            supports_resume: false,
+            supports_resume: true,
             supports_delta: true,
             max_frame_size: this.#ctx.maxFrameBytes,
           },
           seq: attachedAt,
+          ...(lastSeq !== undefined && { resume: { from: lastSeq, replayed: replay.length, complete } }),
         },
       },
+      replay,
     });
   }
 
@@ -186,7 +199,7 @@ export class Connection {
         status: 'accepted',
         duplicate: receipt.status === 'duplicate',
         ...(receipt.mode && { input_mode: receipt.mode }),
-        durability: 'volatile',
+        durability: receipt.durability ?? 'volatile',
       },
     });
   }

@@ -22,6 +22,8 @@ export const initDataSchema = z.looseObject({
   worker_type: z.string().min(1).max(64).optional(),
   session_id: sessionIdSchema.optional(),
   auth: z.looseObject({ token: z.string().optional() }).optional(),
+  /** Extension: resume after the last seq this client saw. */
+  last_seq: z.number().int().min(0).optional(),
 });
 
 const inputDataSchema = z.looseObject({

@@ -33,7 +33,7 @@ describe('handshake (PROTOCOL.md §Handshake, C9)', () => {
     expect(ack.event.data).toEqual({
       session_id: ack.session_id,
       state: expect.any(String),
-      server_caps: { protocol_version: 'aep/v1', supports_resume: false, supports_delta: true, max_frame_size: 32768 },
+      server_caps: { protocol_version: 'aep/v1', supports_resume: true, supports_delta: true, max_frame_size: 32768 },
       seq: 0,
     });
     // The new session's own first event follows, numbered 1.

@@ -8,7 +8,7 @@ const bin = fileURLToPath(new URL('../../bin/baton.js', import.meta.url));
 
 /** Starts the real CLI (`baton serve`) on a free port; resolves once it prints its URL. */
 async function serve(args: string[]) {
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--store', 'memory', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
