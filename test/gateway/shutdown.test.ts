@@ -1,27 +1,10 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Client } from './client.ts';
+import { serve as serveProcess } from './process.ts';
 
-const bin = fileURLToPath(new URL('../../bin/baton.js', import.meta.url));
-
-/** Starts the real CLI (`baton serve`) on a free port; resolves once it prints its URL. */
-async function serve(args: string[]) {
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--store', 'memory', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /(ws:\/\/\S+\/ws)/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
-  });
-  return { child, url, stderr: () => stderr };
-}
+/** The gateway process, in memory: at shutdown it cancels and reports what waits. */
+const serve = (args: string[]) => serveProcess(['--store', 'memory', ...args]);
 
 describe('C14 graceful shutdown of the gateway process', () => {
   it('on SIGTERM with a turn in flight: control{reconnect} to clients, the turn ends, exit code 0', async () => {
