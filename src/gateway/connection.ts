@@ -23,6 +23,9 @@ export interface ConnectionContext {
   readonly logger: Logger;
   /** True once the gateway is shutting down: new handshakes are refused. */
   closing(): boolean;
+  /** A connection attached to a session, or left it (for the directory). */
+  attached(sessionId: string): void;
+  detached(sessionId: string): void;
   closed(connection: Connection): void;
 }
 
@@ -40,6 +43,7 @@ export class Connection {
   /** A delta of the running turn was dropped for this client: its `done` says so. */
   #dropped = false;
   #throttled = false;
+  #attached = false;
 
   constructor(socket: WebSocket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -151,6 +155,8 @@ export class Connection {
             .map((e) => ({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }));
     const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
     this.#ctx.logger.debug({ sessionId, kind }, 'attached');
+    this.#attached = true;
+    this.#ctx.attached(sessionId);
     this.#actor.send({
       type: 'attached',
       ack: {
@@ -265,6 +271,8 @@ export class Connection {
 
   #cleanup(): void {
     this.#subscription?.unsubscribe();
+    if (this.#attached) this.#ctx.detached(this.#sessionId);
+    this.#attached = false;
     if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'close' });
     this.#actor.stop();
     this.#ctx.closed(this);

@@ -4,6 +4,8 @@ import { WebSocketServer } from 'ws';
 import { pino } from 'pino';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { GatewayMetrics } from './metrics.ts';
+import { createInspector } from './inspector/inspector.ts';
+import { timingSafeEqual } from 'node:crypto';
 import { gatewayDefaults, parseGatewayOptions, type GatewayOptions } from './options.ts';
 
 export interface Gateway {
@@ -32,6 +34,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const logger = opts.logger ?? pino({ level: 'silent' });
   const metrics = new GatewayMetrics(opts.runtime);
   const connections = new Set<Connection>();
+  const inspector = createInspector(opts.runtime);
   let closing: Promise<void> | undefined;
 
   const ctx: ConnectionContext = {
@@ -44,6 +47,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     closing: () => closing !== undefined,
+    attached: (sessionId) => {
+      opts.runtime.directory.trigger.clientAttached({ sessionId });
+      inspector.touch(sessionId);
+    },
+    detached: (sessionId) => {
+      opts.runtime.directory.trigger.clientDetached({ sessionId });
+      inspector.touch(sessionId);
+    },
     closed: (connection) => {
       connections.delete(connection);
       metrics.connections.set(connections.size);
@@ -76,6 +87,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: closing ? 'shutting_down' : 'ok' }));
+    } else if (req.method === 'GET' && path.startsWith('/inspect')) {
+      // The inspector shows every session: with a token set, it needs the token too.
+      if (!authorized(req)) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: 'UNAUTHORIZED' }));
+      } else if (!(await inspector.handle(req, res, path))) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+      }
     } else if (req.method === 'GET' && path === '/metrics') {
       const body = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
@@ -84,12 +102,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
+  /** `?token=` or `Authorization: Bearer`, when the gateway has a token. */
+  function authorized(req: IncomingMessage): boolean {
+    if (opts.token === undefined) return true;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const given = url.searchParams.get('token') ?? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (given === undefined || given === null) return false;
+    const a = Buffer.from(given);
+    const b = Buffer.from(opts.token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
   async function shutdown(): Promise<void> {
     logger.info({ connections: connections.size }, 'shutting down');
     for (const connection of connections) {
       connection.send({ type: 'control', seq: 0, data: { action: 'reconnect', reason: 'shutdown' } });
     }
     await opts.runtime.shutdown({ drainMs: opts.drainMs });
+    inspector.close();
     const gone = [...wss.clients].map((ws) => new Promise<void>((resolve) => ws.once('close', () => resolve())));
     for (const ws of wss.clients) ws.close(1001, 'shutdown');
     // A client that never answers the close handshake is cut off.

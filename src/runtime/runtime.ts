@@ -1,4 +1,4 @@
-import type { EventObject } from 'xstate';
+import type { AnyStateMachine, EventObject } from 'xstate';
 import { Observable, Subject, type Subscriber } from 'rxjs';
 import type { SessionSettings } from '../../machines/session.ts';
 import {
@@ -17,6 +17,7 @@ import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
 import { MemoryStore, type InboxEntry } from './store.ts';
+import { createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 
 /**
@@ -65,6 +66,10 @@ export interface Runtime {
   status(sessionId: string): SessionStatus | undefined;
   /** The ids of the sessions that are live (have an actor) in this runtime. */
   sessionIds(): string[];
+  /** The machine of a session kind (`agent`, `onboarding`, or one of yours), for tools that draw it. */
+  machineOf(kind: string): AnyStateMachine | undefined;
+  /** Totals, last errors and attached clients, as an `@xstate/store` store (read it, subscribe to it). */
+  readonly directory: Directory;
   /** Events of a session with a seq above `seq` that the store still holds, for resume. */
   eventsAfter(sessionId: string, seq: number): SessionEvent[];
   /** Every event of every session. Completes after `shutdown`. */
@@ -89,6 +94,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const commandHelp = [...commands].map(([name, spec]) => ({ name, description: spec.description }));
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? new MemoryStore();
+  const directory = createDirectory();
   const sessions = new Map<string, SessionHost>();
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
   const events$ = new Subject<SessionEvent>();
@@ -106,12 +112,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     inspect: opts.inspect,
     store,
     publish(event) {
+      if (event.type === 'done' && event.data.input_ids.length > 0) directory.trigger.turnEnded();
+      else if (event.type === 'error') {
+        directory.trigger.errorSeen({ sessionId: event.sessionId, error: { code: event.data.code, message: event.data.message, at: Date.now() } });
+      }
       events$.next(event);
       const subscribers = listeners.get(event.sessionId);
       if (subscribers) for (const subscriber of subscribers) subscriber.next(event);
     },
     ended(host, error) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
+      directory.trigger.sessionDeleted({ sessionId: host.id });
       if (error !== undefined) {
         const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
         deps.publish({ sessionId: host.id, seq: host.status().seq + 1, type: 'error', data: { code: 'INTERNAL_ERROR', message } });
@@ -244,6 +255,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return decided.announced ? { ...rejected(error), announced: true } : rejected(error);
     }
     host.recent.remember(id, content);
+    directory.trigger.inputAccepted();
     const durability = entry ? { durability: store.durable ? ('durable' as const) : ('volatile' as const) } : {};
     return { status: 'accepted', ...(decided.mode && { mode: decided.mode }), ...durability };
   }
@@ -317,6 +329,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return stored && { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, seq: Math.max(stored.seq, store.lastSeq(sessionId)) };
     },
     eventsAfter: (sessionId, seq) => store.eventsAfter(sessionId, seq),
+    machineOf: (kind) => kinds.get(kind)?.machine,
+    directory,
     sessionIds: () => [...sessions.keys()],
     events$: events$.asObservable(),
     eventsOf,

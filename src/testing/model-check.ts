@@ -8,6 +8,7 @@ import {
   type InspectionEvent,
 } from 'xstate';
 import { getShortestPaths, getSimplePaths } from 'xstate/graph';
+import { activeStateIds } from '../visualize/active.ts';
 
 /** One step of a machine: the snapshot before, the event, the snapshot after, and what it emitted. */
 export interface Step {
@@ -111,7 +112,7 @@ export function checkMachine(machine: AnyStateMachine, options: ModelCheckOption
       const from = statePath.state as AnyMachineSnapshot;
       const prefix = statePath.steps.slice(1).map((s) => ({ event: (s.event as EventObject).type, state: (s.state as AnyMachineSnapshot).value }));
       const key = serialize(from);
-      activeIds(machine.root, from.value).forEach((id) => reachedStates.add(id));
+      activeStateIds(machine.root, from.value).forEach((id) => reachedStates.add(id));
       for (const [invariant, holds] of Object.entries(options.invariants ?? {})) {
         if (!safely(() => holds(from))) violate(invariant, [...prefix, { event: '(reached)', state: from.value }]);
       }
@@ -128,7 +129,7 @@ export function checkMachine(machine: AnyStateMachine, options: ModelCheckOption
         }
         result.transitions.forEach((t) => taken.add(catalog.get(t)?.key ?? 'unknown'));
         const to = result.to!;
-        activeIds(machine.root, to.value).forEach((id) => reachedStates.add(id));
+        activeStateIds(machine.root, to.value).forEach((id) => reachedStates.add(id));
         const step: Step = { from, event, to, emitted: result.emitted };
         for (const [invariant, holds] of Object.entries(options.stepInvariants ?? {})) {
           if (!safely(() => holds(step))) violate(invariant, path);
@@ -237,19 +238,6 @@ function stateIds(root: AnyStateNode): string[] {
   };
   visit(root);
   return ids;
-}
-
-/** The ids of the state nodes active in a state value. */
-function activeIds(node: AnyStateNode, value: unknown): string[] {
-  if (typeof value === 'string') {
-    const child = (node.states as Record<string, AnyStateNode>)[value];
-    return child ? [child.id, ...activeIds(child, undefined)] : [];
-  }
-  if (value === undefined || value === null) return [];
-  return Object.entries(value as Record<string, unknown>).flatMap(([key, sub]) => {
-    const child = (node.states as Record<string, AnyStateNode>)[key];
-    return child ? [child.id, ...activeIds(child, sub)] : [];
-  });
 }
 
 function isFinal(machine: AnyStateMachine, snapshot: AnyMachineSnapshot): boolean {

@@ -123,3 +123,17 @@ describe('handshake (PROTOCOL.md §Handshake, C9)', () => {
     await b.client.close();
   });
 });
+
+describe('inspector endpoints', () => {
+  it('refuse a request without the token when one is set, and serve it with the token', async () => {
+    const { http } = await gateway({ gateway: { token: 's3cret' } });
+    expect((await fetch(`${http}/inspect`)).status).toBe(401);
+    expect((await fetch(`${http}/inspect/events`)).status).toBe(401);
+    expect((await fetch(`${http}/inspect?token=wrong`)).status).toBe(401);
+    const page = await fetch(`${http}/inspect?token=s3cret`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>Baton inspector</title>');
+    const svg = await fetch(`${http}/inspect/machine/agent.svg`, { headers: { authorization: 'Bearer s3cret' } });
+    expect(await svg.text()).toContain('session.running.turn.busy');
+  });
+});

@@ -49,6 +49,8 @@ describe('C15 slow consumers', () => {
       metrics: new GatewayMetrics(runtime),
       logger: pino({ level: 'silent' }),
       closing: () => false,
+      attached: () => undefined,
+      detached: () => undefined,
       closed: () => undefined,
     });
     socket.receive('init', { version: 'aep/v1', session_id: 's' });

@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { Runtime } from '../../runtime/runtime.ts';
+import type { SessionEvent } from '../../runtime/types.ts';
+import { activeStateIds } from '../../visualize/active.ts';
+import { renderSvg } from '../../visualize/render.ts';
+import { toDot } from '../../visualize/dot.ts';
+import { INSPECTOR_PAGE } from './page.ts';
+
+/** One row of the inspector's session list. */
+export interface SessionEntry {
+  readonly id: string;
+  readonly kind: string;
+  readonly state: string;
+  readonly backlog: number;
+  readonly turns: number;
+  readonly seq: number;
+  readonly clients: number;
+  readonly lastError: { code: string; message: string; at: number } | null;
+  /** Ids of the active state nodes: the `<title>`s of the SVG nodes to highlight. */
+  readonly active: readonly string[];
+}
+
+const VISUALIZATIONS = fileURLToPath(new URL('../../../visualizations/', import.meta.url));
+const FILES: Record<string, string> = { agent: 'session.svg', onboarding: 'onboarding.svg' };
+
+/**
+ * The live inspector: `GET /inspect` (the page), `GET /inspect/events` (server-sent events:
+ * sessions, their recent events, counters) and `GET /inspect/machine/<kind>.svg`. Updates
+ * are coalesced and sent every 100 ms, so a busy gateway cannot flood an inspector.
+ * Session data goes only to these endpoints, never to WebSocket clients.
+ */
+export function createInspector(runtime: Runtime, { flushMs = 100 }: { flushMs?: number } = {}) {
+  const streams = new Set<ServerResponse>();
+  const dirty = new Set<string>();
+  let recent: { sessionId: string; type: string; seq: number; at: number }[] = [];
+
+  const subscription = runtime.events$.subscribe((event: SessionEvent) => {
+    dirty.add(event.sessionId);
+    if (streams.size > 0 && recent.length < 500) recent.push({ sessionId: event.sessionId, type: event.type, seq: event.seq, at: Date.now() });
+  });
+
+  const entry = (id: string): SessionEntry | { id: string; removed: true } => {
+    const status = runtime.status(id);
+    if (!status) return { id, removed: true };
+    const { clients, lastErrors } = runtime.directory.get().context;
+    const snapshot = runtime.snapshot(id) as { value?: unknown } | undefined;
+    const machine = runtime.machineOf(status.kind);
+    return {
+      id,
+      kind: status.kind,
+      state: status.state,
+      backlog: status.backlog,
+      turns: status.turns,
+      seq: status.seq,
+      clients: clients[id] ?? 0,
+      lastError: lastErrors[id] ?? null,
+      active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
+    };
+  };
+  const counters = () => {
+    const { turns, inputs, errors } = runtime.directory.get().context;
+    return { at: Date.now(), turns, inputs, errors };
+  };
+  const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+
+  const timer = setInterval(() => {
+    if (streams.size === 0) {
+      dirty.clear();
+      return;
+    }
+    const sessions = [...dirty].map(entry);
+    dirty.clear();
+    const events = recent;
+    recent = [];
+    for (const res of streams) {
+      if (sessions.length > 0) send(res, 'sessions', sessions);
+      if (events.length > 0) send(res, 'events', events);
+      send(res, 'counters', counters());
+    }
+  }, flushMs);
+  timer.unref();
+
+  async function machineSvg(kind: string): Promise<string | undefined> {
+    const file = FILES[kind];
+    if (file) return readFile(VISUALIZATIONS + file, 'utf8');
+    const machine = runtime.machineOf(kind);
+    return machine && renderSvg(toDot(machine));
+  }
+
+  return {
+    /** Something about a session changed that is not one of its events (a client attached). */
+    touch(sessionId: string): void {
+      dirty.add(sessionId);
+    },
+    /** Answers an inspector request; `false` if the path is not the inspector's. */
+    async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+      if (path === '/inspect') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(INSPECTOR_PAGE);
+        return true;
+      }
+      if (path === '/inspect/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+        send(res, 'sessions', runtime.sessionIds().map(entry));
+        send(res, 'counters', counters());
+        streams.add(res);
+        req.on('close', () => streams.delete(res));
+        return true;
+      }
+      const svg = /^\/inspect\/machine\/([\w-]+)\.svg$/.exec(path);
+      if (svg) {
+        const body = await machineSvg(svg[1]!);
+        if (body === undefined) res.writeHead(404).end();
+        else res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'no-store' }).end(body);
+        return true;
+      }
+      return false;
+    },
+    close(): void {
+      clearInterval(timer);
+      subscription.unsubscribe();
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}
