@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The inspector page in a real browser: Debian's Chromium driven by playwright-core.
  * Where Chromium is missing locally the test is skipped and says why; under CI it must run
