@@ -4,7 +4,9 @@
  * Where Chromium is missing locally the test is skipped and says why; under CI it must run
  * (`.ci/run` installs Chromium), so a missing browser fails there instead.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +20,10 @@ if (!available) {
   if (process.env.CI === 'true') throw new Error(`${why} — CI must run it`);
   console.warn(why);
 }
-const screenshot = fileURLToPath(new URL('../../docs/inspector.png', import.meta.url));
+// The README's screenshot is refreshed with UPDATE_SCREENSHOT=1; otherwise it goes to a temp file.
+const screenshot = process.env.UPDATE_SCREENSHOT
+  ? fileURLToPath(new URL('../../docs/inspector.png', import.meta.url))
+  : join(tmpdir(), `baton-inspector-${process.pid}.png`);
 
 describe.runIf(available)('inspector page (Chromium)', () => {
   let browser: Browser;
@@ -54,6 +59,7 @@ describe.runIf(available)('inspector page (Chromium)', () => {
       expect(highlighted).toContain('session.running.turn.busy');
       await page.waitForFunction(() => document.querySelectorAll('#events div').length > 3);
       await page.screenshot({ path: screenshot, fullPage: true });
+      expect(statSync(screenshot).size).toBeGreaterThan(10_000);
 
       await slow.client.type('done');
       await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.turn.idle'));
