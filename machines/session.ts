@@ -83,7 +83,8 @@ export type SessionMachineEvent =
   | { type: 'agent.steering'; turnId: number }
   | { type: 'agent.pulled'; turnId: number; inputId: string }
   | { type: 'agent.done'; turnId: number; text?: string }
-  | { type: 'agent.error'; turnId: number; message: string }
+  /** `code`: a typed turn error from the agent (e.g. `RATE_LIMITED`); `WORKER_CRASH` otherwise. */
+  | { type: 'agent.error'; turnId: number; message: string; code?: ErrorCode }
   | { type: 'command.done'; commandId: string; text?: string }
   | { type: 'command.error'; commandId: string; message: string }
   /** `keep`: a durable store keeps waiting work for the next start instead of cancelling it. */
@@ -241,7 +242,7 @@ export const sessionMachine = setup({
     failTurn: enqueueActions(({ context, event, enqueue }) => {
       const turn = context.turn;
       if (event.type !== 'agent.error' || turn === null) return;
-      endTurn(enqueue, turn, { reason: 'failed', error: { code: 'WORKER_CRASH', message: event.message } });
+      endTurn(enqueue, turn, { reason: 'failed', error: { code: event.code ?? 'WORKER_CRASH', message: event.message } });
       enqueue.assign({ turn: null, queue: [...unpulled(turn), ...context.queue] });
     }),
     timeOutTurn: enqueueActions(({ context, enqueue }) => {

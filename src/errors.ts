@@ -67,6 +67,16 @@ export class WorkerCrashError extends BatonError {
   }
 }
 
+/**
+ * The model's API refused for rate limits. An agent throws it to end its turn with
+ * `error{RATE_LIMITED}` instead of `WORKER_CRASH`.
+ */
+export class RateLimitedError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RATE_LIMITED', message, options);
+  }
+}
+
 /** The turn ran past `turnTimeoutMs` and was aborted (C7). */
 export class TurnTimeoutError extends BatonError {
   constructor(message: string) {

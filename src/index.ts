@@ -22,6 +22,7 @@ export {
   RuntimeShuttingDownError,
   WorkerCrashError,
   TurnTimeoutError,
+  RateLimitedError,
   ConversationNotStartedError,
   ConversationAlreadyCompleteError,
 } from './errors.ts';
@@ -58,5 +59,5 @@ export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
 export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
-export type { Store, StoredSession, InboxEntry } from './runtime/store.ts';
+export type { Store, StoredSession, InboxEntry, TranscriptEntry } from './runtime/store.ts';
 export { SqliteStore, StaleEpochError } from './runtime/sqlite-store.ts';

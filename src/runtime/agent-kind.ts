@@ -12,10 +12,17 @@ import type { Agent, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
 import type { DriverContext, KindDriver, SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
+import type { Store, TranscriptEntry } from './store.ts';
+import { BatonError } from '../errors.ts';
+import type { DoneData } from '../../machines/events.ts';
+import type { SessionInput } from '../../machines/session.ts';
 
 export interface AgentKindOptions {
   readonly agent: Agent;
   readonly commands: ReadonlyMap<string, CommandSpec>;
+  /** Where the transcript is kept; the agent gets its last `historyWindow` entries. */
+  readonly store: Store;
+  readonly historyWindow: number;
   settingsFor(sessionId: string): SessionSettings;
 }
 
@@ -59,6 +66,10 @@ interface TurnRecord {
   readonly controller: AbortController;
   readonly startedAt: number;
   readonly steer: SteerChannel | undefined;
+  /** The turn's inputs, steered ones included once pulled: what the transcript records. */
+  readonly inputs: SessionInput[];
+  /** The reply so far, streamed or returned. */
+  text: string;
   streamed: boolean;
   ended: boolean;
 }
@@ -102,12 +113,21 @@ class AgentDriver implements KindDriver {
     }
   }
 
-  closeTurn(): number {
+  /** The turn is over: record it in the transcript (inputs, then the reply) and let go of it. */
+  closeTurn(done: Omit<DoneData, 'stats'>): number {
     const record = this.#turn;
     if (!record) return 0;
     record.ended = true;
     this.#turn = undefined;
     if (record.steer) this.#session.defer(() => record.steer?.close());
+    const byId = new Map(record.inputs.map((i) => [i.id, i]));
+    const entries: TranscriptEntry[] = done.input_ids.flatMap((id) => {
+      const input = byId.get(id);
+      return input ? [{ role: 'user' as const, content: input.content, inputId: id }] : [];
+    });
+    const status = done.success ? undefined : done.reason === 'failed' ? 'failed' : 'interrupted';
+    entries.push({ role: 'assistant', content: record.text, ...(status && { status }) });
+    this.#options.store.appendTranscript(this.#session.sessionId, entries);
     return this.#session.now() - record.startedAt;
   }
 
@@ -126,7 +146,10 @@ class AgentDriver implements KindDriver {
     const steer = this.#steering
       ? new SteerChannel(
           () => this.#send({ type: 'agent.steering', turnId }),
-          (input) => this.#send({ type: 'agent.pulled', turnId, inputId: input.id }),
+          (input) => {
+            this.#turn?.inputs.push(input);
+            this.#send({ type: 'agent.pulled', turnId, inputId: input.id });
+          },
         )
       : undefined;
     const record: TurnRecord = {
@@ -134,6 +157,8 @@ class AgentDriver implements KindDriver {
       controller: new AbortController(),
       startedAt: this.#session.now(),
       steer,
+      inputs: [...turn.inputs],
+      text: '',
       streamed: false,
       ended: false,
     };
@@ -151,15 +176,25 @@ class AgentDriver implements KindDriver {
       emit: (delta) => {
         if (record.ended) return;
         record.streamed = true;
+        record.text += String(delta);
         this.#send({ type: 'agent.delta', turnId, text: String(delta) });
       },
       ...(record.steer && { steer: record.steer }),
+      history: this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow),
     };
     const succeed = (result: unknown) => {
-      const text = !record.streamed && typeof result === 'string' && result !== '' ? { text: result } : {};
-      this.#send({ type: 'agent.done', turnId, ...text });
+      const returned = !record.streamed && typeof result === 'string' && result !== '';
+      if (returned) record.text = result;
+      this.#send({ type: 'agent.done', turnId, ...(returned && { text: result }) });
     };
-    const fail = (error: unknown) => this.#send({ type: 'agent.error', turnId, message: describe(error) });
+    // A typed error from the agent keeps its code (e.g. RATE_LIMITED); anything else is a crash.
+    const fail = (error: unknown) =>
+      this.#send({
+        type: 'agent.error',
+        turnId,
+        message: describe(error),
+        ...(error instanceof BatonError && { code: error.code }),
+      });
     try {
       const result = this.#options.agent(turn);
       if (isPromiseLike(result)) result.then(succeed, fail);

@@ -1,4 +1,5 @@
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
+import type { DoneData } from '../../machines/events.ts';
 
 /**
  * A kind of session: the machine that runs it and how the runtime talks to it. Baton has
@@ -63,7 +64,7 @@ export interface KindDriver {
   /** Called while the actor processes: record, and `defer` anything that calls out. */
   effect(effect: EventObject): void;
   /** A `done` is being emitted: end the running turn, if any, and return its duration in ms. */
-  closeTurn?(): number;
+  closeTurn?(done: Omit<DoneData, 'stats'>): number;
   /** The session is being stopped: abort what runs. */
   stop(): void;
 }

@@ -87,6 +87,11 @@ export interface RuntimeOptions extends SessionOptions {
    */
   store?: Store;
   /**
+   * How many transcript entries the agent gets as `turn.history`.
+   * @default 50
+   */
+  historyWindow?: number;
+  /**
    * A session idle this long is passivated: snapshot saved, actor stopped (C11).
    * @default 600000
    */
@@ -115,6 +120,7 @@ export const runtimeDefaults = {
   commandPrefix: '/',
   idempotencyWindow: 1000,
   idleTimeoutMs: 600_000,
+  historyWindow: 50,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -138,6 +144,7 @@ const runtimeSchema = z.strictObject({
   inspect: z.union([z.function(), z.looseObject({})]).optional(),
   store: z.looseObject({ load: z.function(), save: z.function() }).optional(),
   idleTimeoutMs: millis.min(1).optional(),
+  historyWindow: z.number().int().min(0).optional(),
   onboarding: z
     .strictObject({
       analyzer: z.function().optional(),

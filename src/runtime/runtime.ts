@@ -147,7 +147,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   const kinds = new Map<string, SessionKind>([
-    ['agent', agentKind({ agent: opts.agent, commands, settingsFor })],
+    ['agent', agentKind({ agent: opts.agent, commands, settingsFor, store, historyWindow: opts.historyWindow })],
     ['onboarding', onboardingKind(opts.onboarding)],
   ]);
   for (const [name, kind] of Object.entries(opts.kinds ?? {})) {

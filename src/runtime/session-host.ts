@@ -194,7 +194,7 @@ export class SessionHost {
     if (output.type === 'done') {
       // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
       // the durable inbox with the snapshot that follows the step.
-      const duration = this.#driver?.closeTurn?.() ?? 0;
+      const duration = this.#driver?.closeTurn?.(output.data) ?? 0;
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
       const consumed = [...output.data.input_ids, ...(output.data.cancelled_input_ids ?? [])];
       this.#deps.dispatcher.defer(() => {

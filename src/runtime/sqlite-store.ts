@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SessionEvent } from './types.ts';
-import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession } from './store.ts';
+import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry } from './store.ts';
 
 /**
  * Schema migrations, in order; `PRAGMA user_version` says how many have run. Never edit
@@ -36,6 +36,16 @@ export const MIGRATIONS: readonly string[] = [
      data TEXT NOT NULL,
      PRIMARY KEY (session_id, seq)
    ) WITHOUT ROWID;`,
+  // 3: the transcript, the session's conversation in turn order.
+  `CREATE TABLE transcript (
+     n INTEGER PRIMARY KEY AUTOINCREMENT,
+     session_id TEXT NOT NULL,
+     role TEXT NOT NULL,
+     content TEXT NOT NULL,
+     input_id TEXT,
+     status TEXT
+   );
+   CREATE INDEX transcript_session ON transcript (session_id, n);`,
 ];
 
 /** Thrown when a write finds the session owned by another epoch (the multi-node fencing token). */
@@ -90,6 +100,11 @@ export class SqliteStore implements Store {
         'SELECT seq, type, data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq',
       ),
       lastSeq: db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE session_id = ?'),
+      say: db.prepare('INSERT INTO transcript (session_id, role, content, input_id, status) VALUES (?, ?, ?, ?, ?)'),
+      transcript: db.prepare<[string, number], { role: 'user' | 'assistant'; content: string; input_id: string | null; status: string | null }>(
+        'SELECT role, content, input_id, status FROM (SELECT * FROM transcript WHERE session_id = ? ORDER BY n DESC LIMIT ?) ORDER BY n',
+      ),
+      deleteTranscript: db.prepare('DELETE FROM transcript WHERE session_id = ?'),
       deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
       deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE session_id = ?'),
@@ -155,8 +170,25 @@ export class SqliteStore implements Store {
     return this.#q.lastSeq.get(sessionId)?.seq ?? 0;
   }
 
+  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
+    this.#db.transaction(() => {
+      for (const e of entries) this.#q.say.run(sessionId, e.role, e.content, e.inputId ?? null, e.status ?? null);
+    })();
+  }
+
+  transcript(sessionId: string, limit: number): TranscriptEntry[] {
+    if (limit <= 0) return [];
+    return this.#q.transcript.all(sessionId, limit).map((r) => ({
+      role: r.role,
+      content: r.content,
+      ...(r.input_id !== null && { inputId: r.input_id }),
+      ...(r.status !== null && { status: r.status as 'interrupted' | 'failed' }),
+    }));
+  }
+
   delete(sessionId: string): void {
     this.#db.transaction(() => {
+      this.#q.deleteTranscript.run(sessionId);
       this.#q.deleteSession.run(sessionId);
       this.#q.deleteInbox.run(sessionId);
       this.#q.deleteEvents.run(sessionId);

@@ -7,6 +7,20 @@ import type { SessionInput } from '../../machines/session.ts';
  * this turn. Closing ends the iteration; unpulled inputs stay with the session.
  */
 export class SteerChannel implements AsyncIterable<SessionInput> {
+  /** Takes every input already here, without waiting. */
+  drain(): SessionInput[] {
+    this.#open();
+    const taken = this.#buffer.splice(0);
+    for (const input of taken) this.#onPull(input);
+    return taken;
+  }
+
+  #open(): void {
+    if (this.#opened) return;
+    this.#opened = true;
+    this.#onOpen();
+  }
+
   readonly #buffer: SessionInput[] = [];
   #waiting: ((r: IteratorResult<SessionInput>) => void) | undefined;
   #closed = false;
@@ -40,10 +54,7 @@ export class SteerChannel implements AsyncIterable<SessionInput> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<SessionInput> {
-    if (!this.#opened) {
-      this.#opened = true;
-      this.#onOpen();
-    }
+    this.#open();
     return {
       next: () => {
         const input = this.#buffer.shift();

@@ -7,6 +7,19 @@ export interface InboxEntry {
   readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * One entry of a session's transcript: what a turn took in and what it answered. A turn
+ * that was stopped or failed records its inputs and marks its reply.
+ */
+export interface TranscriptEntry {
+  readonly role: 'user' | 'assistant';
+  readonly content: string;
+  /** For user entries: the client message id of the input. */
+  readonly inputId?: string;
+  /** For assistant entries of turns that did not succeed. */
+  readonly status?: 'interrupted' | 'failed';
+}
+
 /** What is kept of one session between activations. */
 export interface StoredSession {
   readonly sessionId: string;
@@ -44,6 +57,10 @@ export interface Store {
   eventsAfter(sessionId: string, seq: number): SessionEvent[];
   /** The highest seq held for a session, or 0. */
   lastSeq(sessionId: string): number;
+  /** Appends a finished turn to the session's transcript (append-only, turn order). */
+  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void;
+  /** The last `limit` transcript entries, oldest first. */
+  transcript(sessionId: string, limit: number): TranscriptEntry[];
   delete(sessionId: string): void;
   close(): void;
 }
@@ -63,6 +80,7 @@ export class MemoryStore implements Store {
   readonly #sessions = new Map<string, StoredSession>();
   readonly #inbox = new Map<string, { entry: InboxEntry; consumed: boolean }[]>();
   readonly #events = new Map<string, SessionEvent[]>();
+  readonly #transcripts = new Map<string, TranscriptEntry[]>();
   readonly #keep: number;
 
   constructor({ keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
@@ -124,8 +142,19 @@ export class MemoryStore implements Store {
     return this.#events.get(sessionId)?.at(-1)?.seq ?? 0;
   }
 
+  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
+    const list = this.#transcripts.get(sessionId) ?? [];
+    list.push(...entries);
+    this.#transcripts.set(sessionId, list);
+  }
+
+  transcript(sessionId: string, limit: number): TranscriptEntry[] {
+    return limit > 0 ? (this.#transcripts.get(sessionId) ?? []).slice(-limit) : [];
+  }
+
   delete(sessionId: string): void {
     this.#sessions.delete(sessionId);
+    this.#transcripts.delete(sessionId);
     this.#inbox.delete(sessionId);
     this.#events.delete(sessionId);
   }

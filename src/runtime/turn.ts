@@ -1,4 +1,14 @@
 import type { SessionInput } from '../../machines/session.ts';
+import type { TranscriptEntry } from './store.ts';
+
+/**
+ * Steering (busy policy `steer`): inputs that arrive while the turn runs. Iterate it to
+ * wait for them, or `drain()` to take those already here without waiting. Either tells the
+ * runtime the agent accepts steering.
+ */
+export interface Steering extends AsyncIterable<SessionInput> {
+  drain(): SessionInput[];
+}
 
 /**
  * One turn handed to the agent: the batch's inputs in arrival order, a signal aborted on
@@ -24,7 +34,13 @@ export interface Turn {
    * (`input.ack` mode `injected`). Inputs the agent has not pulled when the turn ends go
    * to the next batch — never lost.
    */
-  readonly steer?: AsyncIterable<SessionInput>;
+  readonly steer?: Steering;
+  /**
+   * The session's transcript before this turn, oldest first: the last `historyWindow`
+   * entries (inputs as `user`, replies as `assistant`; an unfinished reply is marked
+   * `interrupted` or `failed`).
+   */
+  readonly history: readonly TranscriptEntry[];
 }
 
 /**
