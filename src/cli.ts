@@ -8,6 +8,7 @@ import { createGateway } from './gateway/gateway.ts';
 import { MemoryStore, type Store } from './runtime/store.ts';
 import { SqliteStore } from './runtime/sqlite-store.ts';
 import { demoAgent } from './agents/demo.ts';
+import { openaiAgent } from './agents/openai.ts';
 import { chat } from './chat.ts';
 import { syncMarkdown, visualize } from './visualize/visualize.ts';
 import { batonMachines } from './visualize/machines.ts';
@@ -20,6 +21,9 @@ Commands:
             --port N            (PORT, default 8080)
             --host HOST         (default 127.0.0.1)
             --token SECRET      (BATON_TOKEN; when set, clients must send it in init.auth.token)
+            --agent A           (echo | openai; default echo, the demo agent)
+            --model NAME        (BATON_MODEL; the model for --agent openai; OPENAI_BASE_URL and
+                                 OPENAI_API_KEY choose the endpoint and key)
             --demo-delay-ms N   (default 20: the demo agent's pause before each word)
             --debounce-ms N     (default 300)
             --max-wait-ms N     (default 2000)
@@ -68,6 +72,8 @@ async function serve(argv: string[]): Promise<void> {
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
       store: { type: 'string' },
+      agent: { type: 'string' },
+      model: { type: 'string' },
       'idle-timeout-ms': { type: 'string' },
     },
   });
@@ -82,7 +88,7 @@ async function serve(argv: string[]): Promise<void> {
     store,
     idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
     ...(inspector && { inspect: inspector }),
-    agent: demoAgent({ delayMs: int('--demo-delay-ms', values['demo-delay-ms'], 20) }),
+    agent: chooseAgent(values.agent ?? 'echo', values.model ?? process.env.BATON_MODEL, int('--demo-delay-ms', values['demo-delay-ms'], 20)),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
     maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
     busyPolicy: (values['busy-policy'] ?? 'collect') as BusyPolicy,
@@ -160,6 +166,16 @@ async function runVisualize(argv: string[]): Promise<void> {
     process.stderr.write('baton: visualizations are stale; run `npm run visualize` and commit the result\n');
     process.exit(1);
   }
+}
+
+/** `echo` (the demo agent) or `openai` (any OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY). */
+function chooseAgent(name: string, model: string | undefined, demoDelayMs: number) {
+  if (name === 'echo') return demoAgent({ delayMs: demoDelayMs });
+  if (name === 'openai') {
+    if (!model) throw new Error('--agent openai needs --model NAME (or BATON_MODEL)');
+    return openaiAgent({ model });
+  }
+  throw new Error(`--agent must be "echo" or "openai", got "${name}"`);
 }
 
 /** `memory` or `sqlite:PATH`. */

@@ -61,3 +61,6 @@ export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFram
 export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
 export type { Store, StoredSession, InboxEntry, TranscriptEntry } from './runtime/store.ts';
 export { SqliteStore, StaleEpochError } from './runtime/sqlite-store.ts';
+export { openaiAgent } from './agents/openai.ts';
+export type { OpenAIAgentOptions } from './agents/openai.ts';
+export type { Steering } from './runtime/turn.ts';
