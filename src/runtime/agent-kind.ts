@@ -12,6 +12,7 @@ import type { Agent, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
 import type { DriverContext, KindDriver, SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
+import { LazyAbort } from './lazy-abort.ts';
 import type { Store, TranscriptEntry } from './store.ts';
 import { BatonError } from '../errors.ts';
 import type { DoneData } from '../../machines/events.ts';
@@ -63,7 +64,7 @@ export function agentKind(options: AgentKindOptions): SessionKind {
 /** The host side of one running turn. */
 interface TurnRecord {
   readonly id: number;
-  readonly controller: AbortController;
+  readonly controller: LazyAbort;
   readonly startedAt: number;
   readonly steer: SteerChannel | undefined;
   /** The turn's inputs, steered ones included once pulled: what the transcript records. */
@@ -154,7 +155,7 @@ class AgentDriver implements KindDriver {
       : undefined;
     const record: TurnRecord = {
       id: turnId,
-      controller: new AbortController(),
+      controller: new LazyAbort(),
       startedAt: this.#session.now(),
       steer,
       inputs: [...turn.inputs],
@@ -172,7 +173,9 @@ class AgentDriver implements KindDriver {
     const turn: Turn = {
       sessionId: this.#session.sessionId,
       inputs: running.inputs,
-      signal: record.controller.signal,
+      get signal() {
+        return record.controller.signal;
+      },
       emit: (delta) => {
         if (record.ended) return;
         record.streamed = true;
@@ -180,8 +183,13 @@ class AgentDriver implements KindDriver {
         this.#send({ type: 'agent.delta', turnId, text: String(delta) });
       },
       ...(record.steer && { steer: record.steer }),
-      history: this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow),
+      // Read from the store only if the agent asks.
+      get history() {
+        return history();
+      },
     };
+    let loaded: readonly TranscriptEntry[] | undefined;
+    const history = () => (loaded ??= this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow));
     const succeed = (result: unknown) => {
       const returned = !record.streamed && typeof result === 'string' && result !== '';
       if (returned) record.text = result;

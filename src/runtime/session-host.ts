@@ -198,7 +198,11 @@ export class SessionHost {
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
       const consumed = [...output.data.input_ids, ...(output.data.cancelled_input_ids ?? [])];
       this.#deps.dispatcher.defer(() => {
-        if (!this.#stopped) this.save(consumed);
+        if (this.#stopped) return;
+        // A durable store gets the snapshot with the consumption, in one transaction; a
+        // memory store gets snapshots only at passivation and shutdown.
+        if (this.#deps.store.durable) this.save(consumed);
+        else this.#deps.store.consume(this.id, consumed);
       });
     } else {
       event = { sessionId: this.id, seq, ...output } as SessionEvent;

@@ -128,6 +128,12 @@ export class SqliteStore implements Store {
     })();
   }
 
+  consume(sessionId: string, consumed: readonly string[]): void {
+    this.#db.transaction(() => {
+      for (const id of consumed) this.#q.consume.run(sessionId, id);
+    })();
+  }
+
   accept(sessionId: string, input: InboxEntry): void {
     this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
   }

@@ -41,6 +41,8 @@ export interface Store {
   load(sessionId: string): StoredSession | undefined;
   /** Saves a session; inputs in `consumed` are marked consumed in the same transaction. */
   save(session: StoredSession, consumed?: readonly string[]): void;
+  /** Marks inputs consumed without a snapshot (a store that is not durable saves snapshots only when it must). */
+  consume(sessionId: string, consumed: readonly string[]): void;
   /** The durable inbox: an input, written before the session sees it (so before its ack says `durable`). */
   accept(sessionId: string, input: InboxEntry): void;
   /** Takes back an input the session rejected. */
@@ -68,6 +70,9 @@ export interface Store {
 /** How many events per session a store holds for resume (`init.data.last_seq`). */
 export const DEFAULT_KEEP_EVENTS = 256;
 
+/** How many transcript entries per session the memory store holds. */
+export const TRANSCRIPT_KEEP = 1000;
+
 /** How many consumed inputs per session a store keeps, for duplicate detection after a restart. */
 export const INBOX_KEEP = 1000;
 
@@ -78,7 +83,8 @@ export const INBOX_KEEP = 1000;
 export class MemoryStore implements Store {
   readonly durable = false;
   readonly #sessions = new Map<string, StoredSession>();
-  readonly #inbox = new Map<string, { entry: InboxEntry; consumed: boolean }[]>();
+  /** Per session: inputs not yet consumed (insertion order is arrival order) and the recent ones. */
+  readonly #inbox = new Map<string, { pending: Map<string, InboxEntry>; recent: InboxEntry[] }>();
   readonly #events = new Map<string, SessionEvent[]>();
   readonly #transcripts = new Map<string, TranscriptEntry[]>();
   readonly #keep: number;
@@ -93,49 +99,54 @@ export class MemoryStore implements Store {
 
   save(session: StoredSession, consumed: readonly string[] = []): void {
     this.#sessions.set(session.sessionId, session);
-    if (consumed.length === 0) return;
-    const ids = new Set(consumed);
-    const rows = this.#inbox.get(session.sessionId) ?? [];
-    for (const row of rows) if (ids.has(row.entry.id)) row.consumed = true;
-    // Consumed inputs are kept only as recent ids (C10); the oldest go first.
-    while (rows.length > INBOX_KEEP && rows[0]?.consumed) rows.shift();
+    const inbox = this.#inbox.get(session.sessionId);
+    if (inbox) for (const id of consumed) inbox.pending.delete(id);
+  }
+
+  consume(sessionId: string, consumed: readonly string[]): void {
+    const inbox = this.#inbox.get(sessionId);
+    if (inbox) for (const id of consumed) inbox.pending.delete(id);
   }
 
   accept(sessionId: string, input: InboxEntry): void {
-    const rows = this.#inbox.get(sessionId) ?? [];
-    rows.push({ entry: input, consumed: false });
-    this.#inbox.set(sessionId, rows);
+    let inbox = this.#inbox.get(sessionId);
+    if (!inbox) this.#inbox.set(sessionId, (inbox = { pending: new Map(), recent: [] }));
+    inbox.pending.set(input.id, input);
+    inbox.recent.push(input);
+    // Trimmed in chunks, not on every input: at most 2 × INBOX_KEEP are held.
+    if (inbox.recent.length > 2 * INBOX_KEEP) inbox.recent.splice(0, inbox.recent.length - INBOX_KEEP);
   }
 
   forget(sessionId: string, inputId: string): void {
-    const rows = this.#inbox.get(sessionId);
-    const at = rows?.findIndex((r) => r.entry.id === inputId) ?? -1;
-    if (at >= 0) rows!.splice(at, 1);
+    const inbox = this.#inbox.get(sessionId);
+    if (!inbox?.pending.delete(inputId)) return;
+    const at = inbox.recent.findLastIndex((e) => e.id === inputId);
+    if (at >= 0) inbox.recent.splice(at, 1);
   }
 
   pending(sessionId: string): InboxEntry[] {
-    return (this.#inbox.get(sessionId) ?? []).filter((r) => !r.consumed).map((r) => r.entry);
+    return [...(this.#inbox.get(sessionId)?.pending.values() ?? [])];
   }
 
   sessionsWithPending(): string[] {
-    return [...this.#inbox].filter(([, rows]) => rows.some((r) => !r.consumed)).map(([id]) => id);
+    return [...this.#inbox].filter(([, inbox]) => inbox.pending.size > 0).map(([id]) => id);
   }
 
   recentInputs(sessionId: string, limit: number): InboxEntry[] {
-    return (this.#inbox.get(sessionId) ?? []).slice(-limit).map((r) => r.entry);
+    return (this.#inbox.get(sessionId)?.recent ?? []).slice(-limit);
   }
 
   appendEvents(events: readonly SessionEvent[]): void {
     for (const event of events) {
-      const list = this.#events.get(event.sessionId) ?? [];
+      let list = this.#events.get(event.sessionId);
+      if (!list) this.#events.set(event.sessionId, (list = []));
       list.push(event);
-      if (list.length > this.#keep) list.splice(0, list.length - this.#keep);
-      this.#events.set(event.sessionId, list);
+      if (list.length > 2 * this.#keep) list.splice(0, list.length - this.#keep);
     }
   }
 
   eventsAfter(sessionId: string, seq: number): SessionEvent[] {
-    return (this.#events.get(sessionId) ?? []).filter((e) => e.seq > seq);
+    return (this.#events.get(sessionId) ?? []).filter((e) => e.seq > seq).slice(-this.#keep);
   }
 
   lastSeq(sessionId: string): number {
@@ -145,6 +156,8 @@ export class MemoryStore implements Store {
   appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
     const list = this.#transcripts.get(sessionId) ?? [];
     list.push(...entries);
+    // Memory is not an archive: the newest TRANSCRIPT_KEEP entries are held (SQLite keeps all).
+    if (list.length > 2 * TRANSCRIPT_KEEP) list.splice(0, list.length - TRANSCRIPT_KEEP);
     this.#transcripts.set(sessionId, list);
   }
 
