@@ -1,18 +1,8 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Client, startGateway } from './client.ts';
+import { describe, expect, it } from 'vitest';
+import { Client, gatewayPerTest } from './client.ts';
 
-let stop: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await stop?.();
-  stop = undefined;
-});
-
-async function gateway(options: Parameters<typeof startGateway>[0] = {}) {
-  const g = await startGateway(options);
-  stop = () => g.gateway.close();
-  return g;
-}
+const gateway = gatewayPerTest();
 
 const KNOWN_CODES = ['INVALID_MESSAGE', 'PROTOCOL_VIOLATION', 'VERSION_MISMATCH', 'SESSION_BUSY', 'RATE_LIMITED', 'SESSION_TERMINATED'];
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
+import { afterEach } from 'vitest';
 import { createGateway, createRuntime, demoAgent, type GatewayOptions, type RuntimeOptions } from '../../src/index.ts';
 
 export interface Frame {
@@ -20,6 +21,20 @@ export async function startGateway(
   const gateway = createGateway({ runtime, port: 0, ...options.gateway });
   const { url, port } = await gateway.listen();
   return { runtime, gateway, url, port, http: `http://127.0.0.1:${port}` };
+}
+
+/** `gateway()` starts a gateway for the current test; it is closed after the test. */
+export function gatewayPerTest() {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+  return async (options: Parameters<typeof startGateway>[0] = {}) => {
+    const g = await startGateway(options);
+    stop = () => g.gateway.close();
+    return g;
+  };
 }
 
 /**

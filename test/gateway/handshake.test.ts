@@ -1,17 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { Client, startGateway } from './client.ts';
+import { describe, expect, it } from 'vitest';
+import { Client, gatewayPerTest } from './client.ts';
 
-let stop: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await stop?.();
-  stop = undefined;
-});
-
-async function gateway(options: Parameters<typeof startGateway>[0] = {}) {
-  const g = await startGateway(options);
-  stop = () => g.gateway.close();
-  return g;
-}
+const gateway = gatewayPerTest();
 
 /** A handshake that must fail: init_ack{state:'deleted', code} first, then close 1008. */
 async function refused(client: Client, code: string) {

@@ -1,17 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { Client, startGateway, type Frame } from './client.ts';
+import { describe, expect, it } from 'vitest';
+import { Client, gatewayPerTest, type Frame } from './client.ts';
 
-let stop: (() => Promise<void>) | undefined;
-afterEach(async () => {
-  await stop?.();
-  stop = undefined;
-});
-
-async function gateway(options: Parameters<typeof startGateway>[0] = {}) {
-  const g = await startGateway(options);
-  stop = () => g.gateway.close();
-  return g;
-}
+const gateway = gatewayPerTest();
 
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`).join(' ');
 const sessionFrames = (frames: Frame[]) => frames.filter((f) => f.seq > 0);
