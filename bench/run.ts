@@ -1,0 +1,96 @@
+/**
+ * `npm run bench` (full) and `npm run bench -- --quick` (under a minute). Baselines and
+ * Baton run in the same process, alternating, and the ratios are the result: these
+ * machines are shared and noisy, absolute numbers only travel with their ratios.
+ * Prints a table, rewrites bench/RESULTS.md and bench/results.svg (full runs only), and
+ * ends with one line of JSON holding every figure.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { baton, burst, chain, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
+import { memory, sqlite } from './memory.ts';
+import { gatewayBench } from './gateway.ts';
+import { ratioChart } from './chart.ts';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+const quick = values.quick ?? false;
+const size = quick
+  ? { sessions: 200, perSession: 50, rounds: 2, memory: 10_000, reactivate: 2_000, connections: 20, seconds: 2 }
+  : { sessions: 1000, perSession: 100, rounds: 3, memory: 100_000, reactivate: 10_000, connections: 50, seconds: 5 };
+const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`);
+
+/** Runs each contender `rounds` times, interleaved, and keeps the median. */
+async function alternate(contenders: Contender[], run: (c: Contender) => Promise<number>): Promise<Map<string, number>> {
+  const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  for (let round = 0; round < size.rounds; round++) {
+    for (const c of contenders) {
+      progress(`${c.name}, round ${round + 1}/${size.rounds}`);
+      samples.get(c.name)!.push(await run(c));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return new Map([...samples].map(([name, xs]) => [name, median(xs)]));
+}
+
+progress(`${quick ? 'quick' : 'full'} run: ${size.sessions} sessions × ${size.perSession} inputs`);
+const turns = await alternate([xstateLoop, chain, pqueue, baton], (c) => sequential(c, size.sessions, size.perSession));
+const bursts = await alternate([chain, pqueue, baton], (c) => burst(c, size.sessions, size.perSession));
+progress(`memory: ${size.memory} sessions`);
+const mem = await memory(size.memory);
+progress(`sqlite: ${size.reactivate} sessions`);
+const disk = await sqlite(size.reactivate);
+progress(`gateway: ${size.connections} connections × ${size.seconds} s`);
+const gw = await gatewayBench(size.connections, size.seconds);
+
+const t = (name: string) => turns.get(name)!;
+const b = (name: string) => bursts.get(name)!;
+const result = {
+  quick,
+  turns_per_s: Math.round(t('Baton')),
+  turns_vs_pqueue: t('Baton') / t('p-queue (concurrency 1)'),
+  turns_vs_chain: t('Baton') / t('promise chain'),
+  turns_vs_xstate_loop: t('Baton') / t('minimal XState loop'),
+  burst_inputs_per_s: Math.round(b('Baton')),
+  burst_vs_pqueue: b('Baton') / b('p-queue (concurrency 1)'),
+  burst_vs_chain: b('Baton') / b('promise chain'),
+  ...mem,
+  sqlite_bytes_per_session: disk.sqlite_bytes_per_session,
+  ...gw,
+  reactivate_10k_ms: (disk.reactivate_ms * 10_000) / size.reactivate,
+};
+
+const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
+const rows: [string, string, string][] = [];
+rows.push(
+  ['turns/s, one input at a time', fmt(result.turns_per_s), `× minimal XState loop ${fmt(result.turns_vs_xstate_loop)} · × p-queue ${fmt(result.turns_vs_pqueue)} · × chain ${fmt(result.turns_vs_chain)} (target ≥ 0.7 × loop)`],
+  ['inputs/s, bursts', fmt(result.burst_inputs_per_s), `× p-queue ${fmt(result.burst_vs_pqueue)} · × chain ${fmt(result.burst_vs_chain)} (target ≥ 500,000 and ≥ 1.0 × p-queue)`],
+  ['heap per live idle session (B)', fmt(result.heap_bytes_per_live_session), 'target ≤ 2,048'],
+  ['heap per passivated session (B)', fmt(result.heap_bytes_per_passivated_session), 'target ≤ 600'],
+  ['SQLite bytes per session', fmt(result.sqlite_bytes_per_session), ''],
+  ['gateway round trips/s', fmt(result.gateway_round_trips_per_s), `× bare ws ${fmt(result.gateway_vs_ws)} (target ≥ 0.6)`],
+  ['added latency at half load, p50 / p99 (ms)', `${fmt(result.added_p50_ms)} / ${fmt(result.added_p99_ms)}`, 'target p99 < 2'],
+  ['re-activate 10k passivated sessions (ms)', fmt(result.reactivate_10k_ms), ''],
+);
+const baselines = [...turns].map(([n, v]) => `${n}: ${fmt(v)} turns/s`).join('; ');
+const table = ['| measure | Baton | against the baselines |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+process.stdout.write(`\n${table}\n\nsequential turns/s — ${baselines}\n\n`);
+
+if (!quick) {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  writeFileSync(
+    new URL('./RESULTS.md', import.meta.url),
+    `# Benchmark results\n\nFull run (\`npm run bench\`) on ${machine}. Ratios are medians of ${size.rounds} interleaved rounds in one process.\n\n${table}\n\nSequential turns/s of each contender: ${baselines}.\n\n![ratios](results.svg)\n`,
+  );
+  writeFileSync(
+    new URL('./results.svg', import.meta.url),
+    ratioChart([
+      ['turns vs XState loop', result.turns_vs_xstate_loop, 0.7],
+      ['turns vs p-queue', result.turns_vs_pqueue, 1],
+      ['bursts vs p-queue', result.burst_vs_pqueue, 1],
+      ['gateway vs bare ws', result.gateway_vs_ws, 0.6],
+    ]),
+  );
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);
