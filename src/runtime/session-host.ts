@@ -40,6 +40,11 @@ export class SessionHost {
   readonly #deps: HostDeps;
   readonly #driver: KindDriver | undefined;
   #seq = 0;
+  /** Events emitted but not stored yet, and what their turns consumed: see #persist. */
+  readonly #unsaved: SessionEvent[] = [];
+  readonly #consumed: string[] = [];
+  #turnEnded = false;
+  #persistQueued = false;
   #receipt: MachineReceipt | undefined;
   #stopped = false;
   #drained: (() => void) | undefined;
@@ -187,28 +192,47 @@ export class SessionHost {
     }
   }
 
-  /** Numbers an output (C8) and stores it before anyone can see it, so a seq is never reused after a crash. */
+  /**
+   * Numbers an output (C8) and queues it to be stored. The step is stored (see #persist)
+   * before any of its events is published, so a client never sees what a crash could undo,
+   * and a seq it saw is never reused.
+   */
   #number(output: MachineOutput): SessionEvent {
     const seq = ++this.#seq;
     let event: SessionEvent;
     if (output.type === 'done') {
       // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
-      // the durable inbox with the snapshot that follows the step.
+      // the durable inbox in the same transaction as the event.
       const duration = this.#driver?.closeTurn?.(output.data) ?? 0;
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
-      const consumed = [...output.data.input_ids, ...(output.data.cancelled_input_ids ?? [])];
-      this.#deps.dispatcher.defer(() => {
-        if (this.#stopped) return;
-        // A durable store gets the snapshot with the consumption, in one transaction; a
-        // memory store gets snapshots only at passivation and shutdown.
-        if (this.#deps.store.durable) this.save(consumed);
-        else this.#deps.store.consume(this.id, consumed);
-      });
+      this.#consumed.push(...output.data.input_ids, ...(output.data.cancelled_input_ids ?? []));
+      this.#turnEnded = true;
     } else {
       event = { sessionId: this.id, seq, ...output } as SessionEvent;
     }
-    this.#deps.store.appendEvents([event]);
+    this.#unsaved.push(event);
+    if (!this.#persistQueued) {
+      this.#persistQueued = true;
+      this.#deps.dispatcher.defer(() => this.#persist());
+    }
     return event;
+  }
+
+  /**
+   * Stores the events of the step that just ran, in one transaction with what a finished
+   * turn consumed — and, for a durable store, the snapshot after the step. A memory store
+   * takes snapshots only at passivation and shutdown.
+   */
+  #persist(): void {
+    this.#persistQueued = false;
+    const events = this.#unsaved.splice(0);
+    const consumed = this.#consumed.splice(0);
+    const withSnapshot = this.#turnEnded && this.#deps.store.durable;
+    this.#turnEnded = false;
+    const session = withSnapshot
+      ? { sessionId: this.id, kind: this.kindName, snapshot: this.#actor.getPersistedSnapshot(), seq: this.#seq }
+      : undefined;
+    this.#deps.store.commit({ sessionId: this.id, events, consumed, ...(session && { session }) });
   }
 
   #end(error?: unknown): void {

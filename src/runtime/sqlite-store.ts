@@ -128,6 +128,15 @@ export class SqliteStore implements Store {
     })();
   }
 
+  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void {
+    // Nested transactions become savepoints: the step commits whole or not at all.
+    this.#db.transaction(() => {
+      this.appendEvents(step.events);
+      if (step.session) this.save(step.session, step.consumed);
+      else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
+    })();
+  }
+
   consume(sessionId: string, consumed: readonly string[]): void {
     this.#db.transaction(() => {
       for (const id of consumed) this.#q.consume.run(sessionId, id);

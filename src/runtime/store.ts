@@ -53,6 +53,13 @@ export interface Store {
   sessionsWithPending(): string[];
   /** The ids (and content) of the session's most recent accepted inputs, oldest first (C10 across restarts). */
   recentInputs(sessionId: string, limit: number): InboxEntry[];
+  /**
+   * One step of a session, in one transaction: its events, and — when a turn ended — the
+   * inputs it consumed, with the snapshot after the step if given. Nothing of a step is
+   * stored without the rest, so a crash can neither lose a `done`'s consumption nor keep a
+   * `done` whose inputs would run again.
+   */
+  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void;
   /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
   appendEvents(events: readonly SessionEvent[]): void;
   /** Held events of a session with a seq above `seq`, in order. */
@@ -106,6 +113,12 @@ export class MemoryStore implements Store {
   consume(sessionId: string, consumed: readonly string[]): void {
     const inbox = this.#inbox.get(sessionId);
     if (inbox) for (const id of consumed) inbox.pending.delete(id);
+  }
+
+  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void {
+    this.appendEvents(step.events);
+    if (step.session) this.save(step.session, step.consumed);
+    else this.consume(step.sessionId, step.consumed);
   }
 
   accept(sessionId: string, input: InboxEntry): void {
