@@ -19,6 +19,7 @@ import type { SessionKind } from './kind.ts';
 import { MemoryStore, type InboxEntry } from './store.ts';
 import { createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
+import { answerText, validate } from './validate-input.ts';
 
 /**
  * `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good;
@@ -342,22 +343,4 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return shutdown;
     },
   };
-}
-
-/** AEP's `answers` (question text → answer) as one text, answers in their given order. */
-function answerText(answer: AnswerMessage | undefined): string | undefined {
-  const answers = answer?.answers;
-  if (typeof answers !== 'object' || answers === null) return undefined;
-  const parts = Object.values(answers).map((a) => (Array.isArray(a) ? a.join(', ') : a));
-  return parts.every((p) => typeof p === 'string') ? parts.join('\n') : undefined;
-}
-
-function validate(sessionId: unknown, input: unknown): string | undefined {
-  if (typeof sessionId !== 'string' || sessionId === '') return 'sessionId must be a non-empty string';
-  if (typeof input !== 'object' || input === null) return 'input must be an object { id, content }';
-  const { id, content, metadata } = input as Record<string, unknown>;
-  if (typeof id !== 'string' || id === '') return 'input.id must be a non-empty string';
-  if (typeof content !== 'string') return 'input.content must be a string';
-  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null)) return 'input.metadata must be an object';
-  return undefined;
 }

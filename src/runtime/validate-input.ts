@@ -1,0 +1,19 @@
+import type { AnswerMessage } from './types.ts';
+
+/** AEP's `answers` (question text → answer) as one text, answers in their given order. */
+export function answerText(answer: AnswerMessage | undefined): string | undefined {
+  const answers = answer?.answers;
+  if (typeof answers !== 'object' || answers === null) return undefined;
+  const parts = Object.values(answers).map((a) => (Array.isArray(a) ? a.join(', ') : a));
+  return parts.every((p) => typeof p === 'string') ? parts.join('\n') : undefined;
+}
+
+export function validate(sessionId: unknown, input: unknown): string | undefined {
+  if (typeof sessionId !== 'string' || sessionId === '') return 'sessionId must be a non-empty string';
+  if (typeof input !== 'object' || input === null) return 'input must be an object { id, content }';
+  const { id, content, metadata } = input as Record<string, unknown>;
+  if (typeof id !== 'string' || id === '') return 'input.id must be a non-empty string';
+  if (typeof content !== 'string') return 'input.content must be a string';
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null)) return 'input.metadata must be an object';
+  return undefined;
+}
