@@ -105,10 +105,10 @@ export class SessionHost {
     });
   }
 
-  /** Saves the session's snapshot; inputs in `consumed` leave the durable inbox in the same transaction. */
-  save(consumed?: readonly string[]): void {
+  /** Saves the session's snapshot (at creation, passivation and shutdown; turns are saved by #persist). */
+  save(): void {
     const snapshot = this.#actor.getPersistedSnapshot();
-    this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq }, consumed);
+    this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq });
   }
 
   /** Nothing runs and nothing waits: the session may be passivated. */
