@@ -93,11 +93,16 @@ function describe(error: z.ZodError): string {
 
 const CONTROL_TYPES = new Set(['control', 'init_ack', 'error', 'pong', 'input.ack']);
 
+// Envelope ids: unique per process start, then a counter — a UUID per frame costs more
+// than the rest of the envelope.
+const ID_PREFIX = `evt_${randomUUID().slice(0, 8)}_`;
+let nextId = 0;
+
 /** The server envelope for a frame: every field PROTOCOL.md requires. */
 export function serverEnvelope(sessionId: string, frame: OutboundFrame): string {
   return JSON.stringify({
     version: PROTOCOL_VERSION,
-    id: `evt_${randomUUID()}`,
+    id: ID_PREFIX + (nextId++).toString(36),
     seq: frame.seq,
     priority: CONTROL_TYPES.has(frame.type) ? 'control' : 'data',
     session_id: sessionId,
