@@ -353,9 +353,17 @@ export const sessionMachine = setup({
       enqueue.emit({ type: 'turn.abort', turnId: turn.id });
       enqueue.assign({ batch: turn.inputs, queue: [...unpulled(turn), ...context.queue], turn: null });
     }),
-    requeueCommand: assign(({ context }) =>
-      context.command ? { commands: [context.command, ...context.commands], command: null } : {},
-    ),
+    /**
+     * Restored while a command ran: it may have finished before the crash, and commands are
+     * not in the durable inbox, so it is not run again — the client is told to.
+     */
+    abandonCommand: enqueueActions(({ context, enqueue }) => {
+      const command = context.command;
+      if (command === null) return;
+      const message = `/${command.name} was interrupted by a restart; send it again if it is still wanted`;
+      out(enqueue, { type: 'error', data: { code: 'INTERNAL_ERROR', message, event_id: command.id } });
+      enqueue.assign({ command: null });
+    }),
     /** Drain time is up: the running turn is aborted. */
     abortForShutdown: enqueueActions(({ context, enqueue }) => {
       const turn = context.turn;
@@ -365,7 +373,7 @@ export const sessionMachine = setup({
       endTurn(enqueue, turn, { reason: 'shutdown', cancelled });
       enqueue.assign({ turn: null, cancelled: [] });
     }),
-    abandonCommand: assign({ command: null }),
+    dropCommand: assign({ command: null }),
     finishDrain: enqueueActions(({ context, enqueue }) => {
       if (context.cancelled.length > 0) cancelDone(enqueue, 'shutdown', context.cancelled);
       enqueue.assign({ cancelled: [], drained: true });
@@ -513,8 +521,8 @@ export const sessionMachine = setup({
               on: {
                 'command.done': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
                 'command.error': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
-                'shutdown.abort': { target: 'ready', actions: 'abandonCommand' },
-                resume: { target: 'ready', actions: ['undrain', 'requeueCommand'] },
+                'shutdown.abort': { target: 'ready', actions: 'dropCommand' },
+                resume: { target: 'ready', actions: ['undrain', 'abandonCommand'] },
               },
             },
           },

@@ -59,7 +59,7 @@ export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
 export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
-export type { Store, StoredSession, InboxEntry, TranscriptEntry } from './runtime/store.ts';
+export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord } from './runtime/store.ts';
 export { SqliteStore, StaleEpochError } from './runtime/sqlite-store.ts';
 export { openaiAgent } from './agents/openai.ts';
 export type { OpenAIAgentOptions } from './agents/openai.ts';

@@ -114,10 +114,10 @@ class AgentDriver implements KindDriver {
     }
   }
 
-  /** The turn is over: record it in the transcript (inputs, then the reply) and let go of it. */
-  closeTurn(done: Omit<DoneData, 'stats'>): number {
+  /** The turn is over: its transcript entries (inputs, then the reply), and let go of it. */
+  closeTurn(done: Omit<DoneData, 'stats'>): { durationMs: number; transcript?: readonly TranscriptEntry[] } {
     const record = this.#turn;
-    if (!record) return 0;
+    if (!record) return { durationMs: 0 };
     record.ended = true;
     this.#turn = undefined;
     if (record.steer) this.#session.defer(() => record.steer?.close());
@@ -128,8 +128,7 @@ class AgentDriver implements KindDriver {
     });
     const status = done.success ? undefined : done.reason === 'failed' ? 'failed' : 'interrupted';
     entries.push({ role: 'assistant', content: record.text, ...(status && { status }) });
-    this.#options.store.appendTranscript(this.#session.sessionId, entries);
-    return this.#session.now() - record.startedAt;
+    return { durationMs: this.#session.now() - record.startedAt, transcript: entries };
   }
 
   stop(): void {

@@ -1,5 +1,6 @@
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
 import type { DoneData } from '../../machines/events.ts';
+import type { TranscriptEntry } from './store.ts';
 
 /**
  * A kind of session: the machine that runs it and how the runtime talks to it. Baton has
@@ -63,8 +64,11 @@ export interface DriverContext {
 export interface KindDriver {
   /** Called while the actor processes: record, and `defer` anything that calls out. */
   effect(effect: EventObject): void;
-  /** A `done` is being emitted: end the running turn, if any, and return its duration in ms. */
-  closeTurn?(done: Omit<DoneData, 'stats'>): number;
+  /**
+   * A `done` is being emitted: end the running turn, if any. Returns its duration in ms and
+   * the transcript entries it adds, which are stored with the rest of the step.
+   */
+  closeTurn?(done: Omit<DoneData, 'stats'>): { durationMs: number; transcript?: readonly TranscriptEntry[] };
   /** The session is being stopped: abort what runs. */
   stop(): void;
 }

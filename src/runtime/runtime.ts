@@ -126,7 +126,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       directory.trigger.sessionDeleted({ sessionId: host.id });
       if (error !== undefined) {
         const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
-        deps.publish({ sessionId: host.id, seq: host.status().seq + 1, type: 'error', data: { code: 'INTERNAL_ERROR', message } });
+        const event: SessionEvent = { sessionId: host.id, seq: host.status().seq + 1, type: 'error', data: { code: 'INTERNAL_ERROR', message } };
+        // Stored before it is seen, like every event: the session's next activation numbers after it.
+        store.appendEvents([event]);
+        deps.publish(event);
       }
       for (const subscriber of listeners.get(host.id) ?? []) subscriber.complete();
       listeners.delete(host.id);
@@ -199,6 +202,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
   }
 
+  /** A session that exists, live or passivated (then activated); never creates one. */
+  function existing(sessionId: string): SessionHost | undefined {
+    if (!sessions.has(sessionId) && !store.load(sessionId)) return undefined;
+    const host = hostOf(sessionId, undefined);
+    return typeof host === 'string' ? undefined : host;
+  }
+
   function rejected(error: BatonError): Receipt {
     return { status: 'rejected', code: error.code, error };
   }
@@ -226,7 +236,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       (typeof answer.questionId !== 'string' || answer.questionId === '' ? 'answer.questionId must be a non-empty string' : undefined) ??
       (content === undefined ? 'answer.answers must map question texts to answers' : undefined);
     if (problem) return rejected(new InvalidMessageError(problem));
-    const host = sessions.get(sessionId);
+    const host = existing(sessionId);
     if (!host) return rejected(new SessionNotFoundError(sessionId));
     if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
     const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
@@ -262,7 +272,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   function control(sessionId: string, action: ControlAction): void {
-    const host = sessions.get(sessionId);
+    const host = existing(sessionId);
     if (!host) throw new SessionNotFoundError(sessionId);
     host.send({ type: action });
   }

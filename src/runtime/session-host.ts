@@ -6,7 +6,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { KindDriver, SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
-import type { Store, StoredSession } from './store.ts';
+import type { Store, StoredSession, TranscriptEntry } from './store.ts';
 
 export interface HostDeps {
   /** The dispatcher's wrapped clock: XState's timers run through it. */
@@ -43,7 +43,7 @@ export class SessionHost {
   /** Events emitted but not stored yet, and what their turns consumed: see #persist. */
   readonly #unsaved: SessionEvent[] = [];
   readonly #consumed: string[] = [];
-  #turnEnded = false;
+  readonly #transcript: TranscriptEntry[] = [];
   #persistQueued = false;
   #receipt: MachineReceipt | undefined;
   #stopped = false;
@@ -100,7 +100,14 @@ export class SessionHost {
       this.#actor.send({ type: 'resume' });
       const held = new Set(kind.holds?.(this.#actor.getSnapshot()) ?? []);
       for (const entry of deps.store.pending(id)) {
-        if (!held.has(entry.id)) this.#actor.send({ type: 'input', input: entry } as EventObject);
+        if (held.has(entry.id)) continue;
+        const receipt = this.send({ type: 'input', input: entry } as EventObject);
+        if (receipt?.status === 'accepted') continue;
+        // Acknowledged once, refused now: say so and take it out of the inbox, never drop it silently.
+        const code = receipt?.code ?? 'INVALID_MESSAGE';
+        const message = `input "${entry.id}" could not be resumed after a restart: ${receipt?.message ?? 'the session does not take it'}`;
+        this.#announce({ type: 'error', data: { code, message, event_id: entry.id } });
+        this.#announce({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } });
       }
     });
   }
@@ -179,17 +186,21 @@ export class SessionHost {
       case 'receipt':
         this.#receipt = effect.receipt;
         return;
-      case 'output': {
-        const event = this.#number(effect.event);
-        this.#deps.dispatcher.defer(() => this.#deps.publish(event));
+      case 'output':
+        this.#announce(effect.event);
         return;
-      }
       case 'drained':
         this.#deps.dispatcher.defer(() => this.#drained?.());
         return;
       default:
         this.#driver?.effect(e);
     }
+  }
+
+  /** Numbers an output, stores it with its step, then publishes it. */
+  #announce(output: MachineOutput): void {
+    const event = this.#number(output);
+    this.#deps.dispatcher.defer(() => this.#deps.publish(event));
   }
 
   /**
@@ -203,10 +214,11 @@ export class SessionHost {
     if (output.type === 'done') {
       // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
       // the durable inbox in the same transaction as the event.
-      const duration = this.#driver?.closeTurn?.(output.data) ?? 0;
+      const closed = this.#driver?.closeTurn?.(output.data);
+      const duration = closed?.durationMs ?? 0;
+      if (closed?.transcript) this.#transcript.push(...closed.transcript);
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
       this.#consumed.push(...output.data.input_ids, ...(output.data.cancelled_input_ids ?? []));
-      this.#turnEnded = true;
     } else {
       event = { sessionId: this.id, seq, ...output } as SessionEvent;
     }
@@ -227,12 +239,20 @@ export class SessionHost {
     this.#persistQueued = false;
     const events = this.#unsaved.splice(0);
     const consumed = this.#consumed.splice(0);
-    const withSnapshot = this.#turnEnded && this.#deps.store.durable;
-    this.#turnEnded = false;
+    const transcript = this.#transcript.splice(0);
+    // A durable store gets the snapshot after every step, so a restart resumes exactly
+    // where clients last saw the session; a memory store only at passivation and shutdown.
+    const withSnapshot = this.#deps.store.durable;
     const session = withSnapshot
       ? { sessionId: this.id, kind: this.kindName, snapshot: this.#actor.getPersistedSnapshot(), seq: this.#seq }
       : undefined;
-    this.#deps.store.commit({ sessionId: this.id, events, consumed, ...(session && { session }) });
+    this.#deps.store.commit({
+      sessionId: this.id,
+      events,
+      consumed,
+      ...(transcript.length > 0 && { transcript }),
+      ...(session && { session }),
+    });
   }
 
   #end(error?: unknown): void {

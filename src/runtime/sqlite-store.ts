@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SessionEvent } from './types.ts';
-import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry } from './store.ts';
+import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
 
 /**
  * Schema migrations, in order; `PRAGMA user_version` says how many have run. Never edit
@@ -128,10 +128,11 @@ export class SqliteStore implements Store {
     })();
   }
 
-  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void {
+  commit(step: StepRecord): void {
     // Nested transactions become savepoints: the step commits whole or not at all.
     this.#db.transaction(() => {
       this.appendEvents(step.events);
+      if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
       if (step.session) this.save(step.session, step.consumed);
       else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
     })();

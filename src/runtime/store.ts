@@ -20,6 +20,15 @@ export interface TranscriptEntry {
   readonly status?: 'interrupted' | 'failed';
 }
 
+/** One step of a session, stored whole (see `Store.commit`). */
+export interface StepRecord {
+  readonly sessionId: string;
+  readonly events: readonly SessionEvent[];
+  readonly consumed: readonly string[];
+  readonly transcript?: readonly TranscriptEntry[];
+  readonly session?: StoredSession;
+}
+
 /** What is kept of one session between activations. */
 export interface StoredSession {
   readonly sessionId: string;
@@ -59,7 +68,7 @@ export interface Store {
    * stored without the rest, so a crash can neither lose a `done`'s consumption nor keep a
    * `done` whose inputs would run again.
    */
-  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void;
+  commit(step: StepRecord): void;
   /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
   appendEvents(events: readonly SessionEvent[]): void;
   /** Held events of a session with a seq above `seq`, in order. */
@@ -115,8 +124,9 @@ export class MemoryStore implements Store {
     if (inbox) for (const id of consumed) inbox.pending.delete(id);
   }
 
-  commit(step: { sessionId: string; events: readonly SessionEvent[]; consumed: readonly string[]; session?: StoredSession }): void {
+  commit(step: StepRecord): void {
     this.appendEvents(step.events);
+    if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
     if (step.session) this.save(step.session, step.consumed);
     else this.consume(step.sessionId, step.consumed);
   }
