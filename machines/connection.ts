@@ -72,7 +72,11 @@ export const connectionMachine = setup({
     }),
     failHandshake: enqueueActions(({ event, enqueue }) => {
       const failure: HandshakeFailure =
-        event.type === 'reject' ? event.failure : { code: 'PROTOCOL_VIOLATION', message: 'no init frame in time' };
+        event.type === 'reject'
+          ? event.failure
+          : event.type === 'close'
+            ? { code: 'GATEWAY_OVERLOAD', message: 'the session went away during the handshake; reconnect' }
+            : { code: 'PROTOCOL_VIOLATION', message: 'no init frame in time' };
       enqueue.emit({
         type: 'write',
         frame: { type: 'init_ack', seq: 0, data: { state: 'deleted', code: failure.code, error: failure.message } },
@@ -106,7 +110,8 @@ export const connectionMachine = setup({
         outbound: { actions: 'hold' },
         attached: { target: 'open', actions: 'openGate' },
         reject: { target: 'closed', actions: 'failHandshake' },
-        close: 'closed',
+        // No side door here either: a handshake never ends without its init_ack.
+        close: { target: 'closed', actions: 'failHandshake' },
       },
     },
     open: {

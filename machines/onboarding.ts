@@ -91,7 +91,11 @@ export const onboardingMachine = setup({
     }),
   },
   guards: {
-    hasPending: ({ context }) => context.pending.length > 0,
+    /** The oldest waiting answer is for this question (a plain input answers whatever is asked). */
+    hasPending: ({ context }, params: { n: 0 | 1 | 2 }) => {
+      const next = context.pending[0];
+      return next !== undefined && (next.questionId === undefined || next.questionId === IDS[params.n]);
+    },
     /** A `question_response` for a question that already has its answer. */
     alreadyAnswered: ({ context, event }) =>
       event.type === 'input' &&
@@ -225,7 +229,7 @@ export const onboardingMachine = setup({
       states: {
         q1: {
           entry: { type: 'ask', params: { n: 0 } },
-          always: { guard: 'hasPending', target: 'analyzing1', actions: { type: 'takePending', params: { n: 0 } } },
+          always: { guard: { type: 'hasPending', params: { n: 0 } }, target: 'analyzing1', actions: { type: 'takePending', params: { n: 0 } } },
           on: {
             input: [
               { guard: 'notNext', actions: 'rejectNotNext' },
@@ -244,10 +248,12 @@ export const onboardingMachine = setup({
         },
         q2: {
           entry: { type: 'ask', params: { n: 1 } },
-          always: { guard: 'hasPending', target: 'analyzing2', actions: { type: 'takePending', params: { n: 1 } } },
+          always: { guard: { type: 'hasPending', params: { n: 1 } }, target: 'analyzing2', actions: { type: 'takePending', params: { n: 1 } } },
           on: {
             input: [
               { guard: 'alreadyAnswered', actions: 'rejectAnswered' },
+              // A labelled answer may wait while its question is asked again after a failure.
+              { guard: 'noQuestionLeft', actions: 'rejectComplete' },
               { guard: 'notNext', actions: 'rejectNotNext' },
               { target: 'analyzing2', actions: { type: 'takeNow', params: { n: 1 } } },
             ],
@@ -264,7 +270,7 @@ export const onboardingMachine = setup({
         },
         q3: {
           entry: { type: 'ask', params: { n: 2 } },
-          always: { guard: 'hasPending', target: 'analyzing3', actions: { type: 'takePending', params: { n: 2 } } },
+          always: { guard: { type: 'hasPending', params: { n: 2 } }, target: 'analyzing3', actions: { type: 'takePending', params: { n: 2 } } },
           on: {
             input: [
               { guard: 'alreadyAnswered', actions: 'rejectAnswered' },

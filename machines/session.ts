@@ -297,6 +297,11 @@ export const sessionMachine = setup({
     /** Every command is acknowledged; `/stop` acts in the turn region, the rest wait for the lane. */
     admitCommand: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'command') return;
+      // Commands wait too: they count against the cap (/stop never waits, so never refused).
+      if (event.command.name !== 'stop' && pending(context) + context.commands.length >= context.settings.backlogCap) {
+        receipt(enqueue, { status: 'rejected', code: 'SESSION_BUSY', message: 'too many commands and inputs are waiting' });
+        return;
+      }
       receipt(enqueue, { status: 'accepted', mode: 'command' });
       if (event.command.name === 'stop') return;
       if (context.settings.commandLane === 'ordered') {

@@ -126,8 +126,14 @@ class SendStatus implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(m: Model, r: Real) {
     const id = `c${m.nextId++}`;
-    m.session(this.sessionId).accepted.push(id);
-    r.t.runtime.send(this.sessionId, { id, content: '/status' });
+    const s = m.session(this.sessionId);
+    const receipt = r.t.runtime.send(this.sessionId, { id, content: '/status' });
+    // Commands count against the backlog cap like inputs.
+    if (s.batch.length + s.backlog.length >= CAP) {
+      expect(receipt.code).toBe('SESSION_BUSY');
+      return;
+    }
+    s.accepted.push(id);
     await settle();
     // Priority lane: answered at once, whatever the session is doing.
     expect(r.t.of(this.sessionId).findLast((e) => e.type === 'message')?.data).toMatchObject({ id: `${id}:reply` });

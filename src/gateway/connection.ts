@@ -74,7 +74,11 @@ export class Connection {
     } catch (error) {
       // C15: a bug in handling one frame must not take the process down.
       this.#ctx.logger.error({ err: error }, 'frame handling failed');
-      this.#error('INTERNAL_ERROR', 'the frame could not be handled');
+      if (this.#actor.getSnapshot().value === 'handshaking') {
+        this.#reject({ code: 'INTERNAL_ERROR', message: 'the handshake could not be completed' });
+      } else {
+        this.#error('INTERNAL_ERROR', 'the frame could not be handled');
+      }
     }
   }
 

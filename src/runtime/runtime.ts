@@ -274,6 +274,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function control(sessionId: string, action: ControlAction): void {
     const host = existing(sessionId);
     if (!host) throw new SessionNotFoundError(sessionId);
+    const snapshot = host.snapshot() as { can(event: EventObject): boolean };
+    if (!snapshot.can({ type: action })) {
+      throw new InvalidMessageError(`session "${sessionId}" (${host.kindName}) cannot "${action}" in its current state`);
+    }
     host.send({ type: action });
   }
 
