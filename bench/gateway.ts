@@ -13,7 +13,7 @@ interface Server {
   close(): Promise<void>;
 }
 
-async function batonServer(): Promise<Server> {
+export async function batonServer(): Promise<Server> {
   const runtime = createRuntime({ agent: demoAgent({ delayMs: 0 }), debounceMs: 0 });
   const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
   const { url } = await gateway.listen();
@@ -38,7 +38,7 @@ async function captureFrames(): Promise<{ ack: string; turn: string[] }> {
   return { ack, turn: [...frames] };
 }
 
-async function bareServer(): Promise<Server> {
+export async function bareServer(): Promise<Server> {
   const { ack, turn } = await captureFrames();
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', path: '/ws' });
   await new Promise<void>((resolve) => wss.on('listening', () => resolve()));
@@ -65,7 +65,7 @@ async function until(done: () => boolean): Promise<void> {
  * `connections` clients for `seconds`; each sends its next input `pace` ms after the
  * previous one ended (0: at once). Returns round trips per second and latencies (ms).
  */
-async function drive(url: string, connections: number, seconds: number, pace = 0) {
+export async function drive(url: string, connections: number, seconds: number, pace = 0) {
   const latencies: number[] = [];
   const deadline = performance.now() + seconds * 1000;
   await Promise.all(

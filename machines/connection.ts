@@ -3,7 +3,7 @@
  *
  *   awaitingInit → handshaking → open → closed
  *
- * Every frame bound for the connection enters as an `outbound` event — session events,
+ * Every frame bound for the connection enters in an `outbound` event — session events,
  * output of a turn already running, control frames, errors alike. Until `init_ack` is
  * written they are held in `context.held`, in arrival order; `init_ack` is written by
  * the transition into `open`, and the held frames right after it. There is no other
@@ -41,7 +41,8 @@ export type ConnectionEvent =
   | { type: 'attached'; ack: OutboundFrame; replay?: readonly OutboundFrame[] }
   /** The handshake failed: `init_ack{state:'deleted'}` with the code, then close. */
   | { type: 'reject'; failure: HandshakeFailure }
-  | { type: 'outbound'; frame: OutboundFrame }
+  /** Frames for the client, in order (a burst of them enters as one event). */
+  | { type: 'outbound'; frames: readonly OutboundFrame[] }
   /** Close the connection: the socket closed, the session went away, or the gateway stops. */
   | { type: 'close'; code?: number; reason?: string };
 
@@ -59,9 +60,11 @@ export const connectionMachine = setup({
   },
   actions: {
     hold: assign({
-      held: ({ context, event }) => (event.type === 'outbound' ? [...context.held, event.frame] : context.held),
+      held: ({ context, event }) => (event.type === 'outbound' ? [...context.held, ...event.frames] : context.held),
     }),
-    write: emit(({ event }) => ({ type: 'write' as const, frame: (event as { frame: OutboundFrame }).frame })),
+    write: enqueueActions(({ event, enqueue }) => {
+      if (event.type === 'outbound') for (const frame of event.frames) enqueue.emit({ type: 'write', frame });
+    }),
     /** `init_ack` first, then the replay of a resume, then everything held, in order. */
     openGate: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'attached') return;

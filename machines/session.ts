@@ -1,7 +1,9 @@
 /**
  * The session machine: one conversation, one actor.
  *
- *   created → running{ turn: idle | collecting | busy, lane: ready | executing } → terminated → deleted
+ *   created → running{ idle | collecting | busy } → terminated → deleted
+ *
+ * Commands (C5) run one at a time beside the turn: the running one is `context.command`.
  *
  * A second turn cannot start while one runs because `busy` has no transition that starts
  * one (C1); inputs that arrive meanwhile wait in `context.queue` (XState has no postpone).
@@ -178,11 +180,13 @@ export const sessionMachine = setup({
       !context.draining &&
       (context.queue[0]?.kind === 'input' || (context.turn?.steered.length ?? 0) > 0) &&
       (context.settings.commandLane === 'priority' || context.command === null),
+    /** The lane is free and a built-in command (answered by the machine itself) is next. */
     builtinDue: ({ context }) => {
-      const next = nextCommand(context);
+      const next = context.command === null ? nextCommand(context) : undefined;
       return next !== undefined && BUILTINS.has(next.name);
     },
-    commandDue: ({ context }) => nextCommand(context) !== undefined,
+    /** The lane is free and a user command is next. */
+    commandDue: ({ context }) => context.command === null && nextCommand(context) !== undefined,
     keepWork: ({ event }) => 'keep' in event && event.keep === true,
     drainComplete: ({ context }) =>
       context.draining && !context.drained && context.turn === null && context.command === null,
@@ -294,7 +298,7 @@ export const sessionMachine = setup({
       return { turn: { ...turn, inputs: [...turn.inputs, input], steered } };
     }),
 
-    /** Every command is acknowledged; `/stop` acts in the turn region, the rest wait for the lane. */
+    /** Every command is acknowledged; `/stop` acts at once (in the transition), the rest wait for the lane. */
     admitCommand: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'command') return;
       // Commands wait too: they count against the cap (/stop never waits, so never refused).
@@ -415,121 +419,108 @@ export const sessionMachine = setup({
         shutdown: { actions: ['beginDrain', 'finishDrain'] },
       },
     },
+    // The command lane (C5) lives in context, not in a parallel region: a user command is
+    // running while `context.command` is set, and the lane's eventless transitions start
+    // the next one when it is free. (A parallel region cost a fifth of every step.)
     running: {
-      type: 'parallel',
-      always: { guard: 'drainComplete', actions: 'finishDrain' },
+      initial: 'idle',
+      always: [
+        { guard: 'drainComplete', actions: 'finishDrain' },
+        { guard: 'builtinDue', actions: 'runBuiltin' },
+        { guard: 'commandDue', actions: 'startCommand' },
+      ],
       on: {
+        // Every command is acknowledged; /stop acts in the state it finds (below).
+        command: { actions: 'admitCommand' },
+        'command.done': { guard: 'isCurrentCommand', actions: 'finishCommand' },
+        'command.error': { guard: 'isCurrentCommand', actions: 'finishCommand' },
         terminate: { target: 'terminated', actions: 'stopAll' },
         delete: { target: 'deleted', actions: 'stopAll' },
         shutdown: { actions: 'beginDrain' },
-        resume: { actions: 'undrain' },
+        'shutdown.abort': { actions: 'dropCommand' },
+        // Restored: a command that was running may have finished before the crash.
+        resume: { actions: ['undrain', 'abandonCommand'] },
       },
       states: {
-        turn: {
-          initial: 'idle',
+        idle: {
+          always: { guard: 'turnDue', target: 'busy', actions: 'takeFromQueue' },
+          on: {
+            input: [
+              { guard: 'backlogFull', actions: 'rejectBusy' },
+              { guard: 'behindCommand', actions: 'addToQueue' },
+              { guard: 'batchingOff', target: 'busy', actions: 'addToBatch' },
+              { target: 'collecting', actions: 'addToBatch' },
+            ],
+            command: { guard: 'isStop', actions: ['admitCommand', 'stopAll'] },
+            stop: { actions: 'stopAll' },
+          },
+        },
+        // C3: sealed `debounce` after the latest input or `maxWait` after the first.
+        collecting: {
+          initial: 'debouncing',
+          after: { maxWait: 'busy' },
+          on: {
+            command: [
+              { guard: 'isStop', target: 'idle', actions: ['admitCommand', 'stopAll'] },
+              // Ordered lane: later inputs must not overtake the command, so the batch seals now.
+              { guard: 'orderedLane', target: 'busy', actions: 'admitCommand' },
+            ],
+            stop: { target: 'idle', actions: 'stopAll' },
+            // The open batch is cancelled or kept: a drained session must not seal it later.
+            shutdown: { target: 'idle', actions: 'beginDrain' },
+            // Restored: the batch's timers are gone, so it seals now.
+            resume: { target: 'busy', actions: ['undrain', 'abandonCommand'] },
+          },
           states: {
-            idle: {
-              always: { guard: 'turnDue', target: 'busy', actions: 'takeFromQueue' },
+            debouncing: {
+              after: { debounce: '#session.running.busy' },
               on: {
                 input: [
                   { guard: 'backlogFull', actions: 'rejectBusy' },
-                  { guard: 'behindCommand', actions: 'addToQueue' },
-                  { guard: 'batchingOff', target: 'busy', actions: 'addToBatch' },
-                  { target: 'collecting', actions: 'addToBatch' },
+                  // Re-enter only this child: the max-wait timer on the parent keeps running.
+                  { target: 'debouncing', reenter: true, actions: 'addToBatch' },
                 ],
-                command: { guard: 'isStop', actions: 'stopAll' },
-                stop: { actions: 'stopAll' },
-              },
-            },
-            // C3: sealed `debounce` after the latest input or `maxWait` after the first.
-            collecting: {
-              initial: 'debouncing',
-              after: { maxWait: 'busy' },
-              on: {
-                command: [
-                  { guard: 'isStop', target: 'idle', actions: 'stopAll' },
-                  // Ordered lane: later inputs must not overtake the command, so the batch seals now.
-                  { guard: 'orderedLane', target: 'busy' },
-                ],
-                stop: { target: 'idle', actions: 'stopAll' },
-                // The open batch is cancelled or kept: a drained session must not seal it later.
-                shutdown: { target: 'idle', actions: 'beginDrain' },
-                // Restored: the batch's timers are gone, so it seals now.
-                resume: { target: 'busy', actions: 'undrain' },
-              },
-              states: {
-                debouncing: {
-                  after: { debounce: '#session.running.turn.busy' },
-                  on: {
-                    input: [
-                      { guard: 'backlogFull', actions: 'rejectBusy' },
-                      // Re-enter only this child: the max-wait timer on the parent keeps running.
-                      { target: 'debouncing', reenter: true, actions: 'addToBatch' },
-                    ],
-                  },
-                },
-              },
-            },
-            // C1: exactly one turn in flight; nothing here starts another one.
-            busy: {
-              entry: 'startTurn',
-              after: {
-                turnTimeout: [
-                  { guard: 'turnDue', target: 'busy', reenter: true, actions: ['timeOutTurn', 'takeFromQueue'] },
-                  { target: 'idle', actions: ['timeOutTurn', 'announceIdle'] },
-                ],
-              },
-              on: {
-                input: [
-                  { guard: 'backlogFull', actions: 'rejectBusy' },
-                  { guard: 'rejectWhenBusy', actions: 'rejectBusy' },
-                  { guard: 'canSteer', actions: 'steerInput' },
-                  { guard: 'interruptToNext', target: 'busy', reenter: true, actions: ['interruptTurn', 'takeFromQueue'] },
-                  { guard: 'interruptToIdle', target: 'idle', actions: ['interruptTurn', 'announceIdle'] },
-                  { actions: 'addToQueue' },
-                ],
-                'agent.delta': { guard: 'isCurrentTurn', actions: 'forwardDelta' },
-                'agent.steering': { guard: 'isCurrentTurn', actions: 'acceptSteering' },
-                'agent.pulled': { guard: 'isCurrentTurn', actions: 'takeSteered' },
-                'agent.done': [
-                  { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['completeTurn', 'takeFromQueue'] },
-                  { guard: 'isCurrentTurn', target: 'idle', actions: ['completeTurn', 'announceIdle'] },
-                ],
-                'agent.error': [
-                  { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['failTurn', 'takeFromQueue'] },
-                  { guard: 'isCurrentTurn', target: 'idle', actions: ['failTurn', 'announceIdle'] },
-                ],
-                command: { guard: 'isStop', target: 'idle', actions: ['stopAll', 'announceIdle'] },
-                stop: { target: 'idle', actions: ['stopAll', 'announceIdle'] },
-                'shutdown.abort': [
-                  { guard: 'keepWork', actions: 'abortAgent' },
-                  { target: 'idle', actions: ['abortForShutdown', 'announceIdle'] },
-                ],
-                // Restored mid-turn: the agent's work is lost with the process; run the turn again.
-                resume: { target: 'busy', reenter: true, actions: ['undrain', 'requeueTurn'] },
               },
             },
           },
         },
-        // C5: commands run one at a time; `priority` ones at once, `ordered` ones in arrival order.
-        lane: {
-          initial: 'ready',
-          on: { command: { actions: 'admitCommand' } },
-          states: {
-            ready: {
-              always: [
-                { guard: 'builtinDue', actions: 'runBuiltin' },
-                { guard: 'commandDue', target: 'executing', actions: 'startCommand' },
-              ],
-            },
-            executing: {
-              on: {
-                'command.done': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
-                'command.error': { guard: 'isCurrentCommand', target: 'ready', actions: 'finishCommand' },
-                'shutdown.abort': { target: 'ready', actions: 'dropCommand' },
-                resume: { target: 'ready', actions: ['undrain', 'abandonCommand'] },
-              },
-            },
+        // C1: exactly one turn in flight; nothing here starts another one.
+        busy: {
+          entry: 'startTurn',
+          after: {
+            turnTimeout: [
+              { guard: 'turnDue', target: 'busy', reenter: true, actions: ['timeOutTurn', 'takeFromQueue'] },
+              { target: 'idle', actions: ['timeOutTurn', 'announceIdle'] },
+            ],
+          },
+          on: {
+            input: [
+              { guard: 'backlogFull', actions: 'rejectBusy' },
+              { guard: 'rejectWhenBusy', actions: 'rejectBusy' },
+              { guard: 'canSteer', actions: 'steerInput' },
+              { guard: 'interruptToNext', target: 'busy', reenter: true, actions: ['interruptTurn', 'takeFromQueue'] },
+              { guard: 'interruptToIdle', target: 'idle', actions: ['interruptTurn', 'announceIdle'] },
+              { actions: 'addToQueue' },
+            ],
+            'agent.delta': { guard: 'isCurrentTurn', actions: 'forwardDelta' },
+            'agent.steering': { guard: 'isCurrentTurn', actions: 'acceptSteering' },
+            'agent.pulled': { guard: 'isCurrentTurn', actions: 'takeSteered' },
+            'agent.done': [
+              { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['completeTurn', 'takeFromQueue'] },
+              { guard: 'isCurrentTurn', target: 'idle', actions: ['completeTurn', 'announceIdle'] },
+            ],
+            'agent.error': [
+              { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['failTurn', 'takeFromQueue'] },
+              { guard: 'isCurrentTurn', target: 'idle', actions: ['failTurn', 'announceIdle'] },
+            ],
+            command: { guard: 'isStop', target: 'idle', actions: ['admitCommand', 'stopAll', 'announceIdle'] },
+            stop: { target: 'idle', actions: ['stopAll', 'announceIdle'] },
+            'shutdown.abort': [
+              { guard: 'keepWork', actions: ['abortAgent', 'dropCommand'] },
+              { target: 'idle', actions: ['abortForShutdown', 'dropCommand', 'announceIdle'] },
+            ],
+            // Restored mid-turn: the agent's work is lost with the process; run the turn again.
+            resume: { target: 'busy', reenter: true, actions: ['undrain', 'abandonCommand', 'requeueTurn'] },
           },
         },
       },

@@ -72,7 +72,7 @@ describe('C1 one turn at a time', () => {
       actor.start();
       actor.send({ type: 'activate' });
       actor.send({ type: 'input', input: { id: 'first', content: 'a' } });
-      expect(actor.getSnapshot().matches({ running: { turn: 'busy' } })).toBe(true);
+      expect(actor.getSnapshot().matches({ running: 'busy' })).toBe(true);
       for (const event of events) actor.send(event);
       const starts = log.flatMap((t, i) => (t === 'turn.start' ? [i] : []));
       for (const [n, at] of starts.entries()) {

@@ -71,7 +71,7 @@ describe('C6 stop', () => {
     actor.send({ type: 'input', input: { id: 'm1', content: 'one' } });
     actor.send({ type: 'stop' });
     actor.send({ type: 'activate' });
-    expect(actor.getSnapshot().matches({ running: { turn: 'idle' } })).toBe(true);
+    expect(actor.getSnapshot().matches({ running: 'idle' })).toBe(true);
     expect(effects.some((e) => e.type === 'turn.start')).toBe(false);
     const done = effects.find((e) => e.type === 'output' && e.event.type === 'done');
     expect(done).toMatchObject({ event: { data: { reason: 'stopped_by_user', cancelled_input_ids: ['m1'] } } });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { createMachine } from 'xstate';
 import { batonMachines } from '../src/visualize/machines.ts';
 import { visualize } from '../src/visualize/visualize.ts';
 import { toMermaid } from '../src/visualize/mermaid.ts';
@@ -23,19 +24,29 @@ describe('visualizations', () => {
       expect(first.changed).toHaveLength(9);
       const second = await visualize(batonMachines, dir);
       expect(second.changed).toEqual([]);
-      expect(await readFile(join(dir, 'session.svg'), 'utf8')).toMatch(/^<\?xml[\s\S]*<svg[\s\S]*cluster_session\.running\.turn[\s\S]*after debounce/);
+      expect(await readFile(join(dir, 'session.svg'), 'utf8')).toMatch(/^<\?xml[\s\S]*<svg[\s\S]*cluster_session\.running\.collecting[\s\S]*after debounce/);
     } finally {
       await rm(dir, { recursive: true });
     }
   });
 
-  it('draws nested and parallel states, guards and delays in Mermaid', () => {
+  it('draws nested states, guards and delays in Mermaid', () => {
     const mermaid = toMermaid(sessionMachine);
     expect(mermaid).toMatch(/^stateDiagram-v2\n/);
     expect(mermaid).toContain('state running {');
-    expect(mermaid).toContain('\n    --\n'); // the parallel regions
-    expect(mermaid).toContain('running_turn_collecting --> running_turn_busy : after debounce');
-    expect(mermaid).toContain('running_turn_busy --> running_turn_busy : agent.done [isCurrentTurn && turnDue]');
+    expect(mermaid).toContain('running_collecting --> running_busy : after debounce');
+    expect(mermaid).toContain('running_busy --> running_busy : agent.done [isCurrentTurn && turnDue]');
+  });
+
+  it('draws parallel regions in Mermaid', () => {
+    const machine = createMachine({
+      id: 'p',
+      type: 'parallel',
+      states: { a: { initial: 'x', states: { x: { on: { go: 'y' } }, y: {} } }, b: { initial: 'z', states: { z: {} } } },
+    });
+    const mermaid = toMermaid(machine);
+    expect(mermaid).toContain('\n  --\n'); // between the regions
+    expect(mermaid).toContain('a_x --> a_y : go');
   });
 
   it('are shown in the README, exactly as generated', async () => {

@@ -1,8 +1,9 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { createActor, type Actor } from 'xstate';
 import type { Subscription } from 'rxjs';
-import { connectionMachine, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
+import { connectionMachine, type ConnectionEvent, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
 import { BatonError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionStatus } from '../runtime/types.ts';
@@ -10,6 +11,9 @@ import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFra
 import { TokenBucket } from './rate-limit.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Logger } from 'pino';
+
+/** Corked frames are flushed early past this many bytes (a burst of errors, a replay). */
+const CORK_FLUSH_BYTES = 16 * 1024;
 
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
@@ -44,9 +48,14 @@ export class Connection {
   #dropped = false;
   #throttled = false;
   #attached = false;
+  #outbox: OutboundFrame[] = [];
+  /** The TCP socket under the WebSocket, corked while a burst of frames is written. */
+  readonly #raw: Duplex | undefined;
+  #corked = false;
 
-  constructor(socket: WebSocket, ctx: ConnectionContext) {
+  constructor(socket: WebSocket, ctx: ConnectionContext, raw?: Duplex) {
     this.#socket = socket;
+    this.#raw = raw;
     this.#ctx = ctx;
     this.#bucket = new TokenBucket(ctx.rateLimit.perSecond, ctx.rateLimit.burst);
     this.#actor = createActor(connectionMachine, { input: { initTimeoutMs: ctx.initTimeoutMs } });
@@ -63,9 +72,27 @@ export class Connection {
     return this.#sessionId;
   }
 
-  /** Queues a frame for this client; it goes out after `init_ack`, in order. */
+  /**
+   * Queues a frame for this client; it goes out after `init_ack`, in order. Frames of one
+   * burst enter the gate together (one event for the machine, not one each); anything else
+   * the gate is told flushes them first, so the order the gate sees is the order of calls.
+   */
   send(frame: OutboundFrame): void {
-    if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'outbound', frame });
+    this.#outbox.push(frame);
+    if (this.#outbox.length === 1) queueMicrotask(() => this.#flushOutbox());
+  }
+
+  #flushOutbox(): void {
+    if (this.#outbox.length === 0) return;
+    const frames = this.#outbox;
+    this.#outbox = [];
+    if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'outbound', frames });
+  }
+
+  /** Every event for the gate goes through here, behind the frames queued before it. */
+  #toGate(event: ConnectionEvent): void {
+    this.#flushOutbox();
+    if (this.#actor.getSnapshot().status === 'active') this.#actor.send(event);
   }
 
   #receive(text: string | null): void {
@@ -123,7 +150,7 @@ export class Connection {
       if (!sameSecret(given, token)) return this.#reject({ code: 'UNAUTHORIZED', message: 'wrong token' });
     }
     if (this.#ctx.closing()) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: 'the gateway is shutting down; reconnect later' });
-    this.#actor.send({ type: 'init' });
+    this.#toGate({ type: 'init' });
     const sessionId = data.session_id || `sess_${randomUUID()}`;
     const kind = data.worker_type ?? 'agent';
     const runtime = this.#ctx.runtime;
@@ -134,7 +161,7 @@ export class Connection {
     this.#subscription = runtime.eventsOf(sessionId).subscribe({
       next: (e) => this.send({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }),
       complete: () =>
-        this.#actor.send(
+        this.#toGate(
           this.#ctx.closing() ? { type: 'close', code: 1001, reason: 'shutdown' } : { type: 'close', code: 1000, reason: 'session deleted' },
         ),
     });
@@ -161,7 +188,7 @@ export class Connection {
     this.#ctx.logger.debug({ sessionId, kind }, 'attached');
     this.#attached = true;
     this.#ctx.attached(sessionId);
-    this.#actor.send({
+    this.#toGate({
       type: 'attached',
       ack: {
         type: 'init_ack',
@@ -222,13 +249,15 @@ export class Connection {
 
   #reject(failure: HandshakeFailure): void {
     this.#ctx.metrics.error(failure.code);
-    this.#actor.send({ type: 'reject', failure });
+    this.#toGate({ type: 'reject', failure });
   }
 
   /** The only place a frame reaches the socket, called by the gate. Applies the slow-consumer rules. */
   #write(frame: OutboundFrame): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
+    // Corked bytes are ours, not the client's backlog: flush them before judging the client.
+    if (this.#corked && (this.#raw?.writableLength ?? 0) >= CORK_FLUSH_BYTES) this.#uncork();
     const buffered = socket.bufferedAmount;
     const limit = this.#ctx.maxBufferedBytes;
     if (buffered > limit) {
@@ -253,7 +282,27 @@ export class Connection {
       data = { ...data, dropped: true };
       this.#dropped = false;
     }
+    this.#cork();
     socket.send(serverEnvelope(this.#sessionId, { ...frame, data }));
+  }
+
+  /**
+   * A turn's frames come out in a burst (one step of the session, or an agent's deltas in
+   * consecutive microtasks): corking until the next tick writes them with one syscall
+   * instead of one each. The tick comes before any I/O, so no frame waits longer.
+   */
+  #cork(): void {
+    const raw = this.#raw;
+    if (!raw || this.#corked) return;
+    this.#corked = true;
+    raw.cork();
+    process.nextTick(() => this.#uncork());
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#raw?.uncork();
   }
 
   #wireState(status: SessionStatus | undefined): string {
@@ -277,7 +326,7 @@ export class Connection {
     this.#subscription?.unsubscribe();
     if (this.#attached) this.#ctx.detached(this.#sessionId);
     this.#attached = false;
-    if (this.#actor.getSnapshot().status === 'active') this.#actor.send({ type: 'close' });
+    this.#toGate({ type: 'close' });
     this.#actor.stop();
     this.#ctx.closed(this);
   }

@@ -76,7 +76,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      connections.add(new Connection(ws, ctx));
+      connections.add(new Connection(ws, ctx, socket));
       metrics.connections.set(connections.size);
     });
   });

@@ -51,9 +51,9 @@ export function agentKind(options: AgentKindOptions): SessionKind {
           ? 'terminated'
           : snapshot.matches('deleted')
             ? 'deleted'
-            : snapshot.matches({ running: { turn: 'busy' } }) || c.command !== null
+            : snapshot.matches({ running: 'busy' }) || c.command !== null
               ? 'busy'
-              : snapshot.matches({ running: { turn: 'collecting' } })
+              : snapshot.matches({ running: 'collecting' })
                 ? 'collecting'
                 : 'idle';
       return { state, backlog: c.batch.length + c.queue.length, turns: c.turns };

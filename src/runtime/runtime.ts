@@ -136,8 +136,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     },
   };
 
+  // Without `settingsFor` every session shares one frozen settings object (it is in every
+  // session's context and snapshot, so one copy per session would cost memory for nothing).
+  let shared: SessionSettings | undefined;
   function settingsFor(sessionId: string): SessionSettings {
-    const own = opts.settingsFor ? parseSessionOptions('settingsFor', opts.settingsFor(sessionId)) : {};
+    if (!opts.settingsFor) return (shared ??= Object.freeze(mergeSettings({})));
+    return mergeSettings(parseSessionOptions('settingsFor', opts.settingsFor(sessionId)));
+  }
+
+  function mergeSettings(own: object): SessionSettings {
     const merged = { ...opts, ...own };
     return {
       debounceMs: merged.debounceMs,

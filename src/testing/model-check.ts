@@ -75,7 +75,7 @@ export interface ModelCheckReport {
  * const report = checkMachine(sessionMachine, {
  *   inputs: [{ sessionId: 's', settings }],
  *   events: [{ type: 'activate' }, { type: 'input', input: { id: 'a', content: 'x' } }],
- *   invariants: { 'busy has a turn': (s) => !s.matches({ running: { turn: 'busy' } }) || s.context.turn !== null },
+ *   invariants: { 'busy has a turn': (s) => !s.matches({ running: 'busy' }) || s.context.turn !== null },
  * });
  * expect(report.violations).toEqual([]);
  */
@@ -158,7 +158,7 @@ export function checkMachine(machine: AnyStateMachine, options: ModelCheckOption
   };
 }
 
-/** Formats a violation's path for a failure message: `start → activate → running.turn.idle → …`. */
+/** Formats a violation's path for a failure message: `start → activate → running.idle → …`. */
 export function formatPath(violation: Violation): string {
   const steps = violation.path.map((s) => `  --${s.event}--> ${JSON.stringify(s.state)}`);
   return [`invariant "${violation.invariant}" broken${violation.detail ? ` (${violation.detail})` : ''}:`, '  (start)', ...steps].join('\n');

@@ -1,6 +1,6 @@
 import type { AnyStateNode } from 'xstate';
 
-/** The ids of the state nodes active in a state value: `{ running: { turn: 'busy' } }` → `session.running`, `session.running.turn`, …. */
+/** The ids of the state nodes active in a state value: `{ running: 'busy' }` → `session`, `session.running`, `session.running.busy`. */
 export function activeStateIds(node: AnyStateNode, value: unknown): string[] {
   const states = node.states as Record<string, AnyStateNode>;
   if (typeof value === 'string') {

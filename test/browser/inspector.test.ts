@@ -54,18 +54,18 @@ describe.runIf(available)('inspector page (Chromium)', () => {
       await page.waitForSelector('tr[data-id="quick-session"] td[data-state="idle"]');
       await page.waitForSelector('tr[data-id="new-user"] td[data-state="idle"]');
       await page.click('tr[data-id="slow-session"]');
-      await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.turn.busy'));
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.busy'));
       const highlighted = await page.$$eval('#diagram g.node.active title', (titles) => titles.map((t) => t.textContent));
-      expect(highlighted).toContain('session.running.turn.busy');
+      expect(highlighted).toContain('session.running.busy');
       await page.waitForFunction(() => document.querySelectorAll('#events div').length > 3);
       await page.screenshot({ path: screenshot, fullPage: true });
       expect(statSync(screenshot).size).toBeGreaterThan(10_000);
 
       await slow.client.type('done');
-      await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.turn.idle'));
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.idle'));
       const after = await page.$$eval('#diagram g.node.active title', (titles) => titles.map((t) => t.textContent));
-      expect(after).toContain('session.running.turn.idle');
-      expect(after).not.toContain('session.running.turn.busy');
+      expect(after).toContain('session.running.idle');
+      expect(after).not.toContain('session.running.busy');
       await page.close();
       for (const c of [slow, quick, onboarding]) await c.client.close();
     } finally {

@@ -19,13 +19,13 @@ describe('C9 the connection gate (machine)', () => {
   it('holds frames until init_ack, then writes init_ack first and the held frames in order', () => {
     const c = connection();
     c.actor.send({ type: 'init' });
-    c.actor.send({ type: 'outbound', frame: frame(4) });
-    c.actor.send({ type: 'outbound', frame: frame(0, 'control') });
-    c.actor.send({ type: 'outbound', frame: frame(5, 'error') });
+    c.actor.send({ type: 'outbound', frames: [frame(4)] });
+    c.actor.send({ type: 'outbound', frames: [frame(0, 'control')] });
+    c.actor.send({ type: 'outbound', frames: [frame(5, 'error')] });
     expect(c.writes()).toEqual([]);
     c.actor.send({ type: 'attached', ack });
     expect(c.writes()).toEqual([ack, frame(4), frame(0, 'control'), frame(5, 'error')]);
-    c.actor.send({ type: 'outbound', frame: frame(6) });
+    c.actor.send({ type: 'outbound', frames: [frame(6)] });
     expect(c.writes().at(-1)).toEqual(frame(6));
   });
 
@@ -36,7 +36,7 @@ describe('C9 the connection gate (machine)', () => {
         c.actor.send({ type: 'init' });
         seqs.forEach((seq, i) => {
           if (i === attachAt) c.actor.send({ type: 'attached', ack });
-          c.actor.send({ type: 'outbound', frame: frame(seq) });
+          c.actor.send({ type: 'outbound', frames: [frame(seq)] });
         });
         if (attachAt >= seqs.length) c.actor.send({ type: 'attached', ack });
         const writes = c.writes();
@@ -48,7 +48,7 @@ describe('C9 the connection gate (machine)', () => {
 
   it('answers a failed handshake with init_ack{state:deleted} and close 1008, dropping what was held', () => {
     const c = connection();
-    c.actor.send({ type: 'outbound', frame: frame(0, 'control') });
+    c.actor.send({ type: 'outbound', frames: [frame(0, 'control')] });
     c.actor.send({ type: 'reject', failure: { code: 'UNAUTHORIZED', message: 'wrong token' } });
     expect(c.effects).toEqual([
       { type: 'write', frame: { type: 'init_ack', seq: 0, data: { state: 'deleted', code: 'UNAUTHORIZED', error: 'wrong token' } } },

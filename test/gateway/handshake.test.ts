@@ -124,6 +124,6 @@ describe('inspector endpoints', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<title>Baton inspector</title>');
     const svg = await fetch(`${http}/inspect/machine/agent.svg`, { headers: { authorization: 'Bearer s3cret' } });
-    expect(await svg.text()).toContain('session.running.turn.busy');
+    expect(await svg.text()).toContain('session.running.busy');
   });
 });

@@ -56,12 +56,16 @@ describe('C15 slow consumers', () => {
     socket.receive('init', { version: 'aep/v1', session_id: 's' });
     socket.receive('input', { content: 'go' });
     await settle();
+    // Frames reach the socket a microtask after they are emitted: settle after each.
     emit('kept');
+    await settle();
     socket.bufferedAmount = 1500; // past a quarter
     emit('dropped');
+    await settle();
     socket.bufferedAmount = 2500; // past half: throttle, once
     emit('also dropped');
     emit('still dropped');
+    await settle();
     socket.bufferedAmount = 0;
     finish();
     await settle();
@@ -73,6 +77,7 @@ describe('C15 slow consumers', () => {
     expect(types.at(-1)).toBe('state');
     socket.bufferedAmount = 5000; // past the whole budget
     socket.receive('ping', {});
+    await settle();
     expect(socket.closedWith).toEqual([1013, 'slow consumer']);
     await runtime.shutdown({ drainMs: 0 });
   });

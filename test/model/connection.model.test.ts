@@ -10,8 +10,8 @@ const events: ConnectionEvent[] = [
   { type: 'init' },
   { type: 'attached', ack: { type: 'init_ack', seq: 0, data: { session_id: 's', seq: 0 } } },
   { type: 'reject', failure: { code: 'UNAUTHORIZED', message: 'wrong token' } },
-  { type: 'outbound', frame: { type: 'state', seq: 1, data: { state: 'created' } } },
-  { type: 'outbound', frame: { type: 'control', seq: 0, data: { action: 'reconnect' } } },
+  { type: 'outbound', frames: [{ type: 'state', seq: 1, data: { state: 'created' } }] },
+  { type: 'outbound', frames: [{ type: 'control', seq: 0, data: { action: 'reconnect' } }] },
   { type: 'close' },
 ];
 
