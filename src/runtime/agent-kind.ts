@@ -8,7 +8,7 @@ import {
   type SessionSettings,
   type SessionContext,
 } from '../../machines/session.ts';
-import type { Agent, Turn } from './turn.ts';
+import type { Agent, Steering, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
 import type { DriverContext, KindDriver, SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
@@ -75,6 +75,37 @@ interface TurnRecord {
   ended: boolean;
 }
 
+/**
+ * What the agent sees of its turn. A class, so a turn costs one object rather than a set of
+ * closures; `emit` is bound once because agents pass it around (`stream.on('data', turn.emit)`).
+ */
+class AgentTurn implements Turn {
+  readonly sessionId: string;
+  readonly inputs: readonly SessionInput[];
+  declare readonly steer?: Steering;
+  readonly emit: (delta: string) => void;
+  readonly #driver: AgentDriver;
+  readonly #record: TurnRecord;
+  #history: readonly TranscriptEntry[] | undefined;
+
+  constructor(driver: AgentDriver, record: TurnRecord, inputs: readonly SessionInput[]) {
+    this.sessionId = driver.sessionId;
+    this.inputs = inputs;
+    this.#driver = driver;
+    this.#record = record;
+    if (record.steer) (this as { steer?: Steering }).steer = record.steer;
+    this.emit = (delta) => driver.delta(record, delta);
+  }
+
+  get signal(): AbortSignal {
+    return this.#record.controller.signal;
+  }
+
+  get history(): readonly TranscriptEntry[] {
+    return (this.#history ??= this.#driver.history());
+  }
+}
+
 /** Runs a session's turns and commands as its machine asks, and reports back with tagged events. */
 class AgentDriver implements KindDriver {
   readonly #session: DriverContext;
@@ -82,6 +113,10 @@ class AgentDriver implements KindDriver {
   #turn: TurnRecord | undefined;
   #command: AbortController | undefined;
   readonly #steering: boolean;
+
+  get sessionId(): string {
+    return this.#session.sessionId;
+  }
 
   constructor(session: DriverContext, options: AgentKindOptions, settings: SessionSettings) {
     this.#session = session;
@@ -168,47 +203,43 @@ class AgentDriver implements KindDriver {
 
   #runAgent(record: TurnRecord, running: RunningTurn): void {
     if (record.ended) return; // stopped before it could start
-    const turnId = record.id;
-    const turn: Turn = {
-      sessionId: this.#session.sessionId,
-      inputs: running.inputs,
-      get signal() {
-        return record.controller.signal;
-      },
-      emit: (delta) => {
-        if (record.ended) return;
-        record.streamed = true;
-        record.text += String(delta);
-        this.#send({ type: 'agent.delta', turnId, text: String(delta) });
-      },
-      ...(record.steer && { steer: record.steer }),
-      // Read from the store only if the agent asks.
-      get history() {
-        return history();
-      },
-    };
-    let loaded: readonly TranscriptEntry[] | undefined;
-    const history = () => (loaded ??= this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow));
-    const succeed = (result: unknown) => {
-      const returned = !record.streamed && typeof result === 'string' && result !== '';
-      if (returned) record.text = result;
-      this.#send({ type: 'agent.done', turnId, ...(returned && { text: result }) });
-    };
-    // A typed error from the agent keeps its code (e.g. RATE_LIMITED); anything else is a crash.
-    const fail = (error: unknown) =>
-      this.#send({
-        type: 'agent.error',
-        turnId,
-        message: describe(error),
-        ...(error instanceof BatonError && { code: error.code }),
-      });
+    const turn = new AgentTurn(this, record, running.inputs);
     try {
       const result = this.#options.agent(turn);
-      if (isPromiseLike(result)) result.then(succeed, fail);
-      else succeed(result);
+      if (isPromiseLike(result)) result.then((value) => this.#succeed(record, value), (error) => this.#fail(record, error));
+      else this.#succeed(record, result);
     } catch (error) {
-      fail(error);
+      this.#fail(record, error);
     }
+  }
+
+  /** Read from the store only if the agent asks. */
+  history(): readonly TranscriptEntry[] {
+    return this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow);
+  }
+
+  delta(record: TurnRecord, delta: unknown): void {
+    if (record.ended) return;
+    const text = String(delta);
+    record.streamed = true;
+    record.text += text;
+    this.#send({ type: 'agent.delta', turnId: record.id, text });
+  }
+
+  #succeed(record: TurnRecord, result: unknown): void {
+    const returned = !record.streamed && typeof result === 'string' && result !== '';
+    if (returned) record.text = result;
+    this.#send({ type: 'agent.done', turnId: record.id, ...(returned && { text: result }) });
+  }
+
+  /** A typed error from the agent keeps its code (e.g. RATE_LIMITED); anything else is a crash. */
+  #fail(record: TurnRecord, error: unknown): void {
+    this.#send({
+      type: 'agent.error',
+      turnId: record.id,
+      message: describe(error),
+      ...(error instanceof BatonError && { code: error.code }),
+    });
   }
 
   #runCommand(command: SessionCommand): void {
