@@ -1,12 +1,14 @@
 /**
- * Memory: heap per live idle session and per passivated one (after `global.gc()`), and the
- * SQLite file per session; plus the time to re-activate passivated sessions from SQLite.
+ * Memory: heap per live idle session and per passivated one (after `global.gc()`), with the
+ * SQLite store — the one `npm start` uses, whose data is on disk, so the heap is what the
+ * runtime itself holds — and with the memory store, whose data is in the heap too. Also the
+ * SQLite file per session and the time to re-activate passivated sessions from it.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, MemoryStore, SqliteStore } from '../src/index.ts';
+import { createRuntime, MemoryStore, SqliteStore, type Store } from '../src/index.ts';
 
 const gc = () => {
   const collect = (globalThis as { gc?: () => void }).gc;
@@ -20,11 +22,18 @@ const heap = () => {
 };
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export async function memory(sessions: number) {
+/** `sessions` sessions with one turn each, then idle, then passivated: heap per session at each point. */
+async function footprint(sessions: number, store: Store, progress: (text: string) => void) {
   const clock = new SimulatedClock();
   const before = heap();
-  const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, store: new MemoryStore() });
-  for (let i = 0; i < sessions; i++) runtime.send(`s${i}`, { id: 'm1', content: 'hello' });
+  const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, store });
+  for (let i = 0; i < sessions; i++) {
+    runtime.send(`s${i}`, { id: 'm1', content: 'hello' });
+    if (i % 10_000 === 9_999) {
+      progress(`${i + 1} sessions`);
+      await settle();
+    }
+  }
   await settle();
   const live = heap();
   clock.increment(60_000);
@@ -33,33 +42,41 @@ export async function memory(sessions: number) {
   if (runtime.sessionIds().length !== 0) throw new Error('sessions were not passivated');
   const passivated = heap();
   await runtime.shutdown({ drainMs: 0 });
-  return {
-    heap_bytes_per_live_session: Math.round((live - before) / sessions),
-    heap_bytes_per_passivated_session: Math.round((passivated - before) / sessions),
-  };
+  return { live: Math.round((live - before) / sessions), passivated: Math.round((passivated - before) / sessions) };
 }
 
-export async function sqlite(sessions: number) {
+export async function memory(sessions: number, progress: (text: string) => void) {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bench-'));
   try {
     const path = join(dir, 'bench.db');
-    const clock = new SimulatedClock();
-    const first = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, store: new SqliteStore(path) });
-    for (let i = 0; i < sessions; i++) first.send(`s${i}`, { id: 'm1', content: 'hello' });
-    await settle();
-    clock.increment(60_000);
-    clock.increment(60_000);
-    await first.shutdown({ drainMs: 0 });
-    const bytes = statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+    progress(`memory store: ${sessions} sessions`);
+    const inMemory = await footprint(sessions, new MemoryStore(), progress);
+    progress(`SQLite store: ${sessions} sessions`);
     const store = new SqliteStore(path);
-    const second = createRuntime({ agent: async () => 'ok', debounceMs: 0, store });
-    const start = performance.now();
-    for (let i = 0; i < sessions; i++) second.open(`s${i}`);
-    const ms = performance.now() - start;
-    await second.shutdown({ drainMs: 0 });
+    const onDisk = await footprint(sessions, store, progress);
     store.close();
-    return { sqlite_bytes_per_session: Math.round(bytes / sessions), reactivate_ms: ms };
+    const bytes = statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+    return {
+      heap_bytes_per_live_session: onDisk.live,
+      heap_bytes_per_passivated_session: onDisk.passivated,
+      heap_bytes_per_live_session_memory_store: inMemory.live,
+      heap_bytes_per_passivated_session_memory_store: inMemory.passivated,
+      sqlite_bytes_per_session: Math.round(bytes / sessions),
+      reactivate_10k_ms: await reactivate(path, Math.min(sessions, 10_000)),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Opens the first `count` stored sessions in a fresh runtime; returns the time for 10,000. */
+async function reactivate(path: string, count: number): Promise<number> {
+  const store = new SqliteStore(path);
+  const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, store });
+  const start = performance.now();
+  for (let i = 0; i < count; i++) runtime.open(`s${i}`);
+  const ms = performance.now() - start;
+  await runtime.shutdown({ drainMs: 0 });
+  store.close();
+  return (ms * 10_000) / count;
 }

@@ -8,16 +8,16 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { baton, burst, chain, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
-import { memory, sqlite } from './memory.ts';
+import { baton, burst, chain, machineAlone, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
+import { memory } from './memory.ts';
 import { gatewayBench } from './gateway.ts';
 import { ratioChart } from './chart.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick ?? false;
 const size = quick
-  ? { sessions: 200, perSession: 50, rounds: 2, memory: 10_000, reactivate: 2_000, connections: 20, seconds: 2 }
-  : { sessions: 1000, perSession: 100, rounds: 3, memory: 100_000, reactivate: 10_000, connections: 50, seconds: 5 };
+  ? { sessions: 200, perSession: 50, rounds: 2, memory: 5_000, connections: 20, seconds: 2 }
+  : { sessions: 1000, perSession: 100, rounds: 3, memory: 100_000, connections: 50, seconds: 5 };
 const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`);
 
 /** Runs each contender `rounds` times, interleaved, and keeps the median. */
@@ -36,10 +36,9 @@ async function alternate(contenders: Contender[], run: (c: Contender) => Promise
 progress(`${quick ? 'quick' : 'full'} run: ${size.sessions} sessions × ${size.perSession} inputs`);
 const turns = await alternate([xstateLoop, chain, pqueue, baton], (c) => sequential(c, size.sessions, size.perSession));
 const bursts = await alternate([chain, pqueue, baton], (c) => burst(c, size.sessions, size.perSession));
-progress(`memory: ${size.memory} sessions`);
-const mem = await memory(size.memory);
-progress(`sqlite: ${size.reactivate} sessions`);
-const disk = await sqlite(size.reactivate);
+progress('session machine alone');
+const alone = Math.max(...Array.from({ length: size.rounds }, () => machineAlone(size.sessions, size.perSession)));
+const mem = await memory(size.memory, (text) => progress(`memory: ${text}`));
 progress(`gateway: ${size.connections} connections × ${size.seconds} s`);
 const gw = await gatewayBench(size.connections, size.seconds);
 
@@ -54,10 +53,9 @@ const result = {
   burst_inputs_per_s: Math.round(b('Baton')),
   burst_vs_pqueue: b('Baton') / b('p-queue (concurrency 1)'),
   burst_vs_chain: b('Baton') / b('promise chain'),
+  machine_alone_turns_per_s: Math.round(alone),
   ...mem,
-  sqlite_bytes_per_session: disk.sqlite_bytes_per_session,
   ...gw,
-  reactivate_10k_ms: (disk.reactivate_ms * 10_000) / size.reactivate,
 };
 
 const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
@@ -65,8 +63,10 @@ const rows: [string, string, string][] = [];
 rows.push(
   ['turns/s, one input at a time', fmt(result.turns_per_s), `× minimal XState loop ${fmt(result.turns_vs_xstate_loop)} · × p-queue ${fmt(result.turns_vs_pqueue)} · × chain ${fmt(result.turns_vs_chain)} (target ≥ 0.7 × loop)`],
   ['inputs/s, bursts', fmt(result.burst_inputs_per_s), `× p-queue ${fmt(result.burst_vs_pqueue)} · × chain ${fmt(result.burst_vs_chain)} (target ≥ 500,000 and ≥ 1.0 × p-queue)`],
-  ['heap per live idle session (B)', fmt(result.heap_bytes_per_live_session), 'target ≤ 2,048'],
-  ['heap per passivated session (B)', fmt(result.heap_bytes_per_passivated_session), 'target ≤ 600'],
+  ['session machine alone (no host, no agent), turns/s', fmt(result.machine_alone_turns_per_s), `× minimal XState loop ${fmt(result.machine_alone_turns_per_s / t('minimal XState loop'))}: the engine's share`],
+  ['heap per live idle session (B), SQLite store', fmt(result.heap_bytes_per_live_session), 'target ≤ 2,048'],
+  ['heap per passivated session (B), SQLite store', fmt(result.heap_bytes_per_passivated_session), 'target ≤ 600'],
+  ['the same with the memory store (B): live / passivated', `${fmt(result.heap_bytes_per_live_session_memory_store)} / ${fmt(result.heap_bytes_per_passivated_session_memory_store)}`, 'its stored events and snapshots are heap too'],
   ['SQLite bytes per session', fmt(result.sqlite_bytes_per_session), ''],
   ['gateway round trips/s', fmt(result.gateway_round_trips_per_s), `× bare ws ${fmt(result.gateway_vs_ws)} (target ≥ 0.6)`],
   ['added latency at half load, p50 / p99 (ms)', `${fmt(result.added_p50_ms)} / ${fmt(result.added_p99_ms)}`, 'target p99 < 2'],

@@ -5,7 +5,7 @@
  */
 import PQueue from 'p-queue';
 import { createActor, emit, setup } from 'xstate';
-import { createRuntime } from '../src/index.ts';
+import { createRuntime, sessionMachine } from '../src/index.ts';
 
 const agent = async () => {};
 
@@ -114,5 +114,31 @@ export async function burst(contender: Contender, sessions: number, perSession: 
   await Promise.all(all);
   const seconds = (performance.now() - start) / 1000;
   await close();
+  return (sessions * perSession) / seconds;
+}
+
+/**
+ * Not a contender: Baton's session machine alone, driven synchronously (input, then the
+ * agent's done) with no host, store or agent — where the engine's own cost ends and the
+ * runtime's begins. Returns turns per second.
+ */
+export function machineAlone(sessions: number, perSession: number): number {
+  const settings = { debounceMs: 0, maxWaitMs: 0, busyPolicy: 'collect', backlogCap: 100, turnTimeoutMs: 120_000, commandLane: 'priority', commandHelp: [] } as const;
+  const actors = Array.from({ length: sessions }, (_, s) => {
+    const actor = createActor(sessionMachine, { input: { sessionId: `s${s}`, settings } });
+    actor.on('*', () => undefined);
+    actor.start();
+    actor.send({ type: 'activate' });
+    return actor;
+  });
+  const start = performance.now();
+  for (let turn = 1; turn <= perSession; turn++) {
+    for (const actor of actors) {
+      actor.send({ type: 'input', input: { id: `m${turn}`, content: 'x' } });
+      actor.send({ type: 'agent.done', turnId: turn });
+    }
+  }
+  const seconds = (performance.now() - start) / 1000;
+  for (const actor of actors) actor.stop();
   return (sessions * perSession) / seconds;
 }

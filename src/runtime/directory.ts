@@ -23,8 +23,8 @@ export function createDirectory() {
       clients: {} as Readonly<Record<string, number>>,
     },
     on: {
-      turnEnded: (ctx) => ({ ...ctx, turns: ctx.turns + 1 }),
-      inputAccepted: (ctx) => ({ ...ctx, inputs: ctx.inputs + 1 }),
+      /** Turns and inputs since the last count: counted in bulk, not one store update each. */
+      counted: (ctx, e: { turns: number; inputs: number }) => ({ ...ctx, turns: ctx.turns + e.turns, inputs: ctx.inputs + e.inputs }),
       errorSeen: (ctx, e: { sessionId: string; error: LastError }) => ({
         ...ctx,
         errors: ctx.errors + 1,
@@ -47,3 +47,29 @@ export function createDirectory() {
 }
 
 export type Directory = ReturnType<typeof createDirectory>;
+
+/**
+ * Counts turns and inputs for a directory at most once per microtask: a dashboard reads the
+ * totals every 100 ms, and one store update per input would cost more than the input.
+ */
+export function createCounter(directory: Directory) {
+  let turns = 0;
+  let inputs = 0;
+  const flush = () => {
+    directory.trigger.counted({ turns, inputs });
+    turns = inputs = 0;
+  };
+  const schedule = () => {
+    if (turns + inputs === 1) queueMicrotask(flush);
+  };
+  return {
+    turn(): void {
+      turns++;
+      schedule();
+    },
+    input(): void {
+      inputs++;
+      schedule();
+    },
+  };
+}

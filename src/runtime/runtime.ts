@@ -17,7 +17,7 @@ import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
 import { MemoryStore, type InboxEntry } from './store.ts';
-import { createDirectory, type Directory } from './directory.ts';
+import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 import { answerText, validate } from './validate-input.ts';
 
@@ -96,6 +96,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const clock = opts.clock ?? systemClock;
   const store = opts.store ?? new MemoryStore();
   const directory = createDirectory();
+  const count = createCounter(directory);
   const sessions = new Map<string, SessionHost>();
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
   const events$ = new Subject<SessionEvent>();
@@ -113,7 +114,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     inspect: opts.inspect,
     store,
     publish(event) {
-      if (event.type === 'done' && event.data.input_ids.length > 0) directory.trigger.turnEnded();
+      if (event.type === 'done' && event.data.input_ids.length > 0) count.turn();
       else if (event.type === 'error') {
         directory.trigger.errorSeen({ sessionId: event.sessionId, error: { code: event.data.code, message: event.data.message, at: Date.now() } });
       }
@@ -273,7 +274,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return decided.announced ? { ...rejected(error), announced: true } : rejected(error);
     }
     host.recent.remember(id, content);
-    directory.trigger.inputAccepted();
+    count.input();
     const durability = entry ? { durability: store.durable ? ('durable' as const) : ('volatile' as const) } : {};
     return { status: 'accepted', ...(decided.mode && { mode: decided.mode }), ...durability };
   }
