@@ -87,6 +87,11 @@ export type SessionMachineEvent =
   | { type: 'agent.done'; turnId: number; text?: string }
   /** `code`: a typed turn error from the agent (e.g. `RATE_LIMITED`); `WORKER_CRASH` otherwise. */
   | { type: 'agent.error'; turnId: number; message: string; code?: ErrorCode }
+  /**
+   * The turn ran `turnTimeoutMs`. The host times turns, like it runs them: a timer per
+   * turn in the machine (`after`) cost a fifth of every turn in XState's scheduler.
+   */
+  | { type: 'agent.timeout'; turnId: number }
   | { type: 'command.done'; commandId: string; text?: string }
   | { type: 'command.error'; commandId: string; message: string }
   /** `keep`: a durable store keeps waiting work for the next start instead of cancelling it. */
@@ -158,7 +163,6 @@ export const sessionMachine = setup({
   delays: {
     debounce: ({ context }) => context.settings.debounceMs,
     maxWait: ({ context }) => context.settings.maxWaitMs,
-    turnTimeout: ({ context }) => context.settings.turnTimeoutMs,
   },
   guards: {
     isStop: ({ event }) => isStopCommand(event),
@@ -487,12 +491,6 @@ export const sessionMachine = setup({
         // C1: exactly one turn in flight; nothing here starts another one.
         busy: {
           entry: 'startTurn',
-          after: {
-            turnTimeout: [
-              { guard: 'turnDue', target: 'busy', reenter: true, actions: ['timeOutTurn', 'takeFromQueue'] },
-              { target: 'idle', actions: ['timeOutTurn', 'announceIdle'] },
-            ],
-          },
           on: {
             input: [
               { guard: 'backlogFull', actions: 'rejectBusy' },
@@ -512,6 +510,11 @@ export const sessionMachine = setup({
             'agent.error': [
               { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['failTurn', 'takeFromQueue'] },
               { guard: 'isCurrentTurn', target: 'idle', actions: ['failTurn', 'announceIdle'] },
+            ],
+            // C7: the host's turn timer ran out (armed with every `turn.start`, turnTimeoutMs).
+            'agent.timeout': [
+              { guard: and(['isCurrentTurn', 'turnDue']), target: 'busy', reenter: true, actions: ['timeOutTurn', 'takeFromQueue'] },
+              { guard: 'isCurrentTurn', target: 'idle', actions: ['timeOutTurn', 'announceIdle'] },
             ],
             command: { guard: 'isStop', target: 'idle', actions: ['admitCommand', 'stopAll', 'announceIdle'] },
             stop: { target: 'idle', actions: ['stopAll', 'announceIdle'] },

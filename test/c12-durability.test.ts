@@ -93,7 +93,7 @@ describe('C12 durability and recovery', () => {
     expect(starts).toEqual([['m1']]);
   });
 
-  it('re-runs a turn whose snapshot was saved mid-turn, with a fresh timeout', () => {
+  it('re-runs a turn whose snapshot was saved mid-turn, as a new turn (its own timeout)', () => {
     const input = { sessionId: 's', settings: settings({ debounceMs: 0, turnTimeoutMs: 1000 }) };
     const live = createActor(sessionMachine, { input });
     live.start();
@@ -101,16 +101,21 @@ describe('C12 durability and recovery', () => {
     live.send({ type: 'input', input: { id: 'm1', content: 'one' } });
     const saved = live.getPersistedSnapshot();
     live.stop();
-    const clock = new SimulatedClock();
-    const restored = createActor(sessionMachine, { input, snapshot: saved, clock });
+    const restored = createActor(sessionMachine, { input, snapshot: saved });
     const effects: string[] = [];
-    restored.on('*', (e) => effects.push(e.type === 'output' ? e.event.type : e.type));
+    const started: number[] = [];
+    restored.on('*', (e) => {
+      effects.push(e.type === 'output' ? e.event.type : e.type);
+      if (e.type === 'turn.start') started.push(e.turn.id);
+    });
     restored.start();
     restored.send({ type: 'resume' });
     expect(effects).toEqual(['turn.abort', 'state', 'message.start', 'turn.start']);
-    clock.increment(1000);
-    expect(effects.slice(4)).toContain('turn.abort'); // the re-run turn has its own timeout
-    expect(restored.getSnapshot().context.turns).toBe(2);
+    expect(started).toEqual([2]); // the host arms turn 2's own timer with this turn.start
+    restored.send({ type: 'agent.timeout', turnId: 1 }); // the lost turn's timer: ignored
+    expect(effects).toHaveLength(4);
+    restored.send({ type: 'agent.timeout', turnId: 2 });
+    expect(effects.slice(4)).toEqual(['turn.abort', 'message.end', 'error', 'done', 'state']);
   });
 
   it('remembers accepted ids across a restart (C10)', async () => {

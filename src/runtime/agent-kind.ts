@@ -73,6 +73,8 @@ interface TurnRecord {
   text: string;
   streamed: boolean;
   ended: boolean;
+  /** The turn's timeout (C7): `agent.timeout` when it fires, cleared when the turn ends. */
+  timer: unknown;
 }
 
 /**
@@ -113,6 +115,7 @@ class AgentDriver implements KindDriver {
   #turn: TurnRecord | undefined;
   #command: AbortController | undefined;
   readonly #steering: boolean;
+  readonly #turnTimeoutMs: number;
 
   get sessionId(): string {
     return this.#session.sessionId;
@@ -122,6 +125,7 @@ class AgentDriver implements KindDriver {
     this.#session = session;
     this.#options = options;
     this.#steering = settings.busyPolicy === 'steer';
+    this.#turnTimeoutMs = settings.turnTimeoutMs;
   }
 
   effect(e: EventObject): void {
@@ -155,6 +159,7 @@ class AgentDriver implements KindDriver {
     if (!record) return { durationMs: 0 };
     record.ended = true;
     this.#turn = undefined;
+    this.#session.clock.clearTimeout(record.timer);
     if (record.steer) this.#session.defer(() => record.steer?.close());
     const byId = new Map(record.inputs.map((i) => [i.id, i]));
     const entries: TranscriptEntry[] = done.input_ids.flatMap((id) => {
@@ -167,6 +172,7 @@ class AgentDriver implements KindDriver {
   }
 
   stop(): void {
+    if (this.#turn) this.#session.clock.clearTimeout(this.#turn.timer);
     this.#turn?.controller.abort(new Error('session stopped'));
     this.#turn?.steer?.close();
     this.#command?.abort(new Error('session stopped'));
@@ -196,7 +202,11 @@ class AgentDriver implements KindDriver {
       text: '',
       streamed: false,
       ended: false,
+      timer: undefined,
     };
+    // A turn restarted without a done (a restored session re-runs it) drops the old timer.
+    if (this.#turn) this.#session.clock.clearTimeout(this.#turn.timer);
+    record.timer = this.#session.clock.setTimeout(() => this.#send({ type: 'agent.timeout', turnId }), this.#turnTimeoutMs);
     this.#turn = record;
     return record;
   }

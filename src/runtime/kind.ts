@@ -1,6 +1,7 @@
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
 import type { DoneData } from '../../machines/events.ts';
 import type { TranscriptEntry } from './store.ts';
+import type { Clock } from './clock.ts';
 
 /**
  * A kind of session: the machine that runs it and how the runtime talks to it. Baton has
@@ -59,6 +60,8 @@ export interface DriverContext {
   /** Runs `task` after the actor's current step (never call user code while it processes). */
   defer(task: () => void): void;
   now(): number;
+  /** The runtime's clock (simulated in tests); its callbacks run like any event, after the step. */
+  readonly clock: Clock;
 }
 
 export interface KindDriver {

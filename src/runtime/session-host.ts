@@ -73,6 +73,7 @@ export class SessionHost {
       dispatch: (event) => this.#dispatch(event),
       defer: (task) => deps.dispatcher.defer(task),
       now: deps.now,
+      clock: deps.clock,
     });
     this.#actor.on('*', (effect: EventObject) => this.#record(effect));
     // Every root actor is observed: an unobserved actor error would kill the process.

@@ -32,6 +32,7 @@ function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
     { type: 'agent.pulled', turnId, inputId: c.turn?.steered[0]?.id ?? 'none' },
     { type: 'agent.done', turnId, text: 'ok' },
     { type: 'agent.error', turnId, message: 'boom' },
+    { type: 'agent.timeout', turnId },
     { type: 'agent.done', turnId: 0 },
     { type: 'command.done', commandId: c.command?.id ?? 'none', text: 'done' },
     { type: 'command.error', commandId: c.command?.id ?? 'none', message: 'failed' },
