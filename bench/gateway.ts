@@ -62,11 +62,16 @@ async function until(done: () => boolean): Promise<void> {
 }
 
 /**
- * `connections` clients for `seconds`; each sends its next input `pace` ms after the
- * previous one ended (0: at once). Returns round trips per second and latencies (ms).
+ * `connections` clients for `seconds`; each sends its next input as soon as the previous one
+ * ended (`thinkMs` 0), or after a think time drawn from an exponential distribution with
+ * mean `thinkMs` — so paced clients arrive at random, as users do, instead of in lockstep
+ * (lockstep clients would measure the queue of one synchronized burst, not the latency).
+ * Returns round trips per second and latencies (ms).
  */
-export async function drive(url: string, connections: number, seconds: number, pace = 0) {
+export async function drive(url: string, connections: number, seconds: number, thinkMs = 0) {
   const latencies: number[] = [];
+  const random = mulberry32(7);
+  const think = () => new Promise((resolve) => setTimeout(resolve, -Math.log(1 - random()) * thinkMs));
   const deadline = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: connections }, async (_, c) => {
@@ -83,11 +88,12 @@ export async function drive(url: string, connections: number, seconds: number, p
           ws.send(frame);
         });
       await roundTrip(envelope('init', { version: 'aep/v1', session_id: `bench-${c}-${ids++}` }));
+      if (thinkMs > 0) await think();
       while (performance.now() < deadline) {
         const sent = performance.now();
         await roundTrip(envelope('input', { content: 'x' }));
         latencies.push(performance.now() - sent);
-        if (pace > 0) await new Promise((resolve) => setTimeout(resolve, pace));
+        if (thinkMs > 0) await think();
       }
       ws.close();
     }),
@@ -97,20 +103,37 @@ export async function drive(url: string, connections: number, seconds: number, p
   return { perSecond: latencies.length / seconds, p50: at(0.5), p99: at(0.99) };
 }
 
+/** A small seeded PRNG, so every run paces its clients the same way. */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export async function gatewayBench(connections: number, seconds: number) {
   const servers = { baton: await batonServer(), bare: await bareServer() };
+  // Warm up both (JIT, buffers): each section runs in a fresh process.
+  await drive(servers.baton.url, connections, 1);
+  await drive(servers.bare.url, connections, 1);
   const baton = await drive(servers.baton.url, connections, seconds);
   const bare = await drive(servers.bare.url, connections, seconds);
-  // Half of Baton's maximum rate: each connection waits so that the total halves.
-  const pace = Math.max(1, (connections / (baton.perSecond / 2)) * 1000 - baton.p50);
-  const batonHalf = await drive(servers.baton.url, connections, seconds, pace);
-  const bareHalf = await drive(servers.bare.url, connections, seconds, pace);
+  // Half of Baton's maximum rate: each client thinks, on average, as long as it takes for
+  // all of them together to send at half that rate (the round trips themselves then make
+  // it a little less than half).
+  const thinkMs = (connections / (baton.perSecond / 2)) * 1000;
+  const batonHalf = await drive(servers.baton.url, connections, seconds, thinkMs);
+  const bareHalf = await drive(servers.bare.url, connections, seconds, thinkMs);
   await servers.baton.close();
   await servers.bare.close();
   return {
     gateway_round_trips_per_s: Math.round(baton.perSecond),
     bare_ws_round_trips_per_s: Math.round(bare.perSecond),
     gateway_vs_ws: baton.perSecond / bare.perSecond,
+    half_load_round_trips_per_s: Math.round(batonHalf.perSecond),
     added_p50_ms: batonHalf.p50 - bareHalf.p50,
     added_p99_ms: batonHalf.p99 - bareHalf.p99,
   };

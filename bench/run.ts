@@ -8,12 +8,14 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { baton, burst, chain, machineAlone, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
 import { memory } from './memory.ts';
 import { gatewayBench } from './gateway.ts';
 import { ratioChart } from './chart.ts';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, section: { type: 'string' } } });
 const quick = values.quick ?? false;
 const size = quick
   ? { sessions: 200, perSession: 50, rounds: 2, memory: 5_000, connections: 20, seconds: 2 }
@@ -33,14 +35,47 @@ async function alternate(contenders: Contender[], run: (c: Contender) => Promise
   return new Map([...samples].map(([name, xs]) => [name, median(xs)]));
 }
 
+/** Each section runs in a fresh process, so none inherits another's heap (and its GC pauses). */
+const sections = {
+  async turns() {
+    const turns = await alternate([xstateLoop, chain, pqueue, baton], (c) => sequential(c, size.sessions, size.perSession));
+    return Object.fromEntries(turns);
+  },
+  async bursts() {
+    const bursts = await alternate([chain, pqueue, baton], (c) => burst(c, size.sessions, size.perSession));
+    return Object.fromEntries(bursts);
+  },
+  async machine() {
+    progress('session machine alone');
+    return { alone: Math.max(...Array.from({ length: size.rounds }, () => machineAlone(size.sessions, size.perSession))) };
+  },
+  gateway: () => {
+    progress(`gateway: ${size.connections} connections × ${size.seconds} s`);
+    return gatewayBench(size.connections, size.seconds);
+  },
+  memory: () => memory(size.memory, (text) => progress(`memory: ${text}`)),
+};
+type Section = keyof typeof sections;
+
+if (values.section) {
+  const figures = await sections[values.section as Section]();
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+  process.exit(0);
+}
+
+function runSection<K extends Section>(name: K): Awaited<ReturnType<(typeof sections)[K]>> {
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--section', name, ...(quick ? ['--quick'] : [])];
+  const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`bench section ${name} failed (exit ${child.status})`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!);
+}
+
 progress(`${quick ? 'quick' : 'full'} run: ${size.sessions} sessions × ${size.perSession} inputs`);
-const turns = await alternate([xstateLoop, chain, pqueue, baton], (c) => sequential(c, size.sessions, size.perSession));
-const bursts = await alternate([chain, pqueue, baton], (c) => burst(c, size.sessions, size.perSession));
-progress('session machine alone');
-const alone = Math.max(...Array.from({ length: size.rounds }, () => machineAlone(size.sessions, size.perSession)));
-const mem = await memory(size.memory, (text) => progress(`memory: ${text}`));
-progress(`gateway: ${size.connections} connections × ${size.seconds} s`);
-const gw = await gatewayBench(size.connections, size.seconds);
+const turns = new Map<string, number>(Object.entries(runSection('turns')));
+const bursts = new Map<string, number>(Object.entries(runSection('bursts')));
+const { alone } = runSection('machine');
+const gw = runSection('gateway');
+const mem = runSection('memory');
 
 const t = (name: string) => turns.get(name)!;
 const b = (name: string) => bursts.get(name)!;
