@@ -34,7 +34,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const logger = opts.logger ?? pino({ level: 'silent' });
   const metrics = new GatewayMetrics(opts.runtime);
   const connections = new Set<Connection>();
-  const inspector = createInspector(opts.runtime);
+  /** Clients attached per session, for the inspector. */
+  const clients = new Map<string, number>();
+  const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0 });
   let closing: Promise<void> | undefined;
 
   const ctx: ConnectionContext = {
@@ -48,11 +50,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     logger,
     closing: () => closing !== undefined,
     attached: (sessionId) => {
-      opts.runtime.directory.trigger.clientAttached({ sessionId });
+      clients.set(sessionId, (clients.get(sessionId) ?? 0) + 1);
+      opts.runtime.directory.trigger.clientAttached();
       inspector.touch(sessionId);
     },
     detached: (sessionId) => {
-      opts.runtime.directory.trigger.clientDetached({ sessionId });
+      const left = (clients.get(sessionId) ?? 1) - 1;
+      if (left > 0) clients.set(sessionId, left);
+      else clients.delete(sessionId);
+      opts.runtime.directory.trigger.clientDetached();
       inspector.touch(sessionId);
     },
     closed: (connection) => {

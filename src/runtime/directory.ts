@@ -7,11 +7,16 @@ export interface LastError {
   readonly at: number;
 }
 
+/** How many sessions' last errors the directory keeps (the newest). */
+export const LAST_ERRORS_KEPT = 256;
+
 /**
- * The runtime's directory: small shared state outside the sessions — totals, the last
- * error of each session, and how many clients each has attached — for dashboards such as
- * the gateway's `/inspect` page. Session logic never reads it. What a session is doing
- * right now is asked of the session itself (`runtime.status`).
+ * The runtime's directory: small shared state outside the sessions — totals, and the last
+ * error of the sessions that failed most recently — for dashboards such as the gateway's
+ * `/inspect` page. Session logic never reads it. What a session is doing right now is asked
+ * of the session itself (`runtime.status`). Every update is O(1) or bounded: nothing here
+ * grows with the number of sessions, so a reconnect storm of thousands of clients costs
+ * nothing per client.
  */
 export function createDirectory() {
   return createStore({
@@ -19,8 +24,10 @@ export function createDirectory() {
       turns: 0,
       inputs: 0,
       errors: 0,
-      lastErrors: {} as Readonly<Record<string, LastError>>,
-      clients: {} as Readonly<Record<string, number>>,
+      /** Clients attached right now, over all sessions. */
+      clients: 0,
+      /** `[sessionId, error]`, oldest first, at most {@link LAST_ERRORS_KEPT}. */
+      lastErrors: [] as readonly (readonly [string, LastError])[],
     },
     on: {
       /** Turns and inputs since the last count: counted in bulk, not one store update each. */
@@ -28,22 +35,19 @@ export function createDirectory() {
       errorSeen: (ctx, e: { sessionId: string; error: LastError }) => ({
         ...ctx,
         errors: ctx.errors + 1,
-        lastErrors: { ...ctx.lastErrors, [e.sessionId]: e.error },
+        lastErrors: [...ctx.lastErrors.filter(([id]) => id !== e.sessionId), [e.sessionId, e.error] as const].slice(-LAST_ERRORS_KEPT),
       }),
-      clientAttached: (ctx, e: { sessionId: string }) => ({
-        ...ctx,
-        clients: { ...ctx.clients, [e.sessionId]: (ctx.clients[e.sessionId] ?? 0) + 1 },
-      }),
-      clientDetached: (ctx, e: { sessionId: string }) => {
-        const { [e.sessionId]: count = 0, ...rest } = ctx.clients;
-        return { ...ctx, clients: count > 1 ? { ...rest, [e.sessionId]: count - 1 } : rest };
-      },
-      sessionDeleted: (ctx, e: { sessionId: string }) => {
-        const { [e.sessionId]: _gone, ...lastErrors } = ctx.lastErrors;
-        return { ...ctx, lastErrors };
-      },
+      clientAttached: (ctx) => ({ ...ctx, clients: ctx.clients + 1 }),
+      clientDetached: (ctx) => ({ ...ctx, clients: Math.max(0, ctx.clients - 1) }),
+      sessionDeleted: (ctx, e: { sessionId: string }) =>
+        ctx.lastErrors.some(([id]) => id === e.sessionId) ? { ...ctx, lastErrors: ctx.lastErrors.filter(([id]) => id !== e.sessionId) } : ctx,
     },
   });
+}
+
+/** The last error the directory keeps for a session, if any. */
+export function lastErrorOf(directory: Directory, sessionId: string): LastError | undefined {
+  return directory.get().context.lastErrors.findLast(([id]) => id === sessionId)?.[1];
 }
 
 export type Directory = ReturnType<typeof createDirectory>;

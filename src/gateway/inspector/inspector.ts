@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { SessionEvent } from '../../runtime/types.ts';
 import { activeStateIds } from '../../visualize/active.ts';
+import { lastErrorOf } from '../../runtime/directory.ts';
 import { renderSvg } from '../../visualize/render.ts';
 import { toDot } from '../../visualize/dot.ts';
 import { INSPECTOR_PAGE } from './page.ts';
@@ -31,7 +32,10 @@ const FILES: Record<string, string> = { agent: 'session.svg', onboarding: 'onboa
  * are coalesced and sent every 100 ms, so a busy gateway cannot flood an inspector.
  * Session data goes only to these endpoints, never to WebSocket clients.
  */
-export function createInspector(runtime: Runtime, { flushMs = 100 }: { flushMs?: number } = {}) {
+export function createInspector(
+  runtime: Runtime,
+  { flushMs = 100, clientsOf = () => 0 }: { flushMs?: number; clientsOf?: (sessionId: string) => number } = {},
+) {
   const streams = new Set<ServerResponse>();
   const dirty = new Set<string>();
   let recent: { sessionId: string; type: string; seq: number; at: number }[] = [];
@@ -44,7 +48,6 @@ export function createInspector(runtime: Runtime, { flushMs = 100 }: { flushMs?:
   const entry = (id: string): SessionEntry | { id: string; removed: true } => {
     const status = runtime.status(id);
     if (!status) return { id, removed: true };
-    const { clients, lastErrors } = runtime.directory.get().context;
     const snapshot = runtime.snapshot(id) as { value?: unknown } | undefined;
     const machine = runtime.machineOf(status.kind);
     return {
@@ -54,8 +57,8 @@ export function createInspector(runtime: Runtime, { flushMs = 100 }: { flushMs?:
       backlog: status.backlog,
       turns: status.turns,
       seq: status.seq,
-      clients: clients[id] ?? 0,
-      lastError: lastErrors[id] ?? null,
+      clients: clientsOf(id),
+      lastError: lastErrorOf(runtime.directory, id) ?? null,
       active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
     };
   };
