@@ -93,7 +93,8 @@ export type SessionMachineEvent =
    */
   | { type: 'agent.timeout'; turnId: number }
   | { type: 'command.done'; commandId: string; text?: string }
-  | { type: 'command.error'; commandId: string; message: string }
+  /** `code`: `TURN_TIMEOUT` when the handler ran past turnTimeoutMs; `INTERNAL_ERROR` otherwise. */
+  | { type: 'command.error'; commandId: string; message: string; code?: ErrorCode }
   /** `keep`: a durable store keeps waiting work for the next start instead of cancelling it. */
   | { type: 'shutdown'; keep?: boolean }
   | { type: 'shutdown.abort'; keep?: boolean }
@@ -336,7 +337,8 @@ export const sessionMachine = setup({
       if (event.type === 'command.done' && event.text) {
         out(enqueue, { type: 'message', data: { id: `${command.id}:reply`, role: 'system', content: event.text } });
       } else if (event.type === 'command.error') {
-        out(enqueue, { type: 'error', data: { code: 'INTERNAL_ERROR', message: `/${command.name} failed: ${event.message}` } });
+        const code = event.code ?? 'INTERNAL_ERROR';
+        out(enqueue, { type: 'error', data: { code, message: `/${command.name} failed: ${event.message}`, event_id: command.id } });
       }
       enqueue.assign({ command: null });
     }),

@@ -125,4 +125,25 @@ describe('C5 command lane', () => {
     expect(t.runtime.send('s', { id: 'c1', content: '!status' }).mode).toBe('command');
     expect(t.runtime.send('s', { id: 'm1', content: '/status' }).mode).toBe('primary');
   });
+
+  it('a handler that never settles times out after turnTimeoutMs: TURN_TIMEOUT, its signal aborted, the lane free again', async () => {
+    const a = controlledAgent();
+    const signals: AbortSignal[] = [];
+    const t = testRuntime({
+      agent: a.agent,
+      debounceMs: 0,
+      turnTimeoutMs: 1000,
+      commands: { hang: ({ signal }) => (signals.push(signal), new Promise<string>(() => undefined)), ping: () => 'pong' },
+    });
+    t.runtime.send('s', { id: 'c1', content: '/hang' });
+    t.runtime.send('s', { id: 'c2', content: '/ping' });
+    await t.advance(999);
+    expect(signals[0]!.aborted).toBe(false);
+    expect(t.of('s').some((e) => e.type === 'message')).toBe(false); // /ping waits for the lane
+    await t.advance(1);
+    expect(signals[0]!.aborted).toBe(true);
+    const error = t.of('s').find((e) => e.type === 'error');
+    expect(error?.data).toMatchObject({ code: 'TURN_TIMEOUT', event_id: 'c1' });
+    expect(t.of('s').find((e) => e.type === 'message')?.data).toMatchObject({ id: 'c2:reply', content: 'pong' });
+  });
 });

@@ -255,12 +255,18 @@ class AgentDriver implements KindDriver {
   #runCommand(command: SessionCommand): void {
     const commandId = command.id;
     const spec = this.#options.commands.get(command.name);
-    const done = (result: unknown) =>
-      this.#send({ type: 'command.done', commandId, ...(typeof result === 'string' && { text: result }) });
-    const fail = (error: unknown) => this.#send({ type: 'command.error', commandId, message: describe(error) });
-    if (!spec) return fail(new Error(`unknown command "${command.name}"`));
+    if (!spec) return this.#send({ type: 'command.error', commandId, message: `unknown command "${command.name}"` });
     const controller = new AbortController();
     this.#command = controller;
+    // A handler gets as long as a turn; a hung one must not hold the lane for ever.
+    const timer = this.#session.clock.setTimeout(() => {
+      controller.abort(new Error('command timed out'));
+      this.#send({ type: 'command.error', commandId, code: 'TURN_TIMEOUT', message: `timed out after ${this.#turnTimeoutMs} ms` });
+    }, this.#turnTimeoutMs);
+    const settle = (event: SessionMachineEvent) => {
+      this.#session.clock.clearTimeout(timer);
+      this.#send(event);
+    };
     try {
       const result = spec.handler({
         sessionId: this.#session.sessionId,
@@ -269,13 +275,21 @@ class AgentDriver implements KindDriver {
         inputId: command.id,
         signal: controller.signal,
       });
-      if (isPromiseLike(result)) result.then(done, fail);
-      else done(result);
+      if (isPromiseLike(result)) result.then((value) => settle(commandDone(commandId, value)), (error) => settle(commandFailed(commandId, error)));
+      else settle(commandDone(commandId, result));
     } catch (error) {
-      fail(error);
+      settle(commandFailed(commandId, error));
     }
   }
 }
+
+const commandDone = (commandId: string, result: unknown): SessionMachineEvent => ({
+  type: 'command.done',
+  commandId,
+  ...(typeof result === 'string' && { text: result }),
+});
+
+const commandFailed = (commandId: string, error: unknown): SessionMachineEvent => ({ type: 'command.error', commandId, message: describe(error) });
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
