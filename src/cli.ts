@@ -29,6 +29,7 @@ Commands:
             --max-wait-ms N     (default 2000)
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
+            --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
             --store S           (BATON_STORE; memory | sqlite:PATH; default sqlite:./.baton/baton.db)
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
@@ -69,6 +70,7 @@ async function serve(argv: string[]): Promise<void> {
       'max-wait-ms': { type: 'string' },
       'busy-policy': { type: 'string' },
       'drain-ms': { type: 'string' },
+      'max-connections': { type: 'string' },
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
       store: { type: 'string' },
@@ -99,6 +101,7 @@ async function serve(argv: string[]): Promise<void> {
     port: int('--port', values.port ?? process.env.PORT, 8080),
     host: values.host ?? '127.0.0.1',
     drainMs: int('--drain-ms', values['drain-ms'], 5000),
+    maxConnections: int('--max-connections', values['max-connections'], 10_000),
     logger,
     ...(token ? { token } : {}),
   });

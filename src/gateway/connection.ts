@@ -27,6 +27,8 @@ export interface ConnectionContext {
   readonly logger: Logger;
   /** True once the gateway is shutting down: new handshakes are refused. */
   closing(): boolean;
+  /** Why a new handshake must be refused now (too many connections), if it must. */
+  overloaded(): string | undefined;
   /** A connection attached to a session, or left it (for the directory). */
   attached(sessionId: string): void;
   detached(sessionId: string): void;
@@ -150,6 +152,8 @@ export class Connection {
       if (!sameSecret(given, token)) return this.#reject({ code: 'UNAUTHORIZED', message: 'wrong token' });
     }
     if (this.#ctx.closing()) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: 'the gateway is shutting down; reconnect later' });
+    const overload = this.#ctx.overloaded();
+    if (overload) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: overload });
     this.#toGate({ type: 'init' });
     const sessionId = data.session_id || `sess_${randomUUID()}`;
     const kind = data.worker_type ?? 'agent';

@@ -49,6 +49,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     logger,
     closing: () => closing !== undefined,
+    overloaded: () =>
+      connections.size > opts.maxConnections ? `the gateway serves its maximum of ${opts.maxConnections} connections; reconnect later` : undefined,
     attached: (sessionId) => {
       clients.set(sessionId, (clients.get(sessionId) ?? 0) + 1);
       opts.runtime.directory.trigger.clientAttached();

@@ -25,6 +25,12 @@ export interface GatewayOptions {
   maxBufferedBytes?: number;
   /** Inputs per second per connection, with bursts; past it `RATE_LIMITED`. @default { perSecond: 20, burst: 40 } */
   rateLimit?: { perSecond: number; burst: number };
+  /**
+   * Open connections the gateway serves at once; a handshake past it is refused with
+   * `GATEWAY_OVERLOAD` (init_ack, then close 1008), so a flood of clients cannot exhaust
+   * memory. @default 10000
+   */
+  maxConnections?: number;
   /** How long running turns may finish at shutdown (C14). @default 5000 */
   drainMs?: number;
   /** Structured logger (pino). @default silent */
@@ -38,6 +44,7 @@ export const gatewayDefaults = {
   initTimeoutMs: 30_000,
   maxBufferedBytes: 1_048_576,
   rateLimit: { perSecond: 20, burst: 40 },
+  maxConnections: 10_000,
   drainMs: 5000,
 } as const;
 
@@ -50,6 +57,7 @@ const schema = z.strictObject({
   initTimeoutMs: z.number().int().min(1).optional(),
   maxBufferedBytes: z.number().int().min(1024).optional(),
   rateLimit: z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+  maxConnections: z.number().int().min(1).optional(),
   drainMs: z.number().int().min(0).optional(),
   logger: z.looseObject({}).optional(),
 });

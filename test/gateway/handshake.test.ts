@@ -91,6 +91,21 @@ describe('handshake (PROTOCOL.md §Handshake, C9)', () => {
     await refused(client, 'PROTOCOL_VIOLATION');
   });
 
+  it('refuses a handshake past maxConnections with GATEWAY_OVERLOAD, and serves again once one leaves', async () => {
+    const { url, gateway: server } = await gateway({ gateway: { maxConnections: 2 } });
+    const first = await Client.attach(url);
+    const second = await Client.attach(url);
+    const third = await Client.connect(url);
+    third.send('init', { version: 'aep/v1' });
+    await refused(third, 'GATEWAY_OVERLOAD');
+    await first.client.close();
+    while (server.connections() > 1) await new Promise((resolve) => setImmediate(resolve)); // the server saw it leave
+    const again = await Client.attach(url);
+    expect(again.ack.event.data.code).toBeUndefined();
+    await second.client.close();
+    await again.client.close();
+  });
+
   it('answers a second init on an open connection with an error and stays open', async () => {
     const { url } = await gateway();
     const { client } = await Client.attach(url);

@@ -49,6 +49,7 @@ describe('C15 slow consumers', () => {
       metrics: new GatewayMetrics(runtime),
       logger: pino({ level: 'silent' }),
       closing: () => false,
+      overloaded: () => undefined,
       attached: () => undefined,
       detached: () => undefined,
       closed: () => undefined,
