@@ -115,7 +115,7 @@ if (!quick) {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
   writeFileSync(
     new URL('./RESULTS.md', import.meta.url),
-    `# Benchmark results\n\nFull run (\`npm run bench\`) on ${machine}. Ratios are medians of ${size.rounds} interleaved rounds in one process.\n\n${table}\n\nSequential turns/s of each contender: ${baselines}.\n\n![ratios](results.svg)\n`,
+    `# Benchmark results\n\nFull run (\`npm run bench\`) on ${machine}. Each section runs in a fresh process; ratios are medians of ${size.rounds} interleaved rounds.\n\n${table}\n\nSequential turns/s of each contender: ${baselines}.\n\n![ratios](results.svg)\n`,
   );
   writeFileSync(
     new URL('./results.svg', import.meta.url),
