@@ -1,0 +1,208 @@
+/**
+ * The soak's checker: invariants over the whole history, each named by its contract.
+ * Pure: history in, violations (each with the shortest slice of history that shows it) out.
+ */
+import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord } from './history.ts';
+
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'resources';
+
+export interface Violation {
+  readonly contract: Contract;
+  readonly session?: string;
+  readonly message: string;
+  readonly slice: readonly HistoryRecord[];
+}
+
+export interface CheckInput {
+  readonly history: readonly HistoryRecord[];
+  /** Per session, the last seq the killed process stored: events up to it are the old process's. */
+  readonly boundaries?: ReadonlyMap<string, number>;
+  /** Gateway heap (bytes) and handles after warm-up and at the end. */
+  readonly resources?: { start: { heap: number; handles: number }; end: { heap: number; handles: number } };
+}
+
+export interface CheckResult {
+  readonly violations: Violation[];
+  readonly stats: { sessions: number; inputs: number; turns: number; frames: number; unverified: number };
+}
+
+/** The bound on the gateway's growth over a run: heap ≤ 1.5 × start + 32 MB, handles ≤ start + 20. */
+export const RESOURCE_BOUND = { heapFactor: 1.5, heapSlackBytes: 32 * 1024 * 1024, handleSlack: 20 };
+
+type Event = { seq: number; type: string; data: Record<string, any>; from: FrameRecord };
+
+export function check({ history, boundaries = new Map(), resources }: CheckInput): CheckResult {
+  const violations: Violation[] = [];
+  const frames = history.filter((r): r is FrameRecord => r.k === 'frame');
+  const bySession = groupBy(frames, (f) => f.session);
+  const byConn = groupBy(history.filter((r) => r.k !== 'server'), (r) => (r as { conn: string }).conn);
+  const kills = history.filter((r) => r.k === 'server' && r.event === 'kill').map((r) => r.t);
+  let inputs = 0;
+  let turns = 0;
+  let unverified = 0;
+
+  for (const [session, seen] of bySession) {
+    // The session's stream, from every connection that saw it (C8: one seq, one event).
+    const stream = new Map<number, Event>();
+    for (const f of seen) {
+      if (f.seq <= 0) continue;
+      const known = stream.get(f.seq);
+      if (!known) stream.set(f.seq, { seq: f.seq, type: f.type, data: f.data, from: f });
+      else if (!sameEvent(known, f)) {
+        violations.push({ contract: 'C8/C9', session, message: `seq ${f.seq} is ${known.type} on ${known.from.conn} but ${f.type} on ${f.conn}`, slice: [known.from, f] });
+      }
+    }
+    const events = [...stream.values()].sort((a, b) => a.seq - b.seq);
+    const complete = gapsExplained(events);
+    if (!complete) unverified++;
+
+    // C1: a turn's message.start … done never contains another message.start — except that
+    // a turn the planned kill interrupted ends with its process (the restart re-runs it).
+    const boundary = boundaries.get(session) ?? Number.POSITIVE_INFINITY;
+    let open: Event | undefined;
+    for (const e of events) {
+      if (e.type === 'message.start') {
+        if (open && !(open.seq <= boundary && e.seq > boundary)) {
+          violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
+        }
+        open = e;
+      } else if (e.type === 'done') {
+        open = undefined;
+        if ((e.data.input_ids ?? []).length > 0) turns++;
+      }
+    }
+
+    // C2/C12: every durable-acked input in exactly one done (as consumed or as cancelled).
+    const acked = new Map<string, FrameRecord>();
+    for (const f of seen) {
+      if (f.type === 'input.ack' && f.data.status === 'accepted' && f.data.durability === 'durable') acked.set(f.data.client_message_id, f);
+    }
+    inputs += acked.size;
+    const dones = new Map<string, Event[]>();
+    for (const e of events) {
+      if (e.type !== 'done') continue;
+      for (const id of [...(e.data.input_ids ?? []), ...(e.data.cancelled_input_ids ?? [])]) dones.set(id, [...(dones.get(id) ?? []), e]);
+    }
+    for (const [id, ds] of dones) {
+      if (ds.length > 1) violations.push({ contract: 'C2/C12', session, message: `input ${id} is in ${ds.length} dones`, slice: ds.map((d) => d.from) });
+    }
+    if (complete) {
+      for (const [id, ack] of acked) {
+        if (!dones.has(id)) violations.push({ contract: 'C2/C12', session, message: `durable-acked input ${id} is in no done`, slice: [ack, ...events.slice(-3).map((e) => e.from)] });
+      }
+    }
+
+    // C13: onboarding asks q1, q2, q3, in that order, each once.
+    const asked = events.filter((e) => e.type === 'question_request');
+    asked.forEach((e, i) => {
+      if (e.data.id !== `q${i + 1}`) violations.push({ contract: 'C13', session, message: `question ${e.data.id} asked at seq ${e.seq}, expected q${i + 1}`, slice: asked.slice(0, i + 1).map((q) => q.from) });
+    });
+
+    // C8/C9 on every connection: init_ack first; then seq increasing, gapless but for dropped deltas.
+    for (const conn of new Set(seen.map((f) => f.conn))) {
+      const own = (byConn.get(conn) ?? []).filter((r): r is FrameRecord => r.k === 'frame');
+      const opened = (byConn.get(conn) ?? []).find((r): r is ConnRecord => r.k === 'open');
+      const first = own[0];
+      if (first && first.type !== 'init_ack') {
+        violations.push({ contract: 'C8/C9', session, message: `${conn}: first frame is ${first.type}, not init_ack`, slice: own.slice(0, 2) });
+        continue;
+      }
+      if (!first || first.data.state === 'deleted') continue;
+      const resumeIncomplete = first.data.resume?.complete === false;
+      let expected = (opened?.lastSeq ?? first.data.seq) + 1;
+      let afterAck = true;
+      for (const f of own.slice(1)) {
+        if (f.seq <= 0) continue;
+        if (f.seq < expected) {
+          violations.push({ contract: 'C8/C9', session, message: `${conn}: seq ${f.seq} after ${expected - 1}`, slice: [first, f] });
+        } else if (f.seq > expected && !(afterAck && resumeIncomplete)) {
+          const missing = range(expected, f.seq).filter((s) => !deltaShaped(stream, s));
+          if (missing.length > 0) violations.push({ contract: 'C8/C9', session, message: `${conn}: seq jumps from ${expected - 1} to ${f.seq}`, slice: [first, f] });
+        }
+        expected = Math.max(expected, f.seq + 1);
+        afterAck = false;
+      }
+    }
+  }
+
+  // C15: every bad frame got its typed error or its close, unless the planned kill came first.
+  for (const sent of history.filter((r): r is SentRecord => r.k === 'sent' && r.bad !== undefined)) {
+    const own = byConn.get(sent.conn) ?? [];
+    const closed = own.find((r): r is ConnRecord => r.k === 'close' && r.t >= sent.t);
+    const killed = kills.some((t) => t >= sent.t && (!closed || t <= closed.t + 1));
+    const answered =
+      sent.bad === 'malformed'
+        ? own.some((r) => r.k === 'frame' && r.type === 'error' && r.seq === 0 && r.data.event_id === sent.id && r.data.code === 'INVALID_MESSAGE')
+        : closed?.code === 1009;
+    // Unobservable: the planned kill, or the client itself hung up before the answer came.
+    if (answered || killed || closed?.byClient) continue;
+    violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
+  }
+  for (const exit of history.filter((r) => r.k === 'server' && r.event === 'exit' && !r.planned)) {
+    violations.push({ contract: 'C15', message: `the gateway exited on its own (code ${(exit as { code?: number | null }).code})`, slice: [exit] });
+  }
+
+  if (resources) {
+    const { start, end } = resources;
+    const heapBound = start.heap * RESOURCE_BOUND.heapFactor + RESOURCE_BOUND.heapSlackBytes;
+    if (end.heap > heapBound) violations.push({ contract: 'resources', message: `heap grew from ${mb(start.heap)} to ${mb(end.heap)} (bound ${mb(heapBound)})`, slice: [] });
+    if (end.handles > start.handles + RESOURCE_BOUND.handleSlack) {
+      violations.push({ contract: 'resources', message: `open handles grew from ${start.handles} to ${end.handles}`, slice: [] });
+    }
+  }
+
+  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified } };
+}
+
+/** The same event seen twice: equal but for `done.dropped`, which is per connection. */
+function sameEvent(a: Event, f: FrameRecord): boolean {
+  if (a.type !== f.type) return false;
+  if (a.type !== 'done') return JSON.stringify(a.data) === JSON.stringify(f.data);
+  const { dropped: _a, ...x } = a.data;
+  const { dropped: _b, ...y } = f.data;
+  return JSON.stringify(x) === JSON.stringify(y);
+}
+
+/** A seq nobody saw is explained only if it lies inside a streaming message: a dropped delta. */
+function deltaShaped(stream: ReadonlyMap<number, Event>, seq: number): boolean {
+  const known = stream.get(seq);
+  if (known) return known.type === 'message.delta';
+  let before: Event | undefined;
+  let after: Event | undefined;
+  for (let s = seq - 1; s > 0 && !before; s--) before = stream.get(s);
+  for (let s = seq + 1, max = seq + 10_000; s < max && !after; s++) after = stream.get(s);
+  const inMessage = (e: Event | undefined) => e?.type === 'message.start' || e?.type === 'message.delta';
+  return inMessage(before) && (after?.type === 'message.delta' || after?.type === 'message.end');
+}
+
+/** The union stream has no gap that is not a dropped delta: its dones can be counted. */
+function gapsExplained(events: readonly Event[]): boolean {
+  const stream = new Map(events.map((e) => [e.seq, e]));
+  let expected = 1;
+  for (const e of events) {
+    if (e.seq > expected && range(expected, e.seq).some((s) => !deltaShaped(stream, s))) return false;
+    expected = e.seq + 1;
+  }
+  return true;
+}
+
+function window(events: readonly Event[], from: number, to: number): FrameRecord[] {
+  return events.filter((e) => e.seq >= from && e.seq <= to && e.type !== 'message.delta').map((e) => e.from);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;

@@ -1,0 +1,263 @@
+/**
+ * A soak client process: drives sessions `from`..`to` against the gateway with seeded
+ * chaos — single inputs and bursts, commands, resent ids, malformed and oversized frames,
+ * disconnects with resume, slow reading, several connections per session — and records
+ * every frame it sees. Reconnects (resuming from the last seq it saw) whenever the gateway
+ * goes away, which it does once, killed on purpose.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { historyWriter } from './history.ts';
+import { hash, pick, prng } from './random.ts';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    seed: { type: 'string' },
+    seconds: { type: 'string' },
+    out: { type: 'string' },
+    kind: { type: 'string' },
+    faults: { type: 'string' },
+    name: { type: 'string' },
+  },
+});
+const url = values.url!;
+const seed = Number(values.seed ?? 1);
+const deadline = now() + Number(values.seconds ?? 30) * 1000;
+const faults = values.faults !== 'off';
+const agentKind = values.kind ?? 'agent';
+const name = values.name ?? 'c';
+const history = historyWriter(values.out!);
+const injected: Record<string, number> = {};
+let connections = 0;
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+const count = (fault: string) => (injected[fault] = (injected[fault] ?? 0) + 1);
+const think = (random: () => number, meanMs: number) => sleep(-Math.log(1 - random()) * meanMs);
+
+/** One WebSocket connection of a session. */
+class Conn {
+  readonly id = `${name}-${connections++}`;
+  readonly ws: WebSocket;
+  open = false;
+  closed = false;
+  readonly opened: Promise<boolean>;
+
+  constructor(readonly session: Session, lastSeq: number | undefined) {
+    this.ws = new WebSocket(url, { maxPayload: 0 });
+    this.opened = new Promise((resolve) => {
+      this.ws.once('open', () => {
+        const init = { version: 'aep/v1', session_id: session.id, ...(session.onboarding && { worker_type: 'onboarding' }), ...(session.kind !== 'agent' && !session.onboarding && { worker_type: session.kind }), ...(lastSeq !== undefined && { last_seq: lastSeq }) };
+        history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }) });
+        this.ws.send(JSON.stringify({ version: 'aep/v1', id: `init-${this.id}`, event: { type: 'init', data: init } }));
+      });
+      this.ws.once('error', () => resolve(false));
+      this.ws.on('message', (raw) => {
+        const frame = JSON.parse(raw.toString()) as { seq: number; event: { type: string; data: Record<string, any> } };
+        const { type, data } = frame.event;
+        history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data });
+        if (type === 'init_ack') {
+          this.open = data.state !== 'deleted';
+          resolve(this.open);
+        }
+        if (frame.seq > session.lastSeq) session.lastSeq = frame.seq;
+        session.observe(type, data);
+      });
+      this.ws.once('close', (code) => {
+        this.open = false;
+        this.closed = true;
+        history.write({ k: 'close', t: now(), conn: this.id, session: session.id, code, byClient: this.byClient });
+        resolve(false);
+      });
+    });
+  }
+
+  byClient = false;
+
+  send(type: string, data: Record<string, unknown>, id: string): void {
+    if (!this.open) return;
+    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type });
+    this.ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type, data } }));
+  }
+
+  raw(text: string, id: string, bad: 'malformed' | 'oversized'): void {
+    if (!this.open) return;
+    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type: 'raw', bad });
+    this.ws.send(text);
+  }
+
+  close(): void {
+    this.byClient = true;
+    this.ws.close(1000);
+  }
+}
+
+class Session {
+  readonly random: () => number;
+  readonly conns: Conn[] = [];
+  lastSeq = 0;
+  /** Inputs sent and not yet seen in a done (ids). */
+  readonly pending = new Set<string>();
+  question: string | undefined;
+  answered = new Set<string>();
+  #n = 0;
+
+  constructor(readonly id: string, readonly kind: string, readonly onboarding: boolean) {
+    this.random = prng(hash(seed, id));
+  }
+
+  observe(type: string, data: Record<string, any>): void {
+    if (type === 'done') for (const id of [...(data.input_ids ?? []), ...(data.cancelled_input_ids ?? [])]) this.pending.delete(id);
+    if (type === 'question_request' && !this.answered.has(data.id)) this.question = data.id;
+    if (type === 'input.ack' && data.status !== 'accepted') this.pending.delete(data.client_message_id);
+    if (type === 'error' && data.event_id) this.pending.delete(data.event_id);
+  }
+
+  live(): Conn[] {
+    return this.conns.filter((c) => c.open);
+  }
+
+  async connect(): Promise<void> {
+    for (let attempt = 0; now() < deadline + 20_000; attempt++) {
+      const conn = new Conn(this, this.lastSeq > 0 ? this.lastSeq : undefined);
+      this.conns.push(conn);
+      if (await conn.opened) return;
+      await sleep(100 + Math.min(attempt, 10) * 100);
+    }
+  }
+
+  nextId(prefix = 'm'): string {
+    return `${prefix}${this.#n++}`;
+  }
+
+  input(content: string, id = this.nextId()): void {
+    const conn = this.any();
+    if (!conn) return;
+    this.pending.add(id);
+    conn.send('input', { content }, id);
+  }
+
+  any(): Conn | undefined {
+    const live = this.live();
+    return live[Math.floor(this.random() * live.length)];
+  }
+
+  async run(): Promise<void> {
+    const random = this.random;
+    const extra = 1 + Math.floor(random() * 3);
+    for (let i = 0; i < extra; i++) await this.connect();
+    while (now() < deadline) {
+      await think(random, 2500);
+      if (this.live().length === 0) await this.connect();
+      const conn = this.any();
+      if (!conn) continue;
+      if (this.onboarding) {
+        if (this.question) {
+          const id = this.nextId('a');
+          this.answered.add(this.question);
+          this.question = undefined;
+          this.input(`answer ${id}`, id);
+          if (faults && random() < 0.2) {
+            count('resent id');
+            this.input(`answer ${id}`, id); // the same id again: a duplicate, processed once
+          }
+        } else if (random() < 0.1) {
+          conn.send('ping', {}, this.nextId('p'));
+        }
+        continue;
+      }
+      const action = pick(random, faults ? ACTIONS : CALM);
+      count(action);
+      switch (action) {
+        case 'input':
+          this.input(`hello ${this.#n}`);
+          break;
+        case 'burst':
+          for (let i = 0, n = 2 + Math.floor(random() * 4); i < n; i++) this.input(`burst ${i}`);
+          break;
+        case 'status':
+          conn.send('input', { content: '/status' }, this.nextId('c'));
+          break;
+        case 'stop':
+          conn.send('input', { content: '/stop' }, this.nextId('c'));
+          break;
+        case 'resent id': {
+          const id = this.nextId();
+          this.input('twice', id);
+          this.input('twice', id);
+          break;
+        }
+        case 'malformed': {
+          const id = this.nextId('bad');
+          conn.raw(JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: 42 } } }), id, 'malformed');
+          break;
+        }
+        case 'oversized': {
+          const id = this.nextId('big');
+          conn.raw(JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: 'x'.repeat(40_000) } } }), id, 'oversized');
+          break;
+        }
+        case 'disconnect mid-turn':
+          this.input('then I leave');
+          conn.close();
+          await sleep(random() * 500);
+          await this.connect();
+          break;
+        case 'slow reader':
+          conn.ws.pause();
+          this.input('read me slowly');
+          await sleep(200 + random() * 1500);
+          conn.ws.resume();
+          break;
+      }
+    }
+    // Wind down: nothing new; let what was sent finish (turns end within the turn timeout).
+    for (let waited = 0; this.pending.size > 0 && waited < 15_000; waited += 100) {
+      if (this.live().length === 0) await this.connect();
+      await sleep(100);
+    }
+    for (const conn of this.live()) conn.close();
+  }
+}
+
+const ACTIONS = {
+  input: 30,
+  burst: 12,
+  status: 5,
+  stop: 4,
+  'resent id': 5,
+  malformed: 3,
+  oversized: 1,
+  'disconnect mid-turn': 4,
+  'slow reader': 3,
+} as const;
+/** `--faults off`: the same traffic without the injected faults. */
+const CALM: Record<keyof typeof ACTIONS, number> = {
+  ...ACTIONS,
+  'resent id': 0,
+  malformed: 0,
+  oversized: 0,
+  'disconnect mid-turn': 0,
+  'slow reader': 0,
+};
+
+const from = Number(values.from ?? 0);
+const to = Number(values.to ?? 10);
+const sessions: Session[] = [];
+for (let i = from; i < to; i++) {
+  const random = prng(hash(seed, 'kind', i));
+  sessions.push(new Session(`soak-${seed}-${i}`, agentKind, random() < 0.1));
+}
+// Stagger the starts so the gateway sees arrivals, not one wall of handshakes.
+await Promise.all(sessions.map(async (s, i) => {
+  await sleep((i / sessions.length) * 2000);
+  await s.run();
+}));
+await history.close();
+process.stdout.write(`DONE ${JSON.stringify({ injected, connections, unfinished: sessions.reduce((n, s) => n + s.pending.size, 0) })}\n`);
+process.exit(0);

@@ -1,0 +1,66 @@
+/**
+ * The soak's history: everything every client saw and did, one JSON object per line.
+ * The checker reads nothing else (plus the seq boundary of the planned kill).
+ */
+import { createWriteStream, readFileSync } from 'node:fs';
+
+/** A server frame a client received. `conn` is unique per connection over the whole run. */
+export interface FrameRecord {
+  readonly k: 'frame';
+  readonly t: number;
+  readonly conn: string;
+  readonly session: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly data: Record<string, any>;
+}
+
+/** A frame a client sent. `bad`: a fault it injected, and so expects a typed error or close for. */
+export interface SentRecord {
+  readonly k: 'sent';
+  readonly t: number;
+  readonly conn: string;
+  readonly session: string;
+  readonly id: string;
+  readonly type: string;
+  readonly bad?: 'malformed' | 'oversized';
+}
+
+/** A connection was opened (`init` sent) or closed. */
+export interface ConnRecord {
+  readonly k: 'open' | 'close';
+  readonly t: number;
+  readonly conn: string;
+  readonly session: string;
+  readonly lastSeq?: number;
+  readonly code?: number;
+  /** The driver closed it on purpose (a fault or the end of the run). */
+  readonly byClient?: boolean;
+}
+
+/** The gateway process: started, killed on plan, or exited on its own. */
+export interface ServerRecord {
+  readonly k: 'server';
+  readonly t: number;
+  readonly event: 'start' | 'kill' | 'exit';
+  readonly planned?: boolean;
+  readonly code?: number | null;
+}
+
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord;
+
+export function historyWriter(path: string) {
+  const out = createWriteStream(path);
+  return {
+    write: (record: HistoryRecord) => out.write(`${JSON.stringify(record)}\n`),
+    close: () => new Promise<void>((resolve) => out.end(() => resolve())),
+  };
+}
+
+export function readHistory(paths: readonly string[]): HistoryRecord[] {
+  const records: HistoryRecord[] = [];
+  for (const path of paths) {
+    for (const line of readFileSync(path, 'utf8').split('\n')) if (line) records.push(JSON.parse(line) as HistoryRecord);
+  }
+  return records.sort((a, b) => a.t - b.t);
+}
