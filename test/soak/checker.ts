@@ -129,7 +129,9 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
   for (const sent of history.filter((r): r is SentRecord => r.k === 'sent' && r.bad !== undefined)) {
     const own = byConn.get(sent.conn) ?? [];
     const closed = own.find((r): r is ConnRecord => r.k === 'close' && r.t >= sent.t);
-    const killed = kills.some((t) => t >= sent.t && (!closed || t <= closed.t + 1));
+    // The connection belonged to the process the planned kill took down.
+    const opened = own.find((r) => r.k === 'open')?.t ?? sent.t;
+    const killed = kills.some((t) => t >= opened && (!closed || t <= closed.t));
     const answered =
       sent.bad === 'malformed'
         ? own.some((r) => r.k === 'frame' && r.type === 'error' && r.seq === 0 && r.data.event_id === sent.id && r.data.code === 'INVALID_MESSAGE')

@@ -56,7 +56,10 @@ class Conn {
         history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }) });
         this.ws.send(JSON.stringify({ version: 'aep/v1', id: `init-${this.id}`, event: { type: 'init', data: init } }));
       });
-      this.ws.once('error', () => resolve(false));
+      this.ws.once('error', (error) => {
+        this.error = error.message;
+        resolve(false);
+      });
       this.ws.on('message', (raw) => {
         const frame = JSON.parse(raw.toString()) as { seq: number; event: { type: string; data: Record<string, any> } };
         const { type, data } = frame.event;
@@ -71,13 +74,14 @@ class Conn {
       this.ws.once('close', (code) => {
         this.open = false;
         this.closed = true;
-        history.write({ k: 'close', t: now(), conn: this.id, session: session.id, code, byClient: this.byClient });
+        history.write({ k: 'close', t: now(), conn: this.id, session: session.id, code, byClient: this.byClient, ...(this.error && { error: this.error }) });
         resolve(false);
       });
     });
   }
 
   byClient = false;
+  error: string | undefined;
 
   send(type: string, data: Record<string, unknown>, id: string): void {
     if (!this.open) return;
@@ -217,7 +221,7 @@ class Session {
       }
     }
     // Wind down: nothing new; let what was sent finish (turns end within the turn timeout).
-    for (let waited = 0; this.pending.size > 0 && waited < 15_000; waited += 100) {
+    for (let waited = 0; this.pending.size > 0 && waited < 8_000; waited += 100) {
       if (this.live().length === 0) await this.connect();
       await sleep(100);
     }

@@ -36,6 +36,8 @@ export interface ConnRecord {
   readonly code?: number;
   /** The driver closed it on purpose (a fault or the end of the run). */
   readonly byClient?: boolean;
+  /** Why it failed, when it failed (a connection refused while the gateway restarts). */
+  readonly error?: string;
 }
 
 /** The gateway process: started, killed on plan, or exited on its own. */

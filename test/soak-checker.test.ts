@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { check } from './soak/checker.ts';
+import type { HistoryRecord } from './soak/history.ts';
+
+/** A tiny history builder: one session, connections by name, time advancing by one per record. */
+function history() {
+  const records: HistoryRecord[] = [];
+  let t = 0;
+  const api = {
+    records,
+    open: (conn: string, lastSeq?: number) => (records.push({ k: 'open', t: t++, conn, session: 's', ...(lastSeq !== undefined && { lastSeq }) }), api),
+    frame: (conn: string, seq: number, type: string, data: Record<string, unknown> = {}) => (records.push({ k: 'frame', t: t++, conn, session: 's', seq, type, data }), api),
+    sent: (conn: string, id: string, bad?: 'malformed' | 'oversized') => (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: 'raw', ...(bad && { bad }) }), api),
+    close: (conn: string, code: number, byClient = false) => (records.push({ k: 'close', t: t++, conn, session: 's', code, byClient }), api),
+    kill: () => (records.push({ k: 'server', t: t++, event: 'kill', planned: true }), api),
+    exit: (planned: boolean) => (records.push({ k: 'server', t: t++, event: 'exit', planned, code: 1 }), api),
+    ack: (conn: string, id: string) => api.frame(conn, 0, 'input.ack', { client_message_id: id, status: 'accepted', duplicate: false, durability: 'durable' }),
+    turn: (conn: string, seq: number, n: number, ids: string[], extra: Record<string, unknown> = {}) =>
+      api
+        .frame(conn, seq, 'message.start', { id: `msg_${n}` })
+        .frame(conn, seq + 1, 'message.end', { message_id: `msg_${n}` })
+        .frame(conn, seq + 2, 'done', { success: true, dropped: false, input_ids: ids, ...extra }),
+  };
+  return api;
+}
+
+const contracts = (h: ReturnType<typeof history>, boundaries?: Map<string, number>) =>
+  check({ history: h.records, ...(boundaries && { boundaries }) }).violations.map((v) => v.contract);
+
+describe('the soak checker', () => {
+  it('passes a clean history: two turns in order, every acked input in one done', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0, state: 'created' }).ack('a', 'm1').turn('a', 1, 1, ['m1']).ack('a', 'm2').turn('a', 4, 2, ['m2']);
+    expect(contracts(h)).toEqual([]);
+  });
+
+  it('C1: catches a turn that starts before the previous one ended', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).turn('a', 2, 2, []);
+    expect(contracts(h)).toEqual(['C1']);
+  });
+
+  it('C1: a turn cut short by the planned kill ends with its process', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).turn('a', 2, 2, []);
+    expect(contracts(h, new Map([['s', 1]]))).toEqual([]);
+  });
+
+  it('C2/C12: catches a durable-acked input in no done, and one in two dones', () => {
+    const missing = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, []);
+    expect(contracts(missing)).toEqual(['C2/C12']);
+    const twice = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, ['m1']).turn('a', 4, 2, [], { cancelled_input_ids: ['m1'] });
+    expect(contracts(twice)).toEqual(['C2/C12']);
+  });
+
+  it('C8/C9: catches init_ack not first, a seq gap, a repeated seq and two events under one seq', () => {
+    expect(contracts(history().open('a').frame('a', 1, 'state', { state: 'created' }).frame('a', 0, 'init_ack', { seq: 0 }))).toEqual(['C8/C9']);
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'state').frame('a', 3, 'state'))).toEqual(['C8/C9']);
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'state').frame('a', 1, 'state'))).toEqual(['C8/C9']);
+    const split = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'state', { state: 'idle' }).open('b').frame('b', 0, 'init_ack', { seq: 0 }).frame('b', 1, 'state', { state: 'running' });
+    expect(contracts(split)).toEqual(['C8/C9']);
+  });
+
+  it('C8/C9: allows the gap of dropped deltas, and a resume that starts after last_seq', () => {
+    const dropped = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).frame('a', 2, 'message.delta').frame('a', 5, 'message.delta').frame('a', 6, 'message.end').frame('a', 7, 'done', { input_ids: [], dropped: true });
+    expect(contracts(dropped)).toEqual([]);
+    const resumed = history().open('a', 4).frame('a', 0, 'init_ack', { seq: 6 }).frame('a', 5, 'state').frame('a', 6, 'state');
+    expect(contracts(resumed)).toEqual([]);
+  });
+
+  it('C13: catches a question asked out of order', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'question_request', { id: 'q1' }).frame('a', 2, 'question_request', { id: 'q3' });
+    expect(contracts(h)).toEqual(['C13']);
+  });
+
+  it('C15: catches a bad frame with no typed error or close, and a gateway that exited on its own', () => {
+    const unanswered = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').sent('a', 'big1', 'oversized').close('a', 1000);
+    expect(contracts(unanswered)).toEqual(['C15', 'C15']);
+    const answered = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').frame('a', 0, 'error', { code: 'INVALID_MESSAGE', event_id: 'bad1' }).sent('a', 'big1', 'oversized').close('a', 1009);
+    expect(contracts(answered)).toEqual([]);
+    expect(contracts(history().exit(false))).toEqual(['C15']);
+    expect(contracts(history().kill().exit(true))).toEqual([]);
+  });
+
+  it('bounds the gateway heap and handles at the end by the start', () => {
+    const over = check({ history: [], resources: { start: { heap: 10e6, handles: 3 }, end: { heap: 100e6, handles: 40 } } });
+    expect(over.violations.map((v) => v.contract)).toEqual(['resources', 'resources']);
+  });
+});

@@ -1,0 +1,29 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const soak = fileURLToPath(new URL('./soak/soak.ts', import.meta.url));
+
+/** Runs the soak CLI; returns its exit code, its output and its last line (the JSON summary). */
+function runSoak(args: string[]) {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', soak, ...args], { encoding: 'utf8', timeout: 170_000 });
+  const lines = child.stdout.trim().split('\n');
+  return { status: child.status, stdout: child.stdout, summary: JSON.parse(lines.at(-1)!) };
+}
+
+describe('soak: the contracts hold together under load and faults (C1, C2, C8, C9, C12, C13, C15)', () => {
+  it('a short run with every fault, one SIGKILL and a restart: zero violations', () => {
+    const { status, stdout, summary } = runSoak(['--sessions', '300', '--seconds', '20', '--seed', '11']);
+    expect(summary.violations, stdout).toEqual({ C1: 0, 'C2/C12': 0, 'C8/C9': 0, C13: 0, C15: 0, resources: 0 });
+    expect(status).toBe(0);
+    // It must have tested something: faults of every kind were injected, and work was done.
+    for (const fault of ['resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'gateway_sigkill']) {
+      expect(summary.faults_injected[fault], fault).toBeGreaterThan(0);
+    }
+    for (const behaviour of ['fast', 'slow', 'stream', 'throws', 'hangs', 'ignoresAbort']) {
+      expect(summary.agent_behaviours[behaviour], behaviour).toBeGreaterThan(0);
+    }
+    expect(summary.inputs).toBeGreaterThan(1000);
+    expect(summary.unverified).toBe(0);
+  }, 180_000);
+});
