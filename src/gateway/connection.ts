@@ -109,6 +109,9 @@ export class Connection {
         this.#error('INTERNAL_ERROR', 'the frame could not be handled');
       }
     }
+    // Whatever answers this frame goes out before the next frame is read: ws closes the
+    // socket on an oversized frame (1009) before any microtask would run.
+    this.#flushOutbox();
   }
 
   #handle(text: string | null): void {

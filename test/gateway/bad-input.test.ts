@@ -50,6 +50,16 @@ describe('C15 bad input over the wire', () => {
     await other.client.close();
   });
 
+  it('answers a bad frame before closing for an oversized one right behind it (1009)', async () => {
+    const { url } = await gateway();
+    const { client } = await Client.attach(url);
+    // Both in one burst: the server reads them in one go and ws closes on the second at once.
+    client.raw(JSON.stringify({ version: 'aep/v1', id: 'bad-1', event: { type: 'input', data: { content: 42 } } }));
+    client.raw(JSON.stringify({ version: 'aep/v1', id: 'big-1', event: { type: 'input', data: { content: 'x'.repeat(40_000) } } }));
+    expect(await client.closed).toMatchObject({ code: 1009 });
+    expect(client.frames.find((f) => f.event.type === 'error')?.event.data).toMatchObject({ code: 'INVALID_MESSAGE', event_id: 'bad-1' });
+  });
+
   it('survives 10,000 random frames from a fuzzer while serving another client', async () => {
     const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 } } });
     const bystander = await Client.attach(url);

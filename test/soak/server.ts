@@ -7,6 +7,7 @@
  * full GC, active handles, agent behaviours seen). SIGTERM: graceful shutdown, exit 0.
  */
 import { createInterface } from 'node:readline';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { enqueueActions } from 'xstate';
 import { createGateway, createRuntime, sessionDefaults, sessionMachine, SqliteStore, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
@@ -40,12 +41,19 @@ const gateway = createGateway({
   drainMs: 2000,
 });
 const { port } = await gateway.listen();
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
 process.stdout.write(`READY ${port}\n`);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() !== 'stats') return;
   (globalThis as { gc?: () => void }).gc?.();
-  const stats = { heap: process.memoryUsage().heapUsed, handles: process.getActiveResourcesInfo().length, behaviours: seen };
+  const stats = {
+    heap: process.memoryUsage().heapUsed,
+    handles: process.getActiveResourcesInfo().length,
+    behaviours: seen,
+    loopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+  };
   process.stdout.write(`STATS ${JSON.stringify(stats)}\n`);
 });
 process.on('SIGTERM', () => {

@@ -49,7 +49,7 @@ progress(`seed ${seed}: ${sessions} sessions, ${seconds} s, faults ${faults ? 'o
 interface Server {
   child: ChildProcess;
   port: number;
-  stats(): Promise<{ heap: number; handles: number; behaviours: Record<string, number> }>;
+  stats(): Promise<{ heap: number; handles: number; behaviours: Record<string, number>; loopDelayMs: { p99: number; max: number } }>;
   planned: boolean;
 }
 
@@ -156,6 +156,7 @@ const rows: [string, string][] = [
   ['agent behaviours (after the restart)', behaviours],
   ['gateway kills', faults ? '1 (SIGKILL mid-run, restart on the same store)' : '0'],
   ['gateway heap, start → end', `${(start.heap / 1048576).toFixed(1)} → ${(end.heap / 1048576).toFixed(1)} MB (bound ${RESOURCE_BOUND.heapFactor} × start + ${RESOURCE_BOUND.heapSlackBytes / 1048576} MB)`],
+  ['gateway event-loop delay after the restart, p99 / max', `${end.loopDelayMs.p99.toFixed(0)} / ${end.loopDelayMs.max.toFixed(0)} ms`],
   ['gateway handles, start → end', `${start.handles} → ${end.handles} (bound start + ${RESOURCE_BOUND.handleSlack})`],
   ['sessions whose stream could not be fully seen', String(result.stats.unverified)],
   ...contracts.map((c): [string, string] => [`violations ${c}`, String(byContract(c))]),
@@ -171,7 +172,7 @@ const summary = {
   ...result.stats,
   faults_injected: { ...injected, gateway_sigkill: faults ? 1 : 0 },
   agent_behaviours: end.behaviours,
-  heap_start: start.heap, heap_end: end.heap, handles_start: start.handles, handles_end: end.handles,
+  heap_start: start.heap, heap_end: end.heap, loop_delay_p99_ms: end.loopDelayMs.p99, loop_delay_max_ms: end.loopDelayMs.max, handles_start: start.handles, handles_end: end.handles,
   violations: Object.fromEntries(contracts.map((c) => [c, byContract(c)])),
 };
 process.stdout.write(`${JSON.stringify(summary)}\n`);
