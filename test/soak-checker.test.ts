@@ -75,6 +75,8 @@ describe('the soak checker', () => {
     expect(contracts(unanswered)).toEqual(['C15', 'C15']);
     const answered = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').frame('a', 0, 'error', { code: 'INVALID_MESSAGE', event_id: 'bad1' }).sent('a', 'big1', 'oversized').close('a', 1009);
     expect(contracts(answered)).toEqual([]);
+    const behindOversized = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'big1', 'oversized').sent('a', 'bad1', 'malformed').close('a', 1009);
+    expect(contracts(behindOversized)).toEqual([]);
     expect(contracts(history().exit(false))).toEqual(['C15']);
     expect(contracts(history().kill().exit(true))).toEqual([]);
   });

@@ -143,7 +143,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(opts.port, opts.host, () => {
+        // A deep accept queue: after a restart every client reconnects at once, and Node's
+        // default (511) overflows into resets while the event loop is busy.
+        server.listen({ port: opts.port, host: opts.host, backlog: 4096 }, () => {
           server.off('error', reject);
           const { port } = server.address() as AddressInfo;
           logger.info({ host: opts.host, port }, 'listening');

@@ -136,8 +136,10 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
       sent.bad === 'malformed'
         ? own.some((r) => r.k === 'frame' && r.type === 'error' && r.seq === 0 && r.data.event_id === sent.id && r.data.code === 'INVALID_MESSAGE')
         : closed?.code === 1009;
-    // Unobservable: the planned kill, or the client itself hung up before the answer came.
-    if (answered || killed || closed?.byClient) continue;
+    // Unobservable: the planned kill, the client itself hung up before the answer came, or
+    // an oversized frame sent before it closes the connection (1009) before it is read.
+    const behindOversized = own.some((r) => r.k === 'sent' && r.bad === 'oversized' && r.t < sent.t);
+    if (answered || killed || closed?.byClient || behindOversized) continue;
     violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
   }
   for (const exit of history.filter((r) => r.k === 'server' && r.event === 'exit' && !r.planned)) {
