@@ -152,7 +152,7 @@ const rows: [string, string][] = [
   ['durable-acked inputs', String(result.stats.inputs)],
   ['turns', String(result.stats.turns)],
   ['frames recorded', String(result.stats.frames)],
-  ['client faults', Object.entries(injected).map(([k, v]) => `${k} ${v}`).join(', ')],
+  ['client actions and faults', Object.entries(injected).map(([k, v]) => `${k} ${v}`).join(', ')],
   ['agent behaviours (after the restart)', behaviours],
   ['gateway kills', faults ? '1 (SIGKILL mid-run, restart on the same store)' : '0'],
   ['gateway heap, start → end', `${(start.heap / 1048576).toFixed(1)} → ${(end.heap / 1048576).toFixed(1)} MB (bound ${RESOURCE_BOUND.heapFactor} × start + ${RESOURCE_BOUND.heapSlackBytes / 1048576} MB)`],
