@@ -52,7 +52,12 @@ class Conn {
     this.ws = new WebSocket(url, { maxPayload: 0 });
     this.opened = new Promise((resolve) => {
       this.ws.once('open', () => {
-        const init = { version: 'aep/v1', session_id: session.id, ...(session.onboarding && { worker_type: 'onboarding' }), ...(session.kind !== 'agent' && !session.onboarding && { worker_type: session.kind }), ...(lastSeq !== undefined && { last_seq: lastSeq }) };
+        const init = {
+          version: 'aep/v1',
+          session_id: session.id,
+          worker_type: session.onboarding ? 'onboarding' : session.kind,
+          ...(lastSeq !== undefined && { last_seq: lastSeq }),
+        };
         history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }) });
         this.ws.send(JSON.stringify({ version: 'aep/v1', id: `init-${this.id}`, event: { type: 'init', data: init } }));
       });
