@@ -50,6 +50,14 @@ describe('C15 bad input over the wire', () => {
     await other.client.close();
   });
 
+  it('closes with 1009 an oversized first frame, before any init', async () => {
+    const { url } = await gateway({ gateway: { maxFrameBytes: 1024 } });
+    const client = await Client.connect(url);
+    client.send('init', { version: 'aep/v1', padding: 'x'.repeat(2000) });
+    expect((await client.closed).code).toBe(1009);
+    expect(client.frames).toEqual([]); // no init_ack for a frame that was never read
+  });
+
   it('answers a bad frame before closing for an oversized one right behind it (1009)', async () => {
     const { url } = await gateway();
     const { client } = await Client.attach(url);
