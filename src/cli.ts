@@ -32,6 +32,8 @@ Commands:
             --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
             --store S           (BATON_STORE; memory | sqlite:PATH; default sqlite:./.baton/baton.db)
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
+            --max-live-sessions N (default 50000: past it the least recently active idle sessions
+                                 are passivated at once)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
             --inspect           (off by default: report every session actor to the Stately inspector;
                                  needs a browser and the network)
@@ -77,6 +79,7 @@ async function serve(argv: string[]): Promise<void> {
       agent: { type: 'string' },
       model: { type: 'string' },
       'idle-timeout-ms': { type: 'string' },
+      'max-live-sessions': { type: 'string' },
     },
   });
   const level = (values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn') as Level | 'silent';
@@ -89,6 +92,7 @@ async function serve(argv: string[]): Promise<void> {
   const runtime = createRuntime({
     store,
     idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
+    maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000),
     ...(inspector && { inspect: inspector }),
     agent: chooseAgent(values.agent ?? 'echo', values.model ?? process.env.BATON_MODEL, int('--demo-delay-ms', values['demo-delay-ms'], 20)),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),

@@ -175,6 +175,25 @@ describe('C11 passivation', () => {
     expect(t.runtime.send('s7', { id: 'm1', content: 'first 7' }).status).toBe('duplicate');
   });
 
+  it('keeps at most maxLiveSessions live: the least recently active idle ones are passivated first, and answer again', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, maxLiveSessions: 10 });
+    t.runtime.send('busy', { id: 'm1', content: 'still working' }); // the oldest, but never passivated
+    for (let i = 0; i < 30; i++) {
+      t.runtime.send(`s${i}`, { id: 'm1', content: `hi ${i}` });
+      a.calls.at(-1)!.resolve();
+      await settle();
+      expect(t.runtime.sessionIds().length).toBeLessThanOrEqual(10);
+    }
+    expect(t.runtime.status('busy')?.state).toBe('busy');
+    expect(t.runtime.status('s0')?.state).toBe('passivated');
+    expect(t.runtime.status('s29')?.state).toBe('idle');
+    t.runtime.send('s0', { id: 'm2', content: 'back' });
+    a.calls.at(-1)!.resolve();
+    await settle();
+    expect(t.dones('s0').map((d) => d.input_ids)).toEqual([['m1'], ['m2']]);
+  });
+
   it('never passivates a busy session', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, idleTimeoutMs: 1000 });

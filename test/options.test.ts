@@ -16,6 +16,7 @@ describe('createRuntime options', () => {
       commandPrefix: '/',
       idempotencyWindow: 1000,
       idleTimeoutMs: 600_000,
+      maxLiveSessions: 50_000,
       historyWindow: 50,
     });
   });

@@ -96,6 +96,14 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 600000
    */
   idleTimeoutMs?: number;
+  /**
+   * Live (activated) sessions kept at most. Past it, the least recently active idle sessions
+   * are passivated at once (down to 90 % of the cap), so clients opening session after
+   * session cannot exhaust memory before `idleTimeoutMs`. Sessions with work are never
+   * passivated, so only sessions that all have work can exceed it.
+   * @default 50000
+   */
+  maxLiveSessions?: number;
   /** The onboarding kind's analyzer and question texts. */
   onboarding?: OnboardingOptions;
   /**
@@ -120,6 +128,7 @@ export const runtimeDefaults = {
   commandPrefix: '/',
   idempotencyWindow: 1000,
   idleTimeoutMs: 600_000,
+  maxLiveSessions: 50_000,
   historyWindow: 50,
 } as const;
 
@@ -144,6 +153,7 @@ const runtimeSchema = z.strictObject({
   inspect: z.union([z.function(), z.looseObject({})]).optional(),
   store: z.looseObject({ load: z.function(), save: z.function() }).optional(),
   idleTimeoutMs: millis.min(1).optional(),
+  maxLiveSessions: z.number().int().min(1).optional(),
   historyWindow: z.number().int().min(0).optional(),
   onboarding: z
     .strictObject({

@@ -185,7 +185,25 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const host = new SessionHost(sessionId, name, kind, deps, stored);
     if (host.status().state !== 'deleted') sessions.set(sessionId, host);
     armSweep();
+    enforceCap(host);
     return host;
+  }
+
+  /** Over `maxLiveSessions`: passivate the least recently active idle sessions, down to 90 % of it. */
+  function enforceCap(keep: SessionHost): void {
+    if (sessions.size <= opts.maxLiveSessions) return;
+    const target = Math.max(1, Math.floor(opts.maxLiveSessions * 0.9));
+    const idle = [...sessions.values()].filter((h) => h !== keep && h.quiescent()).sort((a, b) => a.lastActive - b.lastActive);
+    for (const host of idle) {
+      if (sessions.size <= target) break;
+      passivate(host);
+    }
+  }
+
+  function passivate(host: SessionHost): void {
+    host.save();
+    host.stop();
+    sessions.delete(host.id);
   }
 
   // C11: idle sessions are passivated — snapshot saved, actor stopped. A sweep every half
@@ -204,9 +222,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const cutoff = deps.now() - opts.idleTimeoutMs;
     for (const host of [...sessions.values()]) {
       if (host.lastActive > cutoff || !host.quiescent()) continue;
-      host.save();
-      host.stop();
-      sessions.delete(host.id);
+      passivate(host);
     }
   }
 
