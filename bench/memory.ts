@@ -26,7 +26,7 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 async function footprint(sessions: number, store: Store, progress: (text: string) => void) {
   const clock = new SimulatedClock();
   const before = heap();
-  const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, store });
+  const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, maxLiveSessions: sessions, store });
   for (let i = 0; i < sessions; i++) {
     runtime.send(`s${i}`, { id: 'm1', content: 'hello' });
     if (i % 10_000 === 9_999) {
