@@ -114,6 +114,7 @@ class AgentDriver implements KindDriver {
   readonly #options: AgentKindOptions;
   #turn: TurnRecord | undefined;
   #command: AbortController | undefined;
+  #commandTimer: unknown;
   readonly #steering: boolean;
   readonly #turnTimeoutMs: number;
 
@@ -176,6 +177,8 @@ class AgentDriver implements KindDriver {
     this.#turn?.controller.abort(new Error('session stopped'));
     this.#turn?.steer?.close();
     this.#command?.abort(new Error('session stopped'));
+    // A stopped session's timers must not keep the process alive.
+    this.#session.clock.clearTimeout(this.#commandTimer);
   }
 
   #send(event: SessionMachineEvent): void {
@@ -259,10 +262,10 @@ class AgentDriver implements KindDriver {
     const controller = new AbortController();
     this.#command = controller;
     // A handler gets as long as a turn; a hung one must not hold the lane for ever.
-    const timer = this.#session.clock.setTimeout(() => {
+    const timer = (this.#commandTimer = this.#session.clock.setTimeout(() => {
       controller.abort(new Error('command timed out'));
       this.#send({ type: 'command.error', commandId, code: 'TURN_TIMEOUT', message: `timed out after ${this.#turnTimeoutMs} ms` });
-    }, this.#turnTimeoutMs);
+    }, this.#turnTimeoutMs));
     const settle = (event: SessionMachineEvent) => {
       this.#session.clock.clearTimeout(timer);
       this.#send(event);
