@@ -46,8 +46,17 @@ describe('the soak checker', () => {
   it('C2/C12: catches a durable-acked input in no done, and one in two dones', () => {
     const missing = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, []);
     expect(contracts(missing)).toEqual(['C2/C12']);
-    const twice = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, ['m1']).turn('a', 4, 2, [], { cancelled_input_ids: ['m1'] });
+    const twice = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, ['m1']).turn('a', 4, 2, [], { success: false, reason: 'stopped_by_user', cancelled_input_ids: ['m1'] });
     expect(contracts(twice)).toEqual(['C2/C12']);
+  });
+
+  it('C2/C12: accepts an input in a done that says why it failed, catches a failed done that does not', () => {
+    const said = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, ['m1'], { success: false, reason: 'timeout' });
+    expect(contracts(said)).toEqual([]);
+    const unsaid = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').turn('a', 1, 1, ['m1'], { success: false });
+    expect(contracts(unsaid)).toEqual(['C2/C12']);
+    const cancelledBySuccess = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').ack('a', 'm2').turn('a', 1, 1, ['m1'], { cancelled_input_ids: ['m2'] });
+    expect(contracts(cancelledBySuccess)).toEqual(['C2/C12']);
   });
 
   it('C8/C9: catches init_ack not first, a seq gap, a repeated seq and two events under one seq', () => {
@@ -59,8 +68,14 @@ describe('the soak checker', () => {
   });
 
   it('C8/C9: allows the gap of dropped deltas, and a resume that starts after last_seq', () => {
-    const dropped = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).frame('a', 2, 'message.delta').frame('a', 5, 'message.delta').frame('a', 6, 'message.end').frame('a', 7, 'done', { input_ids: [], dropped: true });
-    expect(contracts(dropped)).toEqual([]);
+    const streamed = (dropped: boolean) =>
+      history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).frame('a', 2, 'message.delta').frame('a', 5, 'message.delta').frame('a', 6, 'message.end').frame('a', 7, 'done', { success: true, input_ids: [], dropped });
+    expect(contracts(streamed(true))).toEqual([]);
+    // The gap is allowed only when the connection's done says deltas were dropped.
+    expect(contracts(streamed(false))).toEqual(['C8/C9']);
+    // A gap that is not inside a message is never a dropped delta.
+    const notDeltas = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'state', { state: 'running' }).frame('a', 3, 'message.delta').frame('a', 4, 'message.end').frame('a', 5, 'done', { success: true, input_ids: [], dropped: true });
+    expect(contracts(notDeltas)).toEqual(['C8/C9']);
     const resumed = history().open('a', 4).frame('a', 0, 'init_ack', { seq: 6 }).frame('a', 5, 'state').frame('a', 6, 'state');
     expect(contracts(resumed)).toEqual([]);
   });

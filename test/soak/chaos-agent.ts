@@ -4,7 +4,15 @@ import { hash, pick, prng } from './random.ts';
 
 /** What a chaos turn does, by seeded chance. */
 export const BEHAVIOURS = { fast: 40, slow: 20, stream: 20, throws: 7, hangs: 5, ignoresAbort: 8 } as const;
-export type Behaviour = keyof typeof BEHAVIOURS;
+/**
+ * A turn with an input starting with this streams a flood (6 MB in 8 KB deltas): a slow
+ * reader asks for it, because on loopback only a flood past the kernel's socket buffers
+ * (about 4 MB here) makes the gateway drop deltas (`done.dropped`).
+ */
+export const FLOOD_PREFIX = 'flood';
+const FLOOD_DELTAS = 768;
+const FLOOD_DELTA = 'f'.repeat(8 * 1024);
+export type Behaviour = keyof typeof BEHAVIOURS | 'flood';
 
 /**
  * An agent that, per turn, answers fast, answers slowly, streams a long reply, throws, hangs
@@ -15,7 +23,8 @@ export type Behaviour = keyof typeof BEHAVIOURS;
 export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>): Agent {
   return async (turn) => {
     const random = prng(hash(seed, turn.sessionId, turn.inputs[0]?.id ?? ''));
-    const behaviour = pick(random, BEHAVIOURS);
+    const flood = turn.inputs.some((input) => input.content.startsWith(FLOOD_PREFIX));
+    const behaviour: Behaviour = flood ? 'flood' : pick(random, BEHAVIOURS);
     seen[behaviour]++;
     const words = turn.inputs.length;
     switch (behaviour) {
@@ -32,6 +41,12 @@ export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Beh
         }
         return;
       }
+      case 'flood':
+        for (let i = 0; i < FLOOD_DELTAS && !turn.signal.aborted; i++) {
+          turn.emit(FLOOD_DELTA);
+          if (i % 32 === 31) await sleep(1); // let the socket drain between chunks, as a model's stream would
+        }
+        return;
       case 'throws':
         throw new Error('chaos: the agent crashed');
       case 'hangs':

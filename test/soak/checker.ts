@@ -23,11 +23,29 @@ export interface CheckInput {
 
 export interface CheckResult {
   readonly violations: Violation[];
-  readonly stats: { sessions: number; inputs: number; turns: number; frames: number; unverified: number };
+  readonly stats: {
+    sessions: number;
+    inputs: number;
+    turns: number;
+    frames: number;
+    /** Sessions with a seq no client saw that is not a dropped delta: their dones cannot all be counted. */
+    unverified: number;
+    /** Dones a connection saw with `dropped: true` (deltas dropped for a slow reader). */
+    droppedDones: number;
+    /** Resumes with `last_seq`; `incomplete`: events past what the store holds were missed (README: told by `resume.complete: false`). */
+    resumes: { complete: number; incomplete: number };
+    /** Onboarding `question_request`s seen (C13 had something to check). */
+    questions: number;
+    /** Dones by outcome: `success` or the reason. */
+    outcomes: Record<string, number>;
+  };
 }
 
 /** The bound on the gateway's growth over a run: heap ≤ 1.5 × start + 32 MB, handles ≤ start + 20. */
 export const RESOURCE_BOUND = { heapFactor: 1.5, heapSlackBytes: 32 * 1024 * 1024, handleSlack: 20 };
+
+/** Why a turn did not succeed (PROTOCOL.md, `done.reason`). */
+const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 'shutdown']);
 
 type Event = { seq: number; type: string; data: Record<string, any>; from: FrameRecord };
 
@@ -40,6 +58,10 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
   let inputs = 0;
   let turns = 0;
   let unverified = 0;
+  let droppedDones = 0;
+  let questions = 0;
+  const resumes = { complete: 0, incomplete: 0 };
+  const outcomes: Record<string, number> = {};
 
   for (const [session, seen] of bySession) {
     // The session's stream, from every connection that saw it (C8: one seq, one event).
@@ -86,6 +108,17 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     for (const [id, ds] of dones) {
       if (ds.length > 1) violations.push({ contract: 'C2/C12', session, message: `input ${id} is in ${ds.length} dones`, slice: ds.map((d) => d.from) });
     }
+    // A done that did not succeed says why; one that did cancels nothing.
+    for (const e of events) {
+      if (e.type !== 'done') continue;
+      const { success, reason, cancelled_input_ids: cancelled = [] } = e.data;
+      const problem =
+        success === true
+          ? reason !== undefined || cancelled.length > 0 ? 'a successful done with a reason or cancelled inputs' : undefined
+          : !REASONS.has(reason) ? `a done{success:false} whose reason is ${JSON.stringify(reason)}` : undefined;
+      if (problem) violations.push({ contract: 'C2/C12', session, message: `${problem} at seq ${e.seq}`, slice: [e.from] });
+      outcomes[success === true ? 'success' : String(reason)] = (outcomes[success === true ? 'success' : String(reason)] ?? 0) + 1;
+    }
     if (complete) {
       for (const [id, ack] of acked) {
         if (!dones.has(id)) violations.push({ contract: 'C2/C12', session, message: `durable-acked input ${id} is in no done`, slice: [ack, ...events.slice(-3).map((e) => e.from)] });
@@ -94,6 +127,7 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
 
     // C13: onboarding asks q1, q2, q3, in that order, each once.
     const asked = events.filter((e) => e.type === 'question_request');
+    questions += asked.length;
     asked.forEach((e, i) => {
       if (e.data.id !== `q${i + 1}`) violations.push({ contract: 'C13', session, message: `question ${e.data.id} asked at seq ${e.seq}, expected q${i + 1}`, slice: asked.slice(0, i + 1).map((q) => q.from) });
     });
@@ -109,18 +143,32 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
       }
       if (!first || first.data.state === 'deleted') continue;
       const resumeIncomplete = first.data.resume?.complete === false;
+      if (first.data.resume) resumes[resumeIncomplete ? 'incomplete' : 'complete']++;
       let expected = (opened?.lastSeq ?? first.data.seq) + 1;
       let afterAck = true;
+      let previous: FrameRecord = first;
+      // The first frame after a gap of dropped deltas: this connection's next done must say `dropped`.
+      let owesDropped: FrameRecord | undefined;
       for (const f of own.slice(1)) {
         if (f.seq <= 0) continue;
         if (f.seq < expected) {
-          violations.push({ contract: 'C8/C9', session, message: `${conn}: seq ${f.seq} after ${expected - 1}`, slice: [first, f] });
+          violations.push({ contract: 'C8/C9', session, message: `${conn}: seq ${f.seq} after ${expected - 1}`, slice: [first, previous, f] });
         } else if (f.seq > expected && !(afterAck && resumeIncomplete)) {
+          // README: deltas dropped for a slow reader are the one allowed gap, and its done says so.
           const missing = range(expected, f.seq).filter((s) => !deltaShaped(stream, s));
-          if (missing.length > 0) violations.push({ contract: 'C8/C9', session, message: `${conn}: seq jumps from ${expected - 1} to ${f.seq}`, slice: [first, f] });
+          if (missing.length > 0) violations.push({ contract: 'C8/C9', session, message: `${conn}: seq jumps from ${expected - 1} to ${f.seq}`, slice: [first, previous, f] });
+          else owesDropped ??= f;
+        }
+        if (f.type === 'done') {
+          if (owesDropped && f.data.dropped !== true) {
+            violations.push({ contract: 'C8/C9', session, message: `${conn}: deltas before seq ${owesDropped.seq} are missing but the done at seq ${f.seq} does not say dropped`, slice: [first, owesDropped, f] });
+          }
+          if (f.data.dropped === true) droppedDones++;
+          owesDropped = undefined;
         }
         expected = Math.max(expected, f.seq + 1);
         afterAck = false;
+        previous = f;
       }
     }
   }
@@ -155,7 +203,7 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     }
   }
 
-  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified } };
+  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions } };
 }
 
 /** The same event seen twice: equal but for `done.dropped`, which is per connection. */

@@ -8,7 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { historyWriter } from './history.ts';
+import { FLOOD_PREFIX } from './chaos-agent.ts';
+import { historyWriter, recorded } from './history.ts';
 import { hash, pick, prng } from './random.ts';
 
 const { values } = parseArgs({
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     kind: { type: 'string' },
     faults: { type: 'string' },
     name: { type: 'string' },
+    'wind-down': { type: 'string' },
   },
 });
 const url = values.url!;
@@ -30,6 +32,8 @@ const deadline = now() + Number(values.seconds ?? 30) * 1000;
 const faults = values.faults !== 'off';
 const agentKind = values.kind ?? 'agent';
 const name = values.name ?? 'c';
+/** How long the end of the run waits for dones still owed (a planted bug loses some for good). */
+const windDownMs = Number(values['wind-down'] ?? 15_000);
 const history = historyWriter(values.out!);
 const injected: Record<string, number> = {};
 let connections = 0;
@@ -37,8 +41,12 @@ let connections = 0;
 function now(): number {
   return performance.timeOrigin + performance.now();
 }
+/** Floods are megabytes each: at most one per client process every few seconds. */
+const FLOOD_EVERY_MS = 4000;
+let lastFlood = 0;
 const count = (fault: string) => (injected[fault] = (injected[fault] ?? 0) + 1);
-const think = (random: () => number, meanMs: number) => sleep(-Math.log(1 - random()) * meanMs);
+/** An exponential pause (so load arrives as a Poisson process), cut short at the deadline. */
+const think = (random: () => number, meanMs: number) => sleep(Math.min(-Math.log(1 - random()) * meanMs, Math.max(0, deadline - now())));
 
 /** One WebSocket connection of a session. */
 class Conn {
@@ -47,9 +55,13 @@ class Conn {
   open = false;
   closed = false;
   readonly opened: Promise<boolean>;
+  /** Resolves once the socket is closed and its close is recorded. */
+  readonly ended: Promise<void>;
+  #ended!: () => void;
 
   constructor(readonly session: Session, lastSeq: number | undefined) {
     this.ws = new WebSocket(url, { maxPayload: 0 });
+    this.ended = new Promise((resolve) => (this.#ended = resolve));
     this.opened = new Promise((resolve) => {
       this.ws.once('open', () => {
         const init = {
@@ -68,25 +80,37 @@ class Conn {
       this.ws.on('message', (raw) => {
         const frame = JSON.parse(raw.toString()) as { seq: number; event: { type: string; data: Record<string, any> } };
         const { type, data } = frame.event;
-        history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data });
+        history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data: recorded(type, data) });
         if (type === 'init_ack') {
           this.open = data.state !== 'deleted';
           resolve(this.open);
         }
         if (frame.seq > session.lastSeq) session.lastSeq = frame.seq;
+        if (type === 'input.ack') this.answered(data.client_message_id);
+        if (type === 'error' && frame.seq === 0 && data.event_id) this.answered(data.event_id);
         session.observe(type, data);
       });
       this.ws.once('close', (code) => {
         this.open = false;
         this.closed = true;
+        this.unanswered.clear(); // what it never answered, it never owed a done
         history.write({ k: 'close', t: now(), conn: this.id, session: session.id, code, byClient: this.byClient, ...(this.error && { error: this.error }) });
         resolve(false);
+        this.#ended();
       });
     });
   }
 
   byClient = false;
   error: string | undefined;
+  /** Inputs sent on this connection and not yet answered (ack or error), by id: the end of the run waits for them. */
+  readonly unanswered = new Map<string, number>();
+
+  answered(id: string): void {
+    const n = this.unanswered.get(id) ?? 0;
+    if (n <= 1) this.unanswered.delete(id);
+    else this.unanswered.set(id, n - 1);
+  }
 
   send(type: string, data: Record<string, unknown>, id: string): void {
     if (!this.open) return;
@@ -110,8 +134,10 @@ class Session {
   readonly random: () => number;
   readonly conns: Conn[] = [];
   lastSeq = 0;
-  /** Inputs sent and not yet seen in a done (ids). */
+  /** Acked inputs not yet seen in a done (ids): the end of the run waits for them. Unacked ones are not owed a done. */
   readonly pending = new Set<string>();
+  /** Ids seen in a done: a duplicate's late ack must not make them pending again. */
+  readonly finished = new Set<string>();
   question: string | undefined;
   answered = new Set<string>();
   #n = 0;
@@ -121,10 +147,14 @@ class Session {
   }
 
   observe(type: string, data: Record<string, any>): void {
-    if (type === 'done') for (const id of [...(data.input_ids ?? []), ...(data.cancelled_input_ids ?? [])]) this.pending.delete(id);
+    if (type === 'done') {
+      for (const id of [...(data.input_ids ?? []), ...(data.cancelled_input_ids ?? [])]) {
+        this.pending.delete(id);
+        this.finished.add(id);
+      }
+    }
+    if (type === 'input.ack' && data.status === 'accepted' && !this.finished.has(data.client_message_id)) this.pending.add(data.client_message_id);
     if (type === 'question_request' && !this.answered.has(data.id)) this.question = data.id;
-    if (type === 'input.ack' && data.status !== 'accepted') this.pending.delete(data.client_message_id);
-    if (type === 'error' && data.event_id) this.pending.delete(data.event_id);
   }
 
   live(): Conn[] {
@@ -146,8 +176,8 @@ class Session {
 
   input(content: string, id = this.nextId()): void {
     const conn = this.any();
-    if (!conn) return;
-    this.pending.add(id);
+    if (!conn?.open) return;
+    conn.unanswered.set(id, (conn.unanswered.get(id) ?? 0) + 1);
     conn.send('input', { content }, id);
   }
 
@@ -162,6 +192,8 @@ class Session {
     for (let i = 0; i < extra; i++) await this.connect();
     while (now() < deadline) {
       await think(random, 2500);
+      // Nothing new past the deadline: a fault sent now might not be answered before the end.
+      if (now() >= deadline) break;
       if (this.live().length === 0) await this.connect();
       const conn = this.any();
       if (!conn) continue;
@@ -219,18 +251,30 @@ class Session {
           break;
         case 'slow reader':
           conn.ws.pause();
-          this.input('read me slowly');
-          await sleep(200 + random() * 1500);
+          if (random() < 0.1 && now() - lastFlood >= FLOOD_EVERY_MS) {
+            // Not reading while 6 MB stream out: the gateway must drop deltas and say so in done.
+            lastFlood = now();
+            count('slow reader of a flood');
+            this.input(`${FLOOD_PREFIX} me`);
+            await sleep(2000 + random() * 1000);
+          } else {
+            this.input('read me slowly');
+            await sleep(200 + random() * 1500);
+          }
           conn.ws.resume();
           break;
       }
     }
     // Wind down: nothing new; let what was sent finish (turns end within the turn timeout).
-    for (let waited = 0; this.pending.size > 0 && waited < 8_000; waited += 100) {
+    const owed = () => this.pending.size > 0 || this.conns.some((c) => c.unanswered.size > 0);
+    for (let waited = 0; owed() && waited < windDownMs; waited += 100) {
       if (this.live().length === 0) await this.connect();
       await sleep(100);
     }
-    for (const conn of this.live()) conn.close();
+    // Wait for every close: an answer still in flight is recorded, and so is the close.
+    const closing = this.conns.filter((c) => !c.closed);
+    for (const conn of closing) conn.close();
+    await Promise.race([Promise.all(closing.map((c) => c.ended)), sleep(5000)]);
   }
 }
 

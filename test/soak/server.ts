@@ -20,7 +20,7 @@ const { values } = parseArgs({
   options: { db: { type: 'string' }, port: { type: 'string' }, seed: { type: 'string' }, plant: { type: 'string' } },
 });
 const seed = Number(values.seed ?? 1);
-const seen = Object.fromEntries(Object.keys(BEHAVIOURS).map((b) => [b, 0])) as Record<Behaviour, number>;
+const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood'].map((b) => [b, 0])) as Record<Behaviour, number>;
 const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen);
 const store = new SqliteStore(values.db ?? 'soak.db');
 

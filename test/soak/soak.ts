@@ -96,7 +96,7 @@ function runClient(i: number, port: number): Promise<{ injected: Record<string, 
   const per = Math.ceil(sessions / clients);
   const args = ['--import', 'tsx', here('./driver.ts'), '--url', `ws://127.0.0.1:${port}/ws`, '--from', String(i * per), '--to', String(Math.min(sessions, (i + 1) * per)),
     '--seed', String(seed), '--seconds', String(seconds), '--out', join(dir, `client-${i}.jsonl`), '--name', `c${i}`, '--faults', faults ? 'on' : 'off',
-    '--kind', values.plant ? 'planted' : 'agent'];
+    '--kind', values.plant ? 'planted' : 'agent', '--wind-down', values.plant ? '3000' : '15000'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -129,6 +129,7 @@ if (faults) {
 }
 const driven = await Promise.all(running);
 clearInterval(ticker);
+progress(`clients done after ${((now() - began) / 1000).toFixed(1)} s; waiting for idle sessions to passivate`);
 // Idle sessions are passivated; then the gateway should be back near where it started.
 await sleep(SOAK_SETTINGS.idleTimeoutMs + 1500);
 const end = await server.stats();
@@ -151,6 +152,10 @@ const rows: [string, string][] = [
   ['connections', String(driven.reduce((n, d) => n + d.connections, 0))],
   ['durable-acked inputs', String(result.stats.inputs)],
   ['turns', String(result.stats.turns)],
+  ['onboarding questions asked', String(result.stats.questions)],
+  ['dones by outcome', Object.entries(result.stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
+  ['dones with dropped deltas (slow readers)', String(result.stats.droppedDones)],
+  ['resumes with last_seq: complete / told incomplete', `${result.stats.resumes.complete} / ${result.stats.resumes.incomplete}`],
   ['frames recorded', String(result.stats.frames)],
   ['client actions and faults', Object.entries(injected).map(([k, v]) => `${k} ${v}`).join(', ')],
   ['agent behaviours (after the restart)', behaviours],
@@ -159,6 +164,7 @@ const rows: [string, string][] = [
   ['gateway event-loop delay after the restart, p99 / max', `${end.loopDelayMs.p99.toFixed(0)} / ${end.loopDelayMs.max.toFixed(0)} ms`],
   ['gateway handles, start → end', `${start.handles} → ${end.handles} (bound start + ${RESOURCE_BOUND.handleSlack})`],
   ['sessions whose stream could not be fully seen', String(result.stats.unverified)],
+  ['acked inputs a client stopped waiting for (the checker still looks for their done)', String(driven.reduce((n, d) => n + d.unfinished, 0))],
   ...contracts.map((c): [string, string] => [`violations ${c}`, String(byContract(c))]),
 ];
 process.stdout.write(`\n| soak (seed ${seed}) | |\n|---|---|\n${rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n')}\n\n`);
