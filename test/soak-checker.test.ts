@@ -10,7 +10,8 @@ function history() {
     records,
     open: (conn: string, lastSeq?: number) => (records.push({ k: 'open', t: t++, conn, session: 's', ...(lastSeq !== undefined && { lastSeq }) }), api),
     frame: (conn: string, seq: number, type: string, data: Record<string, unknown> = {}) => (records.push({ k: 'frame', t: t++, conn, session: 's', seq, type, data }), api),
-    sent: (conn: string, id: string, bad?: 'malformed' | 'oversized') => (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: 'raw', ...(bad && { bad }) }), api),
+    sent: (conn: string, id: string, bad?: 'malformed' | 'oversized', expect?: { code: string; byId: boolean }) =>
+      (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: 'raw', ...(bad && { bad }), ...(expect && { expect }) }), api),
     close: (conn: string, code: number, byClient = false) => (records.push({ k: 'close', t: t++, conn, session: 's', code, byClient }), api),
     kill: () => (records.push({ k: 'server', t: t++, event: 'kill', planned: true }), api),
     exit: (planned: boolean) => (records.push({ k: 'server', t: t++, event: 'exit', planned, code: 1 }), api),
@@ -93,6 +94,16 @@ describe('the soak checker', () => {
     const behindOversized = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'big1', 'oversized').sent('a', 'bad1', 'malformed').close('a', 1009);
     expect(contracts(behindOversized)).toEqual([]);
     expect(contracts(history().exit(false))).toEqual(['C15']);
+    // The error must be the one the frame calls for.
+    const wrongCode = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed', { code: 'PROTOCOL_VIOLATION', byId: true }).frame('a', 0, 'error', { code: 'INVALID_MESSAGE', event_id: 'bad1' });
+    expect(contracts(wrongCode)).toEqual(['C15']);
+    // Errors that cannot name their frame (no readable id) answer one frame each.
+    const unreadable = { code: 'INVALID_MESSAGE', byId: false };
+    const twoForOne = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'x1', 'malformed', unreadable).sent('a', 'x2', 'malformed', unreadable).frame('a', 0, 'error', { code: 'INVALID_MESSAGE' });
+    expect(contracts(twoForOne)).toEqual(['C15']);
+    // The client's own close is no excuse (the gateway answers a frame before it reads the next); a 1013 close for slowness is.
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').close('a', 1000, true))).toEqual(['C15']);
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').close('a', 1013))).toEqual([]);
     expect(contracts(history().kill().exit(true))).toEqual([]);
   });
 

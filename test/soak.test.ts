@@ -20,6 +20,9 @@ describe('soak: the contracts hold together under load and faults', () => {
     for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill']) {
       expect(summary.faults_injected[fault], fault).toBeGreaterThan(0);
     }
+    for (const variant of ['bad data', 'unknown type', 'wrong version', 'second init', 'not JSON', 'binary']) {
+      expect(summary.faults_injected[`malformed: ${variant}`], variant).toBeGreaterThan(0);
+    }
     for (const behaviour of ['fast', 'slow', 'stream', 'throws', 'hangs', 'ignoresAbort']) {
       expect(summary.agent_behaviours[behaviour], behaviour).toBeGreaterThan(0);
     }

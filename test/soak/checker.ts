@@ -174,21 +174,32 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
   }
 
   // C15: every bad frame got its typed error or its close, unless the planned kill came first.
+  // Errors that cannot name the frame (it had no readable id) are matched one to one, in order.
+  const matched = new Set<HistoryRecord>();
   for (const sent of history.filter((r): r is SentRecord => r.k === 'sent' && r.bad !== undefined)) {
     const own = byConn.get(sent.conn) ?? [];
     const closed = own.find((r): r is ConnRecord => r.k === 'close' && r.t >= sent.t);
     // The connection belonged to the process the planned kill took down.
     const opened = own.find((r) => r.k === 'open')?.t ?? sent.t;
     const killed = kills.some((t) => t >= opened && (!closed || t <= closed.t));
-    const answered =
+    const { code = 'INVALID_MESSAGE', byId = true } = sent.expect ?? {};
+    const answer =
       sent.bad === 'malformed'
-        ? own.some((r) => r.k === 'frame' && r.type === 'error' && r.seq === 0 && r.data.event_id === sent.id && r.data.code === 'INVALID_MESSAGE')
-        : closed?.code === 1009;
-    // Unobservable: the planned kill, the client itself hung up before the answer came, or
-    // an oversized frame sent before it closes the connection (1009) before it is read.
+        ? own.find(
+            (r): r is FrameRecord =>
+              r.k === 'frame' && r.type === 'error' && r.seq === 0 && r.t >= sent.t && !matched.has(r) && r.data.code === code &&
+              (byId ? r.data.event_id === sent.id : r.data.event_id === undefined),
+          )
+        : undefined;
+    if (answer) matched.add(answer);
+    const answered = sent.bad === 'malformed' ? answer !== undefined : closed?.code === 1009;
+    // Unobservable: the planned kill; an oversized frame sent before it, which closes the
+    // connection (1009) before this one is read; or a close for slowness (1013), a close
+    // the protocol names, which may take the answer with it. A client's own close is no
+    // excuse: the gateway answers a frame before it reads the next, the close included.
     const behindOversized = own.some((r) => r.k === 'sent' && r.bad === 'oversized' && r.t < sent.t);
-    if (answered || killed || closed?.byClient || behindOversized) continue;
-    violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
+    if (answered || killed || behindOversized || closed?.code === 1013) continue;
+    violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error (${code}) nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
   }
   for (const exit of history.filter((r) => r.k === 'server' && r.event === 'exit' && !r.planned)) {
     violations.push({ contract: 'C15', message: `the gateway exited on its own (code ${(exit as { code?: number | null }).code})`, slice: [exit] });

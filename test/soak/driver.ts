@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { FLOOD_PREFIX } from './chaos-agent.ts';
-import { historyWriter, recorded } from './history.ts';
+import { historyWriter, recorded, type SentRecord } from './history.ts';
 import { hash, pick, prng } from './random.ts';
 
 const { values } = parseArgs({
@@ -42,7 +42,7 @@ function now(): number {
   return performance.timeOrigin + performance.now();
 }
 /** Floods are megabytes each: at most one per client process every few seconds. */
-const FLOOD_EVERY_MS = 4000;
+const FLOOD_EVERY_MS = 8000;
 let lastFlood = 0;
 const count = (fault: string) => (injected[fault] = (injected[fault] ?? 0) + 1);
 /** An exponential pause (so load arrives as a Poisson process), cut short at the deadline. */
@@ -118,10 +118,10 @@ class Conn {
     this.ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type, data } }));
   }
 
-  raw(text: string, id: string, bad: 'malformed' | 'oversized'): void {
+  raw(payload: string | Buffer, id: string, bad: 'malformed' | 'oversized', expect?: SentRecord['expect']): void {
     if (!this.open) return;
-    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type: 'raw', bad });
-    this.ws.send(text);
+    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type: 'raw', bad, ...(expect && { expect }) });
+    this.ws.send(payload);
   }
 
   close(): void {
@@ -235,7 +235,10 @@ class Session {
         }
         case 'malformed': {
           const id = this.nextId('bad');
-          conn.raw(JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: 42 } } }), id, 'malformed');
+          const variant = pick(random, MALFORMED_WEIGHTS);
+          const { payload, code, byId } = MALFORMED[variant](id);
+          count(`malformed: ${variant}`);
+          conn.raw(payload, id, 'malformed', { code, byId });
           break;
         }
         case 'oversized': {
@@ -277,6 +280,17 @@ class Session {
     await Promise.race([Promise.all(closing.map((c) => c.ended)), sleep(5000)]);
   }
 }
+
+/** Malformed frames, each with the typed error PROTOCOL.md names for it (after the handshake: the connection stays open). */
+const MALFORMED = {
+  'bad data': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: 42 } } }), code: 'INVALID_MESSAGE', byId: true }),
+  'unknown type': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'dance', data: {} } }), code: 'INVALID_MESSAGE', byId: true }),
+  'wrong version': (id) => ({ payload: JSON.stringify({ version: 'aep/v0', id, event: { type: 'ping', data: {} } }), code: 'VERSION_MISMATCH', byId: true }),
+  'second init': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'init', data: { version: 'aep/v1' } } }), code: 'PROTOCOL_VIOLATION', byId: true }),
+  'not JSON': (id) => ({ payload: `{"version":"aep/v1","id":"${id}",`, code: 'INVALID_MESSAGE', byId: false }),
+  binary: () => ({ payload: Buffer.from([0xde, 0xad, 0xbe, 0xef]), code: 'INVALID_MESSAGE', byId: false }),
+} satisfies Record<string, (id: string) => { payload: string | Buffer; code: string; byId: boolean }>;
+const MALFORMED_WEIGHTS = Object.fromEntries(Object.keys(MALFORMED).map((k) => [k, 1])) as Record<keyof typeof MALFORMED, number>;
 
 const ACTIONS = {
   input: 30,

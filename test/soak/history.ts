@@ -24,6 +24,8 @@ export interface SentRecord {
   readonly id: string;
   readonly type: string;
   readonly bad?: 'malformed' | 'oversized';
+  /** For a malformed frame: the error code it must get, and whether the error names its id (`event_id`). */
+  readonly expect?: { readonly code: string; readonly byId: boolean };
 }
 
 /** A connection was opened (`init` sent) or closed. */

@@ -157,7 +157,7 @@ const rows: [string, string][] = [
   ['dones with dropped deltas (slow readers)', String(result.stats.droppedDones)],
   ['resumes with last_seq: complete / told incomplete', `${result.stats.resumes.complete} / ${result.stats.resumes.incomplete}`],
   ['frames recorded', String(result.stats.frames)],
-  ['client actions and faults', Object.entries(injected).map(([k, v]) => `${k} ${v}`).join(', ')],
+  ['client actions and faults', Object.entries(injected).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')],
   ['agent behaviours (after the restart)', behaviours],
   ['gateway kills', faults ? '1 (SIGKILL mid-run, restart on the same store)' : '0'],
   ['gateway heap, start → end', `${(start.heap / 1048576).toFixed(1)} → ${(end.heap / 1048576).toFixed(1)} MB (bound ${RESOURCE_BOUND.heapFactor} × start + ${RESOURCE_BOUND.heapSlackBytes / 1048576} MB)`],
