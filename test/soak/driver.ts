@@ -7,9 +7,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
 import { FLOOD_PREFIX } from './chaos-agent.ts';
-import { historyWriter, recorded, type SentRecord } from './history.ts';
+import { Conn } from './client-connection.ts';
+import { ACTIONS, CALM, MALFORMED, MALFORMED_WEIGHTS } from './faults.ts';
+import { historyWriter } from './history.ts';
 import { hash, pick, prng } from './random.ts';
 
 const { values } = parseArgs({
@@ -48,88 +49,6 @@ const count = (fault: string) => (injected[fault] = (injected[fault] ?? 0) + 1);
 /** An exponential pause (so load arrives as a Poisson process), cut short at the deadline. */
 const think = (random: () => number, meanMs: number) => sleep(Math.min(-Math.log(1 - random()) * meanMs, Math.max(0, deadline - now())));
 
-/** One WebSocket connection of a session. */
-class Conn {
-  readonly id = `${name}-${connections++}`;
-  readonly ws: WebSocket;
-  open = false;
-  closed = false;
-  readonly opened: Promise<boolean>;
-  /** Resolves once the socket is closed and its close is recorded. */
-  readonly ended: Promise<void>;
-  #ended!: () => void;
-
-  constructor(readonly session: Session, lastSeq: number | undefined) {
-    this.ws = new WebSocket(url, { maxPayload: 0 });
-    this.ended = new Promise((resolve) => (this.#ended = resolve));
-    this.opened = new Promise((resolve) => {
-      this.ws.once('open', () => {
-        const init = {
-          version: 'aep/v1',
-          session_id: session.id,
-          worker_type: session.onboarding ? 'onboarding' : session.kind,
-          ...(lastSeq !== undefined && { last_seq: lastSeq }),
-        };
-        history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }) });
-        this.ws.send(JSON.stringify({ version: 'aep/v1', id: `init-${this.id}`, event: { type: 'init', data: init } }));
-      });
-      this.ws.once('error', (error) => {
-        this.error = error.message;
-        resolve(false);
-      });
-      this.ws.on('message', (raw) => {
-        const frame = JSON.parse(raw.toString()) as { seq: number; event: { type: string; data: Record<string, any> } };
-        const { type, data } = frame.event;
-        history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data: recorded(type, data) });
-        if (type === 'init_ack') {
-          this.open = data.state !== 'deleted';
-          resolve(this.open);
-        }
-        if (frame.seq > session.lastSeq) session.lastSeq = frame.seq;
-        if (type === 'input.ack') this.answered(data.client_message_id);
-        if (type === 'error' && frame.seq === 0 && data.event_id) this.answered(data.event_id);
-        session.observe(type, data);
-      });
-      this.ws.once('close', (code) => {
-        this.open = false;
-        this.closed = true;
-        this.unanswered.clear(); // what it never answered, it never owed a done
-        history.write({ k: 'close', t: now(), conn: this.id, session: session.id, code, byClient: this.byClient, ...(this.error && { error: this.error }) });
-        resolve(false);
-        this.#ended();
-      });
-    });
-  }
-
-  byClient = false;
-  error: string | undefined;
-  /** Inputs sent on this connection and not yet answered (ack or error), by id: the end of the run waits for them. */
-  readonly unanswered = new Map<string, number>();
-
-  answered(id: string): void {
-    const n = this.unanswered.get(id) ?? 0;
-    if (n <= 1) this.unanswered.delete(id);
-    else this.unanswered.set(id, n - 1);
-  }
-
-  send(type: string, data: Record<string, unknown>, id: string): void {
-    if (!this.open) return;
-    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type });
-    this.ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type, data } }));
-  }
-
-  raw(payload: string | Buffer, id: string, bad: 'malformed' | 'oversized', expect?: SentRecord['expect']): void {
-    if (!this.open) return;
-    history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type: 'raw', bad, ...(expect && { expect }) });
-    this.ws.send(payload);
-  }
-
-  close(): void {
-    this.byClient = true;
-    this.ws.close(1000);
-  }
-}
-
 class Session {
   readonly random: () => number;
   readonly conns: Conn[] = [];
@@ -144,6 +63,10 @@ class Session {
 
   constructor(readonly id: string, readonly kind: string, readonly onboarding: boolean) {
     this.random = prng(hash(seed, id));
+  }
+
+  get workerType(): string {
+    return this.onboarding ? 'onboarding' : this.kind;
   }
 
   observe(type: string, data: Record<string, any>): void {
@@ -163,7 +86,7 @@ class Session {
 
   async connect(): Promise<void> {
     for (let attempt = 0; now() < deadline + 20_000; attempt++) {
-      const conn = new Conn(this, this.lastSeq > 0 ? this.lastSeq : undefined);
+      const conn = new Conn({ url, id: `${name}-${connections++}`, history, owner: this }, this.lastSeq > 0 ? this.lastSeq : undefined);
       this.conns.push(conn);
       if (await conn.opened) return;
       await sleep(100 + Math.min(attempt, 10) * 100);
@@ -280,38 +203,6 @@ class Session {
     await Promise.race([Promise.all(closing.map((c) => c.ended)), sleep(5000)]);
   }
 }
-
-/** Malformed frames, each with the typed error PROTOCOL.md names for it (after the handshake: the connection stays open). */
-const MALFORMED = {
-  'bad data': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: 42 } } }), code: 'INVALID_MESSAGE', byId: true }),
-  'unknown type': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'dance', data: {} } }), code: 'INVALID_MESSAGE', byId: true }),
-  'wrong version': (id) => ({ payload: JSON.stringify({ version: 'aep/v0', id, event: { type: 'ping', data: {} } }), code: 'VERSION_MISMATCH', byId: true }),
-  'second init': (id) => ({ payload: JSON.stringify({ version: 'aep/v1', id, event: { type: 'init', data: { version: 'aep/v1' } } }), code: 'PROTOCOL_VIOLATION', byId: true }),
-  'not JSON': (id) => ({ payload: `{"version":"aep/v1","id":"${id}",`, code: 'INVALID_MESSAGE', byId: false }),
-  binary: () => ({ payload: Buffer.from([0xde, 0xad, 0xbe, 0xef]), code: 'INVALID_MESSAGE', byId: false }),
-} satisfies Record<string, (id: string) => { payload: string | Buffer; code: string; byId: boolean }>;
-const MALFORMED_WEIGHTS = Object.fromEntries(Object.keys(MALFORMED).map((k) => [k, 1])) as Record<keyof typeof MALFORMED, number>;
-
-const ACTIONS = {
-  input: 30,
-  burst: 12,
-  status: 5,
-  stop: 4,
-  'resent id': 5,
-  malformed: 3,
-  oversized: 1,
-  'disconnect mid-turn': 4,
-  'slow reader': 3,
-} as const;
-/** `--faults off`: the same traffic without the injected faults. */
-const CALM: Record<keyof typeof ACTIONS, number> = {
-  ...ACTIONS,
-  'resent id': 0,
-  malformed: 0,
-  oversized: 0,
-  'disconnect mid-turn': 0,
-  'slow reader': 0,
-};
 
 const from = Number(values.from ?? 0);
 const to = Number(values.to ?? 10);

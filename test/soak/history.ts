@@ -53,6 +53,8 @@ export interface ServerRecord {
 
 export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord;
 
+export type HistoryWriter = ReturnType<typeof historyWriter>;
+
 export function historyWriter(path: string) {
   const out = createWriteStream(path);
   return {
