@@ -4,6 +4,8 @@ import { hash, pick, prng } from './random.ts';
 
 /** What a chaos turn does, by seeded chance. */
 export const BEHAVIOURS = { fast: 40, slow: 20, stream: 20, throws: 7, hangs: 5, ignoresAbort: 8 } as const;
+/** `--faults off`: an agent that only ever answers. */
+const CALM_BEHAVIOURS: Record<keyof typeof BEHAVIOURS, number> = { ...BEHAVIOURS, throws: 0, hangs: 0, ignoresAbort: 0 };
 /**
  * A turn with an input starting with this streams a flood (6 MB in 8 KB deltas): a slow
  * reader asks for it, because on loopback only a flood past the kernel's socket buffers
@@ -20,11 +22,11 @@ export type Behaviour = keyof typeof BEHAVIOURS | 'flood';
  * session must discard). The choice is a function of the seed and the turn's first input
  * id, so a replayed turn behaves the same. `seen` counts behaviours for the summary.
  */
-export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>): Agent {
+export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>, faults = true): Agent {
   return async (turn) => {
     const random = prng(hash(seed, turn.sessionId, turn.inputs[0]?.id ?? ''));
     const flood = turn.inputs.some((input) => input.content.startsWith(FLOOD_PREFIX));
-    const behaviour: Behaviour = flood ? 'flood' : pick(random, BEHAVIOURS);
+    const behaviour: Behaviour = flood ? 'flood' : pick(random, faults ? BEHAVIOURS : CALM_BEHAVIOURS);
     seen[behaviour]++;
     const words = turn.inputs.length;
     switch (behaviour) {

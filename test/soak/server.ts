@@ -17,11 +17,11 @@ import { SOAK_SETTINGS } from './settings.ts';
 
 
 const { values } = parseArgs({
-  options: { db: { type: 'string' }, port: { type: 'string' }, seed: { type: 'string' }, plant: { type: 'string' } },
+  options: { db: { type: 'string' }, port: { type: 'string' }, seed: { type: 'string' }, plant: { type: 'string' }, faults: { type: 'string' } },
 });
 const seed = Number(values.seed ?? 1);
 const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood'].map((b) => [b, 0])) as Record<Behaviour, number>;
-const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen);
+const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
 const store = new SqliteStore(values.db ?? 'soak.db');
 
 const runtime = createRuntime({

@@ -57,6 +57,7 @@ interface Server {
 async function startServer(port = 0): Promise<Server> {
   const args = ['--expose-gc', '--import', 'tsx', here('./server.ts'), '--db', db, '--port', String(port), '--seed', String(seed)];
   if (values.plant) args.push('--plant', values.plant);
+  if (!faults) args.push('--faults', 'off');
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
