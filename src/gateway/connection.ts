@@ -265,8 +265,9 @@ export class Connection {
     if (socket.readyState !== socket.OPEN) return;
     // Corked bytes are ours, not the client's backlog: flush them before judging the client.
     if (this.#corked && (this.#raw?.writableLength ?? 0) >= CORK_FLUSH_BYTES) this.#uncork();
-    const buffered = socket.bufferedAmount;
     const limit = this.#ctx.maxBufferedBytes;
+    if (this.#corked && socket.bufferedAmount > limit / 4) this.#uncork();
+    const buffered = socket.bufferedAmount;
     if (buffered > limit) {
       this.#ctx.logger.warn({ sessionId: this.#sessionId, buffered }, 'slow consumer closed');
       this.#ctx.metrics.error('SLOW_CONSUMER');

@@ -183,7 +183,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const kind = kinds.get(name);
     if (!kind) return `unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`;
     const host = new SessionHost(sessionId, name, kind, deps, stored);
-    if (host.status().state !== 'deleted') sessions.set(sessionId, host);
+    // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
+    sessions.set(sessionId, host);
+    host.start();
+    if (host.status().state === 'deleted' && sessions.get(sessionId) === host) sessions.delete(sessionId);
     armSweep();
     enforceCap(host);
     return host;

@@ -48,6 +48,7 @@ export class SessionHost {
   #receipt: MachineReceipt | undefined;
   #stopped = false;
   #drained: (() => void) | undefined;
+  readonly #restored: StoredSession | undefined;
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -85,6 +86,19 @@ export class SessionHost {
       },
       error: (error: unknown) => deps.dispatcher.defer(() => this.#end(error)),
     });
+    this.#restored = restored;
+  }
+
+  /**
+   * Starts the actor: activates a new session, or resumes a restored one. Separate from the
+   * constructor so the runtime can register the session first — user code that runs during
+   * the start (a subscriber that sends to this very session) must find it, not create another.
+   */
+  start(): void {
+    const deps = this.#deps;
+    const restored = this.#restored;
+    const id = this.id;
+    const kind = this.kind;
     if (!restored) {
       deps.dispatcher.run(() => {
         this.#actor.start();
@@ -108,7 +122,8 @@ export class SessionHost {
         const code = receipt?.code ?? 'INVALID_MESSAGE';
         const message = `input "${entry.id}" could not be resumed after a restart: ${receipt?.message ?? 'the session does not take it'}`;
         this.#announce({ type: 'error', data: { code, message, event_id: entry.id } });
-        this.#announce({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } });
+        // The host's own report, not the machine's: it must not close the turn `resume` just restarted.
+        this.#announce({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } }, false);
       }
     });
   }
@@ -199,8 +214,8 @@ export class SessionHost {
   }
 
   /** Numbers an output, stores it with its step, then publishes it. */
-  #announce(output: MachineOutput): void {
-    const event = this.#number(output);
+  #announce(output: MachineOutput, fromMachine = true): void {
+    const event = this.#number(output, fromMachine);
     this.#deps.dispatcher.defer(() => this.#deps.publish(event));
   }
 
@@ -209,13 +224,13 @@ export class SessionHost {
    * before any of its events is published, so a client never sees what a crash could undo,
    * and a seq it saw is never reused.
    */
-  #number(output: MachineOutput): SessionEvent {
+  #number(output: MachineOutput, fromMachine: boolean): SessionEvent {
     const seq = ++this.#seq;
     let event: SessionEvent;
     if (output.type === 'done') {
       // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
       // the durable inbox in the same transaction as the event.
-      const closed = this.#driver?.closeTurn?.(output.data);
+      const closed = fromMachine ? this.#driver?.closeTurn?.(output.data) : undefined;
       const duration = closed?.durationMs ?? 0;
       if (closed?.transcript) this.#transcript.push(...closed.transcript);
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };

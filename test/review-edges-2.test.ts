@@ -1,0 +1,70 @@
+/** Regressions found by the second review (each failed before its fix). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SqliteStore, type Turn } from '../src/index.ts';
+import { Client, gatewayPerTest } from './gateway/client.ts';
+import { controlledAgent, settle, testRuntime } from './helpers.ts';
+
+const gateway = gatewayPerTest();
+
+describe('review edges, second round', () => {
+  it('C12: a restored turn still runs when an input re-sent after the restart is refused', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'baton-edges-')), 'b.db');
+    const hang = (turn: Turn) => {
+      turn.steer?.drain(); // accept steering, so later inputs are injected and never snapshot
+      return new Promise<string>(() => undefined);
+    };
+    const before = testRuntime({ agent: hang, debounceMs: 0, busyPolicy: 'steer', backlogCap: 2, store: new SqliteStore(path) });
+    before.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
+    for (const id of ['m2', 'm3', 'm4']) before.runtime.send('s', { id, content: id });
+    await settle();
+    // The process dies here; a new one starts on the same file.
+    const calls: Turn[] = [];
+    const after = testRuntime({
+      agent: (turn: Turn) => (calls.push(turn), new Promise<string>(() => undefined)),
+      debounceMs: 0,
+      busyPolicy: 'steer',
+      backlogCap: 2,
+      turnTimeoutMs: 1000,
+      store: new SqliteStore(path),
+    });
+    await settle();
+    expect(after.of('s').some((e) => e.type === 'error' && /could not be resumed/.test(e.data.message))).toBe(true);
+    expect(calls.length).toBe(1); // the re-run turn reached the agent
+    await after.advance(1000);
+    expect(after.dones('s').some((d) => d.reason === 'timeout')).toBe(true); // and is timed
+  });
+
+  it('C1: a subscriber that sends to its session while the session is being created reaches the same actor', async () => {
+    const a = controlledAgent();
+    const { runtime } = testRuntime({ agent: a.agent, debounceMs: 0 });
+    let first = true;
+    runtime.eventsOf('s').subscribe((e) => {
+      if (e.type === 'state' && e.data.state === 'idle' && first) {
+        first = false;
+        runtime.send('s', { id: 'm1', content: 'one' });
+      }
+    });
+    runtime.open('s');
+    runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(a.maxConcurrent('s')).toBe(1);
+    expect(runtime.sessionIds()).toEqual(['s']);
+  });
+
+  it('C15: a client that reads promptly is not judged slow for bytes still corked in the gateway', async () => {
+    const { url } = await gateway({
+      runtime: { agent: (turn: Turn) => { for (let i = 0; i < 12; i++) turn.emit('d'.repeat(1000)); } },
+      gateway: { maxBufferedBytes: 16384 },
+    });
+    const { client } = await Client.attach(url);
+    client.send('input', { content: 'hi' });
+    const done = await client.type('done');
+    expect(done.event.data.dropped).toBe(false);
+    expect(client.frames.filter((f) => f.event.type === 'message.delta')).toHaveLength(12);
+    await client.close();
+  });
+});
