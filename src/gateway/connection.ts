@@ -263,10 +263,10 @@ export class Connection {
   #write(frame: OutboundFrame): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
-    // Corked bytes are ours, not the client's backlog: flush them before judging the client.
-    if (this.#corked && (this.#raw?.writableLength ?? 0) >= CORK_FLUSH_BYTES) this.#uncork();
+    // Corked bytes are ours, not the client's backlog: flush them before they could count
+    // against the client, and before a batch grows large.
     const limit = this.#ctx.maxBufferedBytes;
-    if (this.#corked && socket.bufferedAmount > limit / 4) this.#uncork();
+    if (this.#corked && (socket.bufferedAmount > limit / 4 || (this.#raw?.writableLength ?? 0) >= CORK_FLUSH_BYTES)) this.#uncork();
     const buffered = socket.bufferedAmount;
     if (buffered > limit) {
       this.#ctx.logger.warn({ sessionId: this.#sessionId, buffered }, 'slow consumer closed');
