@@ -6,7 +6,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { createGateway, createRuntime, demoAgent } from '../src/index.ts';
+import { createRuntime, demoAgent } from '../src/index.ts';
+import { createGateway } from '../src/gateway/index.ts';
 
 interface Server {
   url: string;

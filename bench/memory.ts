@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, MemoryStore, SqliteStore, type Store } from '../src/index.ts';
+import { createRuntime, MemoryStore, type Store } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 
 const gc = () => {
   const collect = (globalThis as { gc?: () => void }).gc;

@@ -1,5 +1,8 @@
 /**
- * Baton's public API. Everything a user may rely on is exported here, and only here.
+ * `baton-runtime`: the session runtime — createRuntime, the machines, the Store interface and
+ * the memory store, typed errors and types. It loads no native addon, server, network client
+ * or WebAssembly; those live behind their own entry points: `baton-runtime/sqlite`,
+ * `baton-runtime/gateway`, `baton-runtime/openai` and `baton-runtime/testing`.
  */
 export { createRuntime } from './runtime/runtime.ts';
 export type { Runtime, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
@@ -26,6 +29,7 @@ export {
   ConversationNotStartedError,
   ConversationAlreadyCompleteError,
 } from './errors.ts';
+export { MissingPeerDependencyError } from './peer.ts';
 export type { ErrorCode } from './errors.ts';
 export { sessionMachine } from '../machines/session.ts';
 export type {
@@ -50,17 +54,10 @@ export type {
   Profile,
   QuestionId,
 } from '../machines/onboarding.ts';
-export { createGateway } from './gateway/gateway.ts';
-export type { Gateway } from './gateway/gateway.ts';
-export { gatewayDefaults } from './gateway/options.ts';
-export type { GatewayOptions } from './gateway/options.ts';
 export { demoAgent } from './agents/demo.ts';
 export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
 export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
 export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord } from './runtime/store.ts';
-export { SqliteStore, StaleEpochError } from './runtime/sqlite-store.ts';
-export { openaiAgent } from './agents/openai.ts';
-export type { OpenAIAgentOptions } from './agents/openai.ts';
 export type { Steering } from './runtime/turn.ts';

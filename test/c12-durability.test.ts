@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
-import { MemoryStore, SqliteStore, sessionMachine, type Store } from '../src/index.ts';
+import { MemoryStore, sessionMachine, type Store } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 import { settings } from './machine-helpers.ts';
 

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteStore, type StepRecord } from '../src/index.ts';
+import { type StepRecord } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-edges-'));

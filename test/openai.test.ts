@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstValueFrom, filter } from 'rxjs';
-import { createRuntime, openaiAgent, SqliteStore, type RuntimeOptions, type SessionEvent } from '../src/index.ts';
+import { createRuntime, type RuntimeOptions, type SessionEvent } from '../src/index.ts';
+import { openaiAgent } from '../src/openai.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 
 /**
  * A local stand-in for an OpenAI-compatible server: chat completions streamed as

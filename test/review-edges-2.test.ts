@@ -3,7 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SqliteStore, type Turn } from '../src/index.ts';
+import { type Turn } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
 import { Client, gatewayPerTest } from './gateway/client.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 

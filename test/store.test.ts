@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryStore, SqliteStore, type Store } from '../src/index.ts';
-import { migrate, MIGRATIONS } from '../src/runtime/sqlite-store.ts';
+import { MemoryStore, type Store } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
+import { migrate, MIGRATIONS } from '../src/runtime/sqlite-migrations.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,5 @@
-import OpenAI, { APIError, APIUserAbortError } from 'openai';
+import type OpenAI from 'openai';
+import { requirePeer } from '../peer.ts';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { RateLimitedError, WorkerCrashError } from '../errors.ts';
 import type { Agent, Turn } from '../runtime/turn.ts';
@@ -37,6 +38,7 @@ export interface OpenAIAgentOptions {
  * createRuntime({ agent: openaiAgent({ model: 'gpt-4o-mini' }), busyPolicy: 'steer' });
  */
 export function openaiAgent(options: OpenAIAgentOptions): Agent {
+  const sdk = openaiSdk();
   if (typeof options.model !== 'string' || options.model === '') {
     throw new TypeError(`openaiAgent: option "model" must be a non-empty string, got ${JSON.stringify(options.model)}`);
   }
@@ -44,7 +46,7 @@ export function openaiAgent(options: OpenAIAgentOptions): Agent {
   const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL;
   const client =
     options.client ??
-    new OpenAI({
+    new sdk.OpenAI({
       // A local server needs no key, but the SDK insists on one.
       apiKey: apiKey ?? (baseURL ? 'not-needed' : undefined),
       ...(baseURL && { baseURL }),
@@ -87,16 +89,24 @@ async function stream(client: OpenAI, model: string, messages: ChatCompletionMes
     }
     return text;
   } catch (error) {
-    if (turn.signal.aborted || error instanceof APIUserAbortError) return text; // stopped: say nothing more
+    if (turn.signal.aborted || error instanceof openaiSdk().APIUserAbortError) return text; // stopped: say nothing more
     throw typedError(error);
   }
 }
 
 function typedError(error: unknown): Error {
-  if (error instanceof APIError) {
+  if (error instanceof openaiSdk().APIError) {
     const status = error.status ?? 'no status';
     const message = `model API error (HTTP ${status}): ${error.message}`;
     return error.status === 429 ? new RateLimitedError(message, { cause: error }) : new WorkerCrashError(message, { cause: error });
   }
   return new WorkerCrashError(`model request failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+type OpenAISdk = typeof import('openai');
+let sdk: OpenAISdk | undefined;
+
+/** The `openai` package, an optional peer: loaded when the first agent is made. */
+function openaiSdk(): OpenAISdk {
+  return (sdk ??= requirePeer<OpenAISdk>('openai', 'baton-runtime/openai'));
 }

@@ -1,52 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { requirePeer } from '../peer.ts';
+import { migrate } from './sqlite-migrations.ts';
 import type { SessionEvent } from './types.ts';
 import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
-
-/**
- * Schema migrations, in order; `PRAGMA user_version` says how many have run. Never edit
- * one that has shipped: add the next.
- */
-export const MIGRATIONS: readonly string[] = [
-  // 1: sessions and the durable inbox.
-  `CREATE TABLE sessions (
-     id TEXT PRIMARY KEY,
-     kind TEXT NOT NULL,
-     snapshot TEXT NOT NULL,
-     seq INTEGER NOT NULL,
-     epoch INTEGER NOT NULL DEFAULT 1,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE TABLE inbox (
-     n INTEGER PRIMARY KEY AUTOINCREMENT,
-     session_id TEXT NOT NULL,
-     input_id TEXT NOT NULL,
-     content TEXT NOT NULL,
-     metadata TEXT,
-     consumed INTEGER NOT NULL DEFAULT 0,
-     UNIQUE (session_id, input_id)
-   );
-   CREATE INDEX inbox_pending ON inbox (session_id, consumed, n);`,
-  // 2: outbound events, for resume after a dropped connection.
-  `CREATE TABLE events (
-     session_id TEXT NOT NULL,
-     seq INTEGER NOT NULL,
-     type TEXT NOT NULL,
-     data TEXT NOT NULL,
-     PRIMARY KEY (session_id, seq)
-   ) WITHOUT ROWID;`,
-  // 3: the transcript, the session's conversation in turn order.
-  `CREATE TABLE transcript (
-     n INTEGER PRIMARY KEY AUTOINCREMENT,
-     session_id TEXT NOT NULL,
-     role TEXT NOT NULL,
-     content TEXT NOT NULL,
-     input_id TEXT,
-     status TEXT
-   );
-   CREATE INDEX transcript_session ON transcript (session_id, n);`,
-];
 
 /** Thrown when a write finds the session owned by another epoch (the multi-node fencing token). */
 export class StaleEpochError extends Error {
@@ -63,7 +21,7 @@ export class StaleEpochError extends Error {
  */
 export class SqliteStore implements Store {
   readonly durable = true;
-  readonly #db: Database.Database;
+  readonly #db: BetterSqlite3.Database;
   readonly #keep: number;
   readonly #epoch = 1;
   readonly #q;
@@ -71,6 +29,7 @@ export class SqliteStore implements Store {
 
   constructor(path: string, { keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const Database = requirePeer<typeof BetterSqlite3>('better-sqlite3', 'baton-runtime/sqlite');
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
     // NORMAL under WAL: a commit survives a process crash (what C12 promises); only an OS
@@ -224,18 +183,4 @@ interface Row {
 
 function entry(row: Row): InboxEntry {
   return row.metadata ? { id: row.input_id, content: row.content, metadata: JSON.parse(row.metadata) } : { id: row.input_id, content: row.content };
-}
-
-/** Runs the migrations a database has not seen yet, each in its own transaction. */
-export function migrate(db: Database.Database, upTo = MIGRATIONS.length): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`the database has schema version ${current}, newer than this Baton (${MIGRATIONS.length}); upgrade Baton`);
-  }
-  for (let v = current; v < upTo; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { afterEach } from 'vitest';
-import { createGateway, createRuntime, demoAgent, type GatewayOptions, type RuntimeOptions } from '../../src/index.ts';
+import { createRuntime, demoAgent, type RuntimeOptions } from '../../src/index.ts';
+import { createGateway, type GatewayOptions } from '../../src/gateway/index.ts';
 
 export interface Frame {
   version: string;

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Runtime } from '../../runtime/runtime.ts';
 import type { SessionEvent } from '../../runtime/types.ts';
 import { activeStateIds } from '../../visualize/active.ts';
 import { lastErrorOf } from '../../runtime/directory.ts';
-import { renderSvg } from '../../visualize/render.ts';
+import { PACKAGE_ROOT } from '../../package-root.ts';
 import { toDot } from '../../visualize/dot.ts';
 import { INSPECTOR_PAGE } from './page.ts';
 
@@ -23,7 +23,7 @@ export interface SessionEntry {
   readonly active: readonly string[];
 }
 
-const VISUALIZATIONS = fileURLToPath(new URL('../../../visualizations/', import.meta.url));
+const VISUALIZATIONS = join(PACKAGE_ROOT, 'visualizations');
 const FILES: Record<string, string> = { agent: 'session.svg', onboarding: 'onboarding.svg' };
 
 /**
@@ -87,9 +87,12 @@ export function createInspector(
 
   async function machineSvg(kind: string): Promise<string | undefined> {
     const file = FILES[kind];
-    if (file) return readFile(VISUALIZATIONS + file, 'utf8');
+    if (file) return readFile(join(VISUALIZATIONS, file), 'utf8');
     const machine = runtime.machineOf(kind);
-    return machine && renderSvg(toDot(machine));
+    if (!machine) return undefined;
+    // Graphviz (WebAssembly) only for custom kinds, and only when one is drawn.
+    const { renderSvg } = await import('../../visualize/render.ts');
+    return renderSvg(toDot(machine));
   }
 
   return {

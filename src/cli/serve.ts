@@ -1,0 +1,149 @@
+/**
+ * `baton serve`: the gateway with the demo (or an OpenAI-compatible) agent on a store.
+ * Optional peers (better-sqlite3, openai, @statelyai/inspect) load only when chosen.
+ */
+import { parseArgs } from 'node:util';
+import { pino, type Level, type Logger } from 'pino';
+import { createRuntime } from '../runtime/runtime.ts';
+import { createGateway } from '../gateway/gateway.ts';
+import { MemoryStore, type Store } from '../runtime/store.ts';
+import { demoAgent } from '../agents/demo.ts';
+import type { Agent } from '../runtime/turn.ts';
+import type { BusyPolicy } from '../../machines/session.ts';
+import { storeFailure } from './failure.ts';
+import { UsageError } from './usage.ts';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const BUSY_POLICIES = ['collect', 'followup', 'interrupt', 'reject', 'steer'];
+
+export async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      token: { type: 'string' },
+      'demo-delay-ms': { type: 'string' },
+      'debounce-ms': { type: 'string' },
+      'max-wait-ms': { type: 'string' },
+      'busy-policy': { type: 'string' },
+      'drain-ms': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'log-level': { type: 'string' },
+      inspect: { type: 'boolean' },
+      store: { type: 'string' },
+      agent: { type: 'string' },
+      model: { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
+      'max-live-sessions': { type: 'string' },
+    },
+  });
+  // Everything the command line can get wrong is checked before anything is opened.
+  const level = oneOf('--log-level', values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn', LEVELS) as Level | 'silent';
+  const busyPolicy = oneOf('--busy-policy', values['busy-policy'] ?? 'collect', BUSY_POLICIES) as BusyPolicy;
+  const storeSpec = parseStore(values.store ?? process.env.BATON_STORE ?? 'sqlite:./.baton/baton.db');
+  const settings = {
+    idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
+    maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000),
+    debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
+    maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
+  };
+  const demoDelayMs = int('--demo-delay-ms', values['demo-delay-ms'], 20);
+  const port = int('--port', values.port ?? process.env.PORT, 8080);
+  const drainMs = int('--drain-ms', values['drain-ms'], 5000);
+  const maxConnections = int('--max-connections', values['max-connections'], 10_000);
+  const agentName = oneOf('--agent', values.agent ?? 'echo', ['echo', 'openai']);
+  const model = values.model ?? process.env.BATON_MODEL;
+  if (agentName === 'openai' && !model) throw new UsageError('--agent openai needs --model NAME (or BATON_MODEL)');
+  const token = values.token ?? process.env.BATON_TOKEN;
+
+  const logger = pino({ level }, pino.destination(2));
+  const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
+  const inspector = values.inspect ? await skyInspector(logger) : undefined;
+  const store = await openStore(storeSpec);
+  const runtime = createRuntime({ store, ...settings, busyPolicy, agent, ...(inspector && { inspect: inspector }) });
+  const gateway = createGateway({
+    runtime,
+    port,
+    host: values.host ?? '127.0.0.1',
+    drainMs,
+    maxConnections,
+    logger,
+    ...(token ? { token } : {}),
+  });
+  const { url, host, port: bound } = await gateway.listen().catch(async (error: unknown) => {
+    await runtime.shutdown({ drainMs: 0 }).catch(() => {});
+    store.close();
+    throw error;
+  });
+  const http = `http://${host}:${bound}`;
+  process.stdout.write(`Baton gateway on ${url} (inspector: ${http}/inspect, health: ${http}/healthz, metrics: ${http}/metrics)\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'signal received');
+    gateway.close().then(
+      () => {
+        store.close();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** `--agent openai`: any OpenAI-compatible API (OPENAI_BASE_URL, OPENAI_API_KEY). */
+async function openai(model: string): Promise<Agent> {
+  if (!process.env.OPENAI_API_KEY && !process.env.OPENAI_BASE_URL) {
+    throw new Error('--agent openai needs an API key: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server that needs none)');
+  }
+  const { openaiAgent } = await import('../agents/openai.ts');
+  return openaiAgent({ model });
+}
+
+/** `--inspect`: every session actor reports to Stately's hosted inspector (needs the network and a browser). */
+async function skyInspector(logger: Logger) {
+  const { importPeer } = await import('../peer.ts');
+  const { createSkyInspector } = await importPeer<typeof import('@statelyai/inspect')>('@statelyai/inspect', '--inspect');
+  const inspector = createSkyInspector({ onerror: (error) => logger.error({ err: error }, 'inspector error') });
+  process.stdout.write('Stately inspector on: sessions report to Stately Sky; it prints the URL to open.\n');
+  return inspector.inspect;
+}
+
+type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string; spec: string };
+
+/** `memory` or `sqlite:PATH`. */
+function parseStore(spec: string): StoreSpec {
+  if (spec === 'memory') return { kind: 'memory' };
+  if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return { kind: 'sqlite', path: spec.slice('sqlite:'.length), spec };
+  throw new UsageError(`--store must be "memory" or "sqlite:PATH", got "${spec}"`);
+}
+
+async function openStore(spec: StoreSpec): Promise<Store> {
+  if (spec.kind === 'memory') return new MemoryStore();
+  try {
+    const { SqliteStore } = await import('../runtime/sqlite-store.ts');
+    return new SqliteStore(spec.path);
+  } catch (error) {
+    throw storeFailure(spec.spec, error);
+  }
+}
+
+function oneOf(flag: string, value: string, allowed: readonly string[]): string {
+  if (!allowed.includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}; got "${value}"`);
+  return value;
+}
+
+function int(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer, got "${value}"`);
+  return n;
+}

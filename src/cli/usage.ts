@@ -1,0 +1,45 @@
+/** What `baton help` prints, and what a usage error prints before exiting 2. */
+export const USAGE = `Usage: baton-runtime <command> [options]
+       (installed: npx baton-runtime <command>; from a checkout: npm start / npm run chat -- [options])
+
+Commands:
+  serve   run the AEP v1 gateway with the demo agent (the default command)
+            --port N            (PORT, default 8080)
+            --host HOST         (default 127.0.0.1)
+            --token SECRET      (BATON_TOKEN; when set, clients must send it in init.auth.token)
+            --agent A           (echo | openai; default echo, the demo agent)
+            --model NAME        (BATON_MODEL; the model for --agent openai; OPENAI_BASE_URL and
+                                 OPENAI_API_KEY choose the endpoint and key; needs: npm install openai)
+            --demo-delay-ms N   (default 20: the demo agent's pause before each word)
+            --debounce-ms N     (default 300)
+            --max-wait-ms N     (default 2000)
+            --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
+            --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
+            --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
+            --store S           (BATON_STORE; memory | sqlite:PATH; default sqlite:./.baton/baton.db;
+                                 sqlite needs: npm install better-sqlite3)
+            --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
+            --max-live-sessions N (default 50000: past it the least recently active idle sessions
+                                 are passivated at once)
+            --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
+            --inspect           (off by default: report every session actor to the Stately inspector;
+                                 needs a browser, the network and: npm install @statelyai/inspect)
+  visualize  write visualizations/<machine>.{mmd,svg,json} for every machine
+            --check             (write nothing; exit 1 if a committed file is stale)
+            --out DIR           (default visualizations)
+  chat    an interactive terminal client
+            --url URL           (default ws://127.0.0.1:8080/ws)
+            --session ID        (attach to a session; default: a new one)
+            --onboarding        (start an onboarding session)
+            --token SECRET      (BATON_TOKEN)
+  help    this text (also --help, -h)
+  version the package version (also --version, -v)
+
+Exit status: 0 done, 1 a runtime failure (one line on stderr says what failed and what to do),
+2 a usage error (this text).
+`;
+
+/** The command line itself is wrong: exit 2 with the usage. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

@@ -1,0 +1,59 @@
+import type BetterSqlite3 from 'better-sqlite3';
+
+/**
+ * Schema migrations, in order; `PRAGMA user_version` says how many have run. Never edit
+ * one that has shipped: add the next.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: sessions and the durable inbox.
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     snapshot TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     epoch INTEGER NOT NULL DEFAULT 1,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE inbox (
+     n INTEGER PRIMARY KEY AUTOINCREMENT,
+     session_id TEXT NOT NULL,
+     input_id TEXT NOT NULL,
+     content TEXT NOT NULL,
+     metadata TEXT,
+     consumed INTEGER NOT NULL DEFAULT 0,
+     UNIQUE (session_id, input_id)
+   );
+   CREATE INDEX inbox_pending ON inbox (session_id, consumed, n);`,
+  // 2: outbound events, for resume after a dropped connection.
+  `CREATE TABLE events (
+     session_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     data TEXT NOT NULL,
+     PRIMARY KEY (session_id, seq)
+   ) WITHOUT ROWID;`,
+  // 3: the transcript, the session's conversation in turn order.
+  `CREATE TABLE transcript (
+     n INTEGER PRIMARY KEY AUTOINCREMENT,
+     session_id TEXT NOT NULL,
+     role TEXT NOT NULL,
+     content TEXT NOT NULL,
+     input_id TEXT,
+     status TEXT
+   );
+   CREATE INDEX transcript_session ON transcript (session_id, n);`,
+];
+
+/** Runs the migrations a database has not seen yet, each in its own transaction. */
+export function migrate(db: BetterSqlite3.Database, upTo = MIGRATIONS.length): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the database has schema version ${current}, newer than this Baton (${MIGRATIONS.length}); upgrade Baton`);
+  }
+  for (let v = current; v < upTo; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
