@@ -60,7 +60,7 @@ export interface ModelCheckReport {
   readonly transitions: { readonly taken: number; readonly total: number; readonly missing: readonly string[] };
   readonly violations: readonly Violation[];
   readonly ok: boolean;
-  /** `session: states 9/9, transitions 31/31, invariants ok` */
+  /** One line, e.g. `myMachine: states 7/7, transitions 18/18, invariants ok`. */
   readonly summary: string;
 }
 

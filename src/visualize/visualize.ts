@@ -4,6 +4,7 @@ import type { AnyStateMachine } from 'xstate';
 import { toMermaid } from './mermaid.ts';
 import { toDot } from './dot.ts';
 import { renderSvg } from './render.ts';
+import { toMachineJson } from './json.ts';
 
 export interface VisualizeResult {
   /** Files (re)written, or that would be with `check`. */
@@ -32,7 +33,7 @@ export async function visualize(
     const files: [string, string][] = [
       [`${name}.mmd`, toMermaid(machine)],
       [`${name}.svg`, await renderSvg(toDot(machine))],
-      [`${name}.json`, `${JSON.stringify(machine.toJSON(), null, 2)}\n`],
+      [`${name}.json`, toMachineJson(machine)],
     ];
     for (const [file, content] of files) {
       const path = join(dir, file);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot } from 'xstate';
 import { defaultQuestions, onboardingMachine, type OnboardingContext, type OnboardingEvent } from '../../src/index.ts';
-import { checkMachine, formatPath } from '../../src/testing/index.ts';
+import { checkMachine, formatPath, type ModelCheckReport } from '../../src/testing/index.ts';
+import { expectReadmeShows } from './readme.ts';
 
 const ctx = (s: AnyMachineSnapshot) => s.context as OnboardingContext;
 const questions = defaultQuestions.map((question, i) => ({ question, header: `h${i}`, options: [], multi_select: false }));
@@ -29,28 +30,40 @@ function onboardingEvents(s: AnyMachineSnapshot): (OnboardingEvent | { type: str
   ];
 }
 
+function check(): ModelCheckReport {
+  return checkMachine(onboardingMachine, {
+    name: 'onboarding',
+    inputs: [{ sessionId: 'o', questions }],
+    events: onboardingEvents as never,
+    maxDepth: 20,
+    invariants: {
+      'answered in order, none skipped': (s) => ctx(s).answered.join(',') === ['q1', 'q2', 'q3'].slice(0, ctx(s).answered.length).join(','),
+      'never more answers than questions': (s) => ctx(s).answered.length + ctx(s).pending.length + (ctx(s).current ? 1 : 0) <= 3,
+      'complete only after three answers': (s) => !s.matches({ conversation: 'complete' }) || ctx(s).answered.length === 3,
+    },
+    stepInvariants: {
+      'a question is asked only when the previous ones are answered': ({ to, emitted }) =>
+        asked(emitted).every((id) => id === `q${ctx(to).answered.length + 1}` || (ctx(to).current !== null && id === `q${ctx(to).answered.length + 1}`)),
+      'an answer already given never changes the answers': ({ from, to }) =>
+        ctx(from).answered.every((id, i) => ctx(to).answered[i] === id) || to.matches('deleted'),
+    },
+  });
+}
+
 describe('model check: onboarding machine', () => {
+  // Run once, read by both tests below.
+  let checked: ModelCheckReport | undefined;
+  const onboardingReport = () => (checked ??= check());
+
   it('reaches every state and transition; questions only ever q1, q2, q3 in order, none skipped', () => {
-    const report = checkMachine(onboardingMachine, {
-      name: 'onboarding',
-      inputs: [{ sessionId: 'o', questions }],
-      events: onboardingEvents as never,
-      maxDepth: 20,
-      invariants: {
-        'answered in order, none skipped': (s) => ctx(s).answered.join(',') === ['q1', 'q2', 'q3'].slice(0, ctx(s).answered.length).join(','),
-        'never more answers than questions': (s) => ctx(s).answered.length + ctx(s).pending.length + (ctx(s).current ? 1 : 0) <= 3,
-        'complete only after three answers': (s) => !s.matches({ conversation: 'complete' }) || ctx(s).answered.length === 3,
-      },
-      stepInvariants: {
-        'a question is asked only when the previous ones are answered': ({ to, emitted }) =>
-          asked(emitted).every((id) => id === `q${ctx(to).answered.length + 1}` || (ctx(to).current !== null && id === `q${ctx(to).answered.length + 1}`)),
-        'an answer already given never changes the answers': ({ from, to }) =>
-          ctx(from).answered.every((id, i) => ctx(to).answered[i] === id) || to.matches('deleted'),
-      },
-    });
+    const report = onboardingReport();
     console.log(report.summary);
     expect(report.violations.map(formatPath)).toEqual([]);
     expect(report.transitions.missing).toEqual([]);
     expect(report.states.missing).toEqual([]);
+  });
+
+  it('is reported in the README exactly as printed', () => {
+    expectReadmeShows(onboardingReport());
   });
 });
