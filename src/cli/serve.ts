@@ -40,9 +40,9 @@ export async function serve(argv: string[]): Promise<void> {
     },
   });
   // Everything the command line can get wrong is checked before anything is opened.
-  const level = oneOf('--log-level', values['log-level'] ?? process.env.BATON_LOG_LEVEL ?? 'warn', LEVELS) as Level | 'silent';
+  const level = oneOf('--log-level', values['log-level'] ?? env('BATON_LOG_LEVEL') ?? 'warn', LEVELS) as Level | 'silent';
   const busyPolicy = oneOf('--busy-policy', values['busy-policy'] ?? 'collect', BUSY_POLICIES) as BusyPolicy;
-  const storeSpec = parseStore(values.store ?? process.env.BATON_STORE ?? 'sqlite:./.baton/baton.db');
+  const storeSpec = parseStore(values.store ?? env('BATON_STORE') ?? 'sqlite:./.baton/baton.db');
   const settings = {
     idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
     maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000),
@@ -50,13 +50,13 @@ export async function serve(argv: string[]): Promise<void> {
     maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
   };
   const demoDelayMs = int('--demo-delay-ms', values['demo-delay-ms'], 20);
-  const port = int('--port', values.port ?? process.env.PORT, 8080);
+  const port = int('--port', values.port ?? env('PORT'), 8080);
   const drainMs = int('--drain-ms', values['drain-ms'], 5000);
   const maxConnections = int('--max-connections', values['max-connections'], 10_000);
   const agentName = oneOf('--agent', values.agent ?? 'echo', ['echo', 'openai']);
-  const model = values.model ?? process.env.BATON_MODEL;
+  const model = values.model ?? env('BATON_MODEL');
   if (agentName === 'openai' && !model) throw new UsageError('--agent openai needs --model NAME (or BATON_MODEL)');
-  const token = values.token ?? process.env.BATON_TOKEN;
+  const token = values.token ?? env('BATON_TOKEN');
 
   const logger = pino({ level }, pino.destination(2));
   const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
@@ -134,6 +134,11 @@ async function openStore(spec: StoreSpec): Promise<Store> {
   } catch (error) {
     throw storeFailure(spec.spec, error);
   }
+}
+
+/** An environment variable; set but empty counts as unset. */
+function env(name: string): string | undefined {
+  return process.env[name] || undefined;
 }
 
 function oneOf(flag: string, value: string, allowed: readonly string[]): string {

@@ -1,0 +1,100 @@
+/**
+ * The CLI's exits, over the real bin: a usage error prints the usage and exits 2; a runtime
+ * failure prints one line (what failed, what to do) and exits 1, with no usage and no stack.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../bin/baton.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
+
+function baton(...args: string[]) {
+  const env = { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', BATON_STORE: '', PORT: '' };
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir, env, timeout: 20_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** One line on stderr, nothing else: no usage, no stack. */
+function expectOneLine(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trimEnd().split('\n');
+  expect(lines, stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^baton: /);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('CLI usage errors exit 2 with the usage (C15)', () => {
+  it.each([
+    [['bogus'], /unknown command "bogus"/],
+    [['serve', '--nope'], /Unknown option '--nope'/],
+    [['serve', '--port', 'abc'], /--port must be a non-negative integer, got "abc"/],
+    [['serve', '--busy-policy', 'sometimes'], /--busy-policy must be one of collect/],
+    [['serve', '--store', 'postgres'], /--store must be "memory" or "sqlite:PATH"/],
+    [['serve', '--agent', 'openai'], /--agent openai needs --model/],
+  ])('baton %j', (args, pattern) => {
+    const { code, stderr, stdout } = baton(...args);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')[0]).toMatch(pattern);
+    expect(stderr).toContain('Usage: baton-runtime <command> [options]');
+  });
+});
+
+describe('CLI runtime failures: one line, exit 1', () => {
+  it('a port in use', async () => {
+    const server = createServer();
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    try {
+      const { code, stderr } = baton('serve', '--store', 'memory', '--port', String(port));
+      expect(code).toBe(1);
+      expectOneLine(stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use.*--port`));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('an address this machine does not have', () => {
+    const { code, stderr } = baton('serve', '--store', 'memory', '--port', '0', '--host', '192.0.2.1');
+    expect(code).toBe(1);
+    expectOneLine(stderr, /no such address on this machine; check --host/);
+  });
+
+  it('a file that is not a database', () => {
+    writeFileSync(join(dir, 'garbage.db'), 'this is not SQLite, just text long enough to be read as a header'.repeat(20));
+    const { code, stderr } = baton('serve', '--port', '0', '--store', 'sqlite:garbage.db');
+    expect(code).toBe(1);
+    expectOneLine(stderr, /cannot open the store sqlite:garbage\.db: file is not a database/);
+  });
+
+  it('a store path that cannot be created', () => {
+    writeFileSync(join(dir, 'a-file'), '');
+    const { code, stderr } = baton('serve', '--port', '0', '--store', 'sqlite:a-file/inside/baton.db');
+    expect(code).toBe(1);
+    expectOneLine(stderr, /cannot open the store sqlite:a-file\/inside\/baton\.db: .*check that the directory exists and is writable/);
+  });
+
+  it('a missing API key', () => {
+    const { code, stderr } = baton('serve', '--port', '0', '--store', 'memory', '--agent', 'openai', '--model', 'm');
+    expect(code).toBe(1);
+    expectOneLine(stderr, /needs an API key: set OPENAI_API_KEY/);
+  });
+});
+
+describe('CLI', () => {
+  it('--version prints the package version', () => {
+    const { code, stdout } = baton('--version');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('help prints the usage and exits 0', () => {
+    const { code, stdout } = baton('help');
+    expect(code).toBe(0);
+    expect(stdout).toContain('npx baton-runtime');
+    expect(stdout).not.toMatch(/npx baton </);
+  });
+});
