@@ -82,6 +82,6 @@ export interface MachineReceipt {
   readonly mode?: 'primary' | 'queued' | 'injected' | 'command';
   readonly code?: ErrorCode;
   readonly message?: string;
-  /** The rejection is also an `error` event in the session's stream. */
+  /** The rejection is also an `error` event in the session's stream, naming the input (`event_id`). */
   readonly announced?: boolean;
 }

@@ -71,10 +71,17 @@ type Enqueue = { emit: (effect: OnboardingEffect) => void };
 const IDS = ['q1', 'q2', 'q3'] as const;
 const out = (enqueue: Enqueue, event: MachineOutput) => enqueue.emit({ type: 'output', event });
 
-/** Rejects in both vocabularies: a receipt for the sender, an `error` event for the stream. */
-function reject(enqueue: Enqueue, code: 'CONVERSATION_NOT_STARTED' | 'CONVERSATION_ALREADY_COMPLETE' | 'INVALID_MESSAGE' | 'SESSION_TERMINATED', message: string) {
+type RejectCode = 'CONVERSATION_NOT_STARTED' | 'CONVERSATION_ALREADY_COMPLETE' | 'INVALID_MESSAGE' | 'SESSION_TERMINATED';
+
+/**
+ * Rejects in both vocabularies: a receipt for the sender, an `error` event for the stream.
+ * The event names the input (`event_id`): it is the only answer the sender gets, and a
+ * client must be able to settle what it sent.
+ */
+function reject(enqueue: Enqueue, event: OnboardingEvent, code: RejectCode, message: string) {
   enqueue.emit({ type: 'receipt', receipt: { status: 'rejected', code, message, announced: true } });
-  out(enqueue, { type: 'error', data: { code, message } });
+  const eventId = event.type === 'input' ? event.input.id : undefined;
+  out(enqueue, { type: 'error', data: { code, message, ...(eventId !== undefined && { event_id: eventId }) } });
 }
 
 export const onboardingMachine = setup({
@@ -154,21 +161,21 @@ export const onboardingMachine = setup({
       // The failed answer is consumed; the question is asked again.
       enqueue.assign({ current: null });
     }),
-    rejectNotStarted: enqueueActions(({ enqueue }) =>
-      reject(enqueue, 'CONVERSATION_NOT_STARTED', 'the onboarding has not started yet'),
+    rejectNotStarted: enqueueActions(({ event, enqueue }) =>
+      reject(enqueue, event, 'CONVERSATION_NOT_STARTED', 'the onboarding has not started yet'),
     ),
-    rejectComplete: enqueueActions(({ enqueue }) =>
-      reject(enqueue, 'CONVERSATION_ALREADY_COMPLETE', 'the onboarding is already complete'),
+    rejectComplete: enqueueActions(({ event, enqueue }) =>
+      reject(enqueue, event, 'CONVERSATION_ALREADY_COMPLETE', 'the onboarding is already complete'),
     ),
     rejectAnswered: enqueueActions(({ event, enqueue }) => {
       const id = event.type === 'input' ? event.input.questionId : undefined;
-      reject(enqueue, 'INVALID_MESSAGE', `question ${id} has already been answered`);
+      reject(enqueue, event, 'INVALID_MESSAGE', `question ${id} has already been answered`);
     }),
     rejectNotNext: enqueueActions(({ event, enqueue }) => {
       const id = event.type === 'input' ? event.input.questionId : undefined;
-      reject(enqueue, 'INVALID_MESSAGE', `question ${id} is not the next one to answer`);
+      reject(enqueue, event, 'INVALID_MESSAGE', `question ${id} is not the next one to answer`);
     }),
-    rejectTerminated: enqueueActions(({ enqueue }) => reject(enqueue, 'SESSION_TERMINATED', 'the session is terminated')),
+    rejectTerminated: enqueueActions(({ event, enqueue }) => reject(enqueue, event, 'SESSION_TERMINATED', 'the session is terminated')),
     announceCreated: emit({ type: 'output', event: { type: 'state', data: { state: 'created' } } }),
     announceComplete: emit({
       type: 'output',

@@ -26,13 +26,16 @@ export function chat(options: ChatOptions): Promise<number> {
   let streaming = false;
   // Lines typed before the handshake wait; at end of input the client leaves once every
   // input it sent has been answered, so `printf 'hi\n' | npm run chat` shows the reply.
+  // An input is owed a `done` that lists it, or an `error` naming it (`event_id`): the
+  // gateway's rejections (busy, rate limit, shutdown, a completed onboarding…) all do. A
+  // command is owed its reply or such an error; `/stop` only its effect, so nothing.
   const queued: string[] = [];
   const outstanding = new Set<string>();
   let ready = false;
   let ending = false;
   const sendLine = (text: string) => {
     const id = randomUUID();
-    outstanding.add(id);
+    if (options.onboarding || !/^\/stop(\s|$)/i.test(text)) outstanding.add(id);
     ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type: 'input', data: { content: text } } }));
   };
   const settle = (ids: unknown) => {
@@ -77,8 +80,8 @@ export function chat(options: ChatOptions): Promise<number> {
           return print('\n');
         case 'message':
           line(`${d.role === 'system' ? '[system] ' : '< '}${String(d.content)}`);
-          // A command's reply names it; an onboarding reflection answers the oldest answer.
-          return settle(String(d.id).endsWith(':reflection') ? [...outstanding].slice(0, 1) : String(d.id).replace(/:reply$/, ''));
+          // A command's reply names it; an onboarding reflection is followed by the done naming its answer.
+          return settle(String(d.id).endsWith(':reply') ? String(d.id).slice(0, -':reply'.length) : []);
         case 'question_request': {
           const [q] = d.questions as { question: string }[];
           return line(`? ${q?.question ?? ''}`);

@@ -108,13 +108,13 @@ describe('C13 onboarding order', () => {
     );
   });
 
-  it('rejects an answer before start with ConversationNotStartedError, as a receipt and an error event', () => {
+  it('rejects an answer before start with ConversationNotStartedError, as a receipt and an error event naming it', () => {
     const t = testRuntime({ agent: async () => undefined });
     t.runtime.open('o', { kind: 'onboarding' });
     const receipt = t.runtime.send('o', { id: 'a1', content: 'too early' });
     expect(receipt.error).toBeInstanceOf(ConversationNotStartedError);
     expect(receipt.code).toBe('CONVERSATION_NOT_STARTED');
-    expect(t.of('o').at(-1)).toMatchObject({ type: 'error', data: { code: 'CONVERSATION_NOT_STARTED' } });
+    expect(t.of('o').at(-1)).toMatchObject({ type: 'error', data: { code: 'CONVERSATION_NOT_STARTED', event_id: 'a1' } });
     // Not remembered as accepted: the same id works once started.
     t.runtime.control('o', 'start');
     expect(t.runtime.send('o', { id: 'a1', content: 'too early' }).status).toBe('accepted');

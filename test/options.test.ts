@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntime, runtimeDefaults, type RuntimeOptions } from '../src/index.ts';
+import { MAX_METADATA_DEPTH } from '../src/runtime/validate-input.ts';
 import { controlledAgent, testRuntime } from './helpers.ts';
 
 const agent = async () => undefined;
+const nested = (levels: number): Record<string, unknown> => (levels <= 1 ? {} : { next: nested(levels - 1) });
+const cyclic = () => {
+  const value: Record<string, unknown> = {};
+  value.self = value;
+  return value;
+};
 
 describe('createRuntime options', () => {
   it('documents its defaults in one place', () => {
@@ -65,6 +72,9 @@ describe('send input validation', () => {
     ['s', { id: 'm', content: 42 }, /input.content/],
     ['s', null, /input must be an object/],
     ['s', { id: 'm', content: 'x', metadata: 'meta' }, /input.metadata/],
+    // C15: a store could not serialize these (a stack overflow, a cycle): refused here instead.
+    ['s', { id: 'm', content: 'x', metadata: nested(MAX_METADATA_DEPTH + 1) }, /input.metadata must not nest more than/],
+    ['s', { id: 'm', content: 'x', metadata: cyclic() }, /input.metadata must not nest more than/],
   ])('answers bad input (%s, %o) with INVALID_MESSAGE instead of throwing', (sessionId, input, message) => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });

@@ -7,7 +7,7 @@ import { connectionMachine, type ConnectionEvent, type OutboundFrame, type Hands
 import { BatonError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionStatus } from '../runtime/types.ts';
-import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame } from './envelope.ts';
+import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Logger } from 'pino';
@@ -98,15 +98,18 @@ export class Connection {
   }
 
   #receive(text: string | null): void {
+    let frame: ClientFrame | FrameProblem | undefined;
     try {
-      this.#handle(text);
+      frame = text === null ? { code: 'INVALID_MESSAGE', message: 'binary frames are not supported' } : parseFrame(text);
+      this.#handle(frame);
     } catch (error) {
       // C15: a bug in handling one frame must not take the process down.
       this.#ctx.logger.error({ err: error }, 'frame handling failed');
       if (this.#actor.getSnapshot().value === 'handshaking') {
         this.#reject({ code: 'INTERNAL_ERROR', message: 'the handshake could not be completed' });
       } else {
-        this.#error('INTERNAL_ERROR', 'the frame could not be handled');
+        // Named, so a client can settle the input it sent (C15).
+        this.#error('INTERNAL_ERROR', 'the frame could not be handled', frame?.id);
       }
     }
     // Whatever answers this frame goes out before the next frame is read: ws closes the
@@ -114,10 +117,9 @@ export class Connection {
     this.#flushOutbox();
   }
 
-  #handle(text: string | null): void {
+  #handle(frame: ClientFrame | FrameProblem): void {
     const state = this.#actor.getSnapshot().value;
     if (state === 'closed') return;
-    const frame = text === null ? { code: 'INVALID_MESSAGE' as const, message: 'binary frames are not supported' } : parseFrame(text);
     if (state === 'awaitingInit') {
       if (isProblem(frame)) return this.#reject({ code: frame.code, message: frame.message });
       if (frame.type !== 'init') return this.#reject({ code: 'PROTOCOL_VIOLATION', message: `the first frame must be init, got ${frame.type}` });
@@ -230,7 +232,8 @@ export class Connection {
   #ack(id: string, receipt: Receipt): void {
     this.#ctx.metrics.input(receipt);
     if (receipt.status === 'rejected') {
-      // An announced rejection already reached this client as an error event of the session.
+      // An announced rejection already reached this client as an error event of the session,
+      // naming the input (`event_id`) like the error below would.
       if (!receipt.announced) this.#error(receipt.code ?? 'INTERNAL_ERROR', receipt.error?.message ?? 'rejected', id);
       return;
     }

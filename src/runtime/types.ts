@@ -21,7 +21,7 @@ export interface Receipt {
   readonly code?: ErrorCode;
   /** For rejections: the typed error. `send` itself never throws. */
   readonly error?: BatonError;
-  /** The session also reported this rejection as an `error` event in its stream (onboarding does). */
+  /** The session also reported this rejection as an `error` event in its stream, with `event_id` = the input's id (onboarding does). */
   readonly announced?: boolean;
 }
 

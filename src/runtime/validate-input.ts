@@ -8,6 +8,12 @@ export function answerText(answer: AnswerMessage | undefined): string | undefine
   return parts.every((p) => typeof p === 'string') ? parts.join('\n') : undefined;
 }
 
+/**
+ * Metadata nested deeper is refused: stores and snapshots serialize it recursively, and
+ * too deep a value would throw there (a stack overflow) instead of being refused here.
+ */
+export const MAX_METADATA_DEPTH = 32;
+
 export function validate(sessionId: unknown, input: unknown): string | undefined {
   if (typeof sessionId !== 'string' || sessionId === '') return 'sessionId must be a non-empty string';
   if (typeof input !== 'object' || input === null) return 'input must be an object { id, content }';
@@ -15,5 +21,14 @@ export function validate(sessionId: unknown, input: unknown): string | undefined
   if (typeof id !== 'string' || id === '') return 'input.id must be a non-empty string';
   if (typeof content !== 'string') return 'input.content must be a string';
   if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null)) return 'input.metadata must be an object';
+  if (deeperThan(metadata, MAX_METADATA_DEPTH)) return `input.metadata must not nest more than ${MAX_METADATA_DEPTH} levels deep`;
   return undefined;
+}
+
+/** Objects and arrays nested more than `levels` deep (a cycle counts as too deep); stops looking past it. */
+function deeperThan(value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (levels === 0) return true;
+  for (const child of Object.values(value)) if (deeperThan(child, levels - 1)) return true;
+  return false;
 }
