@@ -60,6 +60,20 @@ export class RuntimeShuttingDownError extends BatonError {
   }
 }
 
+/**
+ * The store failed (an I/O error, a full disk, a write fenced by a newer owner): nothing of
+ * the step was published (C16), the session is out of service and is re-activated from what
+ * was committed once the store works again. Retry later.
+ */
+export class StoreUnavailableError extends BatonError {
+  readonly sessionId: string | undefined;
+  constructor(sessionId: string | undefined, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super('INTERNAL_ERROR', `${sessionId === undefined ? 'the store' : `session "${sessionId}"`} is unavailable: the store failed (${why}); retry later`, { cause });
+    this.sessionId = sessionId;
+  }
+}
+
 /** The agent threw or rejected (C7). Appears as an `error` event inside the turn. */
 export class WorkerCrashError extends BatonError {
   constructor(message: string, options?: { cause?: unknown }) {

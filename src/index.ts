@@ -5,7 +5,7 @@
  * `baton-runtime/gateway`, `baton-runtime/openai` and `baton-runtime/testing`.
  */
 export { createRuntime } from './runtime/runtime.ts';
-export type { Runtime, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
+export type { Runtime, RuntimeHealth, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
 export type { SessionKind, DriverContext, KindDriver } from './runtime/kind.ts';
 export { defaultQuestions } from './runtime/onboarding-kind.ts';
 export type { Analyzer, OnboardingOptions } from './runtime/onboarding-kind.ts';
@@ -28,6 +28,7 @@ export {
   RateLimitedError,
   ConversationNotStartedError,
   ConversationAlreadyCompleteError,
+  StoreUnavailableError,
 } from './errors.ts';
 export { MissingPeerDependencyError } from './peer.ts';
 export type { ErrorCode } from './errors.ts';
@@ -58,6 +59,6 @@ export { demoAgent } from './agents/demo.ts';
 export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
-export { MemoryStore, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
+export { MemoryStore, StaleEpochError, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
 export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord } from './runtime/store.ts';
 export type { Steering } from './runtime/turn.ts';

@@ -25,6 +25,7 @@ describe('createRuntime options', () => {
       idleTimeoutMs: 600_000,
       maxLiveSessions: 50_000,
       historyWindow: 50,
+      storeRetryMs: 1000,
     });
   });
 

@@ -169,6 +169,13 @@ export class Connection {
     this.#sessionId = sessionId;
     this.#subscription = runtime.eventsOf(sessionId).subscribe({
       next: (e) => this.send({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }),
+      // The store failed (C16): say so, then close with "try again later"; a client that
+      // reconnects with last_seq resumes from what was committed.
+      error: (error: unknown) => {
+        const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
+        this.send({ type: 'error', seq: 0, data: { code, message: error instanceof Error ? error.message : String(error) } });
+        this.#toGate({ type: 'close', code: 1013, reason: 'store unavailable' });
+      },
       complete: () =>
         this.#toGate(
           this.#ctx.closing() ? { type: 'close', code: 1001, reason: 'shutdown' } : { type: 'close', code: 1000, reason: 'session deleted' },

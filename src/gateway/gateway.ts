@@ -93,8 +93,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(closing ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: closing ? 'shutting_down' : 'ok' }));
+      // 503 while shutting down, while commits fail (C16) or once fenced by a newer owner (C17).
+      const health = opts.runtime.health();
+      const status = closing ? 'shutting_down' : health.fenced ? 'fenced' : health.ok ? 'ok' : 'store_failing';
+      res.writeHead(status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status, failed_sessions: health.failedSessions, ...(health.storeError && { store_error: health.storeError }) }));
     } else if (req.method === 'GET' && path.startsWith('/inspect')) {
       // The inspector shows every session: with a token set, it needs the token too.
       if (!authorized(req)) {

@@ -112,6 +112,19 @@ export interface RuntimeOptions extends SessionOptions {
    * @default {}
    */
   kinds?: Record<string, SessionKind>;
+  /**
+   * Where errors thrown by user code (an event subscriber, a command handler, an analyzer)
+   * and store failures are reported (C7). They never take the process down and never stop
+   * other subscribers from receiving events.
+   * @default console.error
+   */
+  onError?: (error: unknown) => void;
+  /**
+   * After a failed commit (C16), how often the runtime tries to re-activate the sessions the
+   * failure stopped, from what was committed; `/healthz` answers 503 until the store works.
+   * @default 1000
+   */
+  storeRetryMs?: number;
 }
 
 export const sessionDefaults = {
@@ -130,6 +143,7 @@ export const runtimeDefaults = {
   idleTimeoutMs: 600_000,
   maxLiveSessions: 50_000,
   historyWindow: 50,
+  storeRetryMs: 1000,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -164,6 +178,8 @@ const runtimeSchema = z.strictObject({
   kinds: z
     .record(z.string(), z.object({ machine: z.object({}).loose(), input: z.function() }).loose())
     .optional(),
+  onError: z.function().optional(),
+  storeRetryMs: millis.min(1).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

@@ -1,11 +1,13 @@
 import type { AnyStateMachine, EventObject } from 'xstate';
 import { Observable, Subject, type Subscriber } from 'rxjs';
+import { IsolatedObservable } from './isolated-observable.ts';
 import type { SessionSettings } from '../../machines/session.ts';
 import {
   BatonError,
   InvalidMessageError,
   RuntimeShuttingDownError,
   SessionNotFoundError,
+  StoreUnavailableError,
   errorFor,
 } from '../errors.ts';
 import { parseRuntimeOptions, parseSessionOptions, runtimeDefaults, type RuntimeOptions } from './options.ts';
@@ -16,7 +18,7 @@ import { SessionHost, type HostDeps } from './session-host.ts';
 import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
-import { MemoryStore, type InboxEntry } from './store.ts';
+import { MemoryStore, StaleEpochError, type InboxEntry } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 import { answerText, validate } from './validate-input.ts';
@@ -79,6 +81,20 @@ export interface Runtime {
   eventsOf(sessionId: string): Observable<SessionEvent>;
   /** C14: rejects new input, drains running turns for `drainMs`, aborts the rest, stops every actor. */
   shutdown(options?: ShutdownOptions): Promise<void>;
+  /** Whether the store works (C16) and this process still owns it (C17): what `/healthz` reports. */
+  health(): RuntimeHealth;
+}
+
+/** The runtime's health, for `/healthz`. */
+export interface RuntimeHealth {
+  /** `false` while commits fail (sessions are out of service) or after this process was fenced. */
+  readonly ok: boolean;
+  /** Sessions stopped by a failed commit, waiting to be re-activated. */
+  readonly failedSessions: number;
+  /** The last store failure, while it lasts. */
+  readonly storeError?: string;
+  /** A newer process owns the store (C17): this one must stop. */
+  readonly fenced: boolean;
 }
 
 /**
@@ -100,11 +116,20 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const sessions = new Map<string, SessionHost>();
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
   const events$ = new Subject<SessionEvent>();
-  const dispatcher = new Dispatcher((error) => {
-    // Only a bug in Baton itself gets here; say so loudly, never crash the host process.
-    console.error('baton: internal error in a deferred task', error);
-  });
+  // User code that throws is reported, never rethrown: it must not take the process down (C7).
+  const report = (error: unknown): void => {
+    try {
+      (opts.onError ?? ((e: unknown) => console.error('baton:', e)))(error);
+    } catch {
+      // An error handler that throws has nowhere left to report to.
+    }
+  };
+  const dispatcher = new Dispatcher(report);
   let shutdown: Promise<void> | undefined;
+  // C16: sessions a failed commit stopped, re-activated from what was committed.
+  const failing = new Map<string, string>();
+  let fenced: StaleEpochError | undefined;
+  let retry: unknown;
 
   const deps: HostDeps = {
     clock: dispatcher.wrap(clock),
@@ -113,6 +138,24 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     idempotencyWindow: opts.idempotencyWindow,
     inspect: opts.inspect,
     store,
+    report,
+    failed(host, error) {
+      if (sessions.get(host.id) === host) sessions.delete(host.id);
+      directory.trigger.sessionDeleted({ sessionId: host.id });
+      failing.set(host.id, error instanceof Error ? error.message : String(error));
+      report(new StoreUnavailableError(host.id, error));
+      // Its clients learn it at once: their stream ends with the typed error (a gateway
+      // closes them with 1013, try again later; they resume from the last committed seq).
+      const subscribers = listeners.get(host.id);
+      listeners.delete(host.id);
+      for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(host.id, error));
+      if (error instanceof StaleEpochError && !fenced) {
+        // A newer process owns the store: every session here is fenced, not only this one.
+        fenced = error;
+        for (const other of [...sessions.values()]) other.abandon(error);
+      }
+      armRetry();
+    },
     publish(event) {
       if (event.type === 'done' && event.data.input_ids.length > 0) count.turn();
       else if (event.type === 'error') {
@@ -129,8 +172,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
         const event: SessionEvent = { sessionId: host.id, seq: host.status().seq + 1, type: 'error', data: { code: 'INTERNAL_ERROR', message } };
         // Stored before it is seen, like every event: the session's next activation numbers after it.
-        store.appendEvents([event]);
-        deps.publish(event);
+        try {
+          store.appendEvents([event]);
+          deps.publish(event);
+        } catch (storeError) {
+          report(storeError);
+        }
       }
       for (const subscriber of listeners.get(host.id) ?? []) subscriber.complete();
       listeners.delete(host.id);
@@ -171,21 +218,29 @@ export function createRuntime(options: RuntimeOptions): Runtime {
    * The session, live, activated from the store, or created; a string is the reason it
    * cannot be had. Synchronous all the way (C1): the actor exists before anything else runs.
    */
-  function hostOf(sessionId: string, kindName: string | undefined): SessionHost | string {
+  function hostOf(sessionId: string, kindName: string | undefined): SessionHost | BatonError {
     const existing = sessions.get(sessionId);
-    const stored = existing ? undefined : store.load(sessionId);
+    let stored;
+    try {
+      stored = existing ? undefined : store.load(sessionId);
+    } catch (error) {
+      return new StoreUnavailableError(sessionId, error);
+    }
     const actual = existing?.kindName ?? stored?.kind;
     if (actual !== undefined && kindName !== undefined && kindName !== actual) {
-      return `session "${sessionId}" is of kind "${actual}", not "${kindName}"`;
+      return new InvalidMessageError(`session "${sessionId}" is of kind "${actual}", not "${kindName}"`);
     }
     if (existing) return existing;
+    if (fenced) return new StoreUnavailableError(sessionId, fenced);
     const name = actual ?? kindName ?? 'agent';
     const kind = kinds.get(name);
-    if (!kind) return `unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`;
+    if (!kind) return new InvalidMessageError(`unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`);
     const host = new SessionHost(sessionId, name, kind, deps, stored);
     // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
     sessions.set(sessionId, host);
     host.start();
+    if (host.failed) return new StoreUnavailableError(sessionId, failing.get(sessionId) ?? 'commit failed');
+    failing.delete(sessionId);
     if (host.status().state === 'deleted' && sessions.get(sessionId) === host) sessions.delete(sessionId);
     armSweep();
     enforceCap(host);
@@ -204,9 +259,24 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   function passivate(host: SessionHost): void {
-    host.save();
+    if (!host.save()) return; // the store failed: the host is already out of service (C16)
     host.stop();
     sessions.delete(host.id);
+  }
+
+  /** After a failed commit: try the stopped sessions again until the store takes their writes. */
+  function armRetry(): void {
+    if (retry !== undefined || shutdown || fenced) return;
+    retry = clock.setTimeout(() => {
+      retry = undefined;
+      for (const sessionId of [...failing.keys()]) {
+        const host = sessions.get(sessionId) ?? hostOf(sessionId, undefined);
+        // A save is the probe: re-activated from what was committed, and writable again.
+        if (host instanceof SessionHost && !host.failed && host.save()) failing.delete(sessionId);
+      }
+      if (failing.size > 0) armRetry();
+    }, opts.storeRetryMs);
+    (retry as { unref?: () => void }).unref?.();
   }
 
   // C11: idle sessions are passivated — snapshot saved, actor stopped. A sweep every half
@@ -230,10 +300,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   /** A session that exists, live or passivated (then activated); never creates one. */
-  function existing(sessionId: string): SessionHost | undefined {
-    if (!sessions.has(sessionId) && !store.load(sessionId)) return undefined;
-    const host = hostOf(sessionId, undefined);
-    return typeof host === 'string' ? undefined : host;
+  function existing(sessionId: string): SessionHost | BatonError | undefined {
+    if (sessions.has(sessionId)) return sessions.get(sessionId);
+    try {
+      if (!store.load(sessionId)) return undefined;
+    } catch (error) {
+      return new StoreUnavailableError(sessionId, error);
+    }
+    return hostOf(sessionId, undefined);
   }
 
   function rejected(error: BatonError): Receipt {
@@ -245,7 +319,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const problem = validate(sessionId, input);
     if (problem) return rejected(new InvalidMessageError(problem));
     const host = hostOf(sessionId, options.kind);
-    if (typeof host === 'string') return rejected(new InvalidMessageError(host));
+    if (host instanceof BatonError) return rejected(host);
     const { id, content, metadata } = input;
     const command = host.kind.commands ? parseCommand(id, content, opts.commandPrefix) : undefined;
     if (command && !commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
@@ -265,6 +339,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (problem) return rejected(new InvalidMessageError(problem));
     const host = existing(sessionId);
     if (!host) return rejected(new SessionNotFoundError(sessionId));
+    if (host instanceof BatonError) return rejected(host);
     if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
     const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
     return deliver(host, answer.id, content!, event, { id: answer.id, content: content! });
@@ -281,9 +356,23 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (seen === false) {
       return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
     }
-    if (entry) store.accept(host.id, entry);
+    if (entry) {
+      try {
+        store.accept(host.id, entry);
+      } catch (error) {
+        // Not in the inbox, so not accepted: the client may send it again (C12, C16).
+        return rejected(new StoreUnavailableError(host.id, error));
+      }
+    }
     const decided = host.send(event);
-    if (entry && decided?.status !== 'accepted') store.forget(host.id, id);
+    if (entry && decided?.status !== 'accepted') {
+      try {
+        store.forget(host.id, id);
+      } catch (error) {
+        // It stays in the inbox and is offered again after a restart, where it is refused again.
+        report(error);
+      }
+    }
     if (!decided) {
       return rejected(new InvalidMessageError(`session "${host.id}" (${host.kindName}) does not take this input in its current state`));
     }
@@ -301,6 +390,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function control(sessionId: string, action: ControlAction): void {
     const host = existing(sessionId);
     if (!host) throw new SessionNotFoundError(sessionId);
+    if (host instanceof BatonError) throw host;
     const snapshot = host.snapshot() as { can(event: EventObject): boolean };
     if (!snapshot.can({ type: action })) {
       throw new InvalidMessageError(`session "${sessionId}" (${host.kindName}) cannot "${action}" in its current state`);
@@ -309,7 +399,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   function eventsOf(sessionId: string): Observable<SessionEvent> {
-    return new Observable<SessionEvent>((subscriber) => {
+    return new IsolatedObservable<SessionEvent>(report, (subscriber) => {
       if (shutdown && sessions.size === 0) return subscriber.complete();
       let set = listeners.get(sessionId);
       if (!set) listeners.set(sessionId, (set = new Set()));
@@ -334,6 +424,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const host of hosts) host.abortDrain();
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
+    if (retry !== undefined) clock.clearTimeout(retry);
     for (const host of hosts) {
       host.save();
       host.stop();
@@ -348,7 +439,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   // work runs again. In a microtask, so the caller can subscribe to events$ first.
   queueMicrotask(() => {
     if (shutdown) return;
-    for (const sessionId of store.sessionsWithPending()) hostOf(sessionId, undefined);
+    try {
+      for (const sessionId of store.sessionsWithPending()) hostOf(sessionId, undefined);
+    } catch (error) {
+      report(new StoreUnavailableError(undefined, error));
+    }
   });
 
   return {
@@ -360,7 +455,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const problem = validate(sessionId, { id: 'open', content: '' });
       if (problem) throw new InvalidMessageError(problem);
       const host = hostOf(sessionId, options.kind);
-      if (typeof host === 'string') throw new InvalidMessageError(host);
+      if (host instanceof BatonError) throw host;
       return host.status();
     },
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),
@@ -374,7 +469,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     machineOf: (kind) => kinds.get(kind)?.machine,
     directory,
     sessionIds: () => [...sessions.keys()],
-    events$: events$.asObservable(),
+    events$: new IsolatedObservable<SessionEvent>(report, (subscriber) => events$.subscribe(subscriber)),
+    health: () => ({
+      ok: failing.size === 0 && !fenced,
+      failedSessions: failing.size,
+      fenced: fenced !== undefined,
+      ...(fenced ? { storeError: fenced.message } : failing.size > 0 && { storeError: [...failing.values()].at(-1)! }),
+    }),
     eventsOf,
     shutdown({ drainMs = 5000 }: ShutdownOptions = {}) {
       if (!Number.isFinite(drainMs) || drainMs < 0) {

@@ -17,6 +17,10 @@ export interface HostDeps {
   readonly inspect?: InspectionObserver | undefined;
   readonly store: Store;
   publish(event: SessionEvent): void;
+  /** User code threw (a deferred task): report it, never rethrow (C7). */
+  report(error: unknown): void;
+  /** A commit failed (C16): the session is stopped and nothing of its step was published. */
+  failed(host: SessionHost, error: unknown): void;
   /** The session reached a final state (`deleted`), or its actor failed; the runtime forgets it. */
   ended(host: SessionHost, error?: unknown): void;
 }
@@ -30,6 +34,11 @@ type CommonEffect =
 /**
  * Hosts one session actor of any kind: numbers its events (C8), captures its receipts,
  * remembers its recent input ids (C10), and hands other effects to the kind's driver.
+ *
+ * The output gate (C16): everything a step makes visible — its events, the work it starts
+ * (an agent, a command), a drain notice — waits in the step's outbox until the step is
+ * committed. A failed commit releases nothing: the session stops and the runtime
+ * re-activates it from what was committed.
  */
 export class SessionHost {
   readonly id: string;
@@ -40,11 +49,13 @@ export class SessionHost {
   readonly #deps: HostDeps;
   readonly #driver: KindDriver | undefined;
   #seq = 0;
-  /** Events emitted but not stored yet, and what their turns consumed: see #persist. */
+  /** The uncommitted steps: their events, what their turns consumed, and what they release. */
   readonly #unsaved: SessionEvent[] = [];
   readonly #consumed: string[] = [];
   readonly #transcript: TranscriptEntry[] = [];
-  #persistQueued = false;
+  readonly #outbox: (() => void)[] = [];
+  #commitQueued = false;
+  #failed = false;
   #receipt: MachineReceipt | undefined;
   #stopped = false;
   #drained: (() => void) | undefined;
@@ -72,7 +83,7 @@ export class SessionHost {
       sessionId: id,
       input,
       dispatch: (event) => this.#dispatch(event),
-      defer: (task) => deps.dispatcher.defer(task),
+      defer: (task) => this.#gate(task),
       now: deps.now,
       clock: deps.clock,
     });
@@ -95,6 +106,20 @@ export class SessionHost {
    * the start (a subscriber that sends to this very session) must find it, not create another.
    */
   start(): void {
+    try {
+      this.#start();
+    } catch (error) {
+      // The store failed while the session was loaded or first saved.
+      this.#fail(error);
+    }
+  }
+
+  /** `true` once a commit failed: the session is stopped and must be activated again. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  #start(): void {
     const deps = this.#deps;
     const restored = this.#restored;
     const id = this.id;
@@ -104,7 +129,7 @@ export class SessionHost {
         this.#actor.start();
         this.#actor.send({ type: 'activate' });
       });
-      this.save();
+      if (!this.#failed) this.save();
       return;
     }
     // Everything a client saw was stored before it was sent: numbering goes on from there.
@@ -128,10 +153,20 @@ export class SessionHost {
     });
   }
 
-  /** Saves the session's snapshot (at creation, passivation and shutdown; turns are saved by #persist). */
-  save(): void {
-    const snapshot = this.#actor.getPersistedSnapshot();
-    this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq });
+  /**
+   * Saves the session's snapshot (at creation, passivation and shutdown; steps are saved by
+   * #commitStep). `false` if the store failed: the session is then stopped (C16).
+   */
+  save(): boolean {
+    if (this.#failed) return false;
+    try {
+      const snapshot = this.#actor.getPersistedSnapshot();
+      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq });
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
   }
 
   /** Nothing runs and nothing waits: the session may be passivated. */
@@ -176,6 +211,11 @@ export class SessionHost {
     this.#drained?.();
   }
 
+  /** Takes the session out of service as a failed commit would (the store was fenced, C17). */
+  abandon(error: unknown): void {
+    this.#fail(error);
+  }
+
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -206,17 +246,26 @@ export class SessionHost {
         this.#announce(effect.event);
         return;
       case 'drained':
-        this.#deps.dispatcher.defer(() => this.#drained?.());
+        this.#gate(() => this.#drained?.());
         return;
       default:
         this.#driver?.effect(e);
     }
   }
 
-  /** Numbers an output, stores it with its step, then publishes it. */
+  /** Numbers an output; it is published once its step is committed. */
   #announce(output: MachineOutput, fromMachine = true): void {
     const event = this.#number(output, fromMachine);
-    this.#deps.dispatcher.defer(() => this.#deps.publish(event));
+    this.#gate(() => this.#deps.publish(event));
+  }
+
+  /** Holds what a step releases until the step is committed (C16). */
+  #gate(task: () => void): void {
+    this.#outbox.push(task);
+    if (this.#commitQueued) return;
+    this.#commitQueued = true;
+    // After the step (and any steps that follow in this same dispatch): one commit for all.
+    this.#deps.dispatcher.defer(() => this.#commitStep());
   }
 
   /**
@@ -239,42 +288,76 @@ export class SessionHost {
       event = { sessionId: this.id, seq, ...output } as SessionEvent;
     }
     this.#unsaved.push(event);
-    if (!this.#persistQueued) {
-      this.#persistQueued = true;
-      this.#deps.dispatcher.defer(() => this.#persist());
-    }
     return event;
   }
 
   /**
-   * Stores the events of the step that just ran, in one transaction with what a finished
-   * turn consumed — and, for a durable store, the snapshot after the step. A memory store
+   * Commits the steps that ran since the last commit — their events, what a finished turn
+   * consumed, the transcript it adds and, for a durable store, the snapshot after them — in
+   * one transaction; then, and only then, releases their outbox in order. A memory store
    * takes snapshots only at passivation and shutdown.
    */
-  #persist(): void {
-    this.#persistQueued = false;
+  #commitStep(): void {
+    this.#commitQueued = false;
+    if (this.#failed) return;
     const events = this.#unsaved.splice(0);
     const consumed = this.#consumed.splice(0);
     const transcript = this.#transcript.splice(0);
-    // A durable store gets the snapshot after every step, so a restart resumes exactly
-    // where clients last saw the session; a memory store only at passivation and shutdown.
-    const withSnapshot = this.#deps.store.durable;
-    const session = withSnapshot
-      ? { sessionId: this.id, kind: this.kindName, snapshot: this.#actor.getPersistedSnapshot(), seq: this.#seq }
-      : undefined;
-    this.#deps.store.commit({
-      sessionId: this.id,
-      events,
-      consumed,
-      ...(transcript.length > 0 && { transcript }),
-      ...(session && { session }),
-    });
+    const outbox = this.#outbox.splice(0);
+    if (events.length > 0 || consumed.length > 0 || transcript.length > 0) {
+      try {
+        const session = this.#deps.store.durable
+          ? { sessionId: this.id, kind: this.kindName, snapshot: this.#actor.getPersistedSnapshot(), seq: this.#seq }
+          : undefined;
+        this.#deps.store.commit({
+          sessionId: this.id,
+          events,
+          consumed,
+          ...(transcript.length > 0 && { transcript }),
+          ...(session && { session }),
+        });
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+    }
+    for (const task of outbox) {
+      try {
+        task();
+      } catch (error) {
+        this.#deps.report(error);
+      }
+    }
+  }
+
+  /**
+   * A commit failed: nothing of the uncommitted steps is released, the actor and its work
+   * stop, and the runtime takes the session out of service until the store works again.
+   * What was committed is intact, so no seq a client saw is reused and no acknowledged
+   * input is lost.
+   */
+  #fail(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#unsaved.length = 0;
+    this.#consumed.length = 0;
+    this.#transcript.length = 0;
+    this.#outbox.length = 0;
+    this.stop();
+    this.#drained?.();
+    this.#deps.failed(this, error);
   }
 
   #end(error?: unknown): void {
     this.stop();
     this.#drained?.();
-    if (error === undefined) this.#deps.store.delete(this.id);
+    if (error === undefined) {
+      try {
+        this.#deps.store.delete(this.id);
+      } catch (storeError) {
+        this.#deps.report(storeError);
+      }
+    }
     this.#deps.ended(this, error);
   }
 }

@@ -3,15 +3,11 @@ import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { requirePeer } from '../peer.ts';
 import { migrate } from './sqlite-migrations.ts';
+import { StaleEpochError } from './store.ts';
+export { StaleEpochError };
 import type { SessionEvent } from './types.ts';
 import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
 
-/** Thrown when a write finds the session owned by another epoch (the multi-node fencing token). */
-export class StaleEpochError extends Error {
-  constructor(sessionId: string) {
-    super(`session "${sessionId}" is owned by another epoch; this node must not write it`);
-  }
-}
 
 /**
  * The embedded store: one SQLite file (WAL), through better-sqlite3's synchronous API.
@@ -81,7 +77,7 @@ export class SqliteStore implements Store {
       const snapshot = JSON.stringify(session.snapshot);
       this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, this.#epoch, now);
       const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, session.sessionId, this.#epoch);
-      if (changes === 0) throw new StaleEpochError(session.sessionId);
+      if (changes === 0) throw new StaleEpochError(`session "${session.sessionId}" is owned by another epoch; this process must not write it`);
       for (const id of consumed) this.#q.consume.run(session.sessionId, id);
       if (consumed.length > 0) this.#q.prune.run(session.sessionId, session.sessionId, INBOX_KEEP);
     })();

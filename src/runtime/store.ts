@@ -1,5 +1,18 @@
 import type { SessionEvent } from './types.ts';
 
+/**
+ * A write was refused because the store (or, on a cluster, the session) now has a newer
+ * owner (C17): this process must stop writing it. The runtime stops the sessions it fences.
+ */
+export class StaleEpochError extends Error {
+  readonly holder: string | undefined;
+  constructor(message: string, holder?: string) {
+    super(message);
+    this.name = 'StaleEpochError';
+    this.holder = holder;
+  }
+}
+
 /** An accepted input, as the durable inbox keeps it. */
 export interface InboxEntry {
   readonly id: string;
