@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Level, type Logger } from 'pino';
 import { createRuntime } from '../runtime/runtime.ts';
 import { createGateway } from '../gateway/gateway.ts';
-import { MemoryStore, type Store } from '../runtime/store.ts';
+import { MemoryStore, StaleEpochError, type Store } from '../runtime/store.ts';
 import { demoAgent } from '../agents/demo.ts';
 import type { Agent } from '../runtime/turn.ts';
 import type { BusyPolicy } from '../../machines/session.ts';
@@ -62,7 +62,12 @@ export async function serve(argv: string[]): Promise<void> {
   const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
   const inspector = values.inspect ? await skyInspector(logger) : undefined;
   const store = await openStore(storeSpec);
-  const runtime = createRuntime({ store, ...settings, busyPolicy, agent, ...(inspector && { inspect: inspector }) });
+  let fenced: (error: StaleEpochError) => void = () => {};
+  const onError = (error: unknown) => {
+    if (error instanceof StaleEpochError) fenced(error);
+    else logger.error({ err: error }, 'reported error');
+  };
+  const runtime = createRuntime({ store, ...settings, busyPolicy, agent, onError, ...(inspector && { inspect: inspector }) });
   const gateway = createGateway({
     runtime,
     port,
@@ -94,6 +99,13 @@ export async function serve(argv: string[]): Promise<void> {
         process.exit(1);
       },
     );
+  };
+  // C17: a newer process took the store over. This one serves nothing more: say who, exit 1.
+  fenced = (error) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`baton: ${error.message}\n`);
+    void gateway.close().finally(() => process.exit(1));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -143,7 +143,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
       directory.trigger.sessionDeleted({ sessionId: host.id });
       failing.set(host.id, error instanceof Error ? error.message : String(error));
-      report(new StoreUnavailableError(host.id, error));
+      // Fencing is reported once, as itself (a gateway exits on it); other failures per session.
+      if (!(error instanceof StaleEpochError)) report(new StoreUnavailableError(host.id, error));
+      else if (!fenced) report(error);
       // Its clients learn it at once: their stream ends with the typed error (a gateway
       // closes them with 1013, try again later; they resume from the last committed seq).
       const subscribers = listeners.get(host.id);

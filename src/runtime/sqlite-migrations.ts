@@ -42,6 +42,14 @@ export const MIGRATIONS: readonly string[] = [
      status TEXT
    );
    CREATE INDEX transcript_session ON transcript (session_id, n);`,
+  // 4: the store's owner (C17): opening the store takes it with epoch + 1, and every write
+  // checks that the epoch is still its own.
+  `CREATE TABLE owner (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     epoch INTEGER NOT NULL,
+     holder TEXT NOT NULL,
+     since INTEGER NOT NULL
+   );`,
 ];
 
 /** Runs the migrations a database has not seen yet, each in its own transaction. */

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { requirePeer } from '../peer.ts';
@@ -9,8 +10,28 @@ import type { SessionEvent } from './types.ts';
 import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
 
 
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Events held per session for resume. @default 256 */
+  keepEvents?: number;
+  /** Who this process is, as the next owner of the store will name it. @default `pid <pid> on <hostname>` */
+  holder?: string;
+  /**
+   * A size quota for the database file (SQLite's `max_page_count`). Past it every write fails
+   * with "database or disk is full", exactly as a full disk does: nothing of the failing step
+   * is published (C16) and the runtime retries until there is room again.
+   * @default no limit but the disk's
+   */
+  maxBytes?: number;
+}
+
 /**
  * The embedded store: one SQLite file (WAL), through better-sqlite3's synchronous API.
+ *
+ * One owner at a time (C17): opening the store takes it over with a new epoch, and every
+ * write checks that epoch in its transaction. A second process that opens the same file
+ * fences the first: the first's next write throws {@link StaleEpochError} naming the new
+ * holder, its runtime stops every session, and no input runs in both.
  *
  * @example
  * const runtime = createRuntime({ agent, store: new SqliteStore('./.baton/baton.db') });
@@ -19,11 +40,12 @@ export class SqliteStore implements Store {
   readonly durable = true;
   readonly #db: BetterSqlite3.Database;
   readonly #keep: number;
-  readonly #epoch = 1;
+  /** This process's ownership epoch of the whole store (C17). */
+  readonly epoch: number;
+  readonly #path: string;
   readonly #q;
-  #writes = 0;
 
-  constructor(path: string, { keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
+  constructor(path: string, { keepEvents = DEFAULT_KEEP_EVENTS, holder = `pid ${process.pid} on ${hostname()}`, maxBytes }: SqliteStoreOptions = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const Database = requirePeer<typeof BetterSqlite3>('better-sqlite3', 'baton-runtime/sqlite');
     this.#db = new Database(path);
@@ -31,8 +53,22 @@ export class SqliteStore implements Store {
     // NORMAL under WAL: a commit survives a process crash (what C12 promises); only an OS
     // crash or power loss can lose the last transactions.
     this.#db.pragma('synchronous = NORMAL');
+    // A writer of another process holds the lock for a few ms at most; wait, do not fail.
+    this.#db.pragma('busy_timeout = 5000');
     migrate(this.#db);
+    if (maxBytes !== undefined) {
+      const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+      this.#db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`);
+    }
     this.#keep = keepEvents;
+    this.#path = path;
+    this.epoch = this.#db
+      .prepare<[string, number], { epoch: number }>(
+        `INSERT INTO owner (id, epoch, holder, since) VALUES (1, 1, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1, holder = excluded.holder, since = excluded.since
+         RETURNING epoch`,
+      )
+      .get(holder, Date.now())!.epoch;
     const db = this.#db;
     this.#q = {
       load: db.prepare<[string], { kind: string; snapshot: string; seq: number }>('SELECT kind, snapshot, seq FROM sessions WHERE id = ?'),
@@ -63,6 +99,7 @@ export class SqliteStore implements Store {
       deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
       deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE session_id = ?'),
+      owner: db.prepare<[], { epoch: number; holder: string }>('SELECT epoch, holder FROM owner WHERE id = 1'),
     };
   }
 
@@ -71,40 +108,54 @@ export class SqliteStore implements Store {
     return row && { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq };
   }
 
-  save(session: StoredSession, consumed: readonly string[] = []): void {
+  /** A write transaction of this owner: refused once a newer owner took the store (C17). */
+  #write(fn: () => void): void {
     this.#db.transaction(() => {
+      const owner = this.#q.owner.get();
+      if (owner?.epoch !== this.epoch) {
+        throw new StaleEpochError(
+          `the store ${this.#path} was taken over by ${owner?.holder ?? 'another process'} (epoch ${owner?.epoch}); this process (epoch ${this.epoch}) must stop`,
+          owner?.holder,
+        );
+      }
+      fn();
+    })();
+  }
+
+  save(session: StoredSession, consumed: readonly string[] = []): void {
+    this.#write(() => {
       const now = Date.now();
       const snapshot = JSON.stringify(session.snapshot);
-      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, this.#epoch, now);
-      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, session.sessionId, this.#epoch);
+      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, 1, now);
+      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, session.sessionId, 1);
       if (changes === 0) throw new StaleEpochError(`session "${session.sessionId}" is owned by another epoch; this process must not write it`);
       for (const id of consumed) this.#q.consume.run(session.sessionId, id);
       if (consumed.length > 0) this.#q.prune.run(session.sessionId, session.sessionId, INBOX_KEEP);
-    })();
+    });
   }
 
   commit(step: StepRecord): void {
     // Nested transactions become savepoints: the step commits whole or not at all.
-    this.#db.transaction(() => {
+    this.#write(() => {
       this.appendEvents(step.events);
       if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
       if (step.session) this.save(step.session, step.consumed);
       else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
-    })();
+    });
   }
 
   consume(sessionId: string, consumed: readonly string[]): void {
-    this.#db.transaction(() => {
+    this.#write(() => {
       for (const id of consumed) this.#q.consume.run(sessionId, id);
-    })();
+    });
   }
 
   accept(sessionId: string, input: InboxEntry): void {
-    this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
+    this.#write(() => this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null));
   }
 
   forget(sessionId: string, inputId: string): void {
-    this.#q.forget.run(sessionId, inputId);
+    this.#write(() => this.#q.forget.run(sessionId, inputId));
   }
 
   pending(sessionId: string): InboxEntry[] {
@@ -121,14 +172,15 @@ export class SqliteStore implements Store {
 
   appendEvents(events: readonly SessionEvent[]): void {
     if (events.length === 0) return;
-    this.#db.transaction(() => {
-      for (const e of events) this.#q.event.run(e.sessionId, e.seq, e.type, JSON.stringify(e.data));
-      // Trim now and then, not on every write: a session holds at most 2 × keepEvents.
-      if ((this.#writes += events.length) >= this.#keep) {
-        this.#writes = 0;
-        for (const id of new Set(events.map((e) => e.sessionId))) this.#q.trim.run(id, this.lastSeq(id) - this.#keep);
+    this.#write(() => {
+      const newest = new Map<string, number>();
+      for (const e of events) {
+        this.#q.event.run(e.sessionId, e.seq, e.type, JSON.stringify(e.data));
+        newest.set(e.sessionId, Math.max(e.seq, newest.get(e.sessionId) ?? 0));
       }
-    })();
+      // Every session written keeps exactly its newest keepEvents (one indexed range delete).
+      for (const [id, seq] of newest) this.#q.trim.run(id, seq - this.#keep);
+    });
   }
 
   eventsAfter(sessionId: string, seq: number): SessionEvent[] {
@@ -142,9 +194,9 @@ export class SqliteStore implements Store {
   }
 
   appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
-    this.#db.transaction(() => {
+    this.#write(() => {
       for (const e of entries) this.#q.say.run(sessionId, e.role, e.content, e.inputId ?? null, e.status ?? null);
-    })();
+    });
   }
 
   transcript(sessionId: string, limit: number): TranscriptEntry[] {
@@ -158,12 +210,12 @@ export class SqliteStore implements Store {
   }
 
   delete(sessionId: string): void {
-    this.#db.transaction(() => {
+    this.#write(() => {
       this.#q.deleteTranscript.run(sessionId);
       this.#q.deleteSession.run(sessionId);
       this.#q.deleteInbox.run(sessionId);
       this.#q.deleteEvents.run(sessionId);
-    })();
+    });
   }
 
   close(): void {
