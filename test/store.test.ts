@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryStore, type Store } from '../src/index.ts';
+import { MemoryStore, StaleEpochError, type Store } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { migrate, MIGRATIONS } from '../src/runtime/sqlite-migrations.ts';
 
@@ -96,6 +96,49 @@ describe('SqliteStore', () => {
     other.prepare("UPDATE sessions SET epoch = 2 WHERE id = 's'").run();
     other.close();
     expect(() => store.save({ sessionId: 's', kind: 'agent', snapshot: {}, seq: 2 })).toThrow(/another epoch/);
+    store.close();
+  });
+
+  it('C17: a second store on the same file takes it over; the first one\'s writes are refused, naming the holder', () => {
+    const path = join(dir, 'owners.db');
+    const first = new SqliteStore(path, { holder: 'process A' });
+    first.accept('s', { id: 'm1', content: 'a' });
+    const second = new SqliteStore(path, { holder: 'process B' });
+    expect(second.epoch).toBe(first.epoch + 1);
+    expect(() => first.accept('s', { id: 'm2', content: 'b' })).toThrow(/taken over by process B/);
+    expect(() => first.commit({ sessionId: 's', events: [], consumed: ['m1'] })).toThrow(StaleEpochError);
+    second.accept('s', { id: 'm3', content: 'c' });
+    expect(second.pending('s').map((e) => e.id)).toEqual(['m1', 'm3']);
+    first.close();
+    second.close();
+  });
+
+  it('refuses a damaged file and a SQLite database of another application, in one line naming the file', () => {
+    const foreign = join(dir, 'foreign.db');
+    const db = new Database(foreign);
+    db.exec('CREATE TABLE invoices (id INTEGER PRIMARY KEY)');
+    db.close();
+    expect(() => new SqliteStore(foreign)).toThrow(`${foreign} is a SQLite database of another application, not Baton's`);
+    const damaged = join(dir, 'damaged.db');
+    const good = new SqliteStore(damaged);
+    for (let i = 0; i < 200; i++) good.accept('s', { id: `m${i}`, content: 'x'.repeat(500) });
+    good.close();
+    const bytes = readFileSync(damaged);
+    bytes.fill(0xa5, 4096 * 3, 4096 * 3 + 2048); // scribble over a page in the middle
+    writeFileSync(damaged, bytes);
+    expect(() => new SqliteStore(damaged)).toThrow(/damaged|malformed|not a database/);
+  });
+
+  it('keeps exactly the newest keepEvents events of every session it writes', () => {
+    const store = new SqliteStore(':memory:', { keepEvents: 10 });
+    for (let seq = 1; seq <= 100; seq++) {
+      store.appendEvents([
+        { sessionId: 'a', seq, type: 'state', data: { state: 'idle' } },
+        ...(seq % 7 === 0 ? [{ sessionId: 'b', seq: seq / 7, type: 'state' as const, data: { state: 'idle' as const } }] : []),
+      ]);
+    }
+    expect(store.eventsAfter('a', 0).map((e) => e.seq)).toEqual([91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
+    expect(store.eventsAfter('b', 0)).toHaveLength(10);
     store.close();
   });
 });

@@ -10,7 +10,7 @@ import {
 } from '../../machines/session.ts';
 import type { Agent, Steering, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
-import type { DriverContext, KindDriver, SessionKind } from './kind.ts';
+import { withContext, type DriverContext, type KindDriver, type SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
 import type { Store, TranscriptEntry } from './store.ts';
@@ -33,6 +33,9 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     machine: sessionMachine,
     input: (sessionId) => ({ sessionId, settings: options.settingsFor(sessionId) }),
     commands: true,
+    // Settings come from the runtime at every activation; drain flags belong to one process.
+    persist: (snapshot) => withContext(snapshot, { settings: undefined, draining: false, drained: false }),
+    restore: (snapshot, input) => withContext(snapshot, { settings: (input as { settings: SessionSettings }).settings, draining: false, drained: false }),
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
     holds: (snapshot: AnyMachineSnapshot) => {
       const c = snapshot.context as SessionContext;
@@ -301,3 +304,4 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 export function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+

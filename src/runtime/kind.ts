@@ -46,8 +46,23 @@ export interface SessionKind {
    * @default none: every unconsumed input is sent again
    */
   holds?(snapshot: AnyMachineSnapshot): readonly string[];
+  /**
+   * Configuration never lives in a stored snapshot: `persist` takes it (and process-local
+   * flags) out of a persisted snapshot before it is stored, and `restore` puts the runtime's
+   * current configuration — from this activation's {@link SessionKind.input} — back in
+   * before the snapshot is restored. So a restart with new settings applies them.
+   * @default stored and restored as they are
+   */
+  persist?(snapshot: PersistedSnapshot): PersistedSnapshot;
+  restore?(snapshot: PersistedSnapshot, input: unknown): PersistedSnapshot;
   /** Summarises a snapshot. @default the state value, backlog 0, turns 0 */
   status?(snapshot: AnyMachineSnapshot): { state: string; backlog: number; turns: number };
+}
+
+/** A persisted XState snapshot as the store keeps it (JSON-safe). */
+export interface PersistedSnapshot {
+  readonly context?: unknown;
+  readonly [key: string]: unknown;
 }
 
 /** What a kind's driver may do with its session. */
@@ -74,4 +89,9 @@ export interface KindDriver {
   closeTurn?(done: Omit<DoneData, 'stats'>): { durationMs: number; transcript?: readonly TranscriptEntry[] };
   /** The session is being stopped: abort what runs. */
   stop(): void;
+}
+
+/** A persisted snapshot with some context fields replaced (undefined ones are not stored). */
+export function withContext(snapshot: PersistedSnapshot, fields: Record<string, unknown>): PersistedSnapshot {
+  return { ...snapshot, context: { ...(snapshot.context as object), ...fields } };
 }

@@ -2,7 +2,7 @@ import { fromPromise, type AnyMachineSnapshot } from 'xstate';
 import { onboardingMachine, type Analysis, type AnalyzerInput, type OnboardingContext } from '../../machines/onboarding.ts';
 import type { Question } from '../../machines/events.ts';
 import { demoAnalyzer } from '../agents/demo-analyzer.ts';
-import type { SessionKind } from './kind.ts';
+import { withContext, type SessionKind } from './kind.ts';
 
 /** Reflects on one answer. Gets an AbortSignal that aborts if the session is stopped or terminated. */
 export type Analyzer = (input: AnalyzerInput, signal: AbortSignal) => Promise<Analysis>;
@@ -44,6 +44,9 @@ export function onboardingKind(options: OnboardingOptions = {}): SessionKind {
   return {
     machine,
     input: (sessionId) => ({ sessionId, questions }),
+    // The question texts are configuration: from the runtime at every activation.
+    persist: (snapshot) => withContext(snapshot, { questions: undefined }),
+    restore: (snapshot, input) => withContext(snapshot, { questions: (input as { questions: unknown }).questions }),
     answers: true,
     holds: (snapshot: AnyMachineSnapshot) => {
       const c = snapshot.context as OnboardingContext;

@@ -3,7 +3,7 @@ import type { MachineOutput, MachineReceipt } from '../../machines/events.ts';
 import type { Clock } from './clock.ts';
 import type { InspectionObserver } from './options.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import type { KindDriver, SessionKind } from './kind.ts';
+import type { KindDriver, PersistedSnapshot, SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { Store, StoredSession, TranscriptEntry } from './store.ts';
@@ -56,6 +56,8 @@ export class SessionHost {
   readonly #outbox: (() => void)[] = [];
   #commitQueued = false;
   #failed = false;
+  /** The snapshot the store holds: a step that leaves it as it is (a delta) does not rewrite it. */
+  #committed: unknown;
   #receipt: MachineReceipt | undefined;
   #stopped = false;
   #drained: (() => void) | undefined;
@@ -77,7 +79,8 @@ export class SessionHost {
       input,
       clock: deps.clock,
       ...(deps.inspect && { inspect: deps.inspect }),
-      ...(restored && { snapshot: restored.snapshot as never }),
+      // The stored snapshot holds session state only; this activation's configuration goes in.
+      ...(restored && { snapshot: (kind.restore ? kind.restore(restored.snapshot as PersistedSnapshot, input) : restored.snapshot) as never }),
     });
     this.#driver = kind.driver?.({
       sessionId: id,
@@ -160,8 +163,9 @@ export class SessionHost {
   save(): boolean {
     if (this.#failed) return false;
     try {
-      const snapshot = this.#actor.getPersistedSnapshot();
-      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot, seq: this.#seq });
+      const current = this.#actor.getSnapshot();
+      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq });
+      this.#committed = current;
       return true;
     } catch (error) {
       this.#fail(error);
@@ -209,6 +213,12 @@ export class SessionHost {
   abortDrain(): void {
     this.#dispatch({ type: 'shutdown.abort', keep: this.#deps.store.durable } as EventObject);
     this.#drained?.();
+  }
+
+  /** The persisted snapshot as the store keeps it: session state, no configuration. */
+  #persisted(): unknown {
+    const snapshot = this.#actor.getPersistedSnapshot() as PersistedSnapshot;
+    return this.kind.persist ? this.kind.persist(snapshot) : snapshot;
   }
 
   /** Takes the session out of service as a failed commit would (the store was fenced, C17). */
@@ -305,10 +315,14 @@ export class SessionHost {
     const transcript = this.#transcript.splice(0);
     const outbox = this.#outbox.splice(0);
     if (events.length > 0 || consumed.length > 0 || transcript.length > 0) {
+      const current = this.#actor.getSnapshot();
       try {
-        const session = this.#deps.store.durable
-          ? { sessionId: this.id, kind: this.kindName, snapshot: this.#actor.getPersistedSnapshot(), seq: this.#seq }
-          : undefined;
+        // XState keeps the snapshot object when a step changes nothing (a streamed delta):
+        // then only the events are written.
+        const session =
+          this.#deps.store.durable && current !== this.#committed
+            ? { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq }
+            : undefined;
         this.#deps.store.commit({
           sessionId: this.id,
           events,
@@ -316,6 +330,7 @@ export class SessionHost {
           ...(transcript.length > 0 && { transcript }),
           ...(session && { session }),
         });
+        if (session) this.#committed = current;
       } catch (error) {
         this.#fail(error);
         return;

@@ -55,6 +55,7 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     // A writer of another process holds the lock for a few ms at most; wait, do not fail.
     this.#db.pragma('busy_timeout = 5000');
+    checkFile(this.#db, path);
     migrate(this.#db);
     if (maxBytes !== undefined) {
       const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
@@ -221,6 +222,18 @@ export class SqliteStore implements Store {
   close(): void {
     if (this.#db.open) this.#db.close();
   }
+}
+
+/**
+ * Refuses a file Baton must not write: a damaged database (`PRAGMA quick_check`) or one of
+ * another application (tables, but no Baton schema version). One line, naming the file.
+ */
+function checkFile(db: BetterSqlite3.Database, path: string): void {
+  const check = db.pragma('quick_check', { simple: true });
+  if (check !== 'ok') throw new Error(`${path} is damaged (SQLite quick_check: ${String(check).split('\n')[0]})`);
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'table'").get()!.n;
+  if (version === 0 && tables > 0) throw new Error(`${path} is a SQLite database of another application, not Baton's`);
 }
 
 interface Row {

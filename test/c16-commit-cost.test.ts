@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { createRuntime, type Turn } from '../src/index.ts';
+import type { StepRecord } from '../src/index.ts';
+import { SqliteStore } from '../src/sqlite.ts';
+import { settle } from './helpers.ts';
+
+/** Counts what the host writes. */
+class CountingStore extends SqliteStore {
+  commits = 0;
+  snapshots = 0;
+  constructor() {
+    super(':memory:');
+  }
+  override commit(step: StepRecord): void {
+    this.commits++;
+    if (step.session) this.snapshots++;
+    super.commit(step);
+  }
+}
+
+/** One turn streaming `n` deltas, each in its own tick; returns what the store wrote for it. */
+async function turnWith(n: number) {
+  const store = new CountingStore();
+  const agent = async (turn: Turn) => {
+    for (let i = 0; i < n; i++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turn.emit(`d${i} `);
+    }
+  };
+  const runtime = createRuntime({ agent, store, debounceMs: 0 });
+  runtime.open('s');
+  await settle();
+  const before = { commits: store.commits, snapshots: store.snapshots };
+  const done = new Promise<void>((resolve) => runtime.eventsOf('s').subscribe((e) => e.type === 'done' && resolve()));
+  runtime.send('s', { id: 'm1', content: 'go' });
+  await done;
+  await settle();
+  const deltas = store.eventsAfter('s', 0).filter((e) => e.type === 'message.delta').length;
+  await runtime.shutdown({ drainMs: 0 });
+  return { deltas, commits: store.commits - before.commits, snapshots: store.snapshots - before.snapshots };
+}
+
+describe('C16 commit cost', () => {
+  it('a streamed delta changes no machine state, so it never rewrites the snapshot: snapshot writes per turn do not grow with its deltas', async () => {
+    const short = await turnWith(5);
+    const long = await turnWith(100);
+    expect(short.deltas).toBe(5);
+    expect(long.deltas).toBe(100);
+    expect(long.snapshots).toBe(short.snapshots);
+    expect(long.snapshots).toBeLessThanOrEqual(4);
+  });
+});
