@@ -75,9 +75,9 @@ describe('C12 recovery edges', () => {
     const p = path();
     class DiesAtTheDone extends SqliteStore {
       dead = false;
-      override commit(step: StepRecord) {
-        if (step.consumed.length > 0) this.dead = true;
-        if (!this.dead) super.commit(step);
+      override commit(steps: readonly StepRecord[]) {
+        if (steps.some((step) => step.consumed.length > 0)) this.dead = true;
+        if (!this.dead) super.commit(steps);
       }
     }
     const first = controlledAgent();

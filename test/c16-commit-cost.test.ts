@@ -11,10 +11,10 @@ class CountingStore extends SqliteStore {
   constructor() {
     super(':memory:');
   }
-  override commit(step: StepRecord): void {
+  override commit(steps: readonly StepRecord[]): void {
     this.commits++;
-    if (step.session) this.snapshots++;
-    super.commit(step);
+    this.snapshots += steps.filter((step) => step.session).length;
+    super.commit(steps);
   }
 }
 

@@ -19,9 +19,9 @@ class FaultyStore extends SqliteStore {
     this.writes++;
     if (this.failing) throw new Error('database or disk is full');
   }
-  override commit(step: StepRecord): void {
+  override commit(steps: readonly StepRecord[]): void {
     this.#check();
-    super.commit(step);
+    super.commit(steps);
   }
   override save(session: StoredSession, consumed?: readonly string[]): void {
     this.#check();

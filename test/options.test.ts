@@ -26,6 +26,7 @@ describe('createRuntime options', () => {
       maxLiveSessions: 50_000,
       historyWindow: 50,
       storeRetryMs: 1000,
+      ownerCheckMs: 1000,
     });
   });
 

@@ -106,7 +106,7 @@ describe('SqliteStore', () => {
     const second = new SqliteStore(path, { holder: 'process B' });
     expect(second.epoch).toBe(first.epoch + 1);
     expect(() => first.accept('s', { id: 'm2', content: 'b' })).toThrow(/taken over by process B/);
-    expect(() => first.commit({ sessionId: 's', events: [], consumed: ['m1'] })).toThrow(StaleEpochError);
+    expect(() => first.commit([{ sessionId: 's', events: [], consumed: ['m1'] }])).toThrow(StaleEpochError);
     second.accept('s', { id: 'm3', content: 'c' });
     expect(second.pending('s').map((e) => e.id)).toEqual(['m1', 'm3']);
     first.close();

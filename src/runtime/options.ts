@@ -125,6 +125,12 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 1000
    */
   storeRetryMs?: number;
+  /**
+   * How often the runtime asks a store that can be shared (SQLite) whether this process
+   * still owns it (C17); a fenced process stops every session and reports the fence.
+   * @default 1000
+   */
+  ownerCheckMs?: number;
 }
 
 export const sessionDefaults = {
@@ -144,6 +150,7 @@ export const runtimeDefaults = {
   maxLiveSessions: 50_000,
   historyWindow: 50,
   storeRetryMs: 1000,
+  ownerCheckMs: 1000,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -165,7 +172,7 @@ const runtimeSchema = z.strictObject({
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),
   inspect: z.union([z.function(), z.looseObject({})]).optional(),
-  store: z.looseObject({ load: z.function(), save: z.function() }).optional(),
+  store: z.looseObject({ load: z.function(), save: z.function(), commit: z.function() }).optional(),
   idleTimeoutMs: millis.min(1).optional(),
   maxLiveSessions: z.number().int().min(1).optional(),
   historyWindow: z.number().int().min(0).optional(),
@@ -180,6 +187,7 @@ const runtimeSchema = z.strictObject({
     .optional(),
   onError: z.function().optional(),
   storeRetryMs: millis.min(1).optional(),
+  ownerCheckMs: millis.min(1).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

@@ -15,10 +15,11 @@ import { commandRegistry, parseCommand, BUILTIN_COMMANDS } from './commands.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, type HostDeps } from './session-host.ts';
+import { GroupCommit } from './group-commit.ts';
 import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
-import { MemoryStore, StaleEpochError, type InboxEntry } from './store.ts';
+import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
 import { answerText, validate } from './validate-input.ts';
@@ -110,7 +111,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const commands = commandRegistry(options.commands);
   const commandHelp = [...commands].map(([name, spec]) => ({ name, description: spec.description }));
   const clock = opts.clock ?? systemClock;
-  const store = opts.store ?? new MemoryStore();
+  const store: Store = opts.store ?? new MemoryStore();
   const directory = createDirectory();
   const count = createCounter(directory);
   const sessions = new Map<string, SessionHost>();
@@ -132,6 +133,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let retry: unknown;
 
   const deps: HostDeps = {
+    commits: new GroupCommit(store, dispatcher),
     clock: dispatcher.wrap(clock),
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,
@@ -143,19 +145,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
       directory.trigger.sessionDeleted({ sessionId: host.id });
       failing.set(host.id, error instanceof Error ? error.message : String(error));
-      // Fencing is reported once, as itself (a gateway exits on it); other failures per session.
       if (!(error instanceof StaleEpochError)) report(new StoreUnavailableError(host.id, error));
-      else if (!fenced) report(error);
       // Its clients learn it at once: their stream ends with the typed error (a gateway
       // closes them with 1013, try again later; they resume from the last committed seq).
       const subscribers = listeners.get(host.id);
       listeners.delete(host.id);
       for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(host.id, error));
-      if (error instanceof StaleEpochError && !fenced) {
-        // A newer process owns the store: every session here is fenced, not only this one.
-        fenced = error;
-        for (const other of [...sessions.values()]) other.abandon(error);
-      }
+      if (error instanceof StaleEpochError) fence(error);
       armRetry();
     },
     publish(event) {
@@ -265,6 +261,35 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     host.stop();
     sessions.delete(host.id);
   }
+
+  /**
+   * C17: a newer process owns the store. Every session here stops (their next writes would
+   * be refused anyway), and the fence is reported once, as itself: a gateway exits on it.
+   */
+  function fence(error: StaleEpochError): void {
+    if (fenced) return;
+    fenced = error;
+    report(error);
+    for (const host of [...sessions.values()]) host.abandon(error);
+  }
+
+  // An idle process would only learn of its fence at its next write: the store is asked
+  // who owns it every ownerCheckMs, so a fenced process stops promptly.
+  let ownerCheck: unknown;
+  function armOwnerCheck(): void {
+    if (!store.checkOwner || shutdown || fenced) return;
+    ownerCheck = clock.setTimeout(() => {
+      try {
+        store.checkOwner?.();
+        armOwnerCheck();
+      } catch (error) {
+        if (error instanceof StaleEpochError) fence(error);
+        else armOwnerCheck();
+      }
+    }, opts.ownerCheckMs);
+    (ownerCheck as { unref?: () => void }).unref?.();
+  }
+  armOwnerCheck();
 
   /** After a failed commit: try the stopped sessions again until the store takes their writes. */
   function armRetry(): void {
@@ -427,6 +452,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
     if (retry !== undefined) clock.clearTimeout(retry);
+    if (ownerCheck !== undefined) clock.clearTimeout(ownerCheck);
     for (const host of hosts) {
       host.save();
       host.stop();

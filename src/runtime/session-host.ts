@@ -6,7 +6,8 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { KindDriver, PersistedSnapshot, SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
-import type { Store, StoredSession, TranscriptEntry } from './store.ts';
+import type { StepRecord, Store, StoredSession, TranscriptEntry } from './store.ts';
+import type { GroupCommit } from './group-commit.ts';
 
 export interface HostDeps {
   /** The dispatcher's wrapped clock: XState's timers run through it. */
@@ -21,6 +22,8 @@ export interface HostDeps {
   report(error: unknown): void;
   /** A commit failed (C16): the session is stopped and nothing of its step was published. */
   failed(host: SessionHost, error: unknown): void;
+  /** Commits the steps of all sessions of one tick together. */
+  readonly commits: GroupCommit;
   /** The session reached a final state (`deleted`), or its actor failed; the runtime forgets it. */
   ended(host: SessionHost, error?: unknown): void;
 }
@@ -54,6 +57,9 @@ export class SessionHost {
   readonly #consumed: string[] = [];
   readonly #transcript: TranscriptEntry[] = [];
   readonly #outbox: (() => void)[] = [];
+  /** The outbox of the step being committed, and its snapshot. */
+  #releasing: (() => void)[] = [];
+  #committing: unknown;
   #commitQueued = false;
   #failed = false;
   /** The snapshot the store holds: a step that leaves it as it is (a delta) does not rewrite it. */
@@ -158,7 +164,7 @@ export class SessionHost {
 
   /**
    * Saves the session's snapshot (at creation, passivation and shutdown; steps are saved by
-   * #commitStep). `false` if the store failed: the session is then stopped (C16).
+   * takeStep). `false` if the store failed: the session is then stopped (C16).
    */
   save(): boolean {
     if (this.#failed) return false;
@@ -274,8 +280,8 @@ export class SessionHost {
     this.#outbox.push(task);
     if (this.#commitQueued) return;
     this.#commitQueued = true;
-    // After the step (and any steps that follow in this same dispatch): one commit for all.
-    this.#deps.dispatcher.defer(() => this.#commitStep());
+    // After the step, with every other session's steps of this tick: one transaction for all.
+    this.#deps.commits.enqueue(this);
   }
 
   /**
@@ -302,47 +308,52 @@ export class SessionHost {
   }
 
   /**
-   * Commits the steps that ran since the last commit — their events, what a finished turn
-   * consumed, the transcript it adds and, for a durable store, the snapshot after them — in
-   * one transaction; then, and only then, releases their outbox in order. A memory store
-   * takes snapshots only at passivation and shutdown.
+   * Hands the group commit what the steps since the last commit wrote — their events, what
+   * a finished turn consumed, the transcript it adds and, for a durable store, the snapshot
+   * after them — and sets their outbox aside for {@link release}. `undefined` when there is
+   * nothing to write (the outbox is still released). A memory store takes snapshots only
+   * at passivation and shutdown.
    */
-  #commitStep(): void {
+  takeStep(): StepRecord | undefined {
     this.#commitQueued = false;
-    if (this.#failed) return;
+    this.#releasing = this.#outbox.splice(0);
     const events = this.#unsaved.splice(0);
     const consumed = this.#consumed.splice(0);
     const transcript = this.#transcript.splice(0);
-    const outbox = this.#outbox.splice(0);
-    if (events.length > 0 || consumed.length > 0 || transcript.length > 0) {
-      const current = this.#actor.getSnapshot();
-      try {
-        // XState keeps the snapshot object when a step changes nothing (a streamed delta):
-        // then only the events are written.
-        const session =
-          this.#deps.store.durable && current !== this.#committed
-            ? { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq }
-            : undefined;
-        this.#deps.store.commit({
-          sessionId: this.id,
-          events,
-          consumed,
-          ...(transcript.length > 0 && { transcript }),
-          ...(session && { session }),
-        });
-        if (session) this.#committed = current;
-      } catch (error) {
-        this.#fail(error);
-        return;
-      }
-    }
-    for (const task of outbox) {
+    if (this.#failed || (events.length === 0 && consumed.length === 0 && transcript.length === 0)) return undefined;
+    // XState keeps the snapshot object when a step changes nothing (a streamed delta): then
+    // only the events are written.
+    const current = this.#actor.getSnapshot();
+    const changed = this.#deps.store.durable && current !== this.#committed;
+    if (changed) this.#committing = current;
+    return {
+      sessionId: this.id,
+      events,
+      consumed,
+      ...(transcript.length > 0 && { transcript }),
+      ...(changed && { session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq } }),
+    };
+  }
+
+  /** The step is committed: now, and only now, what it made visible is released, in order (C16). */
+  release(): void {
+    if (this.#failed) return;
+    if (this.#committing !== undefined) this.#committed = this.#committing;
+    this.#committing = undefined;
+    for (const task of this.#releasing.splice(0)) {
       try {
         task();
       } catch (error) {
         this.#deps.report(error);
       }
     }
+  }
+
+  /** The step's commit failed: nothing of it is released, and the session stops (C16). */
+  commitFailed(error: unknown): void {
+    this.#releasing.length = 0;
+    this.#committing = undefined;
+    this.#fail(error);
   }
 
   /**

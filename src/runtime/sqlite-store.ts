@@ -112,15 +112,18 @@ export class SqliteStore implements Store {
   /** A write transaction of this owner: refused once a newer owner took the store (C17). */
   #write(fn: () => void): void {
     this.#db.transaction(() => {
-      const owner = this.#q.owner.get();
-      if (owner?.epoch !== this.epoch) {
-        throw new StaleEpochError(
-          `the store ${this.#path} was taken over by ${owner?.holder ?? 'another process'} (epoch ${owner?.epoch}); this process (epoch ${this.epoch}) must stop`,
-          owner?.holder,
-        );
-      }
+      this.checkOwner();
       fn();
     })();
+  }
+
+  checkOwner(): void {
+    const owner = this.#q.owner.get();
+    if (owner?.epoch === this.epoch) return;
+    throw new StaleEpochError(
+      `the store ${this.#path} was taken over by ${owner?.holder ?? 'another process'} (epoch ${owner?.epoch}); this process (epoch ${this.epoch}) must stop`,
+      owner?.holder,
+    );
   }
 
   save(session: StoredSession, consumed: readonly string[] = []): void {
@@ -135,13 +138,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  commit(step: StepRecord): void {
-    // Nested transactions become savepoints: the step commits whole or not at all.
+  commit(steps: readonly StepRecord[]): void {
+    // One transaction for every step of the group; nested ones become savepoints.
     this.#write(() => {
-      this.appendEvents(step.events);
-      if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
-      if (step.session) this.save(step.session, step.consumed);
-      else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
+      for (const step of steps) {
+        this.appendEvents(step.events);
+        if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
+        if (step.session) this.save(step.session, step.consumed);
+        else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
+      }
     });
   }
 

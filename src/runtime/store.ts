@@ -33,7 +33,7 @@ export interface TranscriptEntry {
   readonly status?: 'interrupted' | 'failed';
 }
 
-/** One step of a session, stored whole (see `Store.commit`). */
+/** One session's steps since its last commit, stored whole (see `Store.commit`). */
 export interface StepRecord {
   readonly sessionId: string;
   readonly events: readonly SessionEvent[];
@@ -76,12 +76,12 @@ export interface Store {
   /** The ids (and content) of the session's most recent accepted inputs, oldest first (C10 across restarts). */
   recentInputs(sessionId: string, limit: number): InboxEntry[];
   /**
-   * One step of a session, in one transaction: its events, and — when a turn ended — the
-   * inputs it consumed, with the snapshot after the step if given. Nothing of a step is
-   * stored without the rest, so a crash can neither lose a `done`'s consumption nor keep a
-   * `done` whose inputs would run again.
+   * Steps of sessions, in one transaction (a group commit): their events, and — when a turn
+   * ended — the inputs it consumed, with the snapshot after the step if given. Nothing of a
+   * step is stored without the rest, so a crash can neither lose a `done`'s consumption nor
+   * keep a `done` whose inputs would run again; and a step that throws stores nothing.
    */
-  commit(step: StepRecord): void;
+  commit(steps: readonly StepRecord[]): void;
   /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
   appendEvents(events: readonly SessionEvent[]): void;
   /** Held events of a session with a seq above `seq`, in order. */
@@ -94,6 +94,12 @@ export interface Store {
   transcript(sessionId: string, limit: number): TranscriptEntry[];
   delete(sessionId: string): void;
   close(): void;
+  /**
+   * Throws {@link StaleEpochError} when a newer owner took the store over (C17). The runtime
+   * asks every `ownerCheckMs`, so a fenced process stops even when it has nothing to write.
+   * @default not asked (a store only this process can open)
+   */
+  checkOwner?(): void;
 }
 
 /** How many events per session a store holds for resume (`init.data.last_seq`). */
@@ -137,11 +143,13 @@ export class MemoryStore implements Store {
     if (inbox) for (const id of consumed) inbox.pending.delete(id);
   }
 
-  commit(step: StepRecord): void {
-    this.appendEvents(step.events);
-    if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
-    if (step.session) this.save(step.session, step.consumed);
-    else this.consume(step.sessionId, step.consumed);
+  commit(steps: readonly StepRecord[]): void {
+    for (const step of steps) {
+      this.appendEvents(step.events);
+      if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
+      if (step.session) this.save(step.session, step.consumed);
+      else this.consume(step.sessionId, step.consumed);
+    }
   }
 
   accept(sessionId: string, input: InboxEntry): void {

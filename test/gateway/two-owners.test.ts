@@ -9,7 +9,7 @@ import { serve } from './process.ts';
 const dir = mkdtempSync(join(tmpdir(), 'baton-owners-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const words = (i: number) => Array.from({ length: 10 }, (_, k) => `i${i}w${k}`).join(' ');
+const words = (i: number) => Array.from({ length: 30 }, (_, k) => `i${i}w${k}`).join(' ');
 
 describe('C17 one owner per store: two gateway processes on one SQLite file', () => {
   it('the second fences the first, which exits 1 naming the holder; no input is in two dones', async () => {
