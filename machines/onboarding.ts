@@ -9,6 +9,11 @@
  * final for the conversation, while the session itself stays up to reject late answers
  * with `CONVERSATION_ALREADY_COMPLETE`, and to be terminated or deleted.
  *
+ * State tags tell the runtime what the session is doing, so it never reads state names:
+ * `waiting-for-user` and `quiescent` on q1–q3 (a question is asked; an answer labelled for a
+ * later question waits on the user too), `busy` while an answer is analyzed, `quiescent` on
+ * `complete` and `terminated`.
+ *
  * The analyzer is injected with `.provide({ actors: { analyzer } })`; it gets an
  * AbortSignal that aborts when its state is left. Pure: imports only from xstate.
  */
@@ -235,6 +240,7 @@ export const onboardingMachine = setup({
       },
       states: {
         q1: {
+          tags: ['waiting-for-user', 'quiescent'],
           entry: { type: 'ask', params: { n: 0 } },
           always: { guard: { type: 'hasPending', params: { n: 0 } }, target: 'analyzing1', actions: { type: 'takePending', params: { n: 0 } } },
           on: {
@@ -245,6 +251,7 @@ export const onboardingMachine = setup({
           },
         },
         analyzing1: {
+          tags: ['busy'],
           invoke: {
             id: 'analyzer1',
             src: 'analyzer',
@@ -254,6 +261,7 @@ export const onboardingMachine = setup({
           },
         },
         q2: {
+          tags: ['waiting-for-user', 'quiescent'],
           entry: { type: 'ask', params: { n: 1 } },
           always: { guard: { type: 'hasPending', params: { n: 1 } }, target: 'analyzing2', actions: { type: 'takePending', params: { n: 1 } } },
           on: {
@@ -267,6 +275,7 @@ export const onboardingMachine = setup({
           },
         },
         analyzing2: {
+          tags: ['busy'],
           invoke: {
             id: 'analyzer2',
             src: 'analyzer',
@@ -276,6 +285,7 @@ export const onboardingMachine = setup({
           },
         },
         q3: {
+          tags: ['waiting-for-user', 'quiescent'],
           entry: { type: 'ask', params: { n: 2 } },
           always: { guard: { type: 'hasPending', params: { n: 2 } }, target: 'analyzing3', actions: { type: 'takePending', params: { n: 2 } } },
           on: {
@@ -287,6 +297,7 @@ export const onboardingMachine = setup({
           },
         },
         analyzing3: {
+          tags: ['busy'],
           invoke: {
             id: 'analyzer3',
             src: 'analyzer',
@@ -297,12 +308,14 @@ export const onboardingMachine = setup({
         },
         complete: {
           type: 'final',
+          tags: ['quiescent'],
           entry: 'announceComplete',
           on: { input: { actions: 'rejectComplete' } },
         },
       },
     },
     terminated: {
+      tags: ['quiescent'],
       entry: 'announceTerminated',
       on: { input: { actions: 'rejectTerminated' }, terminate: {} },
     },

@@ -12,9 +12,13 @@
  * (`agent.done`, `command.done`, …) tagged with the turn or command they belong to, so
  * a late answer of a stopped turn is recognised and discarded (C6).
  *
+ * State tags tell the runtime what the session is doing, so it never reads state names:
+ * `busy` while a turn runs (`running.busy`), `quiescent` where nothing runs and nothing
+ * waits (`running.idle.quiet`, `terminated`) — the runtime may passivate the session there.
+ *
  * Pure: imports only from xstate, so it pastes into the Stately visualizer unchanged.
  */
-import { setup, and, assign, emit, enqueueActions } from 'xstate';
+import { setup, and, not, assign, emit, enqueueActions } from 'xstate';
 import type { ErrorCode, MachineOutput, MachineReceipt, DoneReason } from './events.ts';
 
 export type BusyPolicy = 'collect' | 'followup' | 'interrupt' | 'reject' | 'steer';
@@ -193,6 +197,8 @@ export const sessionMachine = setup({
     /** The lane is free and a user command is next. */
     commandDue: ({ context }) => context.command === null && nextCommand(context) !== undefined,
     keepWork: ({ event }) => 'keep' in event && event.keep === true,
+    /** Something besides a turn occupies the session: a command runs or waits, or inputs are held. */
+    holdsWork: ({ context }) => context.command !== null || context.commands.length > 0 || pending(context) > 0,
     drainComplete: ({ context }) =>
       context.draining && !context.drained && context.turn === null && context.command === null,
   },
@@ -448,7 +454,10 @@ export const sessionMachine = setup({
         resume: { actions: ['undrain', 'abandonCommand'] },
       },
       states: {
+        // Split by what the lane holds, so the `quiescent` tag is exact: the host passivates on
+        // the tag alone, and a running command or held work must not look idle.
         idle: {
+          initial: 'quiet',
           always: { guard: 'turnDue', target: 'busy', actions: 'takeFromQueue' },
           on: {
             input: [
@@ -459,6 +468,12 @@ export const sessionMachine = setup({
             ],
             command: { guard: 'isStop', actions: ['admitCommand', 'stopAll'] },
             stop: { actions: 'stopAll' },
+          },
+          states: {
+            // Nothing runs and nothing waits.
+            quiet: { tags: ['quiescent'], always: { guard: 'holdsWork', target: 'occupied' } },
+            // A command runs beside, or work is held while the session drains.
+            occupied: { always: { guard: not('holdsWork'), target: 'quiet' } },
           },
         },
         // C3: sealed `debounce` after the latest input or `maxWait` after the first.
@@ -492,6 +507,7 @@ export const sessionMachine = setup({
         },
         // C1: exactly one turn in flight; nothing here starts another one.
         busy: {
+          tags: ['busy'],
           entry: 'startTurn',
           on: {
             input: [
@@ -530,7 +546,9 @@ export const sessionMachine = setup({
         },
       },
     },
+    // Nothing ever runs here again: a command still queued by the ordered lane never will.
     terminated: {
+      tags: ['quiescent'],
       entry: 'announceTerminated',
       on: {
         resume: { actions: 'undrain' },

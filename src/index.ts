@@ -6,7 +6,8 @@
  */
 export { createRuntime } from './runtime/runtime.ts';
 export type { Runtime, RuntimeHealth, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
-export type { SessionKind, DriverContext, KindDriver } from './runtime/kind.ts';
+export type { SessionKind, SessionTag, DriverContext, KindDriver } from './runtime/kind.ts';
+export { SessionTags } from './runtime/kind.ts';
 export { defaultQuestions } from './runtime/onboarding-kind.ts';
 export type { Analyzer, OnboardingOptions } from './runtime/onboarding-kind.ts';
 export { demoAnalyzer } from './agents/demo-analyzer.ts';

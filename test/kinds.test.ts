@@ -23,8 +23,11 @@ const ratingMachine = setup({
   id: 'rating',
   initial: 'asking',
   states: {
-    asking: { on: { input: [{ guard: 'isRating', target: 'rated', actions: ['accept', 'thank'] }, { actions: 'refuse' }] } },
-    rated: {},
+    asking: {
+      tags: ['waiting-for-user', 'quiescent'],
+      on: { input: [{ guard: 'isRating', target: 'rated', actions: ['accept', 'thank'] }, { actions: 'refuse' }] },
+    },
+    rated: { tags: ['quiescent'] },
   },
 });
 

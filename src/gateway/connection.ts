@@ -324,6 +324,8 @@ export class Connection {
   }
 
   #wireState(status: SessionStatus | undefined): string {
+    // Any kind whose state carries the `busy` tag is running, whatever it calls the state.
+    if (status?.busy) return 'running';
     switch (status?.state) {
       case undefined:
       case 'deleted':

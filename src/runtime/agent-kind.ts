@@ -10,7 +10,7 @@ import {
 } from '../../machines/session.ts';
 import type { Agent, Steering, Turn } from './turn.ts';
 import type { CommandSpec } from './commands.ts';
-import { withContext, type DriverContext, type KindDriver, type SessionKind } from './kind.ts';
+import { SessionTags, withContext, type DriverContext, type KindDriver, type SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
 import type { Store, TranscriptEntry } from './store.ts';
@@ -54,7 +54,7 @@ export function agentKind(options: AgentKindOptions): SessionKind {
           ? 'terminated'
           : snapshot.matches('deleted')
             ? 'deleted'
-            : snapshot.matches({ running: 'busy' }) || c.command !== null
+            : snapshot.hasTag(SessionTags.busy) || c.command !== null // a command: the lane is context, not a state
               ? 'busy'
               : snapshot.matches({ running: 'collecting' })
                 ? 'collecting'

@@ -15,7 +15,19 @@ import type { Clock } from './clock.ts';
  *   vocabulary); the runtime numbers them (C8) and publishes them;
  * - it may handle `activate` (sent right after start), `start`, `stop`, `terminate`, `delete`
  *   (reaching a final state removes the session) and `shutdown` (emit `{ type: 'drained' }`
- *   when nothing runs any more; otherwise it is stopped when `drainMs` is up).
+ *   when nothing runs any more; otherwise it is stopped when `drainMs` is up);
+ * - its states carry tags ({@link SessionTags}) that tell the runtime what the session is
+ *   doing; the runtime reads these, never state names:
+ *   - `quiescent`: nothing runs and nothing waits — no turn, no invoked actor, no timer, no
+ *     input or command the machine would take up without a new event from outside. The
+ *     runtime passivates a session in such a state (snapshot saved, actor stopped) after
+ *     `idleTimeoutMs`, or earlier to stay under `maxLiveSessions`; its next input brings it
+ *     back. The tag alone decides, so a state that may hold work must not carry it: split
+ *     it (the agent kind's `running.idle` has `quiet` and `occupied` children). A kind
+ *     without the tag is never passivated;
+ *   - `busy`: a turn or an analysis runs (status `busy: true`; on the wire `running`);
+ *   - `waiting-for-user`: the session has asked the user something and waits for the
+ *     answer (status `waitingForUser: true`).
  *
  * @example
  * const echoKind: SessionKind = {
@@ -24,6 +36,31 @@ import type { Clock } from './clock.ts';
  * };
  * createRuntime({ agent, kinds: { echo: echoKind } }).open('s1', { kind: 'echo' });
  */
+/**
+ * The state tags of the {@link SessionKind} protocol, by name. Tag a machine's states with
+ * these strings (machines stay free of runtime imports, so they spell them out).
+ *
+ * @example
+ * setup({}).createMachine({
+ *   initial: 'asking',
+ *   states: {
+ *     asking: { tags: ['waiting-for-user', 'quiescent'], on: { input: 'scoring' } },
+ *     scoring: { tags: ['busy'], invoke: { src: 'score', onDone: 'rated' } },
+ *     rated: { tags: ['quiescent'] },
+ *   },
+ * });
+ */
+export const SessionTags = {
+  /** Nothing runs and nothing waits: the runtime may passivate the session. */
+  quiescent: 'quiescent',
+  /** A turn or an analysis runs. */
+  busy: 'busy',
+  /** A question is asked and the session waits for the user's answer. */
+  waitingForUser: 'waiting-for-user',
+} as const;
+
+export type SessionTag = (typeof SessionTags)[keyof typeof SessionTags];
+
 export interface SessionKind {
   readonly machine: AnyStateMachine;
   /** The machine's `input` for a new session. */
@@ -55,7 +92,11 @@ export interface SessionKind {
    */
   persist?(snapshot: PersistedSnapshot): PersistedSnapshot;
   restore?(snapshot: PersistedSnapshot, input: unknown): PersistedSnapshot;
-  /** Summarises a snapshot. @default the state value, backlog 0, turns 0 */
+  /**
+   * Summarises a snapshot for `runtime.status`: a name for its state, the inputs waiting, the
+   * turns taken. `busy` and `waitingForUser` come from the state's tags, whatever this says.
+   * @default the state value as a string (JSON for a nested one), backlog 0, turns 0
+   */
   status?(snapshot: AnyMachineSnapshot): { state: string; backlog: number; turns: number };
 }
 

@@ -2,7 +2,7 @@ import { fromPromise, type AnyMachineSnapshot } from 'xstate';
 import { onboardingMachine, type Analysis, type AnalyzerInput, type OnboardingContext } from '../../machines/onboarding.ts';
 import type { Question } from '../../machines/events.ts';
 import { demoAnalyzer } from '../agents/demo-analyzer.ts';
-import { withContext, type SessionKind } from './kind.ts';
+import { SessionTags, withContext, type SessionKind } from './kind.ts';
 
 /** Reflects on one answer. Gets an AbortSignal that aborts if the session is stopped or terminated. */
 export type Analyzer = (input: AnalyzerInput, signal: AbortSignal) => Promise<Analysis>;
@@ -62,7 +62,7 @@ export function onboardingKind(options: OnboardingOptions = {}): SessionKind {
             ? 'terminated'
             : snapshot.matches('deleted')
               ? 'deleted'
-              : /analyzing/.test(JSON.stringify(snapshot.value))
+              : snapshot.hasTag(SessionTags.busy)
                 ? 'busy'
                 : 'idle';
       return { state, backlog: c.pending.length, turns: c.answered.length };

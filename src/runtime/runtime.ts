@@ -14,7 +14,7 @@ import { parseRuntimeOptions, parseSessionOptions, runtimeDefaults, type Runtime
 import { commandRegistry, parseCommand, BUILTIN_COMMANDS } from './commands.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
-import { SessionHost, type HostDeps } from './session-host.ts';
+import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
 import { GroupCommit } from './group-commit.ts';
 import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
@@ -491,7 +491,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const live = sessions.get(sessionId);
       if (live) return live.status();
       const stored = store.load(sessionId);
-      return stored && { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, seq: Math.max(stored.seq, store.lastSeq(sessionId)) };
+      if (!stored) return undefined;
+      const waitingForUser = waitsForUser(kinds.get(stored.kind), stored.snapshot);
+      const seq = Math.max(stored.seq, store.lastSeq(sessionId));
+      return { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, busy: false, waitingForUser, seq };
     },
     eventsAfter: (sessionId, seq) => store.eventsAfter(sessionId, seq),
     machineOf: (kind) => kinds.get(kind)?.machine,

@@ -3,7 +3,7 @@ import type { MachineOutput, MachineReceipt } from '../../machines/events.ts';
 import type { Clock } from './clock.ts';
 import type { InspectionObserver } from './options.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import type { KindDriver, PersistedSnapshot, SessionKind } from './kind.ts';
+import { SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { StepRecord, Store, StoredSession, TranscriptEntry } from './store.ts';
@@ -179,10 +179,9 @@ export class SessionHost {
     }
   }
 
-  /** Nothing runs and nothing waits: the session may be passivated. */
+  /** Nothing runs and nothing waits (the state's `quiescent` tag): the session may be passivated. */
   quiescent(): boolean {
-    const { state, backlog } = this.status();
-    return backlog === 0 && (state === 'idle' || state === 'complete' || state === 'terminated');
+    return this.#actor.getSnapshot().hasTag(SessionTags.quiescent);
   }
 
   /** Sends one event and returns the receipt the machine decided, if it decided one. */
@@ -196,7 +195,14 @@ export class SessionHost {
   status(): SessionStatus {
     const snapshot = this.#actor.getSnapshot();
     const summary = this.kind.status?.(snapshot) ?? { state: stateName(snapshot.value), backlog: 0, turns: 0 };
-    return { sessionId: this.id, kind: this.kindName, ...summary, seq: this.#seq } as SessionStatus;
+    return {
+      sessionId: this.id,
+      kind: this.kindName,
+      ...summary,
+      busy: snapshot.hasTag(SessionTags.busy),
+      waitingForUser: snapshot.hasTag(SessionTags.waitingForUser),
+      seq: this.#seq,
+    } as SessionStatus;
   }
 
   /** The actor's current snapshot, read-only: context, state value, status. */
@@ -385,6 +391,20 @@ export class SessionHost {
       }
     }
     this.#deps.ended(this, error);
+  }
+}
+
+/**
+ * Whether a saved snapshot waits for the user (its state's `waiting-for-user` tag), read
+ * without starting an actor: a passivated session reports it like a live one.
+ */
+export function waitsForUser(kind: SessionKind | undefined, snapshot: unknown): boolean {
+  const saved = snapshot as { value?: unknown; context?: unknown } | undefined;
+  if (!kind || saved?.value === undefined) return false;
+  try {
+    return kind.machine.resolveState({ value: saved.value as never, context: saved.context }).hasTag(SessionTags.waitingForUser);
+  } catch {
+    return false; // a snapshot of a state the machine no longer has: it says nothing
   }
 }
 

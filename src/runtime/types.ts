@@ -32,14 +32,25 @@ export interface SessionStatus {
   readonly kind: string;
   /**
    * `created`, `idle`, `collecting`, `busy`, `terminated` for agent sessions; onboarding adds
-   * `complete`; user kinds report their own. `passivated`: saved in the store, no actor
-   * (C11); its next input or attach activates it.
+   * `complete`; user kinds report their own (the state value, unless the kind has a `status`
+   * hook). `passivated`: saved in the store, no actor (C11); its next input or attach
+   * activates it.
    */
   readonly state: 'created' | 'idle' | 'collecting' | 'busy' | 'complete' | 'terminated' | 'deleted' | 'passivated' | (string & {});
   /** Inputs waiting: the open batch plus the backlog (onboarding: answers waiting). */
   readonly backlog: number;
   /** Turns started (onboarding: questions answered). */
   readonly turns: number;
+  /**
+   * A turn or an analysis runs: the session's state carries the `busy` tag (see
+   * `SessionTags`). An agent session's `state` also says `busy` while a command runs.
+   */
+  readonly busy: boolean;
+  /**
+   * The session asked the user something and waits for the answer (the `waiting-for-user`
+   * tag), live or passivated: an onboarding question, a custom kind's prompt.
+   */
+  readonly waitingForUser: boolean;
   /** The seq of the latest event the session emitted. */
   readonly seq: number;
 }

@@ -40,6 +40,12 @@ function check(): ModelCheckReport {
       'answered in order, none skipped': (s) => ctx(s).answered.join(',') === ['q1', 'q2', 'q3'].slice(0, ctx(s).answered.length).join(','),
       'never more answers than questions': (s) => ctx(s).answered.length + ctx(s).pending.length + (ctx(s).current ? 1 : 0) <= 3,
       'complete only after three answers': (s) => !s.matches({ conversation: 'complete' }) || ctx(s).answered.length === 3,
+      // C11: the runtime reads these tags, never state names.
+      'busy (the tag) exactly while an analyzer runs': (s) => s.hasTag('busy') === Object.keys(s.children).length > 0,
+      'quiescent (the tag): no analyzer runs, and no answer waits that the machine would take up': (s) =>
+        !s.hasTag('quiescent') || (Object.keys(s.children).length === 0 && (s.matches('terminated') || ctx(s).current === null)),
+      'waiting for the user exactly while a question is open': (s) =>
+        s.hasTag('waiting-for-user') === ['q1', 'q2', 'q3'].some((q) => s.matches({ conversation: q })),
     },
     stepInvariants: {
       'a question is asked only when the previous ones are answered': ({ to, emitted }) =>

@@ -71,6 +71,12 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
   invariants: {
     'busy exactly when a turn is held': (s) => s.matches({ running: 'busy' }) === (ctx(s).turn !== null),
     'collecting exactly when a batch is open': (s) => s.matches({ running: 'collecting' }) === (ctx(s).batch.length > 0),
+    // C11: the runtime passivates on the `quiescent` tag alone, so it must never hide work.
+    'quiescent (the tag) only where nothing runs and no input waits': (s) =>
+      !s.hasTag('quiescent') || (ctx(s).turn === null && inputsOf(s).length === 0 && (s.matches('terminated') || (ctx(s).command === null && ctx(s).queue.length === 0 && ctx(s).commands.length === 0))),
+    'idle with nothing running or waiting is quiescent': (s) =>
+      !s.matches({ running: 'idle' }) || ctx(s).command !== null || ctx(s).commands.length > 0 || ctx(s).queue.length > 0 || ctx(s).batch.length > 0 || s.hasTag('quiescent'),
+    'busy (the tag) exactly when a turn runs': (s) => s.hasTag('busy') === (ctx(s).turn !== null),
   },
   stepInvariants: {
     'never two turns in flight': (step) => {
