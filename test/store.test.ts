@@ -24,9 +24,9 @@ describe.each(stores)('%s', (_name, make) => {
     store.accept('t', { id: 'a', content: 'other session' });
     expect(store.pending('s')).toEqual([{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }]);
     expect(store.sessionsWithPending().sort()).toEqual(['s', 't']);
-    store.save({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5 }, ['a']);
+    store.save({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5, version: 3 }, ['a']);
     expect(store.pending('s')).toEqual([{ id: 'b', content: 'two', metadata: { lang: 'en' } }]);
-    expect(store.load('s')).toEqual({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5 });
+    expect(store.load('s')).toEqual({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5, version: 3 });
     expect(store.recentInputs('s', 10).map((i) => i.id)).toEqual(['a', 'b']);
     store.close();
   });

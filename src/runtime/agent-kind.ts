@@ -33,6 +33,10 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     machine: sessionMachine,
     input: (sessionId) => ({ sessionId, settings: options.settingsFor(sessionId) }),
     commands: true,
+    // 2: `idle` became `idle.quiet | idle.occupied` (tags). A version-1 `{ running: 'idle' }`
+    // enters idle's initial child, which is what it meant.
+    version: 2,
+    migrate: (snapshot, from) => (from === 1 ? snapshot : undefined),
     // Settings come from the runtime at every activation; drain flags belong to one process.
     persist: (snapshot) => withContext(snapshot, { settings: undefined, draining: false, drained: false }),
     restore: (snapshot, input) => withContext(snapshot, { settings: (input as { settings: SessionSettings }).settings, draining: false, drained: false }),

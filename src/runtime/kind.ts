@@ -91,6 +91,19 @@ export interface SessionKind {
    * @default stored and restored as they are
    */
   persist?(snapshot: PersistedSnapshot): PersistedSnapshot;
+  /**
+   * The version of this kind's machine, stored with every snapshot. Raise it when a change
+   * of the machine makes old snapshots wrong (states renamed or removed, context reshaped).
+   * @default 1
+   */
+  readonly version?: number;
+  /**
+   * Turns a snapshot stored by an older `version` into one of this version; `undefined` if it
+   * cannot. Without it (or when it gives up) the session is rebuilt: a fresh machine that
+   * keeps its seq, its transcript and its durable inbox, whose waiting inputs run again.
+   * @default none: rebuild
+   */
+  migrate?(snapshot: PersistedSnapshot, fromVersion: number): PersistedSnapshot | undefined;
   restore?(snapshot: PersistedSnapshot, input: unknown): PersistedSnapshot;
   /**
    * Summarises a snapshot for `runtime.status`: a name for its state, the inputs waiting, the

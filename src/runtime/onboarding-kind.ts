@@ -44,6 +44,9 @@ export function onboardingKind(options: OnboardingOptions = {}): SessionKind {
   return {
     machine,
     input: (sessionId) => ({ sessionId, questions }),
+    // 2: states gained tags; their names and the context are as in version 1.
+    version: 2,
+    migrate: (snapshot, from) => (from === 1 ? snapshot : undefined),
     // The question texts are configuration: from the runtime at every activation.
     persist: (snapshot) => withContext(snapshot, { questions: undefined }),
     restore: (snapshot, input) => withContext(snapshot, { questions: (input as { questions: unknown }).questions }),

@@ -68,6 +68,8 @@ export class SessionHost {
   #stopped = false;
   #drained: (() => void) | undefined;
   readonly #restored: StoredSession | undefined;
+  /** Restored from the store without its snapshot (another version, or unreadable): see #start. */
+  readonly #rebuilt: boolean;
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -81,13 +83,16 @@ export class SessionHost {
     this.#deps = deps;
     this.recent = new RecentIds(deps.idempotencyWindow);
     const input = kind.input(id);
-    this.#actor = createActor(kind.machine, {
-      input,
-      clock: deps.clock,
-      ...(deps.inspect && { inspect: deps.inspect }),
-      // The stored snapshot holds session state only; this activation's configuration goes in.
-      ...(restored && { snapshot: (kind.restore ? kind.restore(restored.snapshot as PersistedSnapshot, input) : restored.snapshot) as never }),
-    });
+    const options = { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) };
+    const snapshot = restored && restorable(kind, restored, input);
+    let actor: AnyActor | undefined;
+    try {
+      actor = snapshot === undefined ? undefined : createActor(kind.machine, { ...options, snapshot: snapshot as never });
+    } catch {
+      // A snapshot this machine cannot take (a state it no longer has): rebuilt below.
+    }
+    this.#rebuilt = restored !== undefined && actor === undefined;
+    this.#actor = actor ?? createActor(kind.machine, options);
     this.#driver = kind.driver?.({
       sessionId: id,
       input,
@@ -146,8 +151,9 @@ export class SessionHost {
     for (const entry of deps.store.recentInputs(id, deps.idempotencyWindow)) this.recent.remember(entry.id, entry.content);
     deps.dispatcher.run(() => {
       this.#actor.start();
-      this.#actor.send({ type: 'resume' });
-      const held = new Set(kind.holds?.(this.#actor.getSnapshot()) ?? []);
+      // A rebuilt session starts afresh and takes every waiting input again, in order.
+      this.#actor.send({ type: this.#rebuilt ? 'activate' : 'resume' });
+      const held = new Set(this.#rebuilt ? [] : (kind.holds?.(this.#actor.getSnapshot()) ?? []));
       for (const entry of deps.store.pending(id)) {
         if (held.has(entry.id)) continue;
         const receipt = this.send({ type: 'input', input: entry } as EventObject);
@@ -170,7 +176,7 @@ export class SessionHost {
     if (this.#failed) return false;
     try {
       const current = this.#actor.getSnapshot();
-      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq });
+      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1 });
       this.#committed = current;
       return true;
     } catch (error) {
@@ -337,7 +343,7 @@ export class SessionHost {
       events,
       consumed,
       ...(transcript.length > 0 && { transcript }),
-      ...(changed && { session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq } }),
+      ...(changed && { session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1 } }),
     };
   }
 
@@ -406,6 +412,19 @@ export function waitsForUser(kind: SessionKind | undefined, snapshot: unknown): 
   } catch {
     return false; // a snapshot of a state the machine no longer has: it says nothing
   }
+}
+
+/**
+ * The stored snapshot as this activation restores it: migrated if an older version of the
+ * kind wrote it, with this activation's configuration put in; `undefined` to rebuild.
+ */
+function restorable(kind: SessionKind, restored: StoredSession, input: unknown): unknown {
+  const version = kind.version ?? 1;
+  const from = restored.version ?? 1;
+  let snapshot: PersistedSnapshot | undefined = restored.snapshot as PersistedSnapshot;
+  if (from !== version) snapshot = from < version ? kind.migrate?.(snapshot, from) : undefined;
+  if (snapshot === undefined) return undefined;
+  return kind.restore ? kind.restore(snapshot, input) : snapshot;
 }
 
 function stateName(value: unknown): string {

@@ -50,6 +50,9 @@ export const MIGRATIONS: readonly string[] = [
      holder TEXT NOT NULL,
      since INTEGER NOT NULL
    );`,
+  // 5: the kind's version of each stored snapshot, so a changed machine never meets an old
+  // snapshot unprepared.
+  `ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;`,
 ];
 
 /** Runs the migrations a database has not seen yet, each in its own transaction. */

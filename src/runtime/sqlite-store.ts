@@ -72,9 +72,9 @@ export class SqliteStore implements Store {
       .get(holder, Date.now())!.epoch;
     const db = this.#db;
     this.#q = {
-      load: db.prepare<[string], { kind: string; snapshot: string; seq: number }>('SELECT kind, snapshot, seq FROM sessions WHERE id = ?'),
-      insert: db.prepare('INSERT INTO sessions (id, kind, snapshot, seq, epoch, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
-      update: db.prepare('UPDATE sessions SET kind = ?, snapshot = ?, seq = ?, updated_at = ? WHERE id = ? AND epoch = ?'),
+      load: db.prepare<[string], { kind: string; snapshot: string; seq: number; version: number }>('SELECT kind, snapshot, seq, version FROM sessions WHERE id = ?'),
+      insert: db.prepare('INSERT INTO sessions (id, kind, snapshot, seq, epoch, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
+      update: db.prepare('UPDATE sessions SET kind = ?, snapshot = ?, seq = ?, updated_at = ?, version = ? WHERE id = ? AND epoch = ?'),
       consume: db.prepare('UPDATE inbox SET consumed = 1 WHERE session_id = ? AND input_id = ?'),
       accept: db.prepare('INSERT OR IGNORE INTO inbox (session_id, input_id, content, metadata) VALUES (?, ?, ?, ?)'),
       forget: db.prepare('DELETE FROM inbox WHERE session_id = ? AND input_id = ? AND consumed = 0'),
@@ -106,7 +106,7 @@ export class SqliteStore implements Store {
 
   load(sessionId: string): StoredSession | undefined {
     const row = this.#q.load.get(sessionId);
-    return row && { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq };
+    return row && { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq, version: row.version };
   }
 
   /** A write transaction of this owner: refused once a newer owner took the store (C17). */
@@ -130,8 +130,9 @@ export class SqliteStore implements Store {
     this.#write(() => {
       const now = Date.now();
       const snapshot = JSON.stringify(session.snapshot);
-      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, 1, now);
-      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, session.sessionId, 1);
+      const version = session.version ?? 1;
+      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, 1, now, version);
+      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, version, session.sessionId, 1);
       if (changes === 0) throw new StaleEpochError(`session "${session.sessionId}" is owned by another epoch; this process must not write it`);
       for (const id of consumed) this.#q.consume.run(session.sessionId, id);
       if (consumed.length > 0) this.#q.prune.run(session.sessionId, session.sessionId, INBOX_KEEP);

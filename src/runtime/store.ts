@@ -50,6 +50,8 @@ export interface StoredSession {
   readonly snapshot: unknown;
   /** The seq of the last event the session emitted. */
   readonly seq: number;
+  /** The kind's version when the snapshot was written (see `SessionKind.version`). @default 1 */
+  readonly version?: number;
 }
 
 /**
