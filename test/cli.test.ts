@@ -31,10 +31,12 @@ describe('CLI usage errors exit 2 with the usage (C15)', () => {
   it.each([
     [['bogus'], /unknown command "bogus"/],
     [['serve', '--nope'], /Unknown option '--nope'/],
-    [['serve', '--port', 'abc'], /--port must be a non-negative integer, got "abc"/],
+    [['serve', '--port', 'abc'], /--port must be an integer from 0 to 65535, got "abc"/],
     [['serve', '--busy-policy', 'sometimes'], /--busy-policy must be one of collect/],
     [['serve', '--store', 'postgres'], /--store must be "memory" or "sqlite:PATH"/],
     [['serve', '--agent', 'openai'], /--agent openai needs --model/],
+    [['serve', '--store', 'memory', '--port', '99999'], /--port must be an integer from 0 to 65535, got "99999"/],
+    [['serve', '--store', 'memory', '--idle-timeout-ms', '0'], /--idle-timeout-ms must be an integer of at least 1/],
   ])('baton %j', (args, pattern) => {
     const { code, stderr, stdout } = baton(...args);
     expect(code).toBe(2);
@@ -89,6 +91,13 @@ describe('CLI', () => {
     const { code, stdout } = baton('--version');
     expect(code).toBe(0);
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it.each([['serve', '--help'], ['chat', '-h']])('%s %s prints the usage and exits 0', (...args) => {
+    const { code, stdout, stderr } = baton(...args);
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(stdout).toContain('Usage: baton-runtime <command> [options]');
   });
 
   it('help prints the usage and exits 0', () => {

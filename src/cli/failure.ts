@@ -29,12 +29,15 @@ export function storeFailure(spec: string, error: unknown): Error {
   if (error instanceof MissingPeerDependencyError) {
     return new Error(`the SQLite store (${spec}) needs better-sqlite3, which is not installed: run npm install better-sqlite3, or use --store memory`);
   }
-  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  const { code = '', message } = (error ?? {}) as { code?: string; message?: string };
   const reason = oneLine(message ?? String(error));
+  if (reason.startsWith('Could not locate the bindings file')) {
+    return new Error(`the SQLite store (${spec}) needs better-sqlite3's native addon, which is not built for this Node: run npm rebuild better-sqlite3`);
+  }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
     return new Error(`cannot open the store ${spec}: ${reason} (not a Baton database, or damaged); point --store at another file`);
   }
-  if (code !== undefined && ['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOENT'].includes(code)) {
+  if (/^SQLITE_(CANTOPEN|READONLY|PERM|AUTH)/.test(code) || ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOENT'].includes(code)) {
     return new Error(`cannot open the store ${spec}: ${reason}; check that the directory exists and is writable, or choose another --store`);
   }
   return new Error(`cannot open the store ${spec}: ${reason}`);

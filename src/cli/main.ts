@@ -21,6 +21,8 @@ try {
 }
 
 async function run(name: string, argv: string[]): Promise<void> {
+  // `serve --help` (as in `npm start -- --help`) asks for the usage, it is not a mistake.
+  if (argv.includes('--help') || argv.includes('-h')) name = 'help';
   switch (name) {
     case 'serve':
       return (await import('./serve.ts')).serve(argv);

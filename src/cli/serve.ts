@@ -44,15 +44,15 @@ export async function serve(argv: string[]): Promise<void> {
   const busyPolicy = oneOf('--busy-policy', values['busy-policy'] ?? 'collect', BUSY_POLICIES) as BusyPolicy;
   const storeSpec = parseStore(values.store ?? env('BATON_STORE') ?? 'sqlite:./.baton/baton.db');
   const settings = {
-    idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000),
-    maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000),
+    idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000, { min: 1 }),
+    maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000, { min: 1 }),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
     maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
   };
   const demoDelayMs = int('--demo-delay-ms', values['demo-delay-ms'], 20);
-  const port = int('--port', values.port ?? env('PORT'), 8080);
+  const port = int('--port', values.port ?? env('PORT'), 8080, { max: 65_535 });
   const drainMs = int('--drain-ms', values['drain-ms'], 5000);
-  const maxConnections = int('--max-connections', values['max-connections'], 10_000);
+  const maxConnections = int('--max-connections', values['max-connections'], 10_000, { min: 1 });
   const agentName = oneOf('--agent', values.agent ?? 'echo', ['echo', 'openai']);
   const model = values.model ?? env('BATON_MODEL');
   if (agentName === 'openai' && !model) throw new UsageError('--agent openai needs --model NAME (or BATON_MODEL)');
@@ -158,9 +158,12 @@ function oneOf(flag: string, value: string, allowed: readonly string[]): string 
   return value;
 }
 
-function int(flag: string, value: string | undefined, fallback: number): number {
+function int(flag: string, value: string | undefined, fallback: number, { min = 0, max = 2_147_483_647 } = {}): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer, got "${value}"`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    const range = max === 2_147_483_647 ? (min === 0 ? 'a non-negative integer' : `an integer of at least ${min}`) : `an integer from ${min} to ${max}`;
+    throw new UsageError(`${flag} must be ${range}, got "${value}"`);
+  }
   return n;
 }

@@ -47,6 +47,7 @@ describe('C17 one owner per store: two gateway processes on one SQLite file', ()
       for (const f of a.client.frames.filter((f) => f.seq > 0)) expect(second$.get(f.seq), `seq ${f.seq}`).toBe(f.event.type);
       await b.client.close();
     } finally {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL'); // never leave it running
       const exited = once(second.child, 'exit');
       second.child.kill('SIGTERM');
       expect((await exited)[0]).toBe(0);

@@ -86,7 +86,8 @@ export function createInspector(
   timer.unref();
 
   async function machineSvg(kind: string): Promise<string | undefined> {
-    const file = FILES[kind];
+    // Own keys only: "constructor.svg" must not find Object.prototype's.
+    const file = Object.hasOwn(FILES, kind) ? FILES[kind] : undefined;
     if (file) return readFile(join(VISUALIZATIONS, file), 'utf8');
     const machine = runtime.machineOf(kind);
     if (!machine) return undefined;
