@@ -27,6 +27,7 @@ describe('createRuntime options', () => {
       historyWindow: 50,
       storeRetryMs: 1000,
       ownerCheckMs: 1000,
+      retentionMs: 2_592_000_000,
     });
   });
 

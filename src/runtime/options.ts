@@ -131,6 +131,13 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 1000
    */
   ownerCheckMs?: number;
+  /**
+   * Retention: a stored session not written for this long, with no waiting input and no
+   * live actor — a terminated one, or one nobody came back to — is deleted with its inbox,
+   * events and transcript. Checked every hour (or every `retentionMs`, if shorter).
+   * @default 2592000000 (30 days)
+   */
+  retentionMs?: number;
 }
 
 export const sessionDefaults = {
@@ -151,6 +158,7 @@ export const runtimeDefaults = {
   historyWindow: 50,
   storeRetryMs: 1000,
   ownerCheckMs: 1000,
+  retentionMs: 30 * 24 * 3_600_000,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -188,6 +196,7 @@ const runtimeSchema = z.strictObject({
   onError: z.function().optional(),
   storeRetryMs: millis.min(1).optional(),
   ownerCheckMs: millis.min(1).optional(),
+  retentionMs: z.number().int().min(1).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

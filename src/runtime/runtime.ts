@@ -291,6 +291,25 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
   armOwnerCheck();
 
+  // Retention: stored sessions nobody wrote for retentionMs go, with everything they keep.
+  let retention: unknown;
+  function armRetention(): void {
+    if (shutdown) return;
+    retention = clock.setTimeout(
+      () => {
+        try {
+          store.prune(deps.now() - opts.retentionMs, (id) => sessions.has(id));
+        } catch (error) {
+          report(error);
+        }
+        armRetention();
+      },
+      Math.min(opts.retentionMs, 3_600_000),
+    );
+    (retention as { unref?: () => void }).unref?.();
+  }
+  armRetention();
+
   /** After a failed commit: try the stopped sessions again until the store takes their writes. */
   function armRetry(): void {
     if (retry !== undefined || shutdown || fenced) return;
@@ -453,6 +472,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (sweep !== undefined) clock.clearTimeout(sweep);
     if (retry !== undefined) clock.clearTimeout(retry);
     if (ownerCheck !== undefined) clock.clearTimeout(ownerCheck);
+    if (retention !== undefined) clock.clearTimeout(retention);
     for (const host of hosts) {
       host.save();
       host.stop();

@@ -176,7 +176,7 @@ export class SessionHost {
     if (this.#failed) return false;
     try {
       const current = this.#actor.getSnapshot();
-      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1 });
+      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() });
       this.#committed = current;
       return true;
     } catch (error) {
@@ -343,7 +343,9 @@ export class SessionHost {
       events,
       consumed,
       ...(transcript.length > 0 && { transcript }),
-      ...(changed && { session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1 } }),
+      ...(changed && {
+        session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() },
+      }),
     };
   }
 

@@ -101,6 +101,9 @@ export class SqliteStore implements Store {
       deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
       deleteEvents: db.prepare('DELETE FROM events WHERE session_id = ?'),
       owner: db.prepare<[], { epoch: number; holder: string }>('SELECT epoch, holder FROM owner WHERE id = 1'),
+      stale: db.prepare<[number], { id: string }>(
+        'SELECT id FROM sessions s WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = s.id AND i.consumed = 0)',
+      ),
     };
   }
 
@@ -128,7 +131,7 @@ export class SqliteStore implements Store {
 
   save(session: StoredSession, consumed: readonly string[] = []): void {
     this.#write(() => {
-      const now = Date.now();
+      const now = session.at ?? Date.now();
       const snapshot = JSON.stringify(session.snapshot);
       const version = session.version ?? 1;
       this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, 1, now, version);
@@ -214,6 +217,12 @@ export class SqliteStore implements Store {
       ...(r.input_id !== null && { inputId: r.input_id }),
       ...(r.status !== null && { status: r.status as 'interrupted' | 'failed' }),
     }));
+  }
+
+  prune(before: number, isLive: (sessionId: string) => boolean): number {
+    const ids = this.#q.stale.all(before).map((r) => r.id).filter((id) => !isLive(id));
+    this.#write(() => ids.forEach((id) => this.delete(id)));
+    return ids.length;
   }
 
   delete(sessionId: string): void {

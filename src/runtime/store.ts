@@ -52,6 +52,8 @@ export interface StoredSession {
   readonly seq: number;
   /** The kind's version when the snapshot was written (see `SessionKind.version`). @default 1 */
   readonly version?: number;
+  /** When it was written, on the runtime's clock (for retention). @default the store's clock */
+  readonly at?: number;
 }
 
 /**
@@ -102,6 +104,12 @@ export interface Store {
    * @default not asked (a store only this process can open)
    */
   checkOwner?(): void;
+  /**
+   * Retention: deletes — with their inbox, events and transcript — the stored sessions last
+   * written before `before` (runtime clock) that have no waiting input and for which
+   * `isLive` is false. Returns how many went.
+   */
+  prune(before: number, isLive: (sessionId: string) => boolean): number;
 }
 
 /** How many events per session a store holds for resume (`init.data.last_seq`). */
@@ -120,6 +128,7 @@ export const INBOX_KEEP = 1000;
 export class MemoryStore implements Store {
   readonly durable = false;
   readonly #sessions = new Map<string, StoredSession>();
+  readonly #written = new Map<string, number>();
   /** Per session: inputs not yet consumed (insertion order is arrival order) and the recent ones. */
   readonly #inbox = new Map<string, { pending: Map<string, InboxEntry>; recent: InboxEntry[] }>();
   readonly #events = new Map<string, SessionEvent[]>();
@@ -136,6 +145,7 @@ export class MemoryStore implements Store {
 
   save(session: StoredSession, consumed: readonly string[] = []): void {
     this.#sessions.set(session.sessionId, session);
+    this.#written.set(session.sessionId, session.at ?? Date.now());
     const inbox = this.#inbox.get(session.sessionId);
     if (inbox) for (const id of consumed) inbox.pending.delete(id);
   }
@@ -211,7 +221,18 @@ export class MemoryStore implements Store {
     return limit > 0 ? (this.#transcripts.get(sessionId) ?? []).slice(-limit) : [];
   }
 
+  prune(before: number, isLive: (sessionId: string) => boolean): number {
+    let pruned = 0;
+    for (const [id, at] of this.#written) {
+      if (at >= before || isLive(id) || (this.#inbox.get(id)?.pending.size ?? 0) > 0) continue;
+      this.delete(id);
+      pruned++;
+    }
+    return pruned;
+  }
+
   delete(sessionId: string): void {
+    this.#written.delete(sessionId);
     this.#sessions.delete(sessionId);
     this.#transcripts.delete(sessionId);
     this.#inbox.delete(sessionId);
