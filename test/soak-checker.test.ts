@@ -15,6 +15,10 @@ function history() {
     close: (conn: string, code: number, byClient = false) => (records.push({ k: 'close', t: t++, conn, session: 's', code, byClient }), api),
     kill: () => (records.push({ k: 'server', t: t++, event: 'kill', planned: true }), api),
     exit: (planned: boolean) => (records.push({ k: 'server', t: t++, event: 'exit', planned, code: 1 }), api),
+    /** A failed commit stopped the session; its store held up to `seq`. */
+    storeFailed: (seq: number) => (records.push({ k: 'store', t: t++, event: 'failed', session: 's', seq }), api),
+    input: (conn: string, id: string) => (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: 'input' }), api),
+    refuse: (conn: string, id: string) => api.frame(conn, 0, 'error', { code: 'INTERNAL_ERROR', message: 'the store failed', event_id: id }),
     ack: (conn: string, id: string) => api.frame(conn, 0, 'input.ack', { client_message_id: id, status: 'accepted', duplicate: false, durability: 'durable' }),
     turn: (conn: string, seq: number, n: number, ids: string[], extra: Record<string, unknown> = {}) =>
       api
@@ -27,6 +31,13 @@ function history() {
 
 const contracts = (h: ReturnType<typeof history>, boundaries?: Map<string, number>) =>
   check({ history: h.records, ...(boundaries && { boundaries }) }).violations.map((v) => v.contract);
+
+/** A turn whose session a failed commit stopped at `cut` (its store held up to it), then re-activated. */
+const stoppedByTheStore = (cut: number) =>
+  history()
+    .open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').frame('a', 1, 'message.start', { id: 'msg_1' }).frame('a', 2, 'message.delta', { content: 'x' })
+    .frame('a', 0, 'error', { code: 'INTERNAL_ERROR', message: 'session "s" is unavailable: the store failed' }).close('a', 1013).storeFailed(cut)
+    .open('b', 2).frame('b', 0, 'init_ack', { seq: 2, resume: { from: 2, replayed: 0, complete: true } }).turn('b', 3, 2, ['m1']);
 
 describe('the soak checker', () => {
   it('passes a clean history: two turns in order, every acked input in one done', () => {
@@ -42,6 +53,41 @@ describe('the soak checker', () => {
   it('C1: a turn cut short by the planned kill ends with its process', () => {
     const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).turn('a', 2, 2, []);
     expect(contracts(h, new Map([['s', 1]]))).toEqual([]);
+  });
+
+  it('C1: a turn whose session a failed commit stopped is run again after the re-activation; other overlaps are still caught', () => {
+    expect(contracts(stoppedByTheStore(2))).toEqual([]);
+    // The cut must lie between the two starts: a failure recorded past the second start excuses nothing.
+    expect(contracts(stoppedByTheStore(3))).toEqual(['C1']);
+    const stats = check({ history: stoppedByTheStore(2).records }).stats;
+    expect(stats.rerun).toEqual({ kill: 0, store: 1 });
+    // A failure of another session excuses nothing here.
+    const other = stoppedByTheStore(2);
+    other.records.splice(other.records.findIndex((r) => r.k === 'store'), 1, { k: 'store', t: 7.5, event: 'failed', session: 'other', seq: 2 });
+    expect(contracts(other)).toEqual(['C1']);
+  });
+
+  it('C16: an input refused with INTERNAL_ERROR is not owed a done, may be resent and run once, and never runs on a refusal alone', () => {
+    // Refused, never resent: not owed a done (it was never acknowledged).
+    const refused = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).input('a', 'm1').refuse('a', 'm1').input('a', 'm2').ack('a', 'm2').turn('a', 1, 1, ['m2']);
+    expect(contracts(refused)).toEqual([]);
+    expect(check({ history: refused.records }).stats.refused).toBe(1);
+    // Refused, then resent with the same id and acknowledged: in exactly one done, like any acked input.
+    const resent = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).input('a', 'm1').refuse('a', 'm1').input('a', 'm1').ack('a', 'm1');
+    expect(contracts(resent.turn('a', 1, 1, ['m1']))).toEqual([]);
+    const resentLost = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).input('a', 'm1').refuse('a', 'm1').input('a', 'm1').ack('a', 'm1').turn('a', 1, 1, []);
+    expect(contracts(resentLost)).toEqual(['C2/C12']);
+    // Refused on its every send, yet it ran: the store's refusal did not hold.
+    const ranAnyway = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).input('a', 'm1').refuse('a', 'm1').turn('a', 1, 1, ['m1']);
+    expect(contracts(ranAnyway)).toEqual(['C16']);
+    // One send whose answer never came (the connection went away) may have been taken: no claim.
+    const unanswered = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).input('a', 'm1').refuse('a', 'm1').input('a', 'm1').turn('a', 1, 1, ['m1']);
+    expect(contracts(unanswered)).toEqual([]);
+  });
+
+  it('C16: the gateway must be healthy at the end: every session a failed commit stopped is back', () => {
+    expect(check({ history: [], health: { ok: true, failedSessions: 0 } }).violations).toEqual([]);
+    expect(check({ history: [], health: { ok: false, failedSessions: 3 } }).violations.map((v) => v.contract)).toEqual(['C16']);
   });
 
   it('C2/C12: catches a durable-acked input in no done, and one in two dones', () => {

@@ -12,12 +12,12 @@ function runSoak(args: string[]) {
 }
 
 describe('soak: the contracts hold together under load and faults', () => {
-  it('C1, C2/C12, C8/C9, C13, C15: a short run with every fault, one SIGKILL and a restart: zero violations', () => {
+  it('C1, C2/C12, C8/C9, C13, C15, C16: a short run with every fault, one SIGKILL and a restart, a store fault: zero violations', () => {
     const { status, stdout, summary } = runSoak(['--sessions', '300', '--seconds', '24', '--seed', '11']);
-    expect(summary.violations, stdout).toEqual({ C1: 0, 'C2/C12': 0, 'C8/C9': 0, C13: 0, C15: 0, resources: 0 });
+    expect(summary.violations, stdout).toEqual({ C1: 0, 'C2/C12': 0, 'C8/C9': 0, C13: 0, C15: 0, C16: 0, resources: 0 });
     expect(status).toBe(0);
     // It must have tested something: faults of every kind were injected, and work was done.
-    for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill']) {
+    for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill', 'store_fault', 'resent after a store error']) {
       expect(summary.faults_injected[fault], fault).toBeGreaterThan(0);
     }
     for (const variant of ['bad data', 'unknown type', 'wrong version', 'second init', 'not JSON', 'binary']) {
@@ -32,6 +32,10 @@ describe('soak: the contracts hold together under load and faults', () => {
     expect(summary.droppedDones, 'a slow reader of a flood saw done.dropped').toBeGreaterThan(0);
     expect(summary.resumes.complete, 'clients resumed with last_seq').toBeGreaterThan(0);
     expect(summary.questions, 'onboarding sessions were asked questions').toBeGreaterThan(0);
+    // The store fault stopped sessions, refused inputs, and cut turns short that ran again.
+    expect(summary.store_fault_sessions_stopped, 'sessions stopped by a failed commit').toBeGreaterThan(0);
+    expect(summary.refused, 'inputs refused with INTERNAL_ERROR').toBeGreaterThan(0);
+    expect(summary.rerun.store, 'turns run again after a failed commit').toBeGreaterThan(0);
     for (const outcome of ['success', 'failed', 'timeout', 'stopped_by_user']) expect(summary.outcomes[outcome], outcome).toBeGreaterThan(0);
   }, 180_000);
 });

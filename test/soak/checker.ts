@@ -2,9 +2,9 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord } from './history.ts';
+import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord } from './history.ts';
 
-export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'resources';
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'resources';
 
 export interface Violation {
   readonly contract: Contract;
@@ -19,6 +19,8 @@ export interface CheckInput {
   readonly boundaries?: ReadonlyMap<string, number>;
   /** Gateway heap (bytes) and handles after warm-up and at the end. */
   readonly resources?: { start: { heap: number; handles: number }; end: { heap: number; handles: number } };
+  /** The gateway's health at the end, after the store fault: every session it stopped is back (C16). */
+  readonly health?: { ok: boolean; failedSessions: number };
 }
 
 export interface CheckResult {
@@ -38,6 +40,10 @@ export interface CheckResult {
     questions: number;
     /** Dones by outcome: `success` or the reason. */
     outcomes: Record<string, number>;
+    /** Inputs the store could not take: refused with INTERNAL_ERROR naming them (C16), never acknowledged. */
+    refused: number;
+    /** Turns that ended without a done because their process was killed or their session stopped by a failed commit, then ran again. */
+    rerun: { kill: number; store: number };
   };
 }
 
@@ -49,12 +55,18 @@ const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 
 
 type Event = { seq: number; type: string; data: Record<string, any>; from: FrameRecord };
 
-export function check({ history, boundaries = new Map(), resources }: CheckInput): CheckResult {
+export function check({ history, boundaries = new Map(), resources, health }: CheckInput): CheckResult {
   const violations: Violation[] = [];
   const frames = history.filter((r): r is FrameRecord => r.k === 'frame');
   const bySession = groupBy(frames, (f) => f.session);
-  const byConn = groupBy(history.filter((r) => r.k !== 'server'), (r) => (r as { conn: string }).conn);
+  const byConn = groupBy(history.filter((r) => r.k !== 'server' && r.k !== 'store'), (r) => (r as { conn: string }).conn);
   const kills = history.filter((r) => r.k === 'server' && r.event === 'kill').map((r) => r.t);
+  // Per session, the last seq its store held each time a failed commit stopped it (C16).
+  const storeFailures = groupBy(
+    history.filter((r): r is StoreRecord => r.k === 'store' && r.event === 'failed'),
+    (r) => r.session!,
+  );
+  const sentBySession = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && r.type === 'input'), (r) => r.session);
   let inputs = 0;
   let turns = 0;
   let unverified = 0;
@@ -62,6 +74,8 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
   let questions = 0;
   const resumes = { complete: 0, incomplete: 0 };
   const outcomes: Record<string, number> = {};
+  let refused = 0;
+  const rerun = { kill: 0, store: 0 };
 
   for (const [session, seen] of bySession) {
     // The session's stream, from every connection that saw it (C8: one seq, one event).
@@ -79,13 +93,19 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     if (!complete) unverified++;
 
     // C1: a turn's message.start … done never contains another message.start — except that
-    // a turn the planned kill interrupted ends with its process (the restart re-runs it).
-    const boundary = boundaries.get(session) ?? Number.POSITIVE_INFINITY;
+    // a turn the planned kill interrupted ends with its process (the restart re-runs it), and
+    // so does one a failed commit stopped (C16: its session is re-activated from what was
+    // committed, and re-runs it). The old turn's start is at or below the last stored seq,
+    // the new one above it.
+    const cuts = [...(boundaries.has(session) ? [boundaries.get(session)!] : []), ...(storeFailures.get(session) ?? []).map((r) => r.seq!)];
     let open: Event | undefined;
     for (const e of events) {
       if (e.type === 'message.start') {
-        if (open && !(open.seq <= boundary && e.seq > boundary)) {
+        if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut)) {
           violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
+        } else if (open) {
+          const killed = boundaries.get(session);
+          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : 'store']++;
         }
         open = e;
       } else if (e.type === 'done') {
@@ -122,6 +142,25 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     if (complete) {
       for (const [id, ack] of acked) {
         if (!dones.has(id)) violations.push({ contract: 'C2/C12', session, message: `durable-acked input ${id} is in no done`, slice: [ack, ...events.slice(-3).map((e) => e.from)] });
+      }
+    }
+
+    // C16: an input the store could not take is refused with INTERNAL_ERROR naming it and is
+    // not owed a done (a client may send it again). One whose every send was refused never
+    // runs: it is in no done.
+    const refusals = new Map<string, FrameRecord[]>();
+    for (const f of seen) {
+      if (f.type === 'error' && f.seq === 0 && f.data.code === 'INTERNAL_ERROR' && typeof f.data.event_id === 'string') {
+        refusals.set(f.data.event_id, [...(refusals.get(f.data.event_id) ?? []), f]);
+      }
+    }
+    const sends = groupBy(sentBySession.get(session) ?? [], (r) => r.id);
+    for (const [id, errors] of refusals) {
+      if (!sends.has(id)) continue; // not an input (a malformed frame's error names it too)
+      refused++;
+      const ran = dones.get(id);
+      if (ran && errors.length >= sends.get(id)!.length) {
+        violations.push({ contract: 'C16', session, message: `input ${id} was refused (INTERNAL_ERROR) on every send, yet it is in the done at seq ${ran[0]!.seq}`, slice: [...sends.get(id)!, ...errors, ran[0]!.from] });
       }
     }
 
@@ -205,6 +244,10 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     violations.push({ contract: 'C15', message: `the gateway exited on its own (code ${(exit as { code?: number | null }).code})`, slice: [exit] });
   }
 
+  if (health && !health.ok) {
+    violations.push({ contract: 'C16', message: `at the end the store works but ${health.failedSessions} sessions a failed commit stopped are still out of service`, slice: [] });
+  }
+
   if (resources) {
     const { start, end } = resources;
     const heapBound = start.heap * RESOURCE_BOUND.heapFactor + RESOURCE_BOUND.heapSlackBytes;
@@ -214,7 +257,7 @@ export function check({ history, boundaries = new Map(), resources }: CheckInput
     }
   }
 
-  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions } };
+  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun } };
 }
 
 /** The same event seen twice: equal but for `done.dropped`, which is per connection. */

@@ -3,7 +3,9 @@
  * chaos — single inputs and bursts, commands, resent ids, malformed and oversized frames,
  * disconnects with resume, slow reading, several connections per session — and records
  * every frame it sees. Reconnects (resuming from the last seq it saw) whenever the gateway
- * goes away, which it does once, killed on purpose.
+ * goes away, which it does once, killed on purpose, or closes a session's connections
+ * (1013) because its store failed; resends, with the same id, an input the store refused
+ * (INTERNAL_ERROR naming it), as a client retrying would (C10 makes a resend safe).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -57,6 +59,10 @@ class Session {
   readonly pending = new Set<string>();
   /** Ids seen in a done: a duplicate's late ack must not make them pending again. */
   readonly finished = new Set<string>();
+  /** What each input not yet seen in a done said, by id: a refused one is resent as it was. */
+  readonly #content = new Map<string, string>();
+  /** Inputs refused with INTERNAL_ERROR (the store could not take them) and not accepted since: sent again later. */
+  readonly refused = new Map<string, string>();
   question: string | undefined;
   answered = new Set<string>();
   #n = 0;
@@ -74,9 +80,19 @@ class Session {
       for (const id of [...(data.input_ids ?? []), ...(data.cancelled_input_ids ?? [])]) {
         this.pending.delete(id);
         this.finished.add(id);
+        this.#content.delete(id);
+        this.refused.delete(id);
       }
     }
-    if (type === 'input.ack' && data.status === 'accepted' && !this.finished.has(data.client_message_id)) this.pending.add(data.client_message_id);
+    if (type === 'input.ack' && data.status === 'accepted') {
+      this.refused.delete(data.client_message_id);
+      if (!this.finished.has(data.client_message_id)) this.pending.add(data.client_message_id);
+    }
+    // Not acknowledged, so not owed a done: the client may send it again (C16).
+    if (type === 'error' && data.code === 'INTERNAL_ERROR' && typeof data.event_id === 'string') {
+      const content = this.#content.get(data.event_id);
+      if (content !== undefined && !this.pending.has(data.event_id)) this.refused.set(data.event_id, content);
+    }
     if (type === 'question_request' && !this.answered.has(data.id)) this.question = data.id;
   }
 
@@ -97,11 +113,22 @@ class Session {
     return `${prefix}${this.#n++}`;
   }
 
-  input(content: string, id = this.nextId()): void {
-    const conn = this.any();
+  input(content: string, id = this.nextId(), conn = this.any()): void {
     if (!conn?.open) return;
     conn.unanswered.set(id, (conn.unanswered.get(id) ?? 0) + 1);
+    if (!this.finished.has(id)) this.#content.set(id, content);
     conn.send('input', { content }, id);
+  }
+
+  /** Sends again, with the same ids, the inputs the store refused (on the first live connection: the seeded choices stay as they were). */
+  resendRefused(): void {
+    const conn = this.live()[0];
+    if (!conn) return;
+    for (const [id, content] of this.refused) {
+      this.refused.delete(id);
+      count('resent after a store error');
+      this.input(content, id, conn);
+    }
   }
 
   any(): Conn | undefined {
@@ -120,6 +147,7 @@ class Session {
       if (this.live().length === 0) await this.connect();
       const conn = this.any();
       if (!conn) continue;
+      this.resendRefused();
       if (this.onboarding) {
         if (this.question) {
           const id = this.nextId('a');

@@ -1,6 +1,7 @@
 /**
  * The soak's history: everything every client saw and did, one JSON object per line.
- * The checker reads nothing else (plus the seq boundary of the planned kill).
+ * The checker reads nothing else (plus the seq boundary of the planned kill). The gateway's
+ * own records (started, killed, store faults) are written by the orchestrator.
  */
 import { createWriteStream, readFileSync } from 'node:fs';
 
@@ -51,7 +52,23 @@ export interface ServerRecord {
   readonly code?: number | null;
 }
 
-export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord;
+/**
+ * The soak's store fault (C16): the window in which every write of the gateway's store
+ * fails like a full disk (`fault` on/off), and each session a failed commit stopped, with the
+ * last seq its store held then (`failed`): the re-activation numbers after it.
+ */
+export interface StoreRecord {
+  readonly k: 'store';
+  readonly t: number;
+  readonly event: 'fault' | 'failed';
+  /** `fault`: the window opens (`true`) or closes. */
+  readonly on?: boolean;
+  /** `failed`: the session and the last seq its store held when its commit failed. */
+  readonly session?: string;
+  readonly seq?: number;
+}
+
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord;
 
 export type HistoryWriter = ReturnType<typeof historyWriter>;
 

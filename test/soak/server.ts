@@ -4,15 +4,20 @@
  * during a turn starts another turn without ending the first), for the checker to catch.
  *
  * Prints `READY <port>`; answers a `stats` line on stdin with `STATS <json>` (heap after a
- * full GC, active handles, agent behaviours seen). SIGTERM: graceful shutdown, exit 0.
+ * full GC, active handles, agent behaviours seen, runtime health). `store fail` makes every
+ * write of the store fail as a full disk does until `store ok` (answered `STORE <json>`); each
+ * session a failed commit stops is printed as `FAILED <json>` (C16). SIGTERM: graceful
+ * shutdown, exit 0.
  */
 import { createInterface } from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { enqueueActions } from 'xstate';
-import { createRuntime, sessionDefaults, sessionMachine, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
+import Database from 'better-sqlite3';
+import { createRuntime, StoreUnavailableError, sessionDefaults, sessionMachine, type SessionContext, type SessionEvent, type SessionMachineEvent } from '../../src/index.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { SqliteStore } from '../../src/sqlite.ts';
+import type { InboxEntry, StepRecord, StoredSession, TranscriptEntry } from '../../src/runtime/store.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
 import { SOAK_SETTINGS } from './settings.ts';
@@ -24,7 +29,57 @@ const { values } = parseArgs({
 const seed = Number(values.seed ?? 1);
 const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood'].map((b) => [b, 0])) as Record<Behaviour, number>;
 const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
-const store = new SqliteStore(values.db ?? 'soak.db');
+
+/**
+ * The store fault: while `failing`, every write throws what better-sqlite3 throws on a full
+ * disk (SQLITE_FULL, "database or disk is full") before touching the file; reads still work,
+ * as they do on a full disk.
+ */
+class FaultyStore extends SqliteStore {
+  failing = false;
+  /** Writes refused while failing. */
+  refused = 0;
+  #check(): void {
+    if (!this.failing) return;
+    this.refused++;
+    throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+  }
+  override commit(steps: readonly StepRecord[]): void {
+    this.#check();
+    super.commit(steps);
+  }
+  override save(session: StoredSession, consumed?: readonly string[]): void {
+    this.#check();
+    super.save(session, consumed);
+  }
+  override consume(sessionId: string, consumed: readonly string[]): void {
+    this.#check();
+    super.consume(sessionId, consumed);
+  }
+  override accept(sessionId: string, input: InboxEntry): void {
+    this.#check();
+    super.accept(sessionId, input);
+  }
+  override forget(sessionId: string, inputId: string): void {
+    this.#check();
+    super.forget(sessionId, inputId);
+  }
+  override appendEvents(events: readonly SessionEvent[]): void {
+    this.#check();
+    super.appendEvents(events);
+  }
+  override appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
+    this.#check();
+    super.appendTranscript(sessionId, entries);
+  }
+  override delete(sessionId: string): void {
+    this.#check();
+    super.delete(sessionId);
+  }
+}
+const store = new FaultyStore(values.db ?? 'soak.db');
+/** Sessions a failed commit stopped, and what the store refused: reported at `store ok`. */
+let failedSessions = 0;
 
 const runtime = createRuntime({
   agent,
@@ -33,6 +88,18 @@ const runtime = createRuntime({
   maxWaitMs: SOAK_SETTINGS.maxWaitMs,
   turnTimeoutMs: SOAK_SETTINGS.turnTimeoutMs,
   idleTimeoutMs: SOAK_SETTINGS.idleTimeoutMs,
+  onError: (error) => {
+    // A session a failed commit stopped (C16): the orchestrator records it with the last seq
+    // the store holds for it, where the re-activation goes on numbering.
+    if (error instanceof StoreUnavailableError && error.sessionId !== undefined && store.failing) {
+      failedSessions++;
+      const session = error.sessionId;
+      const seq = Math.max(store.load(session)?.seq ?? 0, store.lastSeq(session));
+      process.stdout.write(`FAILED ${JSON.stringify({ session, seq })}\n`);
+      return;
+    }
+    console.error('baton:', error);
+  },
   ...(values.plant === 'overlap' && { kinds: { planted: plantedKind() } }),
 });
 const gateway = createGateway({
@@ -48,13 +115,20 @@ loop.enable();
 process.stdout.write(`READY ${port}\n`);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line.trim() !== 'stats') return;
+  const command = line.trim();
+  if (command === 'store fail' || command === 'store ok') {
+    store.failing = command === 'store fail';
+    process.stdout.write(`STORE ${JSON.stringify({ failing: store.failing, refused: store.refused, failedSessions })}\n`);
+    return;
+  }
+  if (command !== 'stats') return;
   (globalThis as { gc?: () => void }).gc?.();
   const stats = {
     heap: process.memoryUsage().heapUsed,
     handles: process.getActiveResourcesInfo().length,
     behaviours: seen,
     loopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    health: runtime.health(),
   };
   process.stdout.write(`STATS ${JSON.stringify(stats)}\n`);
 });

@@ -1,7 +1,8 @@
 /**
  * `npm run soak`: a real gateway process on a SQLite store, driven from client processes on
  * 127.0.0.1 with seeded chaos, one SIGKILL of the gateway mid-run and a restart on the same
- * store; then the checker proves the contracts over the whole history.
+ * store, then a store fault (every write fails as on a full disk for 1–2 s, at a seeded time
+ * in the middle third); then the checker proves the contracts over the whole history.
  *
  *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap]
  *
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { check, RESOURCE_BOUND, type Violation } from './checker.ts';
 import { historyWriter, readHistory } from './history.ts';
+import { hash, prng } from './random.ts';
 import { SOAK_SETTINGS } from './settings.ts';
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -46,10 +48,16 @@ const db = join(dir, 'soak.db');
 const serverLog = historyWriter(join(dir, 'server.jsonl'));
 progress(`seed ${seed}: ${sessions} sessions, ${seconds} s, faults ${faults ? 'on' : 'off'}${values.plant ? `, planted bug: ${values.plant}` : ''} (${dir})`);
 
+interface Health {
+  ok: boolean;
+  failedSessions: number;
+}
 interface Server {
   child: ChildProcess;
   port: number;
-  stats(): Promise<{ heap: number; handles: number; behaviours: Record<string, number>; loopDelayMs: { p99: number; max: number } }>;
+  stats(): Promise<{ heap: number; handles: number; behaviours: Record<string, number>; loopDelayMs: { p99: number; max: number }; health: Health }>;
+  /** Starts or ends the store fault; answers what the store refused so far. */
+  store(failing: boolean): Promise<{ failing: boolean; refused: number; failedSessions: number }>;
   planned: boolean;
 }
 
@@ -61,7 +69,13 @@ async function startServer(port = 0): Promise<Server> {
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
+  lines.on('line', (line) => {
+    // A session a failed commit stopped (C16): into the history, for the checker.
+    if (line.startsWith('FAILED ')) {
+      const { session, seq } = JSON.parse(line.slice('FAILED '.length)) as { session: string; seq: number };
+      serverLog.write({ k: 'store', t: now(), event: 'failed', session, seq });
+    } else waiting.shift()?.(line);
+  });
   const next = () => new Promise<string>((resolve) => waiting.push(resolve));
   const server: Server = {
     child,
@@ -71,6 +85,13 @@ async function startServer(port = 0): Promise<Server> {
       const line = next();
       child.stdin!.write('stats\n');
       return JSON.parse((await line).replace(/^STATS /, ''));
+    },
+    async store(failing) {
+      const line = next();
+      child.stdin!.write(failing ? 'store fail\n' : 'store ok\n');
+      const answer = JSON.parse((await line).replace(/^STORE /, ''));
+      serverLog.write({ k: 'store', t: now(), event: 'fault', on: failing });
+      return answer;
     },
   };
   child.once('exit', (code) => serverLog.write({ k: 'server', t: now(), event: 'exit', planned: server.planned, code }));
@@ -114,6 +135,7 @@ let server = await startServer();
 const start = await server.stats();
 const running = Array.from({ length: clients }, (_, i) => runClient(i, server.port));
 let killedAt: Map<string, number> | undefined;
+let storeFault: { refused: number; failedSessions: number; at: number; length: number } | undefined;
 const began = now();
 const ticker = setInterval(() => progress(`${Math.round((now() - began) / 1000)} s`), 10_000);
 if (faults) {
@@ -127,6 +149,20 @@ if (faults) {
   killedAt = boundaries();
   server = await startServer(server.port);
   progress('gateway restarted on the same store');
+  // The store fault, in the restarted process (so the end's heap and handles cover the
+  // recovery): 1–2 s (shorter in a run shorter than 24 s, which must still have traffic
+  // after it) at a seeded time in the middle third, after the restart has settled.
+  const random = prng(hash(seed, 'store fault'));
+  const scale = Math.min(1, seconds / 24);
+  const length = (1000 + random() * 1000) * scale;
+  const earliest = (seconds * 1000) / 2 + 1500 * scale;
+  const at = earliest + random() * Math.max(0, (seconds * 1000 * 2) / 3 - length - earliest);
+  await sleep(Math.max(0, began + at - now()));
+  progress(`store fault: every write fails for ${(length / 1000).toFixed(1)} s`);
+  await server.store(true);
+  await sleep(length);
+  storeFault = { ...(await server.store(false)), at, length };
+  progress(`store works again: ${storeFault.refused} writes refused, ${storeFault.failedSessions} sessions stopped`);
 }
 const driven = await Promise.all(running);
 clearInterval(ticker);
@@ -141,13 +177,13 @@ await stopped;
 await serverLog.close();
 
 const history = readHistory([join(dir, 'server.jsonl'), ...Array.from({ length: clients }, (_, i) => join(dir, `client-${i}.jsonl`))]);
-const result = check({ history, ...(killedAt && { boundaries: killedAt }), resources: { start, end } });
+const result = check({ history, ...(killedAt && { boundaries: killedAt }), resources: { start, end }, health: end.health });
 
 const injected: Record<string, number> = {};
 for (const d of driven) for (const [k, v] of Object.entries(d.injected)) injected[k] = (injected[k] ?? 0) + v;
 const behaviours = Object.entries(end.behaviours).map(([k, v]) => `${k} ${v}`).join(', ');
 const byContract = (c: string) => result.violations.filter((v) => v.contract === c).length;
-const contracts = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'resources'];
+const contracts = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'C16', 'resources'];
 const rows: [string, string][] = [
   ['sessions', String(result.stats.sessions)],
   ['connections', String(driven.reduce((n, d) => n + d.connections, 0))],
@@ -161,6 +197,15 @@ const rows: [string, string][] = [
   ['client actions and faults', Object.entries(injected).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')],
   ['agent behaviours (after the restart)', behaviours],
   ['gateway kills', faults ? '1 (SIGKILL mid-run, restart on the same store)' : '0'],
+  [
+    'store fault (every write fails as on a full disk)',
+    storeFault
+      ? `${(storeFault.length / 1000).toFixed(1)} s from ${(storeFault.at / 1000).toFixed(1)} s: ${storeFault.refused} writes refused, ${storeFault.failedSessions} sessions stopped and re-activated`
+      : 'none',
+  ],
+  ['inputs refused with INTERNAL_ERROR (store) / resent by their client', `${result.stats.refused} / ${injected['resent after a store error'] ?? 0}`],
+  ['turns cut short and run again: by the kill / by a failed commit', `${result.stats.rerun.kill} / ${result.stats.rerun.store}`],
+  ['gateway health at the end', end.health.ok ? 'ok' : `failing (${end.health.failedSessions} sessions out of service)`],
   ['gateway heap, start → end', `${(start.heap / 1048576).toFixed(1)} → ${(end.heap / 1048576).toFixed(1)} MB (bound ${RESOURCE_BOUND.heapFactor} × start + ${RESOURCE_BOUND.heapSlackBytes / 1048576} MB)`],
   ['gateway event-loop delay after the restart, p99 / max', `${end.loopDelayMs.p99.toFixed(0)} / ${end.loopDelayMs.max.toFixed(0)} ms`],
   ['gateway handles, start → end', `${start.handles} → ${end.handles} (bound start + ${RESOURCE_BOUND.handleSlack})`],
@@ -177,7 +222,8 @@ if (result.violations.length > 0) process.stdout.write(`replay with: npm run soa
 const summary = {
   seed, seconds, faults, plant: values.plant ?? null,
   ...result.stats,
-  faults_injected: { ...injected, gateway_sigkill: faults ? 1 : 0 },
+  faults_injected: { ...injected, gateway_sigkill: faults ? 1 : 0, store_fault: storeFault?.refused ?? 0 },
+  store_fault_sessions_stopped: storeFault?.failedSessions ?? 0,
   agent_behaviours: end.behaviours,
   heap_start: start.heap, heap_end: end.heap, loop_delay_p99_ms: end.loopDelayMs.p99, loop_delay_max_ms: end.loopDelayMs.max, handles_start: start.handles, handles_end: end.handles,
   violations: Object.fromEntries(contracts.map((c) => [c, byContract(c)])),
