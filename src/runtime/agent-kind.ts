@@ -135,7 +135,7 @@ class AgentDriver implements KindDriver {
     switch (effect.type) {
       case 'turn.start': {
         const record = this.#startRecord(effect.turn);
-        session.defer(() => this.#runAgent(record, effect.turn));
+        session.defer(() => this.#runAgent(record));
         return;
       }
       case 'turn.abort': {
@@ -145,7 +145,9 @@ class AgentDriver implements KindDriver {
       }
       case 'turn.steer': {
         const record = this.#turn;
-        if (record?.id === effect.turnId) session.defer(() => record.steer?.push(effect.input));
+        if (record?.id !== effect.turnId) return;
+        const input = this.#input(effect.input.id);
+        session.defer(() => record.steer?.push(input));
         return;
       }
       case 'command.run':
@@ -201,7 +203,7 @@ class AgentDriver implements KindDriver {
       controller: new LazyAbort(),
       startedAt: this.#session.now(),
       steer,
-      inputs: [...turn.inputs],
+      inputs: turn.inputs.map((ref) => this.#input(ref.id)),
       text: '',
       streamed: false,
       ended: false,
@@ -214,9 +216,18 @@ class AgentDriver implements KindDriver {
     return record;
   }
 
-  #runAgent(record: TurnRecord, running: RunningTurn): void {
+  /**
+   * What the client sent with an input: the machine keeps only ids, the host the payloads.
+   * An input the host cannot find (its store lost it) still reaches the agent, with empty content.
+   */
+  #input(inputId: string): SessionInput {
+    return this.#session.payload(inputId) ?? { id: inputId, content: '' };
+  }
+
+  #runAgent(record: TurnRecord): void {
     if (record.ended) return; // stopped before it could start
-    const turn = new AgentTurn(this, record, running.inputs);
+    // The turn's own inputs; steered ones the agent pulls later are not added to them.
+    const turn = new AgentTurn(this, record, record.inputs.slice());
     try {
       const result = this.#options.agent(turn);
       if (isPromiseLike(result)) result.then((value) => this.#succeed(record, value), (error) => this.#fail(record, error));
