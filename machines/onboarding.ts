@@ -30,6 +30,18 @@ export interface Answer {
   readonly questionId?: string;
 }
 
+/**
+ * Only what the machine needs of an answer enters the context: its id, its text (the
+ * analyzer's input, re-invoked on restore) and the question it names. Anything else an
+ * input carries (metadata) stays out: XState's snapshot persistence turns context values
+ * shaped like actor references into actors on restore.
+ */
+const answerOf = (input: Answer, questionId: string | undefined = input.questionId): Answer => ({
+  id: input.id,
+  content: input.content,
+  ...(questionId !== undefined && { questionId }),
+});
+
 /** The profile built from the answers, keyed by each question's `header`. */
 export type Profile = Readonly<Record<string, string>>;
 
@@ -130,7 +142,7 @@ export const onboardingMachine = setup({
     takeNow: enqueueActions(({ event, enqueue }, params: { n: 0 | 1 | 2 }) => {
       if (event.type !== 'input') return;
       enqueue.emit({ type: 'receipt', receipt: { status: 'accepted', mode: 'primary' } });
-      enqueue.assign({ current: { ...event.input, questionId: IDS[params.n] } });
+      enqueue.assign({ current: answerOf(event.input, IDS[params.n]) });
     }),
     /** On entering `qN`: the oldest waiting answer is applied to it. */
     takePending: assign(({ context }, params: { n: 0 | 1 | 2 }) => {
@@ -139,7 +151,7 @@ export const onboardingMachine = setup({
     }),
     wait: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'input') return;
-      enqueue.assign({ pending: [...context.pending, event.input] });
+      enqueue.assign({ pending: [...context.pending, answerOf(event.input)] });
       enqueue.emit({ type: 'receipt', receipt: { status: 'accepted', mode: 'queued' } });
     }),
     reflect: enqueueActions(({ context, event, enqueue }, params: { n: 0 | 1 | 2 }) => {

@@ -30,6 +30,16 @@ export interface SessionInput {
   readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * An input as the machine keeps it: its id, nothing the client sent. The payload (content,
+ * metadata) stays with the host, which hands it to the agent when a turn starts. Client data
+ * in context would go through XState's snapshot persistence, which turns anything shaped like
+ * an actor reference (`xstate$$type`, `{ id, sessionId, send, ref }`) into an actor on restore.
+ */
+export interface InputRef {
+  readonly id: string;
+}
+
 /** A command input, already parsed: `/name args…`. */
 export interface SessionCommand {
   readonly id: string;
@@ -48,22 +58,22 @@ export interface SessionSettings {
   readonly commandHelp: readonly { readonly name: string; readonly description: string }[];
 }
 
-type Work = { readonly kind: 'input'; readonly input: SessionInput } | { readonly kind: 'command'; readonly command: SessionCommand };
+type Work = { readonly kind: 'input'; readonly input: InputRef } | { readonly kind: 'command'; readonly command: SessionCommand };
 
 export interface RunningTurn {
   readonly id: number;
-  readonly inputs: readonly SessionInput[];
+  readonly inputs: readonly InputRef[];
   /** The agent reads `turn.steer`: inputs may be handed to it while it runs. */
   readonly steering: boolean;
   /** Inputs handed to the agent but not yet pulled by it. */
-  readonly steered: readonly SessionInput[];
+  readonly steered: readonly InputRef[];
 }
 
 export interface SessionContext {
   readonly sessionId: string;
   readonly settings: SessionSettings;
   /** The open batch (collecting), or the inputs about to start the next turn. */
-  readonly batch: readonly SessionInput[];
+  readonly batch: readonly InputRef[];
   /** Work waiting in arrival order: the backlog while busy, and ordered-lane commands. */
   readonly queue: readonly Work[];
   /** Priority-lane commands waiting for the lane. */
@@ -110,7 +120,7 @@ export type SessionEffect =
   | { type: 'receipt'; receipt: MachineReceipt }
   | { type: 'turn.start'; turn: RunningTurn }
   | { type: 'turn.abort'; turnId: number }
-  | { type: 'turn.steer'; turnId: number; input: SessionInput }
+  | { type: 'turn.steer'; turnId: number; input: InputRef }
   | { type: 'command.run'; command: SessionCommand }
   | { type: 'drained' };
 
@@ -121,6 +131,8 @@ type Enqueue = { emit: (effect: SessionEffect) => void };
 const out = (enqueue: Enqueue, event: MachineOutput) => enqueue.emit({ type: 'output', event });
 const receipt = (enqueue: Enqueue, r: MachineReceipt) => enqueue.emit({ type: 'receipt', receipt: r });
 const messageId = (turn: RunningTurn) => `msg_${turn.id}`;
+/** Only the id enters the context: see {@link InputRef}. */
+const refOf = (input: SessionInput): InputRef => ({ id: input.id });
 const inputIds = (work: readonly Work[]) =>
   work.map((w) => (w.kind === 'input' ? w.input.id : w.command.id));
 const pending = (c: SessionContext) => c.batch.length + c.queue.length;
@@ -220,13 +232,13 @@ export const sessionMachine = setup({
     /** An input joins the open batch (idle or collecting). */
     addToBatch: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'input') return;
-      enqueue.assign({ batch: [...context.batch, event.input] });
+      enqueue.assign({ batch: [...context.batch, refOf(event.input)] });
       receipt(enqueue, { status: 'accepted', mode: 'primary' });
     }),
     /** An input waits in the queue (busy, activating, or behind an ordered command). */
     addToQueue: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'input') return;
-      enqueue.assign({ queue: [...context.queue, { kind: 'input', input: event.input }] });
+      enqueue.assign({ queue: [...context.queue, { kind: 'input', input: refOf(event.input) }] });
       receipt(enqueue, { status: 'accepted', mode: 'queued' });
     }),
     /** Moves the next turn's inputs from the queue to the batch: all leading inputs, or one for `followup`. */
@@ -274,7 +286,7 @@ export const sessionMachine = setup({
       if (event.type !== 'input' || turn === null) return;
       enqueue.emit({ type: 'turn.abort', turnId: turn.id });
       endTurn(enqueue, turn, { reason: 'interrupted' });
-      const queue: Work[] = [...unpulled(turn), ...context.queue, { kind: 'input', input: event.input }];
+      const queue: Work[] = [...unpulled(turn), ...context.queue, { kind: 'input', input: refOf(event.input) }];
       enqueue.assign({ turn: null, queue });
       receipt(enqueue, { status: 'accepted', mode: 'queued' });
     }),
@@ -294,8 +306,9 @@ export const sessionMachine = setup({
     steerInput: enqueueActions(({ context, event, enqueue }) => {
       const turn = context.turn;
       if (event.type !== 'input' || turn === null) return;
-      enqueue.assign({ turn: { ...turn, steered: [...turn.steered, event.input] } });
-      enqueue.emit({ type: 'turn.steer', turnId: turn.id, input: event.input });
+      const input = refOf(event.input);
+      enqueue.assign({ turn: { ...turn, steered: [...turn.steered, input] } });
+      enqueue.emit({ type: 'turn.steer', turnId: turn.id, input });
       receipt(enqueue, { status: 'accepted', mode: 'injected' });
     }),
     acceptSteering: assign(({ context }) => (context.turn ? { turn: { ...context.turn, steering: true } } : {})),

@@ -78,6 +78,12 @@ export function parseFrame(text: string): ClientFrame | FrameProblem {
   const type = event.type as keyof typeof dataSchemas;
   const data = dataSchemas[type].safeParse(event.data);
   if (!data.success) return { code: 'INVALID_MESSAGE', message: `bad ${type} data: ${describe(data.error)}`, id };
+  if (type === 'input' && data.data.metadata !== undefined) {
+    // Metadata is the client's data, passed on as JSON.parse made it: zod copies a record key
+    // by key, and copying a `__proto__` key sets the copy's prototype instead (C12, C15).
+    const metadata = (event.data as { metadata: Record<string, unknown> }).metadata;
+    return { type, id, data: { ...data.data, metadata } } as ClientFrame;
+  }
   return { type, id, data: data.data } as ClientFrame;
 }
 

@@ -35,8 +35,10 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     commands: true,
     // 2: `idle` became `idle.quiet | idle.occupied` (tags). A version-1 `{ running: 'idle' }`
     // enters idle's initial child, which is what it meant.
-    version: 2,
-    migrate: (snapshot, from) => (from === 1 ? snapshot : undefined),
+    // 3: inputs in context are ids only (payloads come from the inbox). Older snapshots hold
+    // whole inputs, whose ids are all this version reads.
+    version: 3,
+    migrate: (snapshot, from) => (from < 3 ? snapshot : undefined),
     // Settings come from the runtime at every activation; drain flags belong to one process.
     persist: (snapshot) => withContext(snapshot, { settings: undefined, draining: false, drained: false }),
     restore: (snapshot, input) => withContext(snapshot, { settings: (input as { settings: SessionSettings }).settings, draining: false, drained: false }),
@@ -142,7 +144,7 @@ class AgentDriver implements KindDriver {
     switch (effect.type) {
       case 'turn.start': {
         const record = this.#startRecord(effect.turn);
-        session.defer(() => this.#runAgent(record, effect.turn));
+        session.defer(() => this.#runAgent(record));
         return;
       }
       case 'turn.abort': {
@@ -152,7 +154,9 @@ class AgentDriver implements KindDriver {
       }
       case 'turn.steer': {
         const record = this.#turn;
-        if (record?.id === effect.turnId) session.defer(() => record.steer?.push(effect.input));
+        if (record?.id !== effect.turnId) return;
+        const input = this.#input(effect.input.id);
+        session.defer(() => record.steer?.push(input));
         return;
       }
       case 'command.run':
@@ -208,7 +212,7 @@ class AgentDriver implements KindDriver {
       controller: new LazyAbort(),
       startedAt: this.#session.now(),
       steer,
-      inputs: [...turn.inputs],
+      inputs: turn.inputs.map((ref) => this.#input(ref.id)),
       text: '',
       streamed: false,
       ended: false,
@@ -221,9 +225,18 @@ class AgentDriver implements KindDriver {
     return record;
   }
 
-  #runAgent(record: TurnRecord, running: RunningTurn): void {
+  /**
+   * What the client sent with an input: the machine keeps only ids, the host the payloads.
+   * An input the host cannot find (its store lost it) still reaches the agent, with empty content.
+   */
+  #input(inputId: string): SessionInput {
+    return this.#session.payload(inputId) ?? { id: inputId, content: '' };
+  }
+
+  #runAgent(record: TurnRecord): void {
     if (record.ended) return; // stopped before it could start
-    const turn = new AgentTurn(this, record, running.inputs);
+    // The turn's own inputs; steered ones the agent pulls later are not added to them.
+    const turn = new AgentTurn(this, record, record.inputs.slice());
     try {
       const result = this.#options.agent(turn);
       if (isPromiseLike(result)) result.then((value) => this.#succeed(record, value), (error) => this.#fail(record, error));

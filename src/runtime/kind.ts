@@ -1,6 +1,6 @@
 import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
 import type { DoneData } from '../../machines/events.ts';
-import type { TranscriptEntry } from './store.ts';
+import type { InboxEntry, TranscriptEntry } from './store.ts';
 import type { Clock } from './clock.ts';
 
 /**
@@ -126,6 +126,12 @@ export interface DriverContext {
   readonly input: unknown;
   /** Sends an event to the session's actor. */
   dispatch(event: EventObject): void;
+  /**
+   * The content and metadata of an accepted input the session holds, by id. Machines keep
+   * input ids in their context, not what the client sent: XState revives context values
+   * shaped like actor references when it restores a snapshot.
+   */
+  payload(inputId: string): InboxEntry | undefined;
   /** Runs `task` after the actor's current step (never call user code while it processes). */
   defer(task: () => void): void;
   now(): number;

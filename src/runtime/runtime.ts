@@ -410,7 +410,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         return rejected(new StoreUnavailableError(host.id, error));
       }
     }
-    const decided = host.send(event);
+    const decided = host.send(event, entry);
     if (entry && decided?.status !== 'accepted') {
       try {
         store.forget(host.id, id);

@@ -6,7 +6,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import { SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
-import type { StepRecord, Store, StoredSession, TranscriptEntry } from './store.ts';
+import type { InboxEntry, StepRecord, Store, StoredSession, TranscriptEntry } from './store.ts';
 import type { GroupCommit } from './group-commit.ts';
 
 export interface HostDeps {
@@ -70,6 +70,13 @@ export class SessionHost {
   readonly #restored: StoredSession | undefined;
   /** Restored from the store without its snapshot (another version, or unreadable): see #start. */
   readonly #rebuilt: boolean;
+  /**
+   * Ids in context, payloads beside it: the machine keeps only the ids of the inputs it
+   * holds; their content and metadata wait here until a turn takes them. After a restore
+   * they come from the durable inbox. (Client data in context would go through XState's
+   * actor revival on restore.)
+   */
+  readonly #payloads = new Map<string, InboxEntry>();
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -97,6 +104,7 @@ export class SessionHost {
       sessionId: id,
       input,
       dispatch: (event) => this.#dispatch(event),
+      payload: (inputId) => this.#payload(inputId),
       defer: (task) => this.#gate(task),
       now: deps.now,
       clock: deps.clock,
@@ -149,14 +157,18 @@ export class SessionHost {
     // Everything a client saw was stored before it was sent: numbering goes on from there.
     this.#seq = Math.max(restored.seq, deps.store.lastSeq(id));
     for (const entry of deps.store.recentInputs(id, deps.idempotencyWindow)) this.recent.remember(entry.id, entry.content);
+    // The snapshot holds ids only: the inputs' payloads come from the durable inbox, before
+    // `resume` re-runs a turn that needs them.
+    const pending = deps.store.pending(id);
+    if (this.#driver) for (const entry of pending) this.#payloads.set(entry.id, entry);
     deps.dispatcher.run(() => {
       this.#actor.start();
       // A rebuilt session starts afresh and takes every waiting input again, in order.
       this.#actor.send({ type: this.#rebuilt ? 'activate' : 'resume' });
       const held = new Set(this.#rebuilt ? [] : (kind.holds?.(this.#actor.getSnapshot()) ?? []));
-      for (const entry of deps.store.pending(id)) {
+      for (const entry of pending) {
         if (held.has(entry.id)) continue;
-        const receipt = this.send({ type: 'input', input: entry } as EventObject);
+        const receipt = this.send({ type: 'input', input: entry } as EventObject, entry);
         if (receipt?.status === 'accepted') continue;
         // Acknowledged once, refused now: say so and take it out of the inbox, never drop it silently.
         const code = receipt?.code ?? 'INVALID_MESSAGE';
@@ -190,12 +202,32 @@ export class SessionHost {
     return this.#actor.getSnapshot().hasTag(SessionTags.quiescent);
   }
 
-  /** Sends one event and returns the receipt the machine decided, if it decided one. */
-  send(event: EventObject): MachineReceipt | undefined {
+  /**
+   * Sends one event and returns the receipt the machine decided, if it decided one. An
+   * input's `payload` is kept beside the machine (which keeps its id) while it is accepted.
+   */
+  send(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
     if (this.#stopped) return undefined;
     this.#receipt = undefined;
+    // Kept before the machine decides: a turn it starts right away runs in this same dispatch.
+    // Only a driver reads payloads: a kind without one keeps none.
+    if (payload && this.#driver) this.#payloads.set(payload.id, payload);
     this.#dispatch(event);
-    return this.#receipt;
+    const decided = this.#receipt as MachineReceipt | undefined; // set by #record while the machine ran
+    if (payload && decided?.status !== 'accepted') this.#payloads.delete(payload.id);
+    return decided;
+  }
+
+  /** An accepted input's content and metadata; from the durable inbox if it is not held here. */
+  #payload(inputId: string): InboxEntry | undefined {
+    const kept = this.#payloads.get(inputId);
+    if (kept) return kept;
+    try {
+      for (const entry of this.#deps.store.pending(this.id)) if (!this.#payloads.has(entry.id)) this.#payloads.set(entry.id, entry);
+    } catch (error) {
+      this.#deps.report(error);
+    }
+    return this.#payloads.get(inputId);
   }
 
   status(): SessionStatus {
@@ -312,6 +344,8 @@ export class SessionHost {
       if (closed?.transcript) this.#transcript.push(...closed.transcript);
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
       this.#consumed.push(...output.data.input_ids, ...(output.data.cancelled_input_ids ?? []));
+      for (const id of output.data.input_ids) this.#payloads.delete(id);
+      for (const id of output.data.cancelled_input_ids ?? []) this.#payloads.delete(id);
     } else {
       event = { sessionId: this.id, seq, ...output } as SessionEvent;
     }
