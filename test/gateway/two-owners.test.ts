@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const words = (i: number) => Array.from({ length: 30 }, (_, k) => `i${i}w${k}`).join(' ');
 
 describe('C17 one owner per store: two gateway processes on one SQLite file', () => {
-  it('the second fences the first, which exits 1 naming the holder; no input is in two dones', async () => {
+  it('the second fences the first, which exits 1 naming the holder; no input is in two dones', { timeout: 90_000 }, async () => {
     const db = join(dir, `owners-${process.pid}-${Date.now()}.db`);
     const args = ['--store', `sqlite:${db}`, '--demo-delay-ms', '15', '--debounce-ms', '0', '--max-wait-ms', '0', '--busy-policy', 'followup'];
     const first = await serve(args);
