@@ -16,6 +16,7 @@ import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
 import { GroupCommit } from './group-commit.ts';
+import { StoreSupervisor } from './store-supervisor.ts';
 import { agentKind } from './agent-kind.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
@@ -127,10 +128,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   };
   const dispatcher = new Dispatcher(report);
   let shutdown: Promise<void> | undefined;
-  // C16: sessions a failed commit stopped, re-activated from what was committed.
-  const failing = new Map<string, string>();
-  let fenced: StaleEpochError | undefined;
-  let retry: unknown;
 
   const deps: HostDeps = {
     commits: new GroupCommit(store, dispatcher),
@@ -144,15 +141,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     failed(host, error) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
       directory.trigger.sessionDeleted({ sessionId: host.id });
-      failing.set(host.id, error instanceof Error ? error.message : String(error));
       if (!(error instanceof StaleEpochError)) report(new StoreUnavailableError(host.id, error));
       // Its clients learn it at once: their stream ends with the typed error (a gateway
       // closes them with 1013, try again later; they resume from the last committed seq).
       const subscribers = listeners.get(host.id);
       listeners.delete(host.id);
       for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(host.id, error));
-      if (error instanceof StaleEpochError) fence(error);
-      armRetry();
+      supervisor.failed(host.id, error);
     },
     publish(event) {
       if (event.type === 'done' && event.data.input_ids.length > 0) count.turn();
@@ -229,7 +224,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return new InvalidMessageError(`session "${sessionId}" is of kind "${actual}", not "${kindName}"`);
     }
     if (existing) return existing;
-    if (fenced) return new StoreUnavailableError(sessionId, fenced);
+    if (supervisor.fenced) return new StoreUnavailableError(sessionId, supervisor.fenced);
     const name = actual ?? kindName ?? 'agent';
     const kind = kinds.get(name);
     if (!kind) return new InvalidMessageError(`unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`);
@@ -237,8 +232,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
     sessions.set(sessionId, host);
     host.start();
-    if (host.failed) return new StoreUnavailableError(sessionId, failing.get(sessionId) ?? 'commit failed');
-    failing.delete(sessionId);
+    if (host.failed) return new StoreUnavailableError(sessionId, supervisor.failure(sessionId) ?? 'commit failed');
+    supervisor.recovered(sessionId);
     if (host.status().state === 'deleted' && sessions.get(sessionId) === host) sessions.delete(sessionId);
     armSweep();
     enforceCap(host);
@@ -262,68 +257,24 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     sessions.delete(host.id);
   }
 
-  /**
-   * C17: a newer process owns the store. Every session here stops (their next writes would
-   * be refused anyway), and the fence is reported once, as itself: a gateway exits on it.
-   */
-  function fence(error: StaleEpochError): void {
-    if (fenced) return;
-    fenced = error;
-    report(error);
-    for (const host of [...sessions.values()]) host.abandon(error);
-  }
-
-  // An idle process would only learn of its fence at its next write: the store is asked
-  // who owns it every ownerCheckMs, so a fenced process stops promptly.
-  let ownerCheck: unknown;
-  function armOwnerCheck(): void {
-    if (!store.checkOwner || shutdown || fenced) return;
-    ownerCheck = clock.setTimeout(() => {
-      try {
-        store.checkOwner?.();
-        armOwnerCheck();
-      } catch (error) {
-        if (error instanceof StaleEpochError) fence(error);
-        else armOwnerCheck();
-      }
-    }, opts.ownerCheckMs);
-    (ownerCheck as { unref?: () => void }).unref?.();
-  }
-  armOwnerCheck();
-
-  // Retention: stored sessions nobody wrote for retentionMs go, with everything they keep.
-  let retention: unknown;
-  function armRetention(): void {
-    if (shutdown) return;
-    retention = clock.setTimeout(
-      () => {
-        try {
-          store.prune(deps.now() - opts.retentionMs, (id) => sessions.has(id));
-        } catch (error) {
-          report(error);
-        }
-        armRetention();
-      },
-      Math.min(opts.retentionMs, 3_600_000),
-    );
-    (retention as { unref?: () => void }).unref?.();
-  }
-  armRetention();
-
-  /** After a failed commit: try the stopped sessions again until the store takes their writes. */
-  function armRetry(): void {
-    if (retry !== undefined || shutdown || fenced) return;
-    retry = clock.setTimeout(() => {
-      retry = undefined;
-      for (const sessionId of [...failing.keys()]) {
-        const host = sessions.get(sessionId) ?? hostOf(sessionId, undefined);
+  // C16, C17 and retention: the runtime's watch over its store.
+  const supervisor = new StoreSupervisor(
+    {
+      store,
+      clock,
+      now: deps.now,
+      report,
+      isLive: (id) => sessions.has(id),
+      abandonAll: (error) => [...sessions.values()].forEach((host) => host.abandon(error)),
+      reactivate: (id) => {
+        if (shutdown) return false;
+        const host = sessions.get(id) ?? hostOf(id, undefined);
         // A save is the probe: re-activated from what was committed, and writable again.
-        if (host instanceof SessionHost && !host.failed && host.save()) failing.delete(sessionId);
-      }
-      if (failing.size > 0) armRetry();
-    }, opts.storeRetryMs);
-    (retry as { unref?: () => void }).unref?.();
-  }
+        return host instanceof SessionHost && !host.failed && host.save();
+      },
+    },
+    opts,
+  );
 
   // C11: idle sessions are passivated — snapshot saved, actor stopped. A sweep every half
   // timeout finds them; the timer is unref'd so it never keeps the process alive.
@@ -470,9 +421,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const host of hosts) host.abortDrain();
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
-    if (retry !== undefined) clock.clearTimeout(retry);
-    if (ownerCheck !== undefined) clock.clearTimeout(ownerCheck);
-    if (retention !== undefined) clock.clearTimeout(retention);
+    supervisor.stop();
     for (const host of hosts) {
       host.save();
       host.stop();
@@ -521,12 +470,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     directory,
     sessionIds: () => [...sessions.keys()],
     events$: new IsolatedObservable<SessionEvent>(report, (subscriber) => events$.subscribe(subscriber)),
-    health: () => ({
-      ok: failing.size === 0 && !fenced,
-      failedSessions: failing.size,
-      fenced: fenced !== undefined,
-      ...(fenced ? { storeError: fenced.message } : failing.size > 0 && { storeError: [...failing.values()].at(-1)! }),
-    }),
+    health: () => supervisor.health(),
     eventsOf,
     shutdown({ drainMs = 5000 }: ShutdownOptions = {}) {
       if (!Number.isFinite(drainMs) || drainMs < 0) {

@@ -1,0 +1,141 @@
+import type { Clock } from './clock.ts';
+import { StaleEpochError, type Store } from './store.ts';
+
+/** What the supervisor needs of the runtime. */
+export interface SupervisedRuntime {
+  readonly store: Store;
+  readonly clock: Clock;
+  now(): number;
+  report(error: unknown): void;
+  /** Live sessions, by id. */
+  isLive(sessionId: string): boolean;
+  /** Stops every live session: the store has a newer owner. */
+  abandonAll(error: StaleEpochError): void;
+  /** Activates a session from the store and saves it; `true` once the store took the write. */
+  reactivate(sessionId: string): boolean;
+}
+
+export interface StoreSupervisorOptions {
+  readonly storeRetryMs: number;
+  readonly ownerCheckMs: number;
+  readonly retentionMs: number;
+}
+
+/**
+ * The runtime's watch over its store, on the runtime's clock: sessions a failed commit
+ * stopped and their retry (C16), ownership and the fence (C17), and retention. Every timer
+ * is unref'd, so none keeps the process alive.
+ */
+export class StoreSupervisor {
+  readonly #rt: SupervisedRuntime;
+  readonly #opts: StoreSupervisorOptions;
+  /** Sessions out of service after a failed commit, with why. */
+  readonly #failing = new Map<string, string>();
+  #fenced: StaleEpochError | undefined;
+  readonly #timers = new Map<'retry' | 'owner' | 'retention', unknown>();
+  #stopped = false;
+
+  constructor(rt: SupervisedRuntime, opts: StoreSupervisorOptions) {
+    this.#rt = rt;
+    this.#opts = opts;
+    this.#armOwnerCheck();
+    this.#armRetention();
+  }
+
+  get fenced(): StaleEpochError | undefined {
+    return this.#fenced;
+  }
+
+  /** Why a session is out of service, if it is. */
+  failure(sessionId: string): string | undefined {
+    return this.#failing.get(sessionId);
+  }
+
+  /** A commit of this session failed: it is out of service until a retry takes its write. */
+  failed(sessionId: string, error: unknown): void {
+    this.#failing.set(sessionId, error instanceof Error ? error.message : String(error));
+    if (error instanceof StaleEpochError) this.#fence(error);
+    this.#armRetry();
+  }
+
+  /** The session is back (a client's input re-activated it). */
+  recovered(sessionId: string): void {
+    this.#failing.delete(sessionId);
+  }
+
+  health() {
+    const failing = this.#failing;
+    const fenced = this.#fenced;
+    return {
+      ok: failing.size === 0 && !fenced,
+      failedSessions: failing.size,
+      fenced: fenced !== undefined,
+      ...(fenced ? { storeError: fenced.message } : failing.size > 0 && { storeError: [...failing.values()].at(-1)! }),
+    };
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) this.#rt.clock.clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /**
+   * C17: a newer process owns the store. Every session here stops (their next writes would
+   * be refused anyway), and the fence is reported once, as itself: a gateway exits on it.
+   */
+  #fence(error: StaleEpochError): void {
+    if (this.#fenced) return;
+    this.#fenced = error;
+    this.#rt.report(error);
+    this.#rt.abandonAll(error);
+  }
+
+  #arm(name: 'retry' | 'owner' | 'retention', ms: number, fn: () => void): void {
+    if (this.#stopped || this.#timers.has(name)) return;
+    const timer = this.#rt.clock.setTimeout(() => {
+      this.#timers.delete(name);
+      fn();
+    }, ms);
+    (timer as { unref?: () => void }).unref?.();
+    this.#timers.set(name, timer);
+  }
+
+  /** After a failed commit: try the stopped sessions again until the store takes their writes. */
+  #armRetry(): void {
+    if (this.#fenced) return;
+    this.#arm('retry', this.#opts.storeRetryMs, () => {
+      for (const sessionId of [...this.#failing.keys()]) {
+        if (this.#rt.reactivate(sessionId)) this.#failing.delete(sessionId);
+      }
+      if (this.#failing.size > 0) this.#armRetry();
+    });
+  }
+
+  /** An idle process would only learn of its fence at its next write: ask the store who owns it. */
+  #armOwnerCheck(): void {
+    const store = this.#rt.store;
+    if (!store.checkOwner || this.#fenced) return;
+    this.#arm('owner', this.#opts.ownerCheckMs, () => {
+      try {
+        store.checkOwner?.();
+      } catch (error) {
+        if (error instanceof StaleEpochError) return this.#fence(error);
+      }
+      this.#armOwnerCheck();
+    });
+  }
+
+  /** Retention: stored sessions nobody wrote for retentionMs go, with everything they keep. */
+  #armRetention(): void {
+    const { retentionMs } = this.#opts;
+    this.#arm('retention', Math.min(retentionMs, 3_600_000), () => {
+      try {
+        this.#rt.store.prune(this.#rt.now() - retentionMs, (id) => this.#rt.isLive(id));
+      } catch (error) {
+        this.#rt.report(error);
+      }
+      this.#armRetention();
+    });
+  }
+}
