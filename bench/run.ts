@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { baton, burst, chain, machineAlone, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
 import { memory } from './memory.ts';
 import { gatewayBench } from './gateway.ts';
-import { batonMemoryStore, batonSqliteStore, streamBench, transactionsPerTurn } from './stream.ts';
+import { batonMemoryStore, batonSqliteStore, removeTempDbs, streamBench, transactionsPerTurn } from './stream.ts';
 import { ratioChart } from './chart.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, section: { type: 'string' } } });
@@ -79,6 +79,7 @@ const sections = {
     // A short warm-up of each first (JIT): the quick run is too small to leave it to round 1.
     for (const c of [batonMemoryStore, batonSqliteStore]) await sequential(c, 50, 5);
     const turns = await alternate([batonMemoryStore, batonSqliteStore], (c) => sequential(c, size.storeSessions, size.storePerSession));
+    removeTempDbs();
     const memoryStore = turns.get(batonMemoryStore.name)!;
     const sqliteStore = turns.get(batonSqliteStore.name)!;
     return { memory_store_turns_per_s: Math.round(memoryStore), sqlite_store_turns_per_s: Math.round(sqliteStore), sqlite_vs_memory_turns: sqliteStore / memoryStore };
