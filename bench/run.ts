@@ -5,21 +5,26 @@
  * Prints a table, rewrites bench/RESULTS.md and bench/results.svg (full runs only), and
  * ends with one line of JSON holding every figure.
  */
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { baton, burst, chain, machineAlone, pqueue, sequential, xstateLoop, type Contender } from './turns.ts';
 import { memory } from './memory.ts';
 import { gatewayBench } from './gateway.ts';
+import { batonMemoryStore, batonSqliteStore, removeTempDbs, streamBench, transactionsPerTurn } from './stream.ts';
 import { ratioChart } from './chart.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, section: { type: 'string' } } });
 const quick = values.quick ?? false;
+/** RESULTS.md keeps everything from this line on across full runs. */
+const NOTES_MARKER = '<!-- notes: kept by bench/run.ts -->';
 const size = quick
-  ? { sessions: 200, perSession: 50, rounds: 2, memory: 5_000, connections: 20, seconds: 2 }
-  : { sessions: 1000, perSession: 100, rounds: 3, memory: 100_000, connections: 50, seconds: 5 };
+  ? { sessions: 200, perSession: 50, rounds: 2, memory: 5_000, connections: 20, seconds: 2, streams: 20, deltas: 100, streamSeconds: 1, storeSessions: 100, storePerSession: 10 }
+  : { sessions: 1000, perSession: 100, rounds: 3, memory: 100_000, connections: 50, seconds: 5, streams: 50, deltas: 200, streamSeconds: 5, storeSessions: 200, storePerSession: 50 };
+/** Deltas the streaming agent emits per event-loop tick: each in its own, as a network stream delivers them. */
+const DELTAS_PER_TICK = 1;
 const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`);
 
 /** Runs each contender `rounds` times, interleaved, and keeps the median. */
@@ -54,6 +59,31 @@ const sections = {
     return gatewayBench(size.connections, size.seconds);
   },
   memory: () => memory(size.memory, (text) => progress(`memory: ${text}`)),
+  async stream() {
+    const shape = { deltas: size.deltas, perTick: DELTAS_PER_TICK };
+    const figures = await streamBench({ connections: size.streams, seconds: size.streamSeconds, rounds: size.rounds, shape }, (text) => progress(`stream: ${text}`));
+    progress('stream: store transactions per turn');
+    const paced = await transactionsPerTurn([10, 100], DELTAS_PER_TICK);
+    const oneTick = await transactionsPerTurn([10, 100], Number.POSITIVE_INFINITY);
+    return {
+      ...figures,
+      tx_per_turn_10_deltas: paced[10]!.total,
+      tx_per_turn_100_deltas: paced[100]!.total,
+      commits_per_turn_10_deltas: paced[10]!.commit,
+      commits_per_turn_100_deltas: paced[100]!.commit,
+      tx_per_turn_10_deltas_one_tick: oneTick[10]!.total,
+      tx_per_turn_100_deltas_one_tick: oneTick[100]!.total,
+    };
+  },
+  async stores() {
+    // A short warm-up of each first (JIT): the quick run is too small to leave it to round 1.
+    for (const c of [batonMemoryStore, batonSqliteStore]) await sequential(c, 50, 5);
+    const turns = await alternate([batonMemoryStore, batonSqliteStore], (c) => sequential(c, size.storeSessions, size.storePerSession));
+    removeTempDbs();
+    const memoryStore = turns.get(batonMemoryStore.name)!;
+    const sqliteStore = turns.get(batonSqliteStore.name)!;
+    return { memory_store_turns_per_s: Math.round(memoryStore), sqlite_store_turns_per_s: Math.round(sqliteStore), sqlite_vs_memory_turns: sqliteStore / memoryStore };
+  },
 };
 type Section = keyof typeof sections;
 
@@ -76,6 +106,8 @@ const bursts = new Map<string, number>(Object.entries(runSection('bursts')));
 const { alone } = runSection('machine');
 const gw = runSection('gateway');
 const mem = runSection('memory');
+const stream = runSection('stream');
+const stores = runSection('stores');
 
 const t = (name: string) => turns.get(name)!;
 const b = (name: string) => bursts.get(name)!;
@@ -91,6 +123,8 @@ const result = {
   machine_alone_turns_per_s: Math.round(alone),
   ...mem,
   ...gw,
+  ...stores,
+  ...stream,
 };
 
 const fmt = (x: number) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
@@ -106,6 +140,18 @@ rows.push(
   ['gateway round trips/s', fmt(result.gateway_round_trips_per_s), `× bare ws ${fmt(result.gateway_vs_ws)} (target ≥ 0.6)`],
   ['added latency at half load, p50 / p99 (ms)', `${fmt(result.added_p50_ms)} / ${fmt(result.added_p99_ms)}`, 'target p99 < 2'],
   ['re-activate 10k passivated sessions (ms)', fmt(result.reactivate_10k_ms), ''],
+  [
+    `durable streaming, deltas/s (${result.stream_connections} streams × ${result.stream_deltas_per_turn} deltas, ${result.stream_deltas_per_tick} per tick): gateway on SQLite`,
+    fmt(result.stream_sqlite_deltas_per_s),
+    `× bare ws ${fmt(result.stream_vs_ws)} (target ≥ 0.35)`,
+  ],
+  ['the same on the memory store, deltas/s', fmt(result.stream_memory_deltas_per_s), `× bare ws ${fmt(result.stream_memory_vs_ws)}; bare ws: ${fmt(result.stream_bare_ws_deltas_per_s)} deltas/s`],
+  ['turns/s, one input at a time, SQLite store', fmt(result.sqlite_store_turns_per_s), `× memory store ${fmt(result.sqlite_vs_memory_turns)} (target ≥ 0.8); memory store: ${fmt(result.memory_store_turns_per_s)}`],
+  [
+    'store transactions per turn, 10 / 100 deltas (one per tick)',
+    `${result.tx_per_turn_10_deltas} / ${result.tx_per_turn_100_deltas}`,
+    `commits ${result.commits_per_turn_10_deltas} / ${result.commits_per_turn_100_deltas}; all deltas in one tick: ${result.tx_per_turn_10_deltas_one_tick} / ${result.tx_per_turn_100_deltas_one_tick} (target: independent of the delta count)`,
+  ],
 );
 const baselines = [...turns].map(([n, v]) => `${n}: ${fmt(v)} turns/s`).join('; ');
 const table = ['| measure | Baton | against the baselines |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -113,9 +159,13 @@ process.stdout.write(`\n${table}\n\nsequential turns/s — ${baselines}\n\n`);
 
 if (!quick) {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  // Notes written by hand (profiles, where the time goes) follow a marker and are kept.
+  const resultsUrl = new URL('./RESULTS.md', import.meta.url);
+  const previous = existsSync(resultsUrl) ? readFileSync(resultsUrl, 'utf8') : '';
+  const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER)) : '';
   writeFileSync(
-    new URL('./RESULTS.md', import.meta.url),
-    `# Benchmark results\n\nFull run (\`npm run bench\`) on ${machine}. Each section runs in a fresh process; ratios are medians of ${size.rounds} interleaved rounds.\n\n${table}\n\nSequential turns/s of each contender: ${baselines}.\n\n![ratios](results.svg)\n`,
+    resultsUrl,
+    `# Benchmark results\n\nFull run (\`npm run bench\`) on ${machine}, load average ${loadavg().map((x) => x.toFixed(1)).join(' / ')} at the end. Each section runs in a fresh process; ratios are medians of ${size.rounds} interleaved rounds.\n\n${table}\n\nSequential turns/s of each contender: ${baselines}.\n\n![ratios](results.svg)\n${notes && `\n${notes}`}`,
   );
   writeFileSync(
     new URL('./results.svg', import.meta.url),
@@ -124,6 +174,8 @@ if (!quick) {
       ['turns vs p-queue', result.turns_vs_pqueue, 1],
       ['bursts vs p-queue', result.burst_vs_pqueue, 1],
       ['gateway vs bare ws', result.gateway_vs_ws, 0.6],
+      ['durable stream vs bare ws', result.stream_vs_ws, 0.35],
+      ['SQLite vs memory turns', result.sqlite_vs_memory_turns, 0.8],
     ]),
   );
 }
