@@ -67,4 +67,54 @@ describe('C7 failure isolation', () => {
     expect(t.dones('good')).toEqual([expect.objectContaining({ success: true })]);
     expect(t.of('bad').find((e) => e.type === 'error')?.data.message).toBe('string rejection');
   });
+
+  it('a command handler that throws (sync or async) is reported on its session and the session goes on', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({
+      agent: a.agent,
+      debounceMs: 0,
+      commands: {
+        boom: () => {
+          throw new Error('handler bug');
+        },
+        later: async () => Promise.reject(new Error('async handler bug')),
+      },
+    });
+    expect(t.runtime.send('s', { id: 'c1', content: '/boom' })).toMatchObject({ status: 'accepted', mode: 'command' });
+    expect(t.runtime.send('s', { id: 'c2', content: '/later' })).toMatchObject({ status: 'accepted', mode: 'command' });
+    await settle();
+    const errors = t.of('s').flatMap((e) => (e.type === 'error' ? [e.data] : []));
+    expect(errors).toEqual([
+      expect.objectContaining({ event_id: 'c1', message: expect.stringContaining('handler bug') }),
+      expect.objectContaining({ event_id: 'c2', message: expect.stringContaining('async handler bug') }),
+    ]);
+    t.runtime.send('s', { id: 'm1', content: 'still here' });
+    await settle();
+    a.last('s')!.resolve('yes');
+    await settle();
+    expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m1'] });
+  });
+
+  it('an onboarding analyzer that throws asks the question again; the session goes on', async () => {
+    let calls = 0;
+    const t = testRuntime({
+      agent: async () => undefined,
+      onboarding: {
+        analyzer: async () => {
+          if (++calls === 1) throw new Error('analyzer bug');
+          return { reflection: 'noted', profile: {} };
+        },
+      },
+    });
+    t.runtime.open('o', { kind: 'onboarding' });
+    t.runtime.control('o', 'start');
+    await settle();
+    t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { q: 'x' } });
+    await settle();
+    expect(t.of('o').some((e) => e.type === 'error')).toBe(true);
+    expect(t.runtime.respond('o', { id: 'a2', questionId: 'q1', answers: { q: 'y' } })).toMatchObject({ status: 'accepted' });
+    await settle();
+    const asked = t.of('o').flatMap((e) => (e.type === 'question_request' ? [e.data.id] : []));
+    expect(asked).toEqual(['q1', 'q1', 'q2']);
+  });
 });
