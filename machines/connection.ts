@@ -24,6 +24,8 @@ export interface OutboundFrame {
 export interface HandshakeFailure {
   readonly code: string;
   readonly message: string;
+  /** The close code after the error ack. @default 1008 (1013 when the client should retry later) */
+  readonly closeCode?: number;
 }
 
 export interface ConnectionContext {
@@ -84,7 +86,7 @@ export const connectionMachine = setup({
         type: 'write',
         frame: { type: 'init_ack', seq: 0, data: { state: 'deleted', code: failure.code, error: failure.message } },
       });
-      enqueue.emit({ type: 'close', code: 1008, reason: failure.code });
+      enqueue.emit({ type: 'close', code: failure.closeCode ?? 1008, reason: failure.code });
       enqueue.assign({ held: [] });
     }),
     closeSocket: emit(({ event }) => ({

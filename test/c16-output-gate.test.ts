@@ -123,7 +123,66 @@ describe('C16 output gate', () => {
     expect(t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted' });
     await t.advance(0);
     expect(t.control.calls).toHaveLength(1);
+    // Healthy again once the retry's probe write went through, not merely on activation.
+    await t.advance(1000);
     expect(t.runtime.health().ok).toBe(true);
+  });
+});
+
+describe('C16 store outages at scale', () => {
+  it('many sessions failing at once: one report, one probe per retry pass with backoff, all back once the store works', async () => {
+    const t = setup();
+    const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
+    for (const id of ids) t.runtime.send(id, { id: `${id}-m1`, content: 'hi' });
+    await t.advance(0);
+    expect(t.control.calls).toHaveLength(40);
+    t.store.failing = true;
+    for (const call of t.control.calls) call.resolve('done');
+    await settle();
+    expect(t.runtime.health()).toMatchObject({ ok: false, failedSessions: 40 });
+    expect(t.errors.filter((e) => e instanceof StoreUnavailableError)).toHaveLength(1);
+
+    const before = t.store.writes;
+    await t.advance(1000); // first pass: the probe fails, nobody else is tried
+    expect(t.store.writes - before).toBeLessThanOrEqual(2);
+    await t.advance(1000); // backoff: the next pass is 2000 ms after the first
+    expect(t.store.writes - before).toBeLessThanOrEqual(2);
+    t.store.failing = false;
+    await t.advance(1000);
+    expect(t.runtime.health()).toMatchObject({ ok: true, failedSessions: 0 });
+    await settle();
+    for (const call of t.control.calls.slice(40)) call.resolve('again');
+    await settle();
+    for (const id of ids) expect(t.dones(id).filter((d) => d.input_ids.includes(`${id}-m1`)), id).toHaveLength(1);
+    expect(t.errors.filter((e) => e instanceof StoreUnavailableError)).toHaveLength(1);
+  });
+
+  it('an input the store refuses makes the runtime unhealthy until a write succeeds', async () => {
+    const t = setup();
+    t.runtime.open('s');
+    await settle();
+    t.store.failing = true;
+    expect(t.runtime.send('s', { id: 'm1', content: 'x' }).status).toBe('rejected');
+    expect(t.runtime.health()).toMatchObject({ ok: false, failedSessions: 0, storeError: 'database or disk is full' });
+    t.store.failing = false;
+    expect(t.runtime.send('s', { id: 'm1', content: 'x' }).status).toBe('accepted');
+    expect(t.runtime.health().ok).toBe(true);
+  });
+
+  it('no retry re-activates a session once shutdown has begun', async () => {
+    const t = setup();
+    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await t.advance(0);
+    t.store.failing = true;
+    t.control.last('s')!.resolve('done');
+    await settle();
+    const shutdown = t.runtime.shutdown({ drainMs: 5000 });
+    t.store.failing = false;
+    await t.advance(1000);
+    expect(t.control.calls).toHaveLength(1);
+    expect(t.runtime.sessionIds()).toEqual([]);
+    await t.advance(5000);
+    await shutdown;
   });
 });
 

@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { createActor, type Actor } from 'xstate';
 import type { Subscription } from 'rxjs';
 import { connectionMachine, type ConnectionEvent, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
-import { BatonError } from '../errors.ts';
+import { BatonError, StoreUnavailableError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionStatus } from '../runtime/types.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
@@ -173,7 +173,10 @@ export class Connection {
       // reconnects with last_seq resumes from what was committed.
       error: (error: unknown) => {
         const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
-        this.send({ type: 'error', seq: 0, data: { code, message: error instanceof Error ? error.message : String(error) } });
+        const message = error instanceof Error ? error.message : String(error);
+        // Mid-handshake the error is the handshake's answer; the session is not deleted.
+        if (!this.#attached) return this.#reject({ code, message, closeCode: 1013 });
+        this.send({ type: 'error', seq: 0, data: { code, message } });
         this.#toGate({ type: 'close', code: 1013, reason: 'store unavailable' });
       },
       complete: () =>
@@ -187,7 +190,8 @@ export class Connection {
     } catch (error) {
       this.#subscription.unsubscribe();
       const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
-      return this.#reject({ code, message: error instanceof Error ? error.message : String(error) });
+      const retry = error instanceof StoreUnavailableError ? { closeCode: 1013 } : {};
+      return this.#reject({ code, message: error instanceof Error ? error.message : String(error), ...retry });
     }
     if (status.kind === 'onboarding' && status.state === 'created') runtime.control(sessionId, 'start');
     // Resume: the stored events after the client's last_seq, up to the attach point; live

@@ -141,7 +141,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     failed(host, error) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
       directory.trigger.sessionDeleted({ sessionId: host.id });
-      if (!(error instanceof StaleEpochError)) report(new StoreUnavailableError(host.id, error));
       // Its clients learn it at once: their stream ends with the typed error (a gateway
       // closes them with 1013, try again later; they resume from the last committed seq).
       const subscribers = listeners.get(host.id);
@@ -233,7 +232,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     sessions.set(sessionId, host);
     host.start();
     if (host.failed) return new StoreUnavailableError(sessionId, supervisor.failure(sessionId) ?? 'commit failed');
-    supervisor.recovered(sessionId);
     if (host.status().state === 'deleted' && sessions.get(sessionId) === host) sessions.delete(sessionId);
     armSweep();
     enforceCap(host);
@@ -358,8 +356,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         store.accept(host.id, entry);
       } catch (error) {
         // Not in the inbox, so not accepted: the client may send it again (C12, C16).
+        supervisor.refused(error);
         return rejected(new StoreUnavailableError(host.id, error));
       }
+      supervisor.wrote();
     }
     const decided = host.send(event, entry);
     if (entry && decided?.status !== 'accepted') {
@@ -409,6 +409,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   async function drainAll(drainMs: number): Promise<void> {
+    // No retry re-activates a session behind the drain's back.
+    supervisor.stop();
     const hosts = [...sessions.values()];
     const drained = Promise.all(hosts.map((host) => host.drain()));
     let timer: unknown;
@@ -421,7 +423,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const host of hosts) host.abortDrain();
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
-    supervisor.stop();
     for (const host of hosts) {
       host.save();
       host.stop();

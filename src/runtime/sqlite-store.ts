@@ -63,13 +63,14 @@ export class SqliteStore implements Store {
     }
     this.#keep = keepEvents;
     this.#path = path;
-    this.epoch = this.#db
-      .prepare<[string, number], { epoch: number }>(
-        `INSERT INTO owner (id, epoch, holder, since) VALUES (1, 1, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1, holder = excluded.holder, since = excluded.since
-         RETURNING epoch`,
-      )
-      .get(holder, Date.now())!.epoch;
+    const claim = this.#db.prepare<[string, number], { epoch: number }>(
+      `INSERT INTO owner (id, epoch, holder, since) VALUES (1, 1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1, holder = excluded.holder, since = excluded.since
+       RETURNING epoch`,
+    );
+    // In an explicit transaction: a claim that cannot be committed (a full disk) must throw,
+    // not leave this process believing in an epoch nobody stored.
+    this.epoch = this.#db.transaction(() => claim.get(holder, Date.now())!.epoch).immediate();
     const db = this.#db;
     this.#q = {
       load: db.prepare<[string], { kind: string; snapshot: string; seq: number; version: number }>('SELECT kind, snapshot, seq, version FROM sessions WHERE id = ?'),
@@ -114,10 +115,25 @@ export class SqliteStore implements Store {
 
   /** A write transaction of this owner: refused once a newer owner took the store (C17). */
   #write(fn: () => void): void {
-    this.#db.transaction(() => {
-      this.checkOwner();
-      fn();
-    })();
+    try {
+      this.#db.transaction(() => {
+        this.checkOwner();
+        fn();
+      })();
+    } catch (error) {
+      // A full disk: give back what the write-ahead log holds, or a freed disk can fill up
+      // again with the log of the retries before anything is checkpointed.
+      if ((error as { code?: string }).code === 'SQLITE_FULL') this.#checkpoint();
+      throw error;
+    }
+  }
+
+  #checkpoint(): void {
+    try {
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Best effort: the disk may still be full.
+    }
   }
 
   checkOwner(): void {

@@ -1,4 +1,5 @@
 import type { Clock } from './clock.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import { StaleEpochError, type Store } from './store.ts';
 
 /** What the supervisor needs of the runtime. */
@@ -31,6 +32,11 @@ export class StoreSupervisor {
   readonly #opts: StoreSupervisorOptions;
   /** Sessions out of service after a failed commit, with why. */
   readonly #failing = new Map<string, string>();
+  /** A write the store refused that no session holds (an input not accepted): failing until a write succeeds. */
+  #refused: string | undefined;
+  /** The next retry's delay: doubled after every pass the store still refuses, up to 32 × storeRetryMs. */
+  #retryMs: number;
+  #retrying = false;
   #fenced: StaleEpochError | undefined;
   readonly #timers = new Map<'retry' | 'owner' | 'retention', unknown>();
   #stopped = false;
@@ -38,6 +44,7 @@ export class StoreSupervisor {
   constructor(rt: SupervisedRuntime, opts: StoreSupervisorOptions) {
     this.#rt = rt;
     this.#opts = opts;
+    this.#retryMs = opts.storeRetryMs;
     this.#armOwnerCheck();
     this.#armRetention();
   }
@@ -51,26 +58,37 @@ export class StoreSupervisor {
     return this.#failing.get(sessionId);
   }
 
-  /** A commit of this session failed: it is out of service until a retry takes its write. */
+  /**
+   * A commit of this session failed: it is out of service until a retry takes its write.
+   * Reported once per outage, not once per session: thousands of sessions fail together.
+   */
   failed(sessionId: string, error: unknown): void {
-    this.#failing.set(sessionId, error instanceof Error ? error.message : String(error));
     if (error instanceof StaleEpochError) this.#fence(error);
+    else if (this.#failing.size === 0 && this.#refused === undefined) this.#rt.report(new StoreUnavailableError(sessionId, error));
+    this.#failing.set(sessionId, error instanceof Error ? error.message : String(error));
     this.#armRetry();
   }
 
-  /** The session is back (a client's input re-activated it). */
-  recovered(sessionId: string): void {
-    this.#failing.delete(sessionId);
+  /** The store refused a write no session holds (an input): unhealthy until a write succeeds. */
+  refused(error: unknown): void {
+    if (this.#failing.size === 0 && this.#refused === undefined) this.#rt.report(new StoreUnavailableError(undefined, error));
+    this.#refused = error instanceof Error ? error.message : String(error);
+  }
+
+  /** A write succeeded: a refused input no longer makes the store unhealthy. */
+  wrote(): void {
+    this.#refused = undefined;
   }
 
   health() {
     const failing = this.#failing;
     const fenced = this.#fenced;
+    const storeError = fenced?.message ?? (failing.size > 0 ? [...failing.values()].at(-1) : this.#refused);
     return {
-      ok: failing.size === 0 && !fenced,
+      ok: failing.size === 0 && !fenced && this.#refused === undefined,
       failedSessions: failing.size,
       fenced: fenced !== undefined,
-      ...(fenced ? { storeError: fenced.message } : failing.size > 0 && { storeError: [...failing.values()].at(-1)! }),
+      ...(storeError !== undefined && { storeError }),
     };
   }
 
@@ -101,14 +119,32 @@ export class StoreSupervisor {
     this.#timers.set(name, timer);
   }
 
-  /** After a failed commit: try the stopped sessions again until the store takes their writes. */
+  /**
+   * After a failed commit: try the stopped sessions again until the store takes their writes.
+   * The first one is the probe: while it fails, the others are not tried (re-activating
+   * thousands of sessions against a full disk would stall the process), and the next pass
+   * waits twice as long.
+   */
   #armRetry(): void {
     if (this.#fenced) return;
-    this.#arm('retry', this.#opts.storeRetryMs, () => {
-      for (const sessionId of [...this.#failing.keys()]) {
-        if (this.#rt.reactivate(sessionId)) this.#failing.delete(sessionId);
+    if (this.#retrying) return; // the pass arms the next one itself, with its backoff
+    this.#arm('retry', this.#retryMs, () => {
+      this.#retrying = true;
+      try {
+        for (const sessionId of [...this.#failing.keys()]) {
+          if (!this.#rt.reactivate(sessionId)) break;
+          this.#failing.delete(sessionId);
+        }
+      } finally {
+        this.#retrying = false;
       }
-      if (this.#failing.size > 0) this.#armRetry();
+      if (this.#failing.size === 0) {
+        this.#retryMs = this.#opts.storeRetryMs;
+        this.#refused = undefined;
+        return;
+      }
+      this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.storeRetryMs * 32);
+      this.#armRetry();
     });
   }
 
