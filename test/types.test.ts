@@ -22,6 +22,12 @@ import { SqliteStore } from '../src/sqlite.ts';
 import { createGateway, type Gateway, type GatewayOptions } from '../src/gateway/index.ts';
 import { openaiAgent, type OpenAIAgentOptions } from '../src/openai.ts';
 import { checkMachine, type ModelCheckReport } from '../src/testing/index.ts';
+import { setup, type EventObject } from 'xstate';
+import type { SessionKind, KindDriver, DriverContext } from '../src/index.ts';
+
+const pingMachine = setup({
+  types: { events: {} as { type: 'input'; input: { id: string } } | { type: 'pong'; n: number }, emitted: {} as { type: 'ping.sent'; n: number } },
+}).createMachine({ id: 'ping', initial: 'idle', states: { idle: { tags: ['quiescent'] } } });
 
 type EventOf<T extends SessionEvent['type']> = Extract<SessionEvent, { type: T }>;
 
@@ -70,5 +76,18 @@ describe('public types (issue 14)', () => {
     expectTypeOf<BatonError['code']>().toEqualTypeOf<ErrorCode>();
     expectTypeOf<MissingPeerDependencyError['packageName']>().toEqualTypeOf<string>();
     expectTypeOf(checkMachine).returns.toEqualTypeOf<ModelCheckReport>();
+  });
+
+  it('kinds are typed by their machine: the driver sees its emitted effects and dispatches only its events', () => {
+    type Ping = SessionKind<typeof pingMachine>;
+    type Driver = ReturnType<NonNullable<Ping['driver']>>;
+    expectTypeOf<Parameters<Driver['effect']>[0]>().toEqualTypeOf<{ type: 'ping.sent'; n: number }>();
+    type Context = Parameters<NonNullable<Ping['driver']>>[0];
+    expectTypeOf<Parameters<Context['dispatch']>[0]>().toEqualTypeOf<{ type: 'input'; input: { id: string } } | { type: 'pong'; n: number }>();
+    expectTypeOf<{ type: 'nonsense' }>().not.toExtend<Parameters<Context['dispatch']>[0]>();
+    // A typed kind is still a kind the runtime takes.
+    expectTypeOf<Ping>().toExtend<SessionKind>();
+    expectTypeOf<KindDriver>().toEqualTypeOf<KindDriver<EventObject>>();
+    expectTypeOf<DriverContext['dispatch']>().parameter(0).toEqualTypeOf<EventObject>();
   });
 });

@@ -1,4 +1,4 @@
-import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
+import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject, SnapshotFrom } from 'xstate';
 import type { DoneData } from '../../machines/events.ts';
 import type { InboxEntry, TranscriptEntry } from './store.ts';
 import type { Clock } from './clock.ts';
@@ -61,8 +61,12 @@ export const SessionTags = {
 
 export type SessionTag = (typeof SessionTags)[keyof typeof SessionTags];
 
-export interface SessionKind {
-  readonly machine: AnyStateMachine;
+/**
+ * Generic over its machine: a kind's driver, `holds` and `status` see that machine's own
+ * events, emitted effects and snapshots, type-checked (`SessionKind<typeof myMachine>`).
+ */
+export interface SessionKind<TMachine extends AnyStateMachine = AnyStateMachine> {
+  readonly machine: TMachine;
   /** The machine's `input` for a new session. */
   input(sessionId: string): unknown;
   /**
@@ -76,13 +80,13 @@ export interface SessionKind {
    */
   readonly answers?: boolean;
   /** Runs effects of the machine other than output/receipt/drained; one driver per session. */
-  driver?(session: DriverContext): KindDriver;
+  driver?(session: DriverContext<EventFromLogic<TMachine>>): KindDriver<EmittedFrom<TMachine>>;
   /**
    * The ids of the inputs a snapshot holds (waiting or in a turn). After a crash, inputs in
    * the durable inbox that the saved snapshot does not hold are sent again, in order.
    * @default none: every unconsumed input is sent again
    */
-  holds?(snapshot: AnyMachineSnapshot): readonly string[];
+  holds?(snapshot: SnapshotFrom<TMachine>): readonly string[];
   /**
    * Configuration never lives in a stored snapshot: `persist` takes it (and process-local
    * flags) out of a persisted snapshot before it is stored, and `restore` puts the runtime's
@@ -110,7 +114,7 @@ export interface SessionKind {
    * turns taken. `busy` and `waitingForUser` come from the state's tags, whatever this says.
    * @default the state value as a string (JSON for a nested one), backlog 0, turns 0
    */
-  status?(snapshot: AnyMachineSnapshot): { state: string; backlog: number; turns: number };
+  status?(snapshot: SnapshotFrom<TMachine>): { state: string; backlog: number; turns: number };
 }
 
 /** A persisted XState snapshot as the store keeps it (JSON-safe). */
@@ -120,12 +124,12 @@ export interface PersistedSnapshot {
 }
 
 /** What a kind's driver may do with its session. */
-export interface DriverContext {
+export interface DriverContext<TEvent extends EventObject = EventObject> {
   readonly sessionId: string;
   /** The machine input {@link SessionKind.input} made for this session. */
   readonly input: unknown;
   /** Sends an event to the session's actor. */
-  dispatch(event: EventObject): void;
+  dispatch(event: TEvent): void;
   /**
    * The content and metadata of an accepted input the session holds, by id. Machines keep
    * input ids in their context, not what the client sent: XState revives context values
@@ -139,9 +143,9 @@ export interface DriverContext {
   readonly clock: Clock;
 }
 
-export interface KindDriver {
+export interface KindDriver<TEffect extends EventObject = EventObject> {
   /** Called while the actor processes: record, and `defer` anything that calls out. */
-  effect(effect: EventObject): void;
+  effect(effect: TEffect): void;
   /**
    * A `done` is being emitted: end the running turn, if any. Returns its duration in ms and
    * the transcript entries it adds, which are stored with the rest of the step.
