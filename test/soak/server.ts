@@ -45,12 +45,23 @@ class FaultyStore extends SqliteStore {
     throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
   }
   override commit(steps: readonly StepRecord[]): void {
+    if (this.failing) for (const step of steps) this.#stopped(step.sessionId);
     this.#check();
     super.commit(steps);
   }
   override save(session: StoredSession, consumed?: readonly string[]): void {
+    if (this.failing) this.#stopped(session.sessionId);
     this.#check();
     super.save(session, consumed);
+  }
+  /**
+   * A session whose commit fails is stopped (C16): the orchestrator records it with the last
+   * seq the store holds for it, where the re-activation goes on numbering.
+   */
+  #stopped(session: string): void {
+    failedSessions++;
+    const seq = Math.max(this.load(session)?.seq ?? 0, this.lastSeq(session));
+    process.stdout.write(`FAILED ${JSON.stringify({ session, seq })}\n`);
   }
   override consume(sessionId: string, consumed: readonly string[]): void {
     this.#check();
@@ -89,15 +100,8 @@ const runtime = createRuntime({
   turnTimeoutMs: SOAK_SETTINGS.turnTimeoutMs,
   idleTimeoutMs: SOAK_SETTINGS.idleTimeoutMs,
   onError: (error) => {
-    // A session a failed commit stopped (C16): the orchestrator records it with the last seq
-    // the store holds for it, where the re-activation goes on numbering.
-    if (error instanceof StoreUnavailableError && error.sessionId !== undefined && store.failing) {
-      failedSessions++;
-      const session = error.sessionId;
-      const seq = Math.max(store.load(session)?.seq ?? 0, store.lastSeq(session));
-      process.stdout.write(`FAILED ${JSON.stringify({ session, seq })}\n`);
-      return;
-    }
+    // Store outages are recorded by the store itself (FAILED lines); the runtime reports each once.
+    if (error instanceof StoreUnavailableError && store.failing) return;
     console.error('baton:', error);
   },
   ...(values.plant === 'overlap' && { kinds: { planted: plantedKind() } }),
