@@ -81,6 +81,20 @@ describe('C16 output gate', () => {
     expect(t.events.some((e) => e.type === 'message.delta' && e.data.content === 'never seen')).toBe(false);
   });
 
+  it("a stream's error reaches the deprecated (next, error) subscribe form too", async () => {
+    const t = setup();
+    const errors: unknown[] = [];
+    const stream = t.runtime.eventsOf('s');
+    // rxjs's older form, still common in JavaScript callers.
+    (stream.subscribe as unknown as (next: () => void, error: (e: unknown) => void) => void).call(stream, () => {}, (e) => errors.push(e));
+    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await t.advance(0);
+    t.store.failing = true;
+    t.control.last('s')!.resolve('done');
+    await settle();
+    expect(errors).toEqual([expect.any(StoreUnavailableError)]);
+  });
+
   it('an input the store cannot take is rejected with a typed error, never acknowledged, and no agent runs', async () => {
     const t = setup();
     t.runtime.open('s');

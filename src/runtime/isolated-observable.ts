@@ -25,11 +25,23 @@ export class IsolatedObservable<T> extends Observable<T> {
     return Object.assign(lifted, { source: this, operator });
   }
 
-  override subscribe(observerOrNext?: Partial<Observer<T>> | ((value: T) => void) | null): Subscription {
+  override subscribe(
+    observerOrNext?: Partial<Observer<T>> | ((value: T) => void) | null,
+    error?: ((error: unknown) => void) | null,
+    complete?: (() => void) | null,
+  ): Subscription {
     // An operator's own subscriber (rxjs plumbing between `pipe` stages) passes as it is:
     // its teardown chain must stay intact, and it already routes errors downstream.
     if (observerOrNext instanceof Subscriber) return super.subscribe(observerOrNext);
-    const observer = typeof observerOrNext === 'function' ? { next: observerOrNext } : (observerOrNext ?? {});
+    // rxjs's deprecated (next, error, complete) form is still what some callers use.
+    const observer: Partial<Observer<T>> =
+      typeof observerOrNext === 'function' || error || complete
+        ? {
+            ...(typeof observerOrNext === 'function' && { next: observerOrNext }),
+            ...(error && { error }),
+            ...(complete && { complete }),
+          }
+        : (observerOrNext ?? {});
     const report = this.#report;
     const guard =
       <A extends unknown[]>(fn: ((...args: A) => void) | undefined) =>
