@@ -12,12 +12,17 @@ export interface Committable {
  * Group commit: the steps every session produced in one tick are written in one store
  * transaction, and only then is each session's output released (C16). One transaction per
  * tick instead of one per session and step is most of a durable store's cost.
+ *
+ * A store's `commit` may return a promise (a network database): the output gate waits for
+ * it, and the steps made meanwhile form the next group, committed after this one — so a
+ * session's commits, and so its output, stay in order.
  */
 export class GroupCommit {
   readonly #store: Store;
   readonly #dispatcher: Dispatcher;
   readonly #waiting = new Set<Committable>();
   #queued = false;
+  #inFlight = false;
 
   constructor(store: Store, dispatcher: Dispatcher) {
     this.#store = store;
@@ -27,7 +32,11 @@ export class GroupCommit {
   /** A session has uncommitted steps: commit them with the others of this tick. */
   enqueue(session: Committable): void {
     this.#waiting.add(session);
-    if (this.#queued) return;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#queued || this.#inFlight) return;
     this.#queued = true;
     this.#dispatcher.defer(() => this.#flush());
   }
@@ -38,22 +47,65 @@ export class GroupCommit {
     this.#waiting.clear();
     const steps = sessions.map((session) => session.takeStep());
     const writes = steps.filter((step) => step !== undefined);
+    let pending: void | Promise<void> = undefined;
     try {
-      if (writes.length > 0) this.#store.commit(writes);
+      if (writes.length > 0) pending = this.#store.commit(writes);
     } catch (error) {
-      if (sessions.length === 1) return sessions[0]!.commitFailed(error);
-      // One session's failure (fenced, say) must not fail the rest: each alone, then.
-      return sessions.forEach((session, i) => this.#commitAlone(session, steps[i], error));
+      return this.#hold(this.#failed(sessions, steps, error));
     }
+    if (pending === undefined) return this.#release(sessions);
+    this.#hold(
+      pending.then(
+        () => this.#dispatcher.run(() => this.#release(sessions)),
+        (error: unknown) => this.#dispatcher.run(() => this.#failed(sessions, steps, error)),
+      ),
+    );
+  }
+
+  /** While a commit is in flight, the next group waits: each session's output stays in order. */
+  #hold(work: void | Promise<void>): void {
+    if (work === undefined) return;
+    this.#inFlight = true;
+    void work.finally(() => {
+      this.#inFlight = false;
+      if (this.#waiting.size > 0) this.#schedule();
+    });
+  }
+
+  #release(sessions: readonly Committable[]): void {
     for (const session of sessions) session.release();
   }
 
-  #commitAlone(session: Committable, step: StepRecord | undefined, groupError: unknown): void {
-    try {
-      if (step) this.#store.commit([step]);
-    } catch (error) {
-      return session.commitFailed(error ?? groupError);
+  /**
+   * A group failed: one session alone fails; several are tried one by one, in order, so one
+   * bad session (fenced, say) does not fail the rest.
+   */
+  #failed(sessions: readonly Committable[], steps: readonly (StepRecord | undefined)[], error: unknown): void | Promise<void> {
+    if (sessions.length === 1) return sessions[0]!.commitFailed(error);
+    return this.#eachAlone(sessions, steps, 0);
+  }
+
+  #eachAlone(sessions: readonly Committable[], steps: readonly (StepRecord | undefined)[], from: number): void | Promise<void> {
+    for (let i = from; i < sessions.length; i++) {
+      const session = sessions[i]!;
+      const step = steps[i];
+      let pending: void | Promise<void> = undefined;
+      try {
+        if (step) pending = this.#store.commit([step]);
+      } catch (error) {
+        session.commitFailed(error);
+        continue;
+      }
+      if (pending === undefined) {
+        session.release();
+        continue;
+      }
+      return pending
+        .then(
+          () => this.#dispatcher.run(() => session.release()),
+          (error: unknown) => this.#dispatcher.run(() => session.commitFailed(error)),
+        )
+        .then(() => this.#eachAlone(sessions, steps, i + 1));
     }
-    session.release();
   }
 }

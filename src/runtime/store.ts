@@ -84,8 +84,10 @@ export interface Store {
    * ended — the inputs it consumed, with the snapshot after the step if given. Nothing of a
    * step is stored without the rest, so a crash can neither lose a `done`'s consumption nor
    * keep a `done` whose inputs would run again; and a step that throws stores nothing.
+   * It may return a promise (a network database): nothing of the steps is published before
+   * it resolves, and a rejection fails them as a throw does (C16).
    */
-  commit(steps: readonly StepRecord[]): void;
+  commit(steps: readonly StepRecord[]): void | Promise<void>;
   /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
   appendEvents(events: readonly SessionEvent[]): void;
   /** Held events of a session with a seq above `seq`, in order. */
