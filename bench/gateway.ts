@@ -9,7 +9,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { createRuntime, demoAgent } from '../src/index.ts';
 import { createGateway } from '../src/gateway/index.ts';
 
-interface Server {
+export interface Server {
   url: string;
   close(): Promise<void>;
 }
@@ -22,8 +22,13 @@ export async function batonServer(): Promise<Server> {
 }
 
 /** Records the frames Baton sends for one handshake and one turn. */
-async function captureFrames(): Promise<{ ack: string; turn: string[] }> {
-  const server = await batonServer();
+function captureFrames(): Promise<{ ack: string; turn: string[] }> {
+  return captureFrom(batonServer());
+}
+
+/** Records the frames a Baton server sends for one handshake and one turn, then closes it. */
+export async function captureFrom(starting: Promise<Server>): Promise<{ ack: string; turn: string[] }> {
+  const server = await starting;
   const ws = new WebSocket(server.url);
   const frames: string[] = [];
   await new Promise<void>((resolve) => ws.on('open', () => resolve()));
@@ -54,11 +59,11 @@ export async function bareServer(): Promise<Server> {
 }
 
 let ids = 0;
-function envelope(type: string, data: object): string {
+export function envelope(type: string, data: object): string {
   return JSON.stringify({ version: 'aep/v1', id: `b${ids++}`, event: { type, data } });
 }
 
-async function until(done: () => boolean): Promise<void> {
+export async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 1));
 }
 

@@ -19,6 +19,7 @@ import { createRuntime, MemoryStore, type Agent, type Store } from '../src/index
 import { SqliteStore } from '../src/sqlite.ts';
 import { createGateway } from '../src/gateway/index.ts';
 import { sequential, type Contender } from './turns.ts';
+import { captureFrom, envelope, until, type Server } from './gateway.ts';
 
 export interface StreamShape {
   /** Deltas of one reply. */
@@ -37,10 +38,8 @@ export function streamingAgent({ deltas, perTick }: StreamShape): Agent {
   };
 }
 
-interface Server {
+interface NamedServer extends Server {
   readonly name: string;
-  url: string;
-  close(): Promise<void>;
 }
 
 const tempDirs: string[] = [];
@@ -53,7 +52,7 @@ export function removeTempDbs(): void {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-export async function batonStreamServer(name: string, store: Store, shape: StreamShape): Promise<Server> {
+export async function batonStreamServer(name: string, store: Store, shape: StreamShape): Promise<NamedServer> {
   const runtime = createRuntime({ agent: streamingAgent(shape), debounceMs: 0, store });
   const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
   const { url } = await gateway.listen();
@@ -69,26 +68,14 @@ export async function batonStreamServer(name: string, store: Store, shape: Strea
 
 /** The frames Baton sends for one handshake and one streamed turn (memory store). */
 async function captureFrames(shape: StreamShape): Promise<{ ack: string; turn: string[] }> {
-  const server = await batonStreamServer('capture', new MemoryStore(), shape);
-  const ws = new WebSocket(server.url);
-  const frames: string[] = [];
-  await new Promise<void>((resolve) => ws.on('open', () => resolve()));
-  ws.on('message', (raw) => frames.push(raw.toString()));
-  ws.send(envelope('init', { version: 'aep/v1', session_id: 'capture' }));
-  await until(() => frames.some((f) => f.includes('"state":"idle"')));
-  const ack = frames[0]!;
-  frames.length = 0;
-  ws.send(envelope('input', { content: 'x' }));
-  await until(() => frames.some((f) => f.includes('"type":"state"') && f.includes('"idle"')));
-  ws.close();
-  await server.close();
-  const deltas = frames.filter(isDelta).length;
+  const captured = await captureFrom(batonStreamServer('capture', new MemoryStore(), shape));
+  const deltas = captured.turn.filter(isDelta).length;
   if (deltas !== shape.deltas) throw new Error(`captured ${deltas} deltas, expected ${shape.deltas}`);
-  return { ack, turn: [...frames] };
+  return captured;
 }
 
 /** Replays the captured frames for every input, deltas paced `perTick` per tick like the agent. */
-async function bareStreamServer(shape: StreamShape): Promise<Server> {
+async function bareStreamServer(shape: StreamShape): Promise<NamedServer> {
   const { ack, turn } = await captureFrames(shape);
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', path: '/ws' });
   await new Promise<void>((resolve) => wss.on('listening', () => resolve()));
@@ -109,14 +96,9 @@ async function bareStreamServer(shape: StreamShape): Promise<Server> {
 
 const isDelta = (frame: string) => frame.includes('"type":"message.delta"');
 
-let ids = 0;
-function envelope(type: string, data: object): string {
-  return JSON.stringify({ version: 'aep/v1', id: `s${ids++}`, event: { type, data } });
-}
+/** Fresh session ids across runs of the same process. */
+let sessions = 0;
 
-async function until(done: () => boolean): Promise<void> {
-  while (!done()) await new Promise((resolve) => setTimeout(resolve, 1));
-}
 
 /**
  * `connections` clients; each runs turns back to back (next input after the last `done`)
@@ -149,7 +131,7 @@ export async function driveStreams(url: string, connections: number, seconds: nu
           finish = resolve;
           ws.send(frame);
         });
-      await roundTrip(envelope('init', { version: 'aep/v1', session_id: `stream-${c}-${ids++}` }));
+      await roundTrip(envelope('init', { version: 'aep/v1', session_id: `stream-${c}-${sessions++}` }));
       while (performance.now() < deadline) await roundTrip(envelope('input', { content: 'x' }));
       ws.close();
     }),
