@@ -52,23 +52,23 @@ export interface Runtime {
    * session come back as `{ status: 'rejected', code, error }`, never thrown; only a
    * `settingsFor` that returns invalid settings throws (a configuration bug).
    */
-  send(sessionId: string, input: InputMessage, options?: KindOption): Receipt;
+  send(sessionId: string, input: InputMessage, options?: KindOption): Promise<Receipt>;
   /**
    * An onboarding answer to question `questionId` (AEP `question_response`). Rejected with
    * `SESSION_NOT_FOUND` for an unknown session, `INVALID_MESSAGE` if its kind asks no questions.
    */
-  respond(sessionId: string, answer: AnswerMessage): Receipt;
+  respond(sessionId: string, answer: AnswerMessage): Promise<Receipt>;
   /** Stops, terminates or deletes a session. Throws {@link SessionNotFoundError}. */
-  control(sessionId: string, action: ControlAction): void;
+  control(sessionId: string, action: ControlAction): Promise<void>;
   /**
    * Creates the session if it does not exist (no input needed); returns its status. Throws
    * `InvalidMessageError` if it exists with another kind, or the kind is unknown.
    */
-  open(sessionId: string, options?: KindOption): SessionStatus;
+  open(sessionId: string, options?: KindOption): Promise<SessionStatus>;
   /** The session actor's current XState snapshot (read-only), e.g. the onboarding profile in its context. */
   snapshot(sessionId: string): unknown;
   /** A session's status, or `undefined` if there is no such session. */
-  status(sessionId: string): SessionStatus | undefined;
+  status(sessionId: string): Promise<SessionStatus | undefined>;
   /** The ids of the sessions that are live (have an actor) in this runtime. */
   sessionIds(): string[];
   /** The machine of a session kind (`agent`, `onboarding`, or one of yours), for tools that draw it. */
@@ -76,7 +76,7 @@ export interface Runtime {
   /** Totals, last errors and attached clients, as an `@xstate/store` store (read it, subscribe to it). */
   readonly directory: Directory;
   /** Events of a session with a seq above `seq` that the store still holds, for resume. */
-  eventsAfter(sessionId: string, seq: number): SessionEvent[];
+  eventsAfter(sessionId: string, seq: number): Promise<SessionEvent[]>;
   /** Every event of every session. Completes after `shutdown`. */
   readonly events$: Observable<SessionEvent>;
   /** The events of one session from now on. Completes when it is deleted or at shutdown. */
@@ -445,10 +445,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   });
 
   return {
-    send,
-    respond,
-    control,
-    open: (sessionId, options = {}) => {
+    send: (sessionId, input, options) => Promise.resolve(send(sessionId, input, options)),
+    respond: (sessionId, answer) => Promise.resolve(respond(sessionId, answer)),
+    control: async (sessionId, action) => control(sessionId, action),
+    open: async (sessionId, options = {}) => {
       if (shutdown) throw new RuntimeShuttingDownError();
       const problem = validate(sessionId, { id: 'open', content: '' });
       if (problem) throw new InvalidMessageError(problem);
@@ -457,7 +457,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return host.status();
     },
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),
-    status: (sessionId) => {
+    status: async (sessionId) => {
       const live = sessions.get(sessionId);
       if (live) return live.status();
       const stored = store.load(sessionId);
@@ -466,7 +466,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const seq = Math.max(stored.seq, store.lastSeq(sessionId));
       return { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, busy: false, waitingForUser, seq };
     },
-    eventsAfter: (sessionId, seq) => store.eventsAfter(sessionId, seq),
+    eventsAfter: async (sessionId, seq) => store.eventsAfter(sessionId, seq),
     machineOf: (kind) => kinds.get(kind)?.machine,
     directory,
     sessionIds: () => [...sessions.keys()],
