@@ -13,7 +13,7 @@ import type { CommandSpec } from './commands.ts';
 import { SessionTags, withContext, type DriverContext, type KindDriver, type SessionKind } from './kind.ts';
 import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
-import type { Store, TranscriptEntry } from './store.ts';
+import type { TranscriptEntry } from './store.ts';
 import { BatonError } from '../errors.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
@@ -21,9 +21,6 @@ import type { SessionInput } from '../../machines/session.ts';
 export interface AgentKindOptions {
   readonly agent: Agent;
   readonly commands: ReadonlyMap<string, CommandSpec>;
-  /** Where the transcript is kept; the agent gets its last `historyWindow` entries. */
-  readonly store: Store;
-  readonly historyWindow: number;
   settingsFor(sessionId: string): SessionSettings;
 }
 
@@ -246,9 +243,9 @@ class AgentDriver implements KindDriver {
     }
   }
 
-  /** Read from the store only if the agent asks. */
+  /** Copied only if the agent asks. */
   history(): readonly TranscriptEntry[] {
-    return this.#options.store.transcript(this.#session.sessionId, this.#options.historyWindow);
+    return this.#session.history();
   }
 
   delta(record: TurnRecord, delta: unknown): void {

@@ -1,6 +1,9 @@
 import type { Dispatcher } from './dispatcher.ts';
 import type { StepRecord, Store } from './store.ts';
 
+/** `setImmediate` where there is one (Node), else a zero timeout. */
+const nextTick: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+
 /** A session whose steps wait for a commit (a SessionHost). */
 export interface Committable {
   takeStep(): StepRecord | undefined;
@@ -38,7 +41,10 @@ export class GroupCommit {
   #schedule(): void {
     if (this.#queued || this.#inFlight) return;
     this.#queued = true;
-    this.#dispatcher.defer(() => this.#flush());
+    // At the end of this turn of the event loop, not of this dispatch: every socket read,
+    // timer and agent callback of the tick adds its steps first (a streamed reply's deltas
+    // from many sessions become one transaction, not one each).
+    nextTick(() => this.#dispatcher.run(() => this.#flush()));
   }
 
   #flush(): void {

@@ -136,6 +136,11 @@ export interface DriverContext<TEvent extends EventObject = EventObject> {
    * shaped like actor references when it restores a snapshot.
    */
   payload(inputId: string): InboxEntry | undefined;
+  /**
+   * The newest entries of the session's transcript (up to the runtime's `historyWindow`),
+   * oldest first: read from the store at activation, kept up to date by every closed turn.
+   */
+  history(): readonly TranscriptEntry[];
   /** Runs `task` after the actor's current step (never call user code while it processes). */
   defer(task: () => void): void;
   now(): number;

@@ -180,7 +180,7 @@ const runtimeSchema = z.strictObject({
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),
   inspect: z.union([z.function(), z.looseObject({})]).optional(),
-  store: z.looseObject({ load: z.function(), save: z.function(), commit: z.function() }).optional(),
+  store: z.looseObject({ load: z.function(), commit: z.function(), eventsAfter: z.function(), sessionsWithPending: z.function(), prune: z.function() }).optional(),
   idleTimeoutMs: millis.min(1).optional(),
   maxLiveSessions: z.number().int().min(1).optional(),
   historyWindow: z.number().int().min(0).optional(),

@@ -15,6 +15,8 @@ import { commandRegistry, parseCommand, BUILTIN_COMMANDS } from './commands.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
+import { SessionRegistry } from './registry.ts';
+import { attempt, when, type Awaitable } from './awaitable.ts';
 import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
 import { agentKind } from './agent-kind.ts';
@@ -115,7 +117,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const store: Store = opts.store ?? new MemoryStore();
   const directory = createDirectory();
   const count = createCounter(directory);
-  const sessions = new Map<string, SessionHost>();
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
   const events$ = new Subject<SessionEvent>();
   // User code that throws is reported, never rethrown: it must not take the process down (C7).
@@ -135,8 +136,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,
     idempotencyWindow: opts.idempotencyWindow,
+    historyWindow: opts.historyWindow,
     inspect: opts.inspect,
-    store,
+    durable: store.durable,
     report,
     failed(host, error) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
@@ -157,20 +159,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const subscribers = listeners.get(event.sessionId);
       if (subscribers) for (const subscriber of subscribers) subscriber.next(event);
     },
-    ended(host, error) {
+    ended(host) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
       directory.trigger.sessionDeleted({ sessionId: host.id });
-      if (error !== undefined) {
-        const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
-        const event: SessionEvent = { sessionId: host.id, seq: host.status().seq + 1, type: 'error', data: { code: 'INTERNAL_ERROR', message } };
-        // Stored before it is seen, like every event: the session's next activation numbers after it.
-        try {
-          store.appendEvents([event]);
-          deps.publish(event);
-        } catch (storeError) {
-          report(storeError);
-        }
-      }
       for (const subscriber of listeners.get(host.id) ?? []) subscriber.complete();
       listeners.delete(host.id);
     },
@@ -198,7 +189,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   const kinds = new Map<string, SessionKind>([
-    ['agent', agentKind({ agent: opts.agent, commands, settingsFor, store, historyWindow: opts.historyWindow })],
+    ['agent', agentKind({ agent: opts.agent, commands, settingsFor })],
     ['onboarding', onboardingKind(opts.onboarding)],
   ]);
   for (const [name, kind] of Object.entries(opts.kinds ?? {})) {
@@ -206,53 +197,51 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     kinds.set(name, kind);
   }
 
-  /**
-   * The session, live, activated from the store, or created; a string is the reason it
-   * cannot be had. Synchronous all the way (C1): the actor exists before anything else runs.
-   */
-  function hostOf(sessionId: string, kindName: string | undefined): SessionHost | BatonError {
-    const existing = sessions.get(sessionId);
-    let stored;
-    try {
-      stored = existing ? undefined : store.load(sessionId);
-    } catch (error) {
-      return new StoreUnavailableError(sessionId, error);
-    }
-    const actual = existing?.kindName ?? stored?.kind;
-    if (actual !== undefined && kindName !== undefined && kindName !== actual) {
-      return new InvalidMessageError(`session "${sessionId}" is of kind "${actual}", not "${kindName}"`);
-    }
-    if (existing) return existing;
-    if (supervisor.fenced) return new StoreUnavailableError(sessionId, supervisor.fenced);
-    const name = actual ?? kindName ?? 'agent';
-    const kind = kinds.get(name);
-    if (!kind) return new InvalidMessageError(`unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`);
-    const host = new SessionHost(sessionId, name, kind, deps, stored);
-    // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
-    sessions.set(sessionId, host);
-    host.start();
-    if (host.failed) return new StoreUnavailableError(sessionId, supervisor.failure(sessionId) ?? 'commit failed');
-    if (host.status().state === 'deleted' && sessions.get(sessionId) === host) sessions.delete(sessionId);
-    armSweep();
-    enforceCap(host);
-    return host;
-  }
+  const registry = new SessionRegistry({
+    store,
+    load: { recent: opts.idempotencyWindow, history: opts.historyWindow },
+    refusal: (sessionId) => (supervisor.fenced ? new StoreUnavailableError(sessionId, supervisor.fenced) : undefined),
+    start(sessionId, kindName, loaded) {
+      const name = loaded?.session.kind ?? kindName ?? 'agent';
+      const kind = kinds.get(name);
+      if (!kind) return new InvalidMessageError(`unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`);
+      const host = new SessionHost(sessionId, name, kind, deps, loaded);
+      // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
+      sessions.set(sessionId, host);
+      host.start();
+      armSweep();
+      enforceCap(host);
+      return host;
+    },
+  });
+  const sessions = registry.live;
 
   /** Over `maxLiveSessions`: passivate the least recently active idle sessions, down to 90 % of it. */
   function enforceCap(keep: SessionHost): void {
-    if (sessions.size <= opts.maxLiveSessions) return;
+    if (sessions.size - passivating.size <= opts.maxLiveSessions) return;
     const target = Math.max(1, Math.floor(opts.maxLiveSessions * 0.9));
-    const idle = [...sessions.values()].filter((h) => h !== keep && h.quiescent()).sort((a, b) => a.lastActive - b.lastActive);
+    const idle = [...sessions.values()].filter((h) => h !== keep && !passivating.has(h) && h.quiescent()).sort((a, b) => a.lastActive - b.lastActive);
     for (const host of idle) {
-      if (sessions.size <= target) break;
+      if (sessions.size - passivating.size <= target) break;
       passivate(host);
     }
   }
 
+  /**
+   * C11: the snapshot is committed with the session's other steps, and the actor stops only
+   * if nothing happened meanwhile (an input that arrived during the commit keeps it live).
+   */
+  const passivating = new Set<SessionHost>();
   function passivate(host: SessionHost): void {
-    if (!host.save()) return; // the store failed: the host is already out of service (C16)
-    host.stop();
-    sessions.delete(host.id);
+    if (passivating.has(host)) return;
+    passivating.add(host);
+    void host.checkpoint().then((stored) => {
+      passivating.delete(host);
+      // A failed store took the host out of service already (C16).
+      if (!stored || sessions.get(host.id) !== host || !host.quiescent() || !host.settled()) return;
+      host.stop();
+      sessions.delete(host.id);
+    });
   }
 
   // C16, C17 and retention: the runtime's watch over its store.
@@ -262,13 +251,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       clock,
       now: deps.now,
       report,
-      isLive: (id) => sessions.has(id),
+      isLive: (id) => sessions.has(id) || registry.activating(id),
       abandonAll: (error) => [...sessions.values()].forEach((host) => host.abandon(error)),
       reactivate: (id) => {
         if (shutdown) return false;
-        const host = sessions.get(id) ?? hostOf(id, undefined);
-        // A save is the probe: re-activated from what was committed, and writable again.
-        return host instanceof SessionHost && !host.failed && host.save();
+        // A checkpoint is the probe: re-activated from what was committed, and writable again.
+        return when(
+          registry.with(id, { create: false }, (host) => host.checkpoint()),
+          (stored) => stored === true || stored === undefined,
+        );
       },
     },
     opts,
@@ -294,88 +285,77 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
   }
 
-  /** A session that exists, live or passivated (then activated); never creates one. */
-  function existing(sessionId: string): SessionHost | BatonError | undefined {
-    if (sessions.has(sessionId)) return sessions.get(sessionId);
-    try {
-      if (!store.load(sessionId)) return undefined;
-    } catch (error) {
-      return new StoreUnavailableError(sessionId, error);
-    }
-    return hostOf(sessionId, undefined);
-  }
-
   function rejected(error: BatonError): Receipt {
     return { status: 'rejected', code: error.code, error };
   }
 
-  function send(sessionId: string, input: InputMessage, options: KindOption = {}): Receipt {
-    if (shutdown) return rejected(new RuntimeShuttingDownError());
-    const problem = validate(sessionId, input);
-    if (problem) return rejected(new InvalidMessageError(problem));
-    const host = hostOf(sessionId, options.kind);
-    if (host instanceof BatonError) return rejected(host);
-    const { id, content, metadata } = input;
-    const command = host.kind.commands ? parseCommand(id, content, opts.commandPrefix) : undefined;
-    if (command && !commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
-      return rejected(new InvalidMessageError(`unknown command "${opts.commandPrefix}${command.name}" (try ${opts.commandPrefix}help)`));
-    }
-    if (command) return deliver(host, id, content, { type: 'command', command } as EventObject);
-    const entry: InboxEntry = metadata ? { id, content, metadata } : { id, content };
-    return deliver(host, id, content, { type: 'input', input: entry } as EventObject, entry);
+  /** A receipt, whatever the registry answered: a session that could not be had is a rejection. */
+  function receiptOf(sessionId: string, answer: Awaitable<Receipt | BatonError | undefined>): Promise<Receipt> {
+    return Promise.resolve(answer).then((value) =>
+      value instanceof BatonError ? rejected(value) : (value ?? rejected(new SessionNotFoundError(sessionId))),
+    );
   }
 
-  function respond(sessionId: string, answer: AnswerMessage): Receipt {
-    if (shutdown) return rejected(new RuntimeShuttingDownError());
+  function send(sessionId: string, input: InputMessage, options: KindOption = {}): Promise<Receipt> {
+    if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
+    const problem = validate(sessionId, input);
+    if (problem) return Promise.resolve(rejected(new InvalidMessageError(problem)));
+    const { id, content, metadata } = input;
+    return receiptOf(
+      sessionId,
+      registry.with(sessionId, { create: true, kind: options.kind }, (host) => {
+        const command = host.kind.commands ? parseCommand(id, content, opts.commandPrefix) : undefined;
+        if (command && !commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
+          return rejected(new InvalidMessageError(`unknown command "${opts.commandPrefix}${command.name}" (try ${opts.commandPrefix}help)`));
+        }
+        if (command) return deliver(host, id, content, { type: 'command', command } as EventObject);
+        const entry: InboxEntry = metadata ? { id, content, metadata } : { id, content };
+        return deliver(host, id, content, { type: 'input', input: entry } as EventObject, entry);
+      }),
+    );
+  }
+
+  function respond(sessionId: string, answer: AnswerMessage): Promise<Receipt> {
+    if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
     const content = answerText(answer);
     const problem = validate(sessionId, { id: answer?.id, content: content ?? '' }) ??
       (typeof answer.questionId !== 'string' || answer.questionId === '' ? 'answer.questionId must be a non-empty string' : undefined) ??
       (content === undefined ? 'answer.answers must map question texts to answers' : undefined);
-    if (problem) return rejected(new InvalidMessageError(problem));
-    const host = existing(sessionId);
-    if (!host) return rejected(new SessionNotFoundError(sessionId));
-    if (host instanceof BatonError) return rejected(host);
-    if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
-    const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
-    return deliver(host, answer.id, content!, event, { id: answer.id, content: content! });
+    if (problem) return Promise.resolve(rejected(new InvalidMessageError(problem)));
+    return receiptOf(
+      sessionId,
+      registry.with(sessionId, { create: false }, (host) => {
+        if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
+        const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
+        return deliver(host, answer.id, content!, event, { id: answer.id, content: content! });
+      }),
+    );
   }
 
   /**
-   * Idempotency (C10), then the machine's own decision. An input (not a command) enters the
-   * durable inbox before the session sees it, so that no turn can consume it before it is
-   * stored (C12); a rejected one is taken back.
+   * Idempotency (C10), then the machine's own decision. The receipt is answered once the
+   * step that decided it is committed (C16): an accepted input enters the durable inbox in
+   * that same transaction, so `durable` is true when the client reads it.
    */
-  function deliver(host: SessionHost, id: string, content: string, event: EventObject, entry?: InboxEntry): Receipt {
+  function deliver(host: SessionHost, id: string, content: string, event: EventObject, entry?: InboxEntry): Awaitable<Receipt> {
     const seen = host.recent.check(id, content);
-    if (seen === true) return { status: 'duplicate' };
-    if (seen === false) {
-      return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
-    }
-    if (entry) {
-      try {
-        store.accept(host.id, entry);
-      } catch (error) {
-        // Not in the inbox, so not accepted: the client may send it again (C12, C16).
-        supervisor.refused(error);
-        return rejected(new StoreUnavailableError(host.id, error));
-      }
-      supervisor.wrote();
-    }
+    if (seen === false) return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
+    const receipt = seen === true ? { status: 'duplicate' as const } : decide(host, id, content, event, entry);
+    // A duplicate waits too: the original's step may still be on its way to the store.
+    return host.committed().then((stored) => (stored ? receipt : rejected(unavailable(host.id))));
+  }
+
+  function unavailable(sessionId: string): StoreUnavailableError {
+    return new StoreUnavailableError(sessionId, supervisor.failure(sessionId) ?? 'the commit failed');
+  }
+
+  function decide(host: SessionHost, id: string, content: string, event: EventObject, entry: InboxEntry | undefined): Receipt {
     const decided = host.send(event, entry);
-    if (entry && decided?.status !== 'accepted') {
-      try {
-        store.forget(host.id, id);
-      } catch (error) {
-        // It stays in the inbox and is offered again after a restart, where it is refused again.
-        report(error);
-      }
-    }
     if (!decided) {
       return rejected(new InvalidMessageError(`session "${host.id}" (${host.kindName}) does not take this input in its current state`));
     }
-    const sessionId = host.id;
     if (decided.status === 'rejected') {
-      const error = errorFor(decided.code ?? 'INTERNAL_ERROR', sessionId, decided.message);
+      const error = errorFor(decided.code ?? 'INTERNAL_ERROR', host.id, decided.message);
       return decided.announced ? { ...rejected(error), announced: true } : rejected(error);
     }
     host.recent.remember(id, content);
@@ -384,15 +364,47 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     return { status: 'accepted', ...(decided.mode && { mode: decided.mode }), ...durability };
   }
 
-  function control(sessionId: string, action: ControlAction): void {
-    const host = existing(sessionId);
-    if (!host) throw new SessionNotFoundError(sessionId);
-    if (host instanceof BatonError) throw host;
-    const snapshot = host.snapshot() as { can(event: EventObject): boolean };
-    if (!snapshot.can({ type: action })) {
-      throw new InvalidMessageError(`session "${sessionId}" (${host.kindName}) cannot "${action}" in its current state`);
-    }
-    host.send({ type: action });
+  async function control(sessionId: string, action: ControlAction): Promise<void> {
+    const answer = await registry.with<true | BatonError>(sessionId, { create: false }, (host) => {
+      const snapshot = host.snapshot() as { can(event: EventObject): boolean };
+      if (!snapshot.can({ type: action })) {
+        return new InvalidMessageError(`session "${sessionId}" (${host.kindName}) cannot "${action}" in its current state`);
+      }
+      host.send({ type: action });
+      return host.committed().then((stored) => (stored ? true : unavailable(sessionId)));
+    });
+    if (answer === undefined) throw new SessionNotFoundError(sessionId);
+    if (answer instanceof BatonError) throw answer;
+  }
+
+  async function open(sessionId: string, options: KindOption): Promise<SessionStatus> {
+    if (shutdown) throw new RuntimeShuttingDownError();
+    const problem = validate(sessionId, { id: 'open', content: '' });
+    if (problem) throw new InvalidMessageError(problem);
+    const answer = await registry.with(sessionId, { create: true, kind: options.kind }, (host) =>
+      host.committed().then((stored) => (stored ? host.status() : unavailable(sessionId))),
+    );
+    if (answer instanceof BatonError) throw answer;
+    return answer!;
+  }
+
+  /** A live session's status, or what the store says of a passivated one. */
+  async function status(sessionId: string): Promise<SessionStatus | undefined> {
+    const live = sessions.get(sessionId);
+    if (live) return live.status();
+    const loaded = await attempt(
+      () => store.load(sessionId, { recent: 0, history: 0 }),
+      (error) => {
+        throw new StoreUnavailableError(sessionId, error);
+      },
+    );
+    // It may have been activated while the store answered.
+    const now = sessions.get(sessionId);
+    if (now) return now.status();
+    if (!loaded) return undefined;
+    const { session } = loaded;
+    const waitingForUser = waitsForUser(kinds.get(session.kind), session.snapshot);
+    return { sessionId, kind: session.kind, state: 'passivated', backlog: loaded.pending.length, turns: 0, busy: false, waitingForUser, seq: loaded.lastSeq };
   }
 
   function eventsOf(sessionId: string): Observable<SessionEvent> {
@@ -411,6 +423,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function drainAll(drainMs: number): Promise<void> {
     // No retry re-activates a session behind the drain's back.
     supervisor.stop();
+    // Sessions still activating are drained like the rest once they are live (C14).
+    await Promise.all(registry.activations());
     const hosts = [...sessions.values()];
     const drained = Promise.all(hosts.map((host) => host.drain()));
     let timer: unknown;
@@ -423,10 +437,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const host of hosts) host.abortDrain();
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
-    for (const host of hosts) {
-      host.save();
-      host.stop();
-    }
+    await Promise.all(hosts.map((host) => host.checkpoint()));
+    for (const host of hosts) host.stop();
     sessions.clear();
     for (const set of listeners.values()) for (const subscriber of set) subscriber.complete();
     listeners.clear();
@@ -437,36 +449,34 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   // work runs again. In a microtask, so the caller can subscribe to events$ first.
   queueMicrotask(() => {
     if (shutdown) return;
-    try {
-      for (const sessionId of store.sessionsWithPending()) hostOf(sessionId, undefined);
-    } catch (error) {
-      report(new StoreUnavailableError(undefined, error));
-    }
+    const pending = attempt(
+      () => store.sessionsWithPending(),
+      (error) => {
+        report(new StoreUnavailableError(undefined, error));
+        return [];
+      },
+    );
+    void when(pending, (ids) => {
+      for (const sessionId of ids) if (!shutdown) void registry.with(sessionId, { create: false }, () => undefined);
+    });
   });
 
   return {
-    send: (sessionId, input, options) => Promise.resolve(send(sessionId, input, options)),
-    respond: (sessionId, answer) => Promise.resolve(respond(sessionId, answer)),
-    control: async (sessionId, action) => control(sessionId, action),
-    open: async (sessionId, options = {}) => {
-      if (shutdown) throw new RuntimeShuttingDownError();
-      const problem = validate(sessionId, { id: 'open', content: '' });
-      if (problem) throw new InvalidMessageError(problem);
-      const host = hostOf(sessionId, options.kind);
-      if (host instanceof BatonError) throw host;
-      return host.status();
-    },
+    send,
+    respond,
+    control,
+    open: (sessionId, options = {}) => open(sessionId, options),
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),
-    status: async (sessionId) => {
-      const live = sessions.get(sessionId);
-      if (live) return live.status();
-      const stored = store.load(sessionId);
-      if (!stored) return undefined;
-      const waitingForUser = waitsForUser(kinds.get(stored.kind), stored.snapshot);
-      const seq = Math.max(stored.seq, store.lastSeq(sessionId));
-      return { sessionId, kind: stored.kind, state: 'passivated', backlog: store.pending(sessionId).length, turns: 0, busy: false, waitingForUser, seq };
-    },
-    eventsAfter: async (sessionId, seq) => store.eventsAfter(sessionId, seq),
+    status,
+    eventsAfter: (sessionId, seq) =>
+      Promise.resolve(
+        attempt(
+          () => store.eventsAfter(sessionId, seq),
+          (error) => {
+            throw new StoreUnavailableError(sessionId, error);
+          },
+        ),
+      ),
     machineOf: (kind) => kinds.get(kind)?.machine,
     directory,
     sessionIds: () => [...sessions.keys()],

@@ -6,7 +6,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import { SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
-import type { InboxEntry, StepRecord, Store, StoredSession, TranscriptEntry } from './store.ts';
+import type { InboxEntry, LoadedSession, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
 import type { GroupCommit } from './group-commit.ts';
 
 export interface HostDeps {
@@ -15,8 +15,11 @@ export interface HostDeps {
   readonly now: () => number;
   readonly dispatcher: Dispatcher;
   readonly idempotencyWindow: number;
+  /** How many transcript entries a turn sees as `turn.history`. */
+  readonly historyWindow: number;
   readonly inspect?: InspectionObserver | undefined;
-  readonly store: Store;
+  /** Whether the store survives a crash: only then is every changed snapshot written. */
+  readonly durable: boolean;
   publish(event: SessionEvent): void;
   /** User code threw (a deferred task): report it, never rethrow (C7). */
   report(error: unknown): void;
@@ -39,9 +42,9 @@ type CommonEffect =
  * remembers its recent input ids (C10), and hands other effects to the kind's driver.
  *
  * The output gate (C16): everything a step makes visible — its events, the work it starts
- * (an agent, a command), a drain notice — waits in the step's outbox until the step is
- * committed. A failed commit releases nothing: the session stops and the runtime
- * re-activates it from what was committed.
+ * (an agent, a command), its receipts, a drain notice — waits in the step's outbox until
+ * the step is committed, inputs it accepted included. A failed commit releases nothing:
+ * the session stops and the runtime re-activates it from what was committed.
  */
 export class SessionHost {
   readonly id: string;
@@ -52,22 +55,29 @@ export class SessionHost {
   readonly #deps: HostDeps;
   readonly #driver: KindDriver | undefined;
   #seq = 0;
-  /** The uncommitted steps: their events, what their turns consumed, and what they release. */
+  /** The uncommitted steps: inputs they accepted, their events, what their turns consumed, and what they release. */
+  readonly #accepted: InboxEntry[] = [];
   readonly #unsaved: SessionEvent[] = [];
   readonly #consumed: string[] = [];
   readonly #transcript: TranscriptEntry[] = [];
   readonly #outbox: (() => void)[] = [];
+  /** Callers waiting for the commit of what the session did so far (receipts, checkpoints). */
+  readonly #waiters = new Set<(committed: boolean) => void>();
   /** The outbox of the step being committed, and its snapshot. */
   #releasing: (() => void)[] = [];
   #committing: unknown;
   #commitQueued = false;
+  /** The next step writes the snapshot even to a store that is not durable (passivation, shutdown). */
+  #checkpoint = false;
   #failed = false;
+  /** The actor failed or reached its final state: its snapshot is not written again. */
+  #ending: 'deleted' | 'failed' | undefined;
   /** The snapshot the store holds: a step that leaves it as it is (a delta) does not rewrite it. */
   #committed: unknown;
   #receipt: MachineReceipt | undefined;
   #stopped = false;
   #drained: (() => void) | undefined;
-  readonly #restored: StoredSession | undefined;
+  readonly #loaded: LoadedSession | undefined;
   /** Restored from the store without its snapshot (another version, or unreadable): see #start. */
   readonly #rebuilt: boolean;
   /**
@@ -77,34 +87,38 @@ export class SessionHost {
    * actor revival on restore.)
    */
   readonly #payloads = new Map<string, InboxEntry>();
+  /** The transcript's newest entries, for `turn.history`. */
+  #history: TranscriptEntry[];
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
    * snapshot, re-running a turn the process lost and re-sending inputs the snapshot does
    * not hold yet (C11, C12).
    */
-  constructor(id: string, kindName: string, kind: SessionKind, deps: HostDeps, restored?: StoredSession) {
+  constructor(id: string, kindName: string, kind: SessionKind, deps: HostDeps, loaded?: LoadedSession) {
     this.id = id;
     this.kindName = kindName;
     this.kind = kind;
     this.#deps = deps;
     this.recent = new RecentIds(deps.idempotencyWindow);
+    this.#history = [...(loaded?.history ?? [])];
     const input = kind.input(id);
     const options = { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) };
-    const snapshot = restored && restorable(kind, restored, input);
+    const snapshot = loaded && restorable(kind, loaded.session, input);
     let actor: AnyActor | undefined;
     try {
       actor = snapshot === undefined ? undefined : createActor(kind.machine, { ...options, snapshot: snapshot as never });
     } catch {
       // A snapshot this machine cannot take (a state it no longer has): rebuilt below.
     }
-    this.#rebuilt = restored !== undefined && actor === undefined;
+    this.#rebuilt = loaded !== undefined && actor === undefined;
     this.#actor = actor ?? createActor(kind.machine, options);
     this.#driver = kind.driver?.({
       sessionId: id,
       input,
       dispatch: (event) => this.#dispatch(event),
-      payload: (inputId) => this.#payload(inputId),
+      payload: (inputId) => this.#payloads.get(inputId),
+      history: () => this.#history.slice(),
       defer: (task) => this.#gate(task),
       now: deps.now,
       clock: deps.clock,
@@ -113,13 +127,23 @@ export class SessionHost {
     // Every root actor is observed: an unobserved actor error would kill the process.
     this.#actor.subscribe({
       // Reaching a final state (`deleted`) completes the actor — and so does stop(), which
-      // passivation and shutdown use: only the first means the session is gone.
+      // passivation and shutdown use: only the first means the session is gone. Its end is
+      // part of the step: the deletion is committed with it, and only then announced.
       complete: () => {
-        if (!this.#stopped) deps.dispatcher.defer(() => this.#end());
+        if (this.#stopped || this.#ending) return;
+        this.#ending = 'deleted';
+        this.#gate(() => this.#end());
       },
-      error: (error: unknown) => deps.dispatcher.defer(() => this.#end(error)),
+      error: (error: unknown) => {
+        if (this.#stopped || this.#ending) return;
+        // The last committed snapshot stays: the next activation starts from it.
+        this.#ending = 'failed';
+        const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
+        this.#announce({ type: 'error', data: { code: 'INTERNAL_ERROR', message } } as MachineOutput, false);
+        this.#gate(() => this.#end(error));
+      },
     });
-    this.#restored = restored;
+    this.#loaded = loaded;
   }
 
   /**
@@ -128,47 +152,30 @@ export class SessionHost {
    * the start (a subscriber that sends to this very session) must find it, not create another.
    */
   start(): void {
-    try {
-      this.#start();
-    } catch (error) {
-      // The store failed while the session was loaded or first saved.
-      this.#fail(error);
-    }
-  }
-
-  /** `true` once a commit failed: the session is stopped and must be activated again. */
-  get failed(): boolean {
-    return this.#failed;
-  }
-
-  #start(): void {
-    const deps = this.#deps;
-    const restored = this.#restored;
-    const id = this.id;
-    const kind = this.kind;
-    if (!restored) {
-      deps.dispatcher.run(() => {
+    const loaded = this.#loaded;
+    if (!loaded) {
+      this.#deps.dispatcher.run(() => {
         this.#actor.start();
         this.#actor.send({ type: 'activate' });
       });
-      if (!this.#failed) this.save();
+      // A new session is stored at once, even if it has said nothing yet.
+      if (this.#deps.durable) this.checkpoint();
       return;
     }
     // Everything a client saw was stored before it was sent: numbering goes on from there.
-    this.#seq = Math.max(restored.seq, deps.store.lastSeq(id));
-    for (const entry of deps.store.recentInputs(id, deps.idempotencyWindow)) this.recent.remember(entry.id, entry.content);
+    this.#seq = loaded.lastSeq;
+    for (const entry of loaded.recent) this.recent.remember(entry.id, entry.content);
     // The snapshot holds ids only: the inputs' payloads come from the durable inbox, before
     // `resume` re-runs a turn that needs them.
-    const pending = deps.store.pending(id);
-    if (this.#driver) for (const entry of pending) this.#payloads.set(entry.id, entry);
-    deps.dispatcher.run(() => {
+    if (this.#driver) for (const entry of loaded.pending) this.#payloads.set(entry.id, entry);
+    this.#deps.dispatcher.run(() => {
       this.#actor.start();
       // A rebuilt session starts afresh and takes every waiting input again, in order.
       this.#actor.send({ type: this.#rebuilt ? 'activate' : 'resume' });
-      const held = new Set(this.#rebuilt ? [] : (kind.holds?.(this.#actor.getSnapshot()) ?? []));
-      for (const entry of pending) {
+      const held = new Set(this.#rebuilt ? [] : (this.kind.holds?.(this.#actor.getSnapshot()) ?? []));
+      for (const entry of loaded.pending) {
         if (held.has(entry.id)) continue;
-        const receipt = this.send({ type: 'input', input: entry } as EventObject, entry);
+        const receipt = this.#offer({ type: 'input', input: entry } as EventObject, entry);
         if (receipt?.status === 'accepted') continue;
         // Acknowledged once, refused now: say so and take it out of the inbox, never drop it silently.
         const code = receipt?.code ?? 'INVALID_MESSAGE';
@@ -180,21 +187,40 @@ export class SessionHost {
     });
   }
 
+  /** `true` once a commit failed: the session is stopped and must be activated again. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
   /**
-   * Saves the session's snapshot (at creation, passivation and shutdown; steps are saved by
-   * takeStep). `false` if the store failed: the session is then stopped (C16).
+   * Commits the session's snapshot with its next step (passivation, shutdown, a retry's
+   * probe). Resolves `true` once it is stored, `false` if the store failed (the session is
+   * then stopped, C16).
    */
-  save(): boolean {
-    if (this.#failed) return false;
-    try {
-      const current = this.#actor.getSnapshot();
-      this.#deps.store.save({ sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() });
-      this.#committed = current;
-      return true;
-    } catch (error) {
-      this.#fail(error);
-      return false;
-    }
+  checkpoint(): Promise<boolean> {
+    if (this.#failed) return Promise.resolve(false);
+    this.#checkpoint = true;
+    return this.#whenCommitted();
+  }
+
+  /**
+   * Resolves once everything the session did so far is committed (`true`), or its commit
+   * failed (`false`). Receipts wait for it: an input is acknowledged only when its step is
+   * stored (C16).
+   */
+  committed(): Promise<boolean> {
+    return this.#whenCommitted();
+  }
+
+  #whenCommitted(): Promise<boolean> {
+    if (this.#failed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#waiters.add(resolve);
+      this.#gate(() => {
+        this.#waiters.delete(resolve);
+        resolve(true);
+      });
+    });
   }
 
   /** Nothing runs and nothing waits (the state's `quiescent` tag): the session may be passivated. */
@@ -202,32 +228,37 @@ export class SessionHost {
     return this.#actor.getSnapshot().hasTag(SessionTags.quiescent);
   }
 
+  /** Everything the session did is committed, its snapshot included: it may be stopped without loss. */
+  settled(): boolean {
+    return !this.#commitQueued && this.#releasing.length === 0 && this.#committing === undefined && this.#actor.getSnapshot() === this.#committed;
+  }
+
   /**
    * Sends one event and returns the receipt the machine decided, if it decided one. An
-   * input's `payload` is kept beside the machine (which keeps its id) while it is accepted.
+   * accepted input enters the durable inbox with the step's commit; its `payload` is kept
+   * beside the machine (which keeps its id).
    */
   send(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
+    const decided = this.#offer(event, payload);
+    if (payload && decided?.status === 'accepted') {
+      this.#accepted.push(payload);
+      this.#enqueue();
+    }
+    return decided;
+  }
+
+  /** Sends an event and returns the receipt the machine decided while processing it. */
+  #offer(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
     if (this.#stopped) return undefined;
     this.#receipt = undefined;
-    // Kept before the machine decides: a turn it starts right away runs in this same dispatch.
+    // Kept before the machine decides: a turn it starts right away needs it.
     // Only a driver reads payloads: a kind without one keeps none.
     if (payload && this.#driver) this.#payloads.set(payload.id, payload);
     this.#dispatch(event);
     const decided = this.#receipt as MachineReceipt | undefined; // set by #record while the machine ran
+    this.#receipt = undefined;
     if (payload && decided?.status !== 'accepted') this.#payloads.delete(payload.id);
     return decided;
-  }
-
-  /** An accepted input's content and metadata; from the durable inbox if it is not held here. */
-  #payload(inputId: string): InboxEntry | undefined {
-    const kept = this.#payloads.get(inputId);
-    if (kept) return kept;
-    try {
-      for (const entry of this.#deps.store.pending(this.id)) if (!this.#payloads.has(entry.id)) this.#payloads.set(entry.id, entry);
-    } catch (error) {
-      this.#deps.report(error);
-    }
-    return this.#payloads.get(inputId);
   }
 
   status(): SessionStatus {
@@ -255,13 +286,14 @@ export class SessionHost {
   drain(): Promise<void> {
     return new Promise((resolve) => {
       this.#drained = resolve;
-      this.#dispatch({ type: 'shutdown', keep: this.#deps.store.durable } as EventObject);
+      if (this.#stopped) return resolve();
+      this.#dispatch({ type: 'shutdown', keep: this.#deps.durable } as EventObject);
     });
   }
 
   /** Drain time is up: abort what still runs. A kind that never reports `drained` is released here. */
   abortDrain(): void {
-    this.#dispatch({ type: 'shutdown.abort', keep: this.#deps.store.durable } as EventObject);
+    this.#dispatch({ type: 'shutdown.abort', keep: this.#deps.durable } as EventObject);
     this.#drained?.();
   }
 
@@ -322,6 +354,10 @@ export class SessionHost {
   /** Holds what a step releases until the step is committed (C16). */
   #gate(task: () => void): void {
     this.#outbox.push(task);
+    this.#enqueue();
+  }
+
+  #enqueue(): void {
     if (this.#commitQueued) return;
     this.#commitQueued = true;
     // After the step, with every other session's steps of this tick: one transaction for all.
@@ -329,9 +365,9 @@ export class SessionHost {
   }
 
   /**
-   * Numbers an output (C8) and queues it to be stored. The step is stored (see #persist)
-   * before any of its events is published, so a client never sees what a crash could undo,
-   * and a seq it saw is never reused.
+   * Numbers an output (C8) and queues it to be stored. The step is stored before any of its
+   * events is published, so a client never sees what a crash could undo, and a seq it saw
+   * is never reused.
    */
   #number(output: MachineOutput, fromMachine: boolean): SessionEvent {
     const seq = ++this.#seq;
@@ -341,7 +377,7 @@ export class SessionHost {
       // the durable inbox in the same transaction as the event.
       const closed = fromMachine ? this.#driver?.closeTurn?.(output.data) : undefined;
       const duration = closed?.durationMs ?? 0;
-      if (closed?.transcript) this.#transcript.push(...closed.transcript);
+      if (closed?.transcript) this.#remember(closed.transcript);
       event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
       this.#consumed.push(...output.data.input_ids, ...(output.data.cancelled_input_ids ?? []));
       for (const id of output.data.input_ids) this.#payloads.delete(id);
@@ -353,27 +389,42 @@ export class SessionHost {
     return event;
   }
 
+  /** A closed turn's transcript entries: stored with the step, and the next turn's history. */
+  #remember(entries: readonly TranscriptEntry[]): void {
+    this.#transcript.push(...entries);
+    const window = this.#deps.historyWindow;
+    if (window === 0) return;
+    this.#history.push(...entries);
+    if (this.#history.length > 2 * window) this.#history.splice(0, this.#history.length - window);
+    else if (this.#history.length > window) this.#history = this.#history.slice(-window);
+  }
+
   /**
-   * Hands the group commit what the steps since the last commit wrote — their events, what
-   * a finished turn consumed, the transcript it adds and, for a durable store, the snapshot
-   * after them — and sets their outbox aside for {@link release}. `undefined` when there is
-   * nothing to write (the outbox is still released). A memory store takes snapshots only
-   * at passivation and shutdown.
+   * Hands the group commit what the steps since the last commit wrote — inputs they
+   * accepted, their events, what a finished turn consumed, the transcript it adds and, for
+   * a durable store, the snapshot after them — and sets their outbox aside for
+   * {@link release}. `undefined` when there is nothing to write (the outbox is still released).
    */
   takeStep(): StepRecord | undefined {
     this.#commitQueued = false;
     this.#releasing = this.#outbox.splice(0);
+    const accepted = this.#accepted.splice(0);
     const events = this.#unsaved.splice(0);
     const consumed = this.#consumed.splice(0);
     const transcript = this.#transcript.splice(0);
-    if (this.#failed || (events.length === 0 && consumed.length === 0 && transcript.length === 0)) return undefined;
+    const checkpoint = this.#checkpoint;
+    this.#checkpoint = false;
+    if (this.#failed) return undefined;
+    if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
     // XState keeps the snapshot object when a step changes nothing (a streamed delta): then
-    // only the events are written.
+    // only the events are written. A memory store takes snapshots only when asked.
     const current = this.#actor.getSnapshot();
-    const changed = this.#deps.store.durable && current !== this.#committed;
+    const changed = this.#ending === undefined && current !== this.#committed && (this.#deps.durable || checkpoint);
+    if (!changed && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0) return undefined;
     if (changed) this.#committing = current;
     return {
       sessionId: this.id,
+      ...(accepted.length > 0 && { accepted }),
       events,
       consumed,
       ...(transcript.length > 0 && { transcript }),
@@ -413,25 +464,22 @@ export class SessionHost {
   #fail(error: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
+    this.#accepted.length = 0;
     this.#unsaved.length = 0;
     this.#consumed.length = 0;
     this.#transcript.length = 0;
     this.#outbox.length = 0;
+    this.#releasing.length = 0;
     this.stop();
     this.#drained?.();
+    for (const waiter of [...this.#waiters]) waiter(false);
+    this.#waiters.clear();
     this.#deps.failed(this, error);
   }
 
   #end(error?: unknown): void {
     this.stop();
     this.#drained?.();
-    if (error === undefined) {
-      try {
-        this.#deps.store.delete(this.id);
-      } catch (storeError) {
-        this.#deps.report(storeError);
-      }
-    }
     this.#deps.ended(this, error);
   }
 }

@@ -7,9 +7,7 @@ import { migrate } from './sqlite-migrations.ts';
 import { StaleEpochError } from './store.ts';
 export { StaleEpochError };
 import type { SessionEvent } from './types.ts';
-import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
-
-
+import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type LoadedSession, type LoadOptions, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /** Events held per session for resume. @default 256 */
@@ -74,11 +72,13 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#q = {
       load: db.prepare<[string], { kind: string; snapshot: string; seq: number; version: number }>('SELECT kind, snapshot, seq, version FROM sessions WHERE id = ?'),
-      insert: db.prepare('INSERT INTO sessions (id, kind, snapshot, seq, epoch, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
-      update: db.prepare('UPDATE sessions SET kind = ?, snapshot = ?, seq = ?, updated_at = ?, version = ? WHERE id = ? AND epoch = ?'),
+      upsert: db.prepare(
+        `INSERT INTO sessions (id, kind, snapshot, seq, epoch, updated_at, version) VALUES (?, ?, ?, ?, 1, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, snapshot = excluded.snapshot, seq = excluded.seq,
+           updated_at = excluded.updated_at, version = excluded.version`,
+      ),
       consume: db.prepare('UPDATE inbox SET consumed = 1 WHERE session_id = ? AND input_id = ?'),
       accept: db.prepare('INSERT OR IGNORE INTO inbox (session_id, input_id, content, metadata) VALUES (?, ?, ?, ?)'),
-      forget: db.prepare('DELETE FROM inbox WHERE session_id = ? AND input_id = ? AND consumed = 0'),
       pending: db.prepare<[string], Row>('SELECT input_id, content, metadata FROM inbox WHERE session_id = ? AND consumed = 0 ORDER BY n'),
       withPending: db.prepare<[], { session_id: string }>('SELECT DISTINCT session_id FROM inbox WHERE consumed = 0'),
       recent: db.prepare<[string, number], Row>(
@@ -108,9 +108,20 @@ export class SqliteStore implements Store {
     };
   }
 
-  load(sessionId: string): StoredSession | undefined {
-    const row = this.#q.load.get(sessionId);
-    return row && { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq, version: row.version };
+  load(sessionId: string, { recent, history }: LoadOptions): LoadedSession | undefined {
+    // One read transaction: the snapshot, the inbox and the events agree with each other.
+    return this.#db.transaction(() => {
+      const row = this.#q.load.get(sessionId);
+      if (!row) return undefined;
+      const session: StoredSession = { sessionId, kind: row.kind, snapshot: JSON.parse(row.snapshot), seq: row.seq, version: row.version };
+      return {
+        session,
+        lastSeq: Math.max(row.seq, this.#q.lastSeq.get(sessionId)?.seq ?? 0),
+        pending: this.#q.pending.all(sessionId).map(entry),
+        recent: recent > 0 ? this.#q.recent.all(sessionId, recent).map(entry) : [],
+        history: history > 0 ? this.#transcript(sessionId, history) : [],
+      };
+    })();
   }
 
   /** A write transaction of this owner: refused once a newer owner took the store (C17). */
@@ -119,7 +130,7 @@ export class SqliteStore implements Store {
       this.#db.transaction(() => {
         this.checkOwner();
         fn();
-      })();
+      }).immediate();
     } catch (error) {
       // A full disk: give back what the write-ahead log holds, or a freed disk can fill up
       // again with the log of the retries before anything is checkpointed.
@@ -145,68 +156,36 @@ export class SqliteStore implements Store {
     );
   }
 
-  save(session: StoredSession, consumed: readonly string[] = []): void {
-    this.#write(() => {
-      const now = session.at ?? Date.now();
-      const snapshot = JSON.stringify(session.snapshot);
-      const version = session.version ?? 1;
-      this.#q.insert.run(session.sessionId, session.kind, snapshot, session.seq, 1, now, version);
-      const { changes } = this.#q.update.run(session.kind, snapshot, session.seq, now, version, session.sessionId, 1);
-      if (changes === 0) throw new StaleEpochError(`session "${session.sessionId}" is owned by another epoch; this process must not write it`);
-      for (const id of consumed) this.#q.consume.run(session.sessionId, id);
-      if (consumed.length > 0) this.#q.prune.run(session.sessionId, session.sessionId, INBOX_KEEP);
-    });
-  }
-
   commit(steps: readonly StepRecord[]): void {
-    // One transaction for every step of the group; nested ones become savepoints.
+    // One transaction for every step of the group.
     this.#write(() => {
-      for (const step of steps) {
-        this.appendEvents(step.events);
-        if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
-        if (step.session) this.save(step.session, step.consumed);
-        else if (step.consumed.length > 0) this.consume(step.sessionId, step.consumed);
-      }
+      for (const step of steps) this.#step(step);
     });
   }
 
-  consume(sessionId: string, consumed: readonly string[]): void {
-    this.#write(() => {
-      for (const id of consumed) this.#q.consume.run(sessionId, id);
-    });
-  }
-
-  accept(sessionId: string, input: InboxEntry): void {
-    this.#write(() => this.#q.accept.run(sessionId, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null));
-  }
-
-  forget(sessionId: string, inputId: string): void {
-    this.#write(() => this.#q.forget.run(sessionId, inputId));
-  }
-
-  pending(sessionId: string): InboxEntry[] {
-    return this.#q.pending.all(sessionId).map(entry);
+  #step(step: StepRecord): void {
+    const id = step.sessionId;
+    if (step.deleted) return this.#delete(id);
+    const q = this.#q;
+    for (const input of step.accepted ?? []) q.accept.run(id, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
+    if (step.events.length > 0) {
+      for (const e of step.events) q.event.run(id, e.seq, e.type, JSON.stringify(e.data));
+      // The session keeps exactly its newest keepEvents (one indexed range delete).
+      q.trim.run(id, step.events.at(-1)!.seq - this.#keep);
+    }
+    for (const e of step.transcript ?? []) q.say.run(id, e.role, e.content, e.inputId ?? null, e.status ?? null);
+    for (const input of step.consumed) q.consume.run(id, input);
+    if (step.consumed.length > 0) q.prune.run(id, id, INBOX_KEEP);
+    const session = step.session;
+    if (!session) return;
+    const now = session.at ?? Date.now();
+    const snapshot = JSON.stringify(session.snapshot);
+    const version = session.version ?? 1;
+    q.upsert.run(id, session.kind, snapshot, session.seq, now, version);
   }
 
   sessionsWithPending(): string[] {
     return this.#q.withPending.all().map((r) => r.session_id);
-  }
-
-  recentInputs(sessionId: string, limit: number): InboxEntry[] {
-    return this.#q.recent.all(sessionId, limit).map(entry);
-  }
-
-  appendEvents(events: readonly SessionEvent[]): void {
-    if (events.length === 0) return;
-    this.#write(() => {
-      const newest = new Map<string, number>();
-      for (const e of events) {
-        this.#q.event.run(e.sessionId, e.seq, e.type, JSON.stringify(e.data));
-        newest.set(e.sessionId, Math.max(e.seq, newest.get(e.sessionId) ?? 0));
-      }
-      // Every session written keeps exactly its newest keepEvents (one indexed range delete).
-      for (const [id, seq] of newest) this.#q.trim.run(id, seq - this.#keep);
-    });
   }
 
   eventsAfter(sessionId: string, seq: number): SessionEvent[] {
@@ -215,18 +194,7 @@ export class SqliteStore implements Store {
       .map((r) => ({ sessionId, seq: r.seq, type: r.type, data: JSON.parse(r.data) }) as SessionEvent);
   }
 
-  lastSeq(sessionId: string): number {
-    return this.#q.lastSeq.get(sessionId)?.seq ?? 0;
-  }
-
-  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
-    this.#write(() => {
-      for (const e of entries) this.#q.say.run(sessionId, e.role, e.content, e.inputId ?? null, e.status ?? null);
-    });
-  }
-
-  transcript(sessionId: string, limit: number): TranscriptEntry[] {
-    if (limit <= 0) return [];
+  #transcript(sessionId: string, limit: number): TranscriptEntry[] {
     return this.#q.transcript.all(sessionId, limit).map((r) => ({
       role: r.role,
       content: r.content,
@@ -237,17 +205,15 @@ export class SqliteStore implements Store {
 
   prune(before: number, isLive: (sessionId: string) => boolean): number {
     const ids = this.#q.stale.all(before).map((r) => r.id).filter((id) => !isLive(id));
-    this.#write(() => ids.forEach((id) => this.delete(id)));
+    this.#write(() => ids.forEach((id) => this.#delete(id)));
     return ids.length;
   }
 
-  delete(sessionId: string): void {
-    this.#write(() => {
-      this.#q.deleteTranscript.run(sessionId);
-      this.#q.deleteSession.run(sessionId);
-      this.#q.deleteInbox.run(sessionId);
-      this.#q.deleteEvents.run(sessionId);
-    });
+  #delete(sessionId: string): void {
+    this.#q.deleteTranscript.run(sessionId);
+    this.#q.deleteSession.run(sessionId);
+    this.#q.deleteInbox.run(sessionId);
+    this.#q.deleteEvents.run(sessionId);
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import type { Clock } from './clock.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { StaleEpochError, type Store } from './store.ts';
+import { attempt, when, type Awaitable } from './awaitable.ts';
 
 /** What the supervisor needs of the runtime. */
 export interface SupervisedRuntime {
@@ -13,7 +14,7 @@ export interface SupervisedRuntime {
   /** Stops every live session: the store has a newer owner. */
   abandonAll(error: StaleEpochError): void;
   /** Activates a session from the store and saves it; `true` once the store took the write. */
-  reactivate(sessionId: string): boolean;
+  reactivate(sessionId: string): Awaitable<boolean>;
 }
 
 export interface StoreSupervisorOptions {
@@ -130,22 +131,31 @@ export class StoreSupervisor {
     if (this.#retrying) return; // the pass arms the next one itself, with its backoff
     this.#arm('retry', this.#retryMs, () => {
       this.#retrying = true;
-      try {
-        for (const sessionId of [...this.#failing.keys()]) {
-          if (!this.#rt.reactivate(sessionId)) break;
-          this.#failing.delete(sessionId);
-        }
-      } finally {
+      void this.#retryPass([...this.#failing.keys()]).then(() => {
         this.#retrying = false;
-      }
-      if (this.#failing.size === 0) {
-        this.#retryMs = this.#opts.storeRetryMs;
-        this.#refused = undefined;
-        return;
-      }
-      this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.storeRetryMs * 32);
-      this.#armRetry();
+        if (this.#stopped) return;
+        if (this.#failing.size === 0) {
+          this.#retryMs = this.#opts.storeRetryMs;
+          this.#refused = undefined;
+          return;
+        }
+        this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.storeRetryMs * 32);
+        this.#armRetry();
+      });
     });
+  }
+
+  /** Re-activates the failed sessions one after another; the first refusal ends the pass. */
+  async #retryPass(ids: readonly string[]): Promise<void> {
+    for (const sessionId of ids) {
+      if (this.#stopped || this.#fenced) return;
+      const stored = await attempt(
+        () => this.#rt.reactivate(sessionId),
+        () => false,
+      );
+      if (!stored) return;
+      this.#failing.delete(sessionId);
+    }
   }
 
   /** An idle process would only learn of its fence at its next write: ask the store who owns it. */
@@ -153,12 +163,14 @@ export class StoreSupervisor {
     const store = this.#rt.store;
     if (!store.checkOwner || this.#fenced) return;
     this.#arm('owner', this.#opts.ownerCheckMs, () => {
-      try {
-        store.checkOwner?.();
-      } catch (error) {
+      const checked = attempt(
+        () => store.checkOwner?.(),
+        (error) => error,
+      );
+      void when(checked, (error) => {
         if (error instanceof StaleEpochError) return this.#fence(error);
-      }
-      this.#armOwnerCheck();
+        this.#armOwnerCheck();
+      });
     });
   }
 
@@ -166,12 +178,11 @@ export class StoreSupervisor {
   #armRetention(): void {
     const { retentionMs } = this.#opts;
     this.#arm('retention', Math.min(retentionMs, 3_600_000), () => {
-      try {
-        this.#rt.store.prune(this.#rt.now() - retentionMs, (id) => this.#rt.isLive(id));
-      } catch (error) {
-        this.#rt.report(error);
-      }
-      this.#armRetention();
+      const pruned = attempt<unknown>(
+        () => this.#rt.store.prune(this.#rt.now() - retentionMs, (id) => this.#rt.isLive(id)),
+        (error) => this.#rt.report(error),
+      );
+      void when(pruned, () => this.#armRetention());
     });
   }
 }

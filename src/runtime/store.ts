@@ -1,4 +1,6 @@
 import type { SessionEvent } from './types.ts';
+import type { Awaitable } from './awaitable.ts';
+export type { Awaitable };
 
 /**
  * A write was refused because the store (or, on a cluster, the session) now has a newer
@@ -33,13 +35,24 @@ export interface TranscriptEntry {
   readonly status?: 'interrupted' | 'failed';
 }
 
-/** One session's steps since its last commit, stored whole (see `Store.commit`). */
+/**
+ * One session's steps since its last commit, stored whole (see `Store.commit`), in this
+ * order: inputs enter the inbox, events are appended, the transcript grows, consumed
+ * inputs leave the inbox, the snapshot is written — or, for a session that ended, all of
+ * it is deleted.
+ */
 export interface StepRecord {
   readonly sessionId: string;
+  /** Inputs the session accepted in these steps: they enter the durable inbox. */
+  readonly accepted?: readonly InboxEntry[];
   readonly events: readonly SessionEvent[];
+  /** Inputs a finished turn consumed (or a stop cancelled): they leave the inbox. */
   readonly consumed: readonly string[];
   readonly transcript?: readonly TranscriptEntry[];
+  /** The snapshot after the steps, when they changed it. */
   readonly session?: StoredSession;
+  /** The session reached its final state (`deleted`): everything of it goes. */
+  readonly deleted?: boolean;
 }
 
 /** What is kept of one session between activations. */
@@ -56,62 +69,62 @@ export interface StoredSession {
   readonly at?: number;
 }
 
+/** Everything an activation needs of a stored session, read at once (one round trip). */
+export interface LoadedSession {
+  readonly session: StoredSession;
+  /** The highest seq stored for the session (its events may be newer than its snapshot). */
+  readonly lastSeq: number;
+  /** Inputs accepted and not yet consumed, in arrival order: the work to resume. */
+  readonly pending: readonly InboxEntry[];
+  /** The newest `recent` accepted inputs, oldest first (C10 across restarts). */
+  readonly recent: readonly InboxEntry[];
+  /** The newest `history` transcript entries, oldest first (`turn.history`). */
+  readonly history: readonly TranscriptEntry[];
+}
+
+/** How much of a session's past {@link Store.load} reads. */
+export interface LoadOptions {
+  readonly recent: number;
+  readonly history: number;
+}
+
 /**
- * Where sessions live between activations and across restarts (C11, C12). Synchronous on
- * purpose: a passivated session is activated inside `send` without an `await`, so C1's
- * claim-on-accept stays synchronous.
+ * Where sessions live between activations and across restarts (C11, C12, C16, C17).
+ *
+ * Every method may answer with a promise (a network database) or at once (SQLite, memory:
+ * the runtime then takes no detour through the microtask queue). Either way the runtime
+ * claims a session synchronously (C1) and queues its inputs while it activates.
  */
 export interface Store {
   /** `true` when everything written survives a crash of the process. */
   readonly durable: boolean;
-  load(sessionId: string): StoredSession | undefined;
-  /** Saves a session; inputs in `consumed` are marked consumed in the same transaction. */
-  save(session: StoredSession, consumed?: readonly string[]): void;
-  /** Marks inputs consumed without a snapshot (a store that is not durable saves snapshots only when it must). */
-  consume(sessionId: string, consumed: readonly string[]): void;
-  /** The durable inbox: an input, written before the session sees it (so before its ack says `durable`). */
-  accept(sessionId: string, input: InboxEntry): void;
-  /** Takes back an input the session rejected. */
-  forget(sessionId: string, inputId: string): void;
-  /** Inputs accepted and not yet consumed by a finished turn, in arrival order. */
-  pending(sessionId: string): InboxEntry[];
+  /** A stored session with what its activation needs; `undefined` if there is none. */
+  load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | undefined>;
+  /**
+   * Steps of sessions, in one transaction (a group commit). Nothing of a step is stored
+   * without the rest, so a crash can neither lose a `done`'s consumption nor keep a `done`
+   * whose inputs would run again. Nothing of the steps is published before it returns (or
+   * its promise resolves); a throw or rejection means none of them is stored (C16).
+   */
+  commit(steps: readonly StepRecord[]): Awaitable<void>;
+  /** Held events of a session with a seq above `seq`, in order (resume). */
+  eventsAfter(sessionId: string, seq: number): Awaitable<SessionEvent[]>;
   /** Sessions with pending inputs: the work to re-run after a restart. */
-  sessionsWithPending(): string[];
-  /** The ids (and content) of the session's most recent accepted inputs, oldest first (C10 across restarts). */
-  recentInputs(sessionId: string, limit: number): InboxEntry[];
-  /**
-   * Steps of sessions, in one transaction (a group commit): their events, and — when a turn
-   * ended — the inputs it consumed, with the snapshot after the step if given. Nothing of a
-   * step is stored without the rest, so a crash can neither lose a `done`'s consumption nor
-   * keep a `done` whose inputs would run again; and a step that throws stores nothing.
-   * It may return a promise (a network database): nothing of the steps is published before
-   * it resolves, and a rejection fails them as a throw does (C16).
-   */
-  commit(steps: readonly StepRecord[]): void | Promise<void>;
-  /** Keeps outbound events for resume; only the newest `keepEvents` per session are held. */
-  appendEvents(events: readonly SessionEvent[]): void;
-  /** Held events of a session with a seq above `seq`, in order. */
-  eventsAfter(sessionId: string, seq: number): SessionEvent[];
-  /** The highest seq held for a session, or 0. */
-  lastSeq(sessionId: string): number;
-  /** Appends a finished turn to the session's transcript (append-only, turn order). */
-  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void;
-  /** The last `limit` transcript entries, oldest first. */
-  transcript(sessionId: string, limit: number): TranscriptEntry[];
-  delete(sessionId: string): void;
-  close(): void;
-  /**
-   * Throws {@link StaleEpochError} when a newer owner took the store over (C17). The runtime
-   * asks every `ownerCheckMs`, so a fenced process stops even when it has nothing to write.
-   * @default not asked (a store only this process can open)
-   */
-  checkOwner?(): void;
+  sessionsWithPending(): Awaitable<string[]>;
   /**
    * Retention: deletes — with their inbox, events and transcript — the stored sessions last
    * written before `before` (runtime clock) that have no waiting input and for which
    * `isLive` is false. Returns how many went.
    */
-  prune(before: number, isLive: (sessionId: string) => boolean): number;
+  prune(before: number, isLive: (sessionId: string) => boolean): Awaitable<number>;
+  /**
+   * Throws (or rejects with) {@link StaleEpochError} when a newer owner took the store over
+   * (C17). The runtime asks every `ownerCheckMs`, so a fenced process stops even when it
+   * has nothing to write.
+   * @default not asked (a store only this process can open)
+   */
+  checkOwner?(): Awaitable<void>;
+  close(): Awaitable<void>;
 }
 
 /** How many events per session a store holds for resume (`init.data.last_seq`). */
@@ -141,32 +154,39 @@ export class MemoryStore implements Store {
     this.#keep = keepEvents;
   }
 
-  load(sessionId: string): StoredSession | undefined {
-    return this.#sessions.get(sessionId);
-  }
-
-  save(session: StoredSession, consumed: readonly string[] = []): void {
-    this.#sessions.set(session.sessionId, session);
-    this.#written.set(session.sessionId, session.at ?? Date.now());
-    const inbox = this.#inbox.get(session.sessionId);
-    if (inbox) for (const id of consumed) inbox.pending.delete(id);
-  }
-
-  consume(sessionId: string, consumed: readonly string[]): void {
+  load(sessionId: string, { recent, history }: LoadOptions): LoadedSession | undefined {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return undefined;
     const inbox = this.#inbox.get(sessionId);
-    if (inbox) for (const id of consumed) inbox.pending.delete(id);
+    return {
+      session,
+      lastSeq: Math.max(session.seq, this.#events.get(sessionId)?.at(-1)?.seq ?? 0),
+      pending: [...(inbox?.pending.values() ?? [])],
+      recent: recent > 0 ? (inbox?.recent ?? []).slice(-recent) : [],
+      history: history > 0 ? (this.#transcripts.get(sessionId) ?? []).slice(-history) : [],
+    };
   }
 
   commit(steps: readonly StepRecord[]): void {
     for (const step of steps) {
-      this.appendEvents(step.events);
-      if (step.transcript) this.appendTranscript(step.sessionId, step.transcript);
-      if (step.session) this.save(step.session, step.consumed);
-      else this.consume(step.sessionId, step.consumed);
+      const id = step.sessionId;
+      if (step.deleted) {
+        this.#delete(id);
+        continue;
+      }
+      for (const input of step.accepted ?? []) this.#accept(id, input);
+      this.#append(step.events);
+      if (step.transcript) this.#say(id, step.transcript);
+      const inbox = this.#inbox.get(id);
+      if (inbox) for (const input of step.consumed) inbox.pending.delete(input);
+      if (step.session) {
+        this.#sessions.set(id, step.session);
+        this.#written.set(id, step.session.at ?? Date.now());
+      }
     }
   }
 
-  accept(sessionId: string, input: InboxEntry): void {
+  #accept(sessionId: string, input: InboxEntry): void {
     let inbox = this.#inbox.get(sessionId);
     if (!inbox) this.#inbox.set(sessionId, (inbox = { pending: new Map(), recent: [] }));
     inbox.pending.set(input.id, input);
@@ -175,26 +195,7 @@ export class MemoryStore implements Store {
     if (inbox.recent.length > 2 * INBOX_KEEP) inbox.recent.splice(0, inbox.recent.length - INBOX_KEEP);
   }
 
-  forget(sessionId: string, inputId: string): void {
-    const inbox = this.#inbox.get(sessionId);
-    if (!inbox?.pending.delete(inputId)) return;
-    const at = inbox.recent.findLastIndex((e) => e.id === inputId);
-    if (at >= 0) inbox.recent.splice(at, 1);
-  }
-
-  pending(sessionId: string): InboxEntry[] {
-    return [...(this.#inbox.get(sessionId)?.pending.values() ?? [])];
-  }
-
-  sessionsWithPending(): string[] {
-    return [...this.#inbox].filter(([, inbox]) => inbox.pending.size > 0).map(([id]) => id);
-  }
-
-  recentInputs(sessionId: string, limit: number): InboxEntry[] {
-    return (this.#inbox.get(sessionId)?.recent ?? []).slice(-limit);
-  }
-
-  appendEvents(events: readonly SessionEvent[]): void {
+  #append(events: readonly SessionEvent[]): void {
     for (const event of events) {
       let list = this.#events.get(event.sessionId);
       if (!list) this.#events.set(event.sessionId, (list = []));
@@ -203,15 +204,7 @@ export class MemoryStore implements Store {
     }
   }
 
-  eventsAfter(sessionId: string, seq: number): SessionEvent[] {
-    return (this.#events.get(sessionId) ?? []).filter((e) => e.seq > seq).slice(-this.#keep);
-  }
-
-  lastSeq(sessionId: string): number {
-    return this.#events.get(sessionId)?.at(-1)?.seq ?? 0;
-  }
-
-  appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
+  #say(sessionId: string, entries: readonly TranscriptEntry[]): void {
     const list = this.#transcripts.get(sessionId) ?? [];
     list.push(...entries);
     // Memory is not an archive: the newest TRANSCRIPT_KEEP entries are held (SQLite keeps all).
@@ -219,21 +212,25 @@ export class MemoryStore implements Store {
     this.#transcripts.set(sessionId, list);
   }
 
-  transcript(sessionId: string, limit: number): TranscriptEntry[] {
-    return limit > 0 ? (this.#transcripts.get(sessionId) ?? []).slice(-limit) : [];
+  sessionsWithPending(): string[] {
+    return [...this.#inbox].filter(([, inbox]) => inbox.pending.size > 0).map(([id]) => id);
+  }
+
+  eventsAfter(sessionId: string, seq: number): SessionEvent[] {
+    return (this.#events.get(sessionId) ?? []).filter((e) => e.seq > seq).slice(-this.#keep);
   }
 
   prune(before: number, isLive: (sessionId: string) => boolean): number {
     let pruned = 0;
     for (const [id, at] of this.#written) {
       if (at >= before || isLive(id) || (this.#inbox.get(id)?.pending.size ?? 0) > 0) continue;
-      this.delete(id);
+      this.#delete(id);
       pruned++;
     }
     return pruned;
   }
 
-  delete(sessionId: string): void {
+  #delete(sessionId: string): void {
     this.#written.delete(sessionId);
     this.#sessions.delete(sessionId);
     this.#transcripts.delete(sessionId);

@@ -3,3 +3,5 @@
  */
 export { checkMachine, formatPath } from './model-check.ts';
 export type { ModelCheckOptions, ModelCheckReport, Step, Violation } from './model-check.ts';
+export { FaultStore } from './fault-store.ts';
+export type { FaultStoreOptions } from './fault-store.ts';

@@ -1,0 +1,123 @@
+import { BatonError, InvalidMessageError, StoreUnavailableError } from '../errors.ts';
+import { attempt, isPromise, type Awaitable } from './awaitable.ts';
+import type { SessionHost } from './session-host.ts';
+import type { LoadedSession, LoadOptions, Store } from './store.ts';
+
+/** What a caller wants of a session: whether to create it, and of which kind. */
+export interface Claim {
+  readonly create: boolean;
+  /** The kind the caller expects; a session of another kind is refused. */
+  readonly kind?: string | undefined;
+}
+
+/** What the registry needs of the runtime. */
+export interface RegistryDeps {
+  readonly store: Store;
+  readonly load: LoadOptions;
+  /** Why no session may be activated now (the store was fenced), if so. */
+  refusal(sessionId: string): BatonError | undefined;
+  /** Creates, registers and starts a host (restored from `loaded`, or new); a BatonError if it cannot be had. */
+  start(sessionId: string, kind: string | undefined, loaded: LoadedSession | undefined): SessionHost | BatonError;
+}
+
+type Waiter = () => void;
+type Loaded = LoadedSession | undefined | StoreUnavailableError;
+
+/** A session whose store read is in flight, with the callers waiting for it, in order. */
+interface Activation {
+  readonly waiters: Waiter[];
+  readonly done: Promise<void>;
+  loaded?: Loaded;
+}
+
+/**
+ * The sessions of this process: live hosts, and activations in flight. A session is
+ * claimed synchronously (C1): the first caller starts its activation, and every caller
+ * after it — until the store has answered — waits in order, so inputs reach the session in
+ * the order they were sent, and no two activations of one session ever run. With a store
+ * that answers at once nothing waits: the session is live before the call returns.
+ */
+export class SessionRegistry {
+  readonly live = new Map<string, SessionHost>();
+  readonly #activating = new Map<string, Activation>();
+  readonly #deps: RegistryDeps;
+
+  constructor(deps: RegistryDeps) {
+    this.#deps = deps;
+  }
+
+  /** Activations in flight (shutdown waits for them). */
+  activations(): Promise<void>[] {
+    return [...this.#activating.values()].map((a) => a.done);
+  }
+
+  activating(sessionId: string): boolean {
+    return this.#activating.has(sessionId);
+  }
+
+  /**
+   * Runs `use` on the session — live, activated from the store, or (with `create`) new.
+   * `undefined` when there is no such session and `claim.create` is false.
+   */
+  with<R>(sessionId: string, claim: Claim, use: (host: SessionHost) => Awaitable<R>): Awaitable<R | BatonError | undefined> {
+    const live = this.live.get(sessionId);
+    if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
+    const pending = this.#activating.get(sessionId);
+    if (pending) return this.#queue(pending.waiters, () => this.#arrive(sessionId, pending.loaded, claim, use));
+    const refusal = this.#deps.refusal(sessionId);
+    if (refusal) return refusal;
+    const loaded = attempt<Loaded>(
+      () => this.#deps.store.load(sessionId, this.#deps.load),
+      (error) => new StoreUnavailableError(sessionId, error),
+    );
+    if (!isPromise(loaded)) return this.#arrive(sessionId, loaded, claim, use);
+    const waiters: Waiter[] = [];
+    const activation: Activation = {
+      waiters,
+      done: loaded.then((value) => {
+        activation.loaded = value;
+        this.#activating.delete(sessionId);
+        // In arrival order, synchronously, in one go: nothing can slip in between the first
+        // caller and the rest (a promise per waiter would let other microtasks in).
+        for (const waiter of waiters) waiter();
+      }),
+    };
+    this.#activating.set(sessionId, activation);
+    return this.#queue(waiters, () => this.#arrive(sessionId, activation.loaded, claim, use));
+  }
+
+  /** The store answered: the first caller starts the session, and those after it find it live. */
+  #arrive<R>(
+    sessionId: string,
+    loaded: Loaded,
+    claim: Claim,
+    use: (host: SessionHost) => Awaitable<R>,
+  ): Awaitable<R | BatonError | undefined> {
+    if (loaded instanceof BatonError) return loaded;
+    const live = this.live.get(sessionId);
+    if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
+    if (!loaded && !claim.create) return undefined;
+    const problem = loaded && kindProblem(sessionId, loaded.session.kind, claim.kind);
+    if (problem) return problem;
+    const host = this.#deps.start(sessionId, claim.kind, loaded);
+    return host instanceof BatonError ? host : use(host);
+  }
+
+  /** Queues `run` behind an activation: it runs synchronously once the store has answered. */
+  #queue<R>(waiters: Waiter[], run: () => Awaitable<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) =>
+      waiters.push(() => {
+        try {
+          resolve(run());
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    );
+  }
+}
+
+function kindProblem(sessionId: string, actual: string, wanted: string | undefined): InvalidMessageError | undefined {
+  if (wanted === undefined || wanted === actual) return undefined;
+  return new InvalidMessageError(`session "${sessionId}" is of kind "${actual}", not "${wanted}"`);
+}
