@@ -130,7 +130,9 @@ type Enqueue = { emit: (effect: SessionEffect) => void };
 // emitted from one action in a fixed order.
 const out = (enqueue: Enqueue, event: MachineOutput) => enqueue.emit({ type: 'output', event });
 const receipt = (enqueue: Enqueue, r: MachineReceipt) => enqueue.emit({ type: 'receipt', receipt: r });
-const messageId = (turn: RunningTurn) => `msg_${turn.id}`;
+/** The id of a turn's reply message (`message.start`, `message.delta`, `message.end`). */
+export const replyIdOf = (turnId: number) => `msg_${turnId}`;
+const messageId = (turn: RunningTurn) => replyIdOf(turn.id);
 /** Only the id enters the context: see {@link InputRef}. */
 const refOf = (input: SessionInput): InputRef => ({ id: input.id });
 const inputIds = (work: readonly Work[]) =>

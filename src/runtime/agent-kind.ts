@@ -1,5 +1,6 @@
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
 import {
+  replyIdOf,
   sessionMachine,
   type RunningTurn,
   type SessionCommand,
@@ -249,11 +250,14 @@ class AgentDriver implements KindDriver {
   }
 
   delta(record: TurnRecord, delta: unknown): void {
-    if (record.ended) return;
+    if (record.ended || record !== this.#turn) return; // C6: a stopped turn's output is dropped
     const text = String(delta);
     record.streamed = true;
     record.text += text;
-    this.#send({ type: 'agent.delta', turnId: record.id, text });
+    if (text === '') return;
+    // The machine opened this turn and closes it (then `ended` is set); a delta changes
+    // nothing in it, so it skips the machine step: most of a streamed reply's cost.
+    this.#session.output({ type: 'message.delta', data: { message_id: replyIdOf(record.id), content: text } });
   }
 
   #succeed(record: TurnRecord, result: unknown): void {

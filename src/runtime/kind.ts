@@ -1,5 +1,5 @@
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject, SnapshotFrom } from 'xstate';
-import type { DoneData } from '../../machines/events.ts';
+import type { DoneData, MachineOutput } from '../../machines/events.ts';
 import type { InboxEntry, TranscriptEntry } from './store.ts';
 import type { Clock } from './clock.ts';
 
@@ -130,6 +130,12 @@ export interface DriverContext<TEvent extends EventObject = EventObject> {
   readonly input: unknown;
   /** Sends an event to the session's actor. */
   dispatch(event: TEvent): void;
+  /**
+   * Emits an output the machine has already decided on, without a machine step: numbered,
+   * committed and published like the machine's own. For output that changes nothing in the
+   * machine — a streamed delta of a turn the machine opened and has not closed.
+   */
+  output(event: MachineOutput): void;
   /**
    * The content and metadata of an accepted input the session holds, by id. Machines keep
    * input ids in their context, not what the client sent: XState revives context values

@@ -117,6 +117,9 @@ export class SessionHost {
       sessionId: id,
       input,
       dispatch: (event) => this.#dispatch(event),
+      output: (event) => {
+        if (!this.#stopped) this.#announce(event, false);
+      },
       payload: (inputId) => this.#payloads.get(inputId),
       history: () => this.#history.slice(),
       defer: (task) => this.#gate(task),
