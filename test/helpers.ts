@@ -1,8 +1,14 @@
 import { SimulatedClock } from 'xstate';
 import { createRuntime, type Runtime, type RuntimeOptions, type SessionEvent, type Turn } from '../src/index.ts';
 
-/** Lets every pending promise callback and deferred task run. Not a sleep: no time passes. */
-export const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * Lets every pending promise callback and deferred task run — group commits included, which
+ * run once per turn of the event loop, so a step that starts more work needs a few turns.
+ * Not a sleep: no time passes on the simulated clock.
+ */
+export async function settle(turns = 10): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
 
 /** One agent call that the test finishes by hand. */
 export interface PendingTurn {

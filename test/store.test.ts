@@ -16,35 +16,67 @@ const stores: [string, () => Store][] = [
   ['SqliteStore', () => new SqliteStore(join(dir, `t${n++}.db`), { keepEvents: 4 })],
 ];
 
+const all = { recent: 10, history: 10 };
+const session = (seq: number, snapshot: unknown = { value: 'x' }) => ({ sessionId: 's', kind: 'agent', snapshot, seq, version: 3 });
+const idle = (sessionId: string, seq: number) => ({ sessionId, seq, type: 'state', data: { state: 'idle' } }) as const;
+
 describe.each(stores)('%s', (_name, make) => {
-  it('keeps the inbox in arrival order until a save consumes it (C12)', () => {
+  it('C12: a commit takes inputs into the inbox, in arrival order, until a later one consumes them', async () => {
     const store = make();
-    store.accept('s', { id: 'a', content: 'one' });
-    store.accept('s', { id: 'b', content: 'two', metadata: { lang: 'en' } });
-    store.accept('t', { id: 'a', content: 'other session' });
-    expect(store.pending('s')).toEqual([{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }]);
-    expect(store.sessionsWithPending().sort()).toEqual(['s', 't']);
-    store.save({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5, version: 3 }, ['a']);
-    expect(store.pending('s')).toEqual([{ id: 'b', content: 'two', metadata: { lang: 'en' } }]);
-    expect(store.load('s')).toEqual({ sessionId: 's', kind: 'agent', snapshot: { value: 'x' }, seq: 5, version: 3 });
-    expect(store.recentInputs('s', 10).map((i) => i.id)).toEqual(['a', 'b']);
-    store.close();
+    await store.commit([
+      { sessionId: 's', accepted: [{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }], events: [], consumed: [], session: session(0) },
+      { sessionId: 't', accepted: [{ id: 'a', content: 'other session' }], events: [], consumed: [], session: { ...session(0), sessionId: 't' } },
+    ]);
+    expect((await store.load('s', all))?.pending).toEqual([{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }]);
+    expect((await store.sessionsWithPending()).sort()).toEqual(['s', 't']);
+    await store.commit([{ sessionId: 's', events: [idle('s', 5)], consumed: ['a'], session: session(5) }]);
+    const loaded = await store.load('s', all);
+    expect(loaded).toEqual({
+      session: session(5),
+      lastSeq: 5,
+      pending: [{ id: 'b', content: 'two', metadata: { lang: 'en' } }],
+      recent: [{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }],
+      history: [],
+    });
+    await store.close();
   });
 
-  it('holds the newest events for resume', () => {
+  it('C16: a step is stored whole: inputs, events, transcript, consumption and snapshot', async () => {
     const store = make();
-    const events = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((seq) => ({ sessionId: 's', seq, type: 'state', data: { state: 'idle' } }) as const);
-    for (const e of events) store.appendEvents([e]);
-    expect(store.lastSeq('s')).toBe(9);
-    const held = store.eventsAfter('s', 0).map((e) => e.seq);
+    await store.commit([
+      {
+        sessionId: 's',
+        accepted: [{ id: 'm1', content: 'hi' }],
+        events: [idle('s', 1), idle('s', 2)],
+        consumed: ['m1'],
+        transcript: [{ role: 'user', content: 'hi', inputId: 'm1' }, { role: 'assistant', content: 'hello' }],
+        session: session(1),
+      },
+    ]);
+    const loaded = await store.load('s', { recent: 10, history: 1 });
+    expect(loaded?.lastSeq).toBe(2); // events newer than the snapshot count
+    expect(loaded?.pending).toEqual([]);
+    expect(loaded?.recent.map((i) => i.id)).toEqual(['m1']);
+    expect(loaded?.history).toEqual([{ role: 'assistant', content: 'hello' }]);
+    expect(await store.load('nobody', all)).toBeUndefined();
+    await store.close();
+  });
+
+  it('holds the newest events for resume, and a deleted session leaves nothing', async () => {
+    const store = make();
+    await store.commit([{ sessionId: 's', events: [], consumed: [], session: session(0) }]);
+    const events = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((seq) => idle('s', seq));
+    for (const e of events) await store.commit([{ sessionId: 's', events: [e], consumed: [] }]);
+    expect((await store.load('s', all))?.lastSeq).toBe(9);
+    const held = (await store.eventsAfter('s', 0)).map((e) => e.seq);
     expect(held.at(-1)).toBe(9);
     expect(held.length).toBeGreaterThanOrEqual(4);
     expect(held.length).toBeLessThanOrEqual(8);
-    expect(store.eventsAfter('s', 7)).toEqual([events[7], events[8]]);
-    store.delete('s');
-    expect(store.eventsAfter('s', 0)).toEqual([]);
-    expect(store.load('s')).toBeUndefined();
-    store.close();
+    expect(await store.eventsAfter('s', 7)).toEqual([events[7], events[8]]);
+    await store.commit([{ sessionId: 's', events: [], consumed: [], deleted: true }]);
+    expect(await store.eventsAfter('s', 0)).toEqual([]);
+    expect(await store.load('s', all)).toBeUndefined();
+    await store.close();
   });
 });
 
@@ -52,12 +84,11 @@ describe('SqliteStore', () => {
   it('survives being reopened: what was written is there', () => {
     const path = join(dir, 'reopen.db');
     const first = new SqliteStore(path);
-    first.accept('s', { id: 'a', content: 'kept' });
-    first.save({ sessionId: 's', kind: 'agent', snapshot: { context: { n: 1 } }, seq: 3 });
+    first.commit([{ sessionId: 's', accepted: [{ id: 'a', content: 'kept' }], events: [], consumed: [], session: session(3, { context: { n: 1 } }) }]);
     first.close();
     const second = new SqliteStore(path);
-    expect(second.pending('s')).toEqual([{ id: 'a', content: 'kept' }]);
-    expect(second.load('s')?.snapshot).toEqual({ context: { n: 1 } });
+    expect(second.load('s', all)?.pending).toEqual([{ id: 'a', content: 'kept' }]);
+    expect(second.load('s', all)?.session.snapshot).toEqual({ context: { n: 1 } });
     second.close();
   });
 
@@ -70,10 +101,10 @@ describe('SqliteStore', () => {
     expect(old.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length - 1);
     old.close();
     const store = new SqliteStore(path);
-    expect(store.load('s')?.seq).toBe(7);
-    expect(store.pending('s')).toEqual([{ id: 'a', content: 'from v1' }]);
-    store.appendEvents([{ sessionId: 's', seq: 8, type: 'state', data: { state: 'idle' } }]);
-    expect(store.lastSeq('s')).toBe(8);
+    expect(store.load('s', all)?.session.seq).toBe(7);
+    expect(store.load('s', all)?.pending).toEqual([{ id: 'a', content: 'from v1' }]);
+    store.commit([{ sessionId: 's', events: [idle('s', 8)], consumed: [] }]);
+    expect(store.load('s', all)?.lastSeq).toBe(8);
     store.close();
     const check = new Database(path);
     expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
@@ -88,27 +119,17 @@ describe('SqliteStore', () => {
     expect(() => new SqliteStore(path)).toThrow(/newer than this Baton/);
   });
 
-  it('fences writes with the epoch column', () => {
-    const path = join(dir, 'epoch.db');
-    const store = new SqliteStore(path);
-    store.save({ sessionId: 's', kind: 'agent', snapshot: {}, seq: 1 });
-    const other = new Database(path);
-    other.prepare("UPDATE sessions SET epoch = 2 WHERE id = 's'").run();
-    other.close();
-    expect(() => store.save({ sessionId: 's', kind: 'agent', snapshot: {}, seq: 2 })).toThrow(/another epoch/);
-    store.close();
-  });
-
   it('C17: a second store on the same file takes it over; the first one\'s writes are refused, naming the holder', () => {
     const path = join(dir, 'owners.db');
     const first = new SqliteStore(path, { holder: 'process A' });
-    first.accept('s', { id: 'm1', content: 'a' });
+    first.commit([{ sessionId: 's', accepted: [{ id: 'm1', content: 'a' }], events: [], consumed: [], session: session(0) }]);
     const second = new SqliteStore(path, { holder: 'process B' });
     expect(second.epoch).toBe(first.epoch + 1);
-    expect(() => first.accept('s', { id: 'm2', content: 'b' })).toThrow(/taken over by process B/);
+    expect(() => first.commit([{ sessionId: 's', accepted: [{ id: 'm2', content: 'b' }], events: [], consumed: [] }])).toThrow(/taken over by process B/);
     expect(() => first.commit([{ sessionId: 's', events: [], consumed: ['m1'] }])).toThrow(StaleEpochError);
-    second.accept('s', { id: 'm3', content: 'c' });
-    expect(second.pending('s').map((e) => e.id)).toEqual(['m1', 'm3']);
+    expect(() => first.checkOwner()).toThrow(StaleEpochError);
+    second.commit([{ sessionId: 's', accepted: [{ id: 'm3', content: 'c' }], events: [], consumed: [] }]);
+    expect(second.load('s', all)?.pending.map((e) => e.id)).toEqual(['m1', 'm3']);
     first.close();
     second.close();
   });
@@ -121,7 +142,7 @@ describe('SqliteStore', () => {
     expect(() => new SqliteStore(foreign)).toThrow(`${foreign} is a SQLite database of another application, not Baton's`);
     const damaged = join(dir, 'damaged.db');
     const good = new SqliteStore(damaged);
-    for (let i = 0; i < 200; i++) good.accept('s', { id: `m${i}`, content: 'x'.repeat(500) });
+    for (let i = 0; i < 200; i++) good.commit([{ sessionId: 's', accepted: [{ id: `m${i}`, content: 'x'.repeat(500) }], events: [], consumed: [] }]);
     good.close();
     const bytes = readFileSync(damaged);
     bytes.fill(0xa5, 4096 * 3, 4096 * 3 + 2048); // scribble over a page in the middle
@@ -132,9 +153,9 @@ describe('SqliteStore', () => {
   it('keeps exactly the newest keepEvents events of every session it writes', () => {
     const store = new SqliteStore(':memory:', { keepEvents: 10 });
     for (let seq = 1; seq <= 100; seq++) {
-      store.appendEvents([
-        { sessionId: 'a', seq, type: 'state', data: { state: 'idle' } },
-        ...(seq % 7 === 0 ? [{ sessionId: 'b', seq: seq / 7, type: 'state' as const, data: { state: 'idle' as const } }] : []),
+      store.commit([
+        { sessionId: 'a', events: [idle('a', seq)], consumed: [] },
+        ...(seq % 7 === 0 ? [{ sessionId: 'b', events: [idle('b', seq / 7)], consumed: [] }] : []),
       ]);
     }
     expect(store.eventsAfter('a', 0).map((e) => e.seq)).toEqual([91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
