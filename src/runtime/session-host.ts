@@ -8,6 +8,7 @@ import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
 import type { GroupCommit } from './group-commit.ts';
+import { OutputGate } from './output-gate.ts';
 
 export interface HostDeps {
   /** The dispatcher's wrapped clock: XState's timers run through it. */
@@ -55,18 +56,10 @@ export class SessionHost {
   readonly #deps: HostDeps;
   readonly #driver: KindDriver | undefined;
   #seq = 0;
-  /** The uncommitted steps: inputs they accepted, their events, what their turns consumed, and what they release. */
-  readonly #accepted: InboxEntry[] = [];
-  readonly #unsaved: SessionEvent[] = [];
-  readonly #consumed: string[] = [];
-  readonly #transcript: TranscriptEntry[] = [];
-  readonly #outbox: (() => void)[] = [];
-  /** Callers waiting for the commit of what the session did so far (receipts, checkpoints). */
-  readonly #waiters = new Set<(committed: boolean) => void>();
-  /** The outbox of the step being committed, and its snapshot. */
-  #releasing: (() => void)[] = [];
+  /** What the steps since the last commit wrote and what they make visible (C16). */
+  readonly #gate: OutputGate;
+  /** The snapshot of the step being committed. */
   #committing: unknown;
-  #commitQueued = false;
   /** The next step writes the snapshot even to a store that is not durable (passivation, shutdown). */
   #checkpoint = false;
   #failed = false;
@@ -100,6 +93,8 @@ export class SessionHost {
     this.kindName = kindName;
     this.kind = kind;
     this.#deps = deps;
+    // After the step, with every other session's steps of this tick: one transaction for all.
+    this.#gate = new OutputGate(() => deps.commits.enqueue(this), deps.report);
     this.recent = new RecentIds(deps.idempotencyWindow);
     this.#history = [...(loaded?.history ?? [])];
     const input = kind.input(id);
@@ -118,11 +113,11 @@ export class SessionHost {
       input,
       dispatch: (event) => this.#dispatch(event),
       output: (event) => {
-        if (!this.#stopped) this.#announce(event, false);
+        if (!this.#stopped) this.#report(event);
       },
       payload: (inputId) => this.#payloads.get(inputId),
       history: () => this.#history.slice(),
-      defer: (task) => this.#gate(task),
+      defer: (task) => this.#gate.hold(task),
       now: deps.now,
       clock: deps.clock,
     });
@@ -135,15 +130,15 @@ export class SessionHost {
       complete: () => {
         if (this.#stopped || this.#ending) return;
         this.#ending = 'deleted';
-        this.#gate(() => this.#end());
+        this.#gate.hold(() => this.#end());
       },
       error: (error: unknown) => {
         if (this.#stopped || this.#ending) return;
         // The last committed snapshot stays: the next activation starts from it.
         this.#ending = 'failed';
         const message = `session actor failed: ${error instanceof Error ? error.message : String(error)}`;
-        this.#announce({ type: 'error', data: { code: 'INTERNAL_ERROR', message } } as MachineOutput, false);
-        this.#gate(() => this.#end(error));
+        this.#report({ type: 'error', data: { code: 'INTERNAL_ERROR', message } } as MachineOutput);
+        this.#gate.hold(() => this.#end(error));
       },
     });
     this.#loaded = loaded;
@@ -183,9 +178,9 @@ export class SessionHost {
         // Acknowledged once, refused now: say so and take it out of the inbox, never drop it silently.
         const code = receipt?.code ?? 'INVALID_MESSAGE';
         const message = `input "${entry.id}" could not be resumed after a restart: ${receipt?.message ?? 'the session does not take it'}`;
-        this.#announce({ type: 'error', data: { code, message, event_id: entry.id } });
+        this.#report({ type: 'error', data: { code, message, event_id: entry.id } });
         // The host's own report, not the machine's: it must not close the turn `resume` just restarted.
-        this.#announce({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } }, false);
+        this.#report({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } });
       }
     });
   }
@@ -201,9 +196,8 @@ export class SessionHost {
    * then stopped, C16).
    */
   checkpoint(): Promise<boolean> {
-    if (this.#failed) return Promise.resolve(false);
     this.#checkpoint = true;
-    return this.#whenCommitted();
+    return this.#gate.committed();
   }
 
   /**
@@ -212,18 +206,7 @@ export class SessionHost {
    * stored (C16).
    */
   committed(): Promise<boolean> {
-    return this.#whenCommitted();
-  }
-
-  #whenCommitted(): Promise<boolean> {
-    if (this.#failed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      this.#waiters.add(resolve);
-      this.#gate(() => {
-        this.#waiters.delete(resolve);
-        resolve(true);
-      });
-    });
+    return this.#gate.committed();
   }
 
   /** Nothing runs and nothing waits (the state's `quiescent` tag): the session may be passivated. */
@@ -233,7 +216,7 @@ export class SessionHost {
 
   /** Everything the session did is committed, its snapshot included: it may be stopped without loss. */
   settled(): boolean {
-    return !this.#commitQueued && this.#releasing.length === 0 && this.#committing === undefined && this.#actor.getSnapshot() === this.#committed;
+    return this.#gate.settled && this.#actor.getSnapshot() === this.#committed;
   }
 
   /**
@@ -243,10 +226,7 @@ export class SessionHost {
    */
   send(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
     const decided = this.#offer(event, payload);
-    if (payload && decided?.status === 'accepted') {
-      this.#accepted.push(payload);
-      this.#enqueue();
-    }
+    if (payload && decided?.status === 'accepted') this.#gate.accept(payload);
     return decided;
   }
 
@@ -341,65 +321,47 @@ export class SessionHost {
         this.#announce(effect.event);
         return;
       case 'drained':
-        this.#gate(() => this.#drained?.());
+        this.#gate.hold(() => this.#drained?.());
         return;
       default:
         this.#driver?.effect(e);
     }
   }
 
-  /** Numbers an output; it is published once its step is committed. */
-  #announce(output: MachineOutput, fromMachine = true): void {
-    const event = this.#number(output, fromMachine);
-    this.#gate(() => this.#deps.publish(event));
-  }
-
-  /** Holds what a step releases until the step is committed (C16). */
-  #gate(task: () => void): void {
-    this.#outbox.push(task);
-    this.#enqueue();
-  }
-
-  #enqueue(): void {
-    if (this.#commitQueued) return;
-    this.#commitQueued = true;
-    // After the step, with every other session's steps of this tick: one transaction for all.
-    this.#deps.commits.enqueue(this);
+  /**
+   * Numbers an output of the machine (C8); it is published once its step is committed. A
+   * `done` closes the running turn, if any — the driver measured it — and its inputs leave
+   * the durable inbox in the same transaction as the event.
+   */
+  #announce(output: MachineOutput): void {
+    if (output.type !== 'done') return this.#report(output);
+    const closed = this.#driver?.closeTurn?.(output.data);
+    if (closed?.transcript) this.#remember(closed.transcript);
+    this.#report(output, closed?.durationMs ?? 0);
   }
 
   /**
-   * Numbers an output (C8) and queues it to be stored. The step is stored before any of its
-   * events is published, so a client never sees what a crash could undo, and a seq it saw
-   * is never reused.
+   * Numbers an output (C8) — the machine's, or the host's own report, which closes no turn —
+   * and hands it to the gate: stored with the step before it is published, so a client
+   * never sees what a crash could undo, and a seq it saw is never reused.
    */
-  #number(output: MachineOutput, fromMachine: boolean): SessionEvent {
+  #report(output: MachineOutput, durationMs = 0): void {
     const seq = ++this.#seq;
-    let event: SessionEvent;
-    if (output.type === 'done') {
-      // A `done` closes the running turn, if any: the driver measured it. Its inputs leave
-      // the durable inbox in the same transaction as the event.
-      const closed = fromMachine ? this.#driver?.closeTurn?.(output.data) : undefined;
-      const duration = closed?.durationMs ?? 0;
-      if (closed?.transcript) this.#remember(closed.transcript);
-      event = { sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: duration } } };
-      this.#consumed.push(...output.data.input_ids, ...(output.data.cancelled_input_ids ?? []));
-      for (const id of output.data.input_ids) this.#payloads.delete(id);
-      for (const id of output.data.cancelled_input_ids ?? []) this.#payloads.delete(id);
-    } else {
-      event = { sessionId: this.id, seq, ...output } as SessionEvent;
-    }
-    this.#unsaved.push(event);
-    return event;
+    if (output.type !== 'done') return this.#gate.emit({ sessionId: this.id, seq, ...output } as SessionEvent, this.#deps.publish);
+    const { input_ids: used, cancelled_input_ids: cancelled = [] } = output.data;
+    this.#gate.emit({ sessionId: this.id, seq, type: 'done', data: { ...output.data, stats: { duration_ms: durationMs } } }, this.#deps.publish);
+    this.#gate.consume([...used, ...cancelled]);
+    for (const id of used) this.#payloads.delete(id);
+    for (const id of cancelled) this.#payloads.delete(id);
   }
 
   /** A closed turn's transcript entries: stored with the step, and the next turn's history. */
   #remember(entries: readonly TranscriptEntry[]): void {
-    this.#transcript.push(...entries);
+    this.#gate.consume([], entries);
     const window = this.#deps.historyWindow;
     if (window === 0) return;
     this.#history.push(...entries);
-    if (this.#history.length > 2 * window) this.#history.splice(0, this.#history.length - window);
-    else if (this.#history.length > window) this.#history = this.#history.slice(-window);
+    if (this.#history.length > window) this.#history = this.#history.slice(-window);
   }
 
   /**
@@ -409,18 +371,13 @@ export class SessionHost {
    * {@link release}. `undefined` when there is nothing to write (the outbox is still released).
    */
   takeStep(): StepRecord | undefined {
-    this.#commitQueued = false;
-    this.#releasing = this.#outbox.splice(0);
-    const accepted = this.#accepted.splice(0);
-    const events = this.#unsaved.splice(0);
-    const consumed = this.#consumed.splice(0);
-    const transcript = this.#transcript.splice(0);
+    const { accepted, events, consumed, transcript } = this.#gate.take();
     const checkpoint = this.#checkpoint;
     this.#checkpoint = false;
     if (this.#failed) return undefined;
     if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
-    // XState keeps the snapshot object when a step changes nothing (a streamed delta): then
-    // only the events are written. A memory store takes snapshots only when asked.
+    // XState keeps the snapshot object when a step changes nothing: then only the events are
+    // written. A memory store takes snapshots only when asked.
     const current = this.#actor.getSnapshot();
     const changed = this.#ending === undefined && current !== this.#committed && (this.#deps.durable || checkpoint);
     if (!changed && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0) return undefined;
@@ -442,18 +399,11 @@ export class SessionHost {
     if (this.#failed) return;
     if (this.#committing !== undefined) this.#committed = this.#committing;
     this.#committing = undefined;
-    for (const task of this.#releasing.splice(0)) {
-      try {
-        task();
-      } catch (error) {
-        this.#deps.report(error);
-      }
-    }
+    this.#gate.release();
   }
 
   /** The step's commit failed: nothing of it is released, and the session stops (C16). */
   commitFailed(error: unknown): void {
-    this.#releasing.length = 0;
     this.#committing = undefined;
     this.#fail(error);
   }
@@ -467,16 +417,9 @@ export class SessionHost {
   #fail(error: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#accepted.length = 0;
-    this.#unsaved.length = 0;
-    this.#consumed.length = 0;
-    this.#transcript.length = 0;
-    this.#outbox.length = 0;
-    this.#releasing.length = 0;
+    this.#gate.close();
     this.stop();
     this.#drained?.();
-    for (const waiter of [...this.#waiters]) waiter(false);
-    this.#waiters.clear();
     this.#deps.failed(this, error);
   }
 
