@@ -53,6 +53,11 @@ export interface StepRecord {
   readonly session?: StoredSession;
   /** The session reached its final state (`deleted`): everything of it goes. */
   readonly deleted?: boolean;
+  /**
+   * The session leaves this process (passivation, shutdown): a store several nodes share
+   * gives up its ownership in the same transaction, so another node may claim it.
+   */
+  readonly release?: boolean;
 }
 
 /** What is kept of one session between activations. */

@@ -1,0 +1,80 @@
+import type { InboxEntry, LoadedSession, LoadOptions, Store } from './store.ts';
+import type { StaleEpochError } from './store.ts';
+
+/** A node of a cluster: one gateway process, named by an id and an incarnation (a new one at every join). */
+export interface NodeIdentity {
+  readonly id: string;
+  readonly incarnation: number;
+}
+
+/** A session another live node owns: this node serves its clients through the store. */
+export interface OwnedElsewhere {
+  readonly ownedBy: NodeIdentity;
+}
+
+/** What a node hears from the store: hints, never the data itself (read it from the store). */
+export interface ClusterHints {
+  /** Inputs (or controls) were written to the inbox of a session: its owner should read them. */
+  inbox(sessionId: string): void;
+  /** Events up to `seq` were committed for a session: nodes with its clients should read them. */
+  events(sessionId: string, seq: number): void;
+  /**
+   * This node's lease is lost (it could not renew in time, or the store says it expired):
+   * every activation must stop now. The store rejoins under a new incarnation by itself.
+   */
+  leaseLost(error: Error): void;
+}
+
+/**
+ * A message for a session's owner, written by whichever node a client is connected to: an
+ * input (it waits in the inbox until a turn consumes it), a command (`content` is the
+ * command line) or a control action (`content` is `stop`, `terminate`, `delete` or `start`).
+ * The owner marks commands and controls consumed once it has taken them.
+ */
+export interface Mail {
+  readonly entry: InboxEntry;
+  readonly kind: 'input' | 'command' | 'control';
+}
+
+/**
+ * A store several nodes share (C17 across nodes): PostgreSQL. On top of {@link Store}:
+ *
+ * - **Node lease.** The store joins as {@link node} and renews its lease row on the
+ *   database's clock every `renewMs`; a node that cannot renew within its TTL is dead to the
+ *   others. `selfFenced()` is true when this node's own clock says the lease may have run
+ *   out: it must start no agent call until it renews.
+ * - **Claim on activation.** `load` claims the session for this node with `epoch + 1` when
+ *   it has no owner, its owner's lease is dead, or this node already owns it — and answers
+ *   {@link OwnedElsewhere} when a live node owns it. Every `commit` of a claimed session checks
+ *   its epoch in the same transaction and throws {@link StaleEpochError} (naming the session)
+ *   for an epoch that is no longer current; a step with `release` gives the session up
+ *   (epoch + 1, no owner).
+ * - **Mail.** `deliver` writes an input to the inbox of a session (any owner, or none),
+ *   committed before it returns — a duplicate id answers `duplicate` — and hints its owner.
+ * - **Orphans.** Sessions with waiting inputs and no live owner, for the sweeper.
+ */
+export interface ClusterStore extends Store {
+  readonly node: NodeIdentity;
+  /** Joins the cluster (and starts renewing); call once before anything else. */
+  join(hints: ClusterHints): Promise<void>;
+  /** `true` while this node's own clock says its lease may have expired. */
+  selfFenced(): boolean;
+  load(sessionId: string, options: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined>;
+  /**
+   * Writes mail to a session's inbox (committed before it resolves) and hints its owner. A
+   * mail id already in the inbox (consumed or not) answers `duplicate` and writes nothing.
+   */
+  deliver(sessionId: string, mail: Mail): Promise<'accepted' | 'duplicate'>;
+  /** A session's waiting mail, in arrival order: inputs not yet consumed, commands and controls not yet taken. */
+  mail(sessionId: string): Promise<Mail[]>;
+  /** Sessions with waiting inputs whose owner is gone (or none): to claim and run. */
+  orphans(limit: number): Promise<string[]>;
+  /** Who owns a session now, if anyone alive. */
+  ownerOf(sessionId: string): Promise<NodeIdentity | undefined>;
+  /** Leaves the cluster: releases every session this node owns and deletes its lease. */
+  leave(): Promise<void>;
+}
+
+export function isOwnedElsewhere(value: unknown): value is OwnedElsewhere {
+  return typeof value === 'object' && value !== null && 'ownedBy' in value;
+}
