@@ -61,5 +61,6 @@ export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
 export { MemoryStore, StaleEpochError, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
-export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord, LoadedSession, LoadOptions, Awaitable } from './runtime/store.ts';
+export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord, LoadedSession, LoadOptions, Awaitable, NodeIdentity, OwnedElsewhere } from './runtime/store.ts';
+export type { ClusterStore, ClusterHints, Mail } from './runtime/cluster-store.ts';
 export type { Steering } from './runtime/turn.ts';

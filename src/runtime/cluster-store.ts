@@ -1,16 +1,6 @@
-import type { InboxEntry, LoadedSession, LoadOptions, Store } from './store.ts';
+import type { InboxEntry, LoadedSession, LoadOptions, NodeIdentity, OwnedElsewhere, Store } from './store.ts';
 import type { StaleEpochError } from './store.ts';
-
-/** A node of a cluster: one gateway process, named by an id and an incarnation (a new one at every join). */
-export interface NodeIdentity {
-  readonly id: string;
-  readonly incarnation: number;
-}
-
-/** A session another live node owns: this node serves its clients through the store. */
-export interface OwnedElsewhere {
-  readonly ownedBy: NodeIdentity;
-}
+export type { NodeIdentity, OwnedElsewhere };
 
 /** What a node hears from the store: hints, never the data itself (read it from the store). */
 export interface ClusterHints {

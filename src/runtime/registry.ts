@@ -1,7 +1,8 @@
 import { BatonError, InvalidMessageError, StoreUnavailableError } from '../errors.ts';
 import { attempt, isPromise, type Awaitable } from './awaitable.ts';
 import type { SessionHost } from './session-host.ts';
-import type { LoadedSession, LoadOptions, Store } from './store.ts';
+import type { LoadedSession, LoadOptions, OwnedElsewhere, Store } from './store.ts';
+import { isOwnedElsewhere } from './cluster-store.ts';
 
 /** What a caller wants of a session: whether to create it, and of which kind. */
 export interface Claim {
@@ -16,12 +17,14 @@ export interface RegistryDeps {
   readonly load: LoadOptions;
   /** Why no session may be activated now (the store was fenced), if so. */
   refusal(sessionId: string): BatonError | undefined;
+  /** A live node of the cluster owns the session. */
+  elsewhere(sessionId: string, owner: OwnedElsewhere): BatonError;
   /** Creates, registers and starts a host (restored from `loaded`, or new); a BatonError if it cannot be had. */
   start(sessionId: string, kind: string | undefined, loaded: LoadedSession | undefined): SessionHost | BatonError;
 }
 
 type Waiter = () => void;
-type Loaded = LoadedSession | undefined | StoreUnavailableError;
+type Loaded = LoadedSession | OwnedElsewhere | undefined | StoreUnavailableError;
 
 /** A session whose store read is in flight, with the callers waiting for it, in order. */
 interface Activation {
@@ -94,6 +97,7 @@ export class SessionRegistry {
     use: (host: SessionHost) => Awaitable<R>,
   ): Awaitable<R | BatonError | undefined> {
     if (loaded instanceof BatonError) return loaded;
+    if (isOwnedElsewhere(loaded)) return this.#deps.elsewhere(sessionId, loaded);
     const live = this.live.get(sessionId);
     if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
     if (!loaded && !claim.create) return undefined;

@@ -16,6 +16,7 @@ import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
 import { SessionRegistry } from './registry.ts';
+import { isOwnedElsewhere } from './cluster-store.ts';
 import { attempt, when, type Awaitable } from './awaitable.ts';
 import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -201,6 +202,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     store,
     load: { recent: opts.idempotencyWindow, history: opts.historyWindow },
     refusal: (sessionId) => (supervisor.fenced ? new StoreUnavailableError(sessionId, supervisor.fenced) : undefined),
+    elsewhere: (sessionId, { ownedBy }) => new StoreUnavailableError(sessionId, `owned by node ${ownedBy.id}`),
     start(sessionId, kindName, loaded) {
       const name = loaded?.session.kind ?? kindName ?? 'agent';
       const kind = kinds.get(name);
@@ -393,7 +395,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const live = sessions.get(sessionId);
     if (live) return live.status();
     const loaded = await attempt(
-      () => store.load(sessionId, { recent: 0, history: 0 }),
+      () => store.load(sessionId, { recent: 0, history: 0, claim: false }),
       (error) => {
         throw new StoreUnavailableError(sessionId, error);
       },
@@ -401,7 +403,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // It may have been activated while the store answered.
     const now = sessions.get(sessionId);
     if (now) return now.status();
-    if (!loaded) return undefined;
+    if (!loaded || isOwnedElsewhere(loaded)) return undefined;
     const { session } = loaded;
     const waitingForUser = waitsForUser(kinds.get(session.kind), session.snapshot);
     return { sessionId, kind: session.kind, state: 'passivated', backlog: loaded.pending.length, turns: 0, busy: false, waitingForUser, seq: loaded.lastSeq };

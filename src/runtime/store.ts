@@ -87,10 +87,23 @@ export interface LoadedSession {
   readonly history: readonly TranscriptEntry[];
 }
 
+/** A node of a cluster: one gateway process, named by an id and an incarnation (a new one at every join). */
+export interface NodeIdentity {
+  readonly id: string;
+  readonly incarnation: number;
+}
+
+/** A session another live node owns (only a store several nodes share answers this): this node serves its clients through the store. */
+export interface OwnedElsewhere {
+  readonly ownedBy: NodeIdentity;
+}
+
 /** How much of a session's past {@link Store.load} reads. */
 export interface LoadOptions {
   readonly recent: number;
   readonly history: number;
+  /** `false` reads the session without activating it (a status): a shared store then claims nothing. @default true */
+  readonly claim?: boolean;
 }
 
 /**
@@ -103,8 +116,11 @@ export interface LoadOptions {
 export interface Store {
   /** `true` when everything written survives a crash of the process. */
   readonly durable: boolean;
-  /** A stored session with what its activation needs; `undefined` if there is none. */
-  load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | undefined>;
+  /**
+   * A stored session with what its activation needs; `undefined` if there is none. A store
+   * several nodes share claims the session for this node, or answers who owns it.
+   */
+  load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | OwnedElsewhere | undefined>;
   /**
    * Steps of sessions, in one transaction (a group commit). Nothing of a step is stored
    * without the rest, so a crash can neither lose a `done`'s consumption nor keep a `done`

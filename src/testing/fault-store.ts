@@ -1,5 +1,5 @@
 import type { Awaitable } from '../runtime/awaitable.ts';
-import type { LoadedSession, LoadOptions, StepRecord, Store } from '../runtime/store.ts';
+import type { LoadedSession, LoadOptions, OwnedElsewhere, StepRecord, Store } from '../runtime/store.ts';
 import type { SessionEvent } from '../runtime/types.ts';
 
 export interface FaultStoreOptions {
@@ -40,7 +40,7 @@ export class FaultStore implements Store {
     return new Promise<void>((resolve) => setTimeout(resolve, this.#latencyMs)).then(call);
   }
 
-  load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | undefined> {
+  load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | OwnedElsewhere | undefined> {
     return this.#answer(() => this.inner.load(sessionId, options));
   }
 
