@@ -17,13 +17,14 @@ export interface ClusterHints {
 
 /**
  * A message for a session's owner, written by whichever node a client is connected to: an
- * input (it waits in the inbox until a turn consumes it), a command (`content` is the
+ * input or an answer (it waits in the inbox until a turn consumes it), a command (`content` is the
  * command line) or a control action (`content` is `stop`, `terminate`, `delete` or `start`).
  * The owner marks commands and controls consumed once it has taken them.
  */
 export interface Mail {
   readonly entry: InboxEntry;
-  readonly kind: 'input' | 'command' | 'control';
+  /** `answer`: an onboarding answer, its question id in `entry.metadata.questionId`. */
+  readonly kind: 'input' | 'command' | 'control' | 'answer';
 }
 
 /**
@@ -55,14 +56,24 @@ export interface ClusterStore extends Store {
    * mail id already in the inbox (consumed or not) answers `duplicate` and writes nothing.
    */
   deliver(sessionId: string, mail: Mail): Promise<'accepted' | 'duplicate'>;
-  /** A session's waiting mail, in arrival order: inputs not yet consumed, commands and controls not yet taken. */
+  /**
+   * A session's mail not yet taken, in arrival order. The owner takes it with the step that
+   * offers it to the machine (`StepRecord.taken`): commands and controls are then consumed,
+   * inputs wait in the inbox like any accepted input until a turn consumes them.
+   */
   mail(sessionId: string): Promise<Mail[]>;
+  /** Sessions this node owns with mail not yet taken (the sweep's fallback for lost hints). */
+  mailWaiting(): Promise<string[]>;
   /** Sessions with waiting inputs whose owner is gone (or none): to claim and run. */
   orphans(limit: number): Promise<string[]>;
   /** Who owns a session now, if anyone alive. */
   ownerOf(sessionId: string): Promise<NodeIdentity | undefined>;
   /** Leaves the cluster: releases every session this node owns and deletes its lease. */
   leave(): Promise<void>;
+}
+
+export function isClusterStore(store: Store): store is ClusterStore {
+  return typeof (store as Partial<ClusterStore>).join === 'function';
 }
 
 export function isOwnedElsewhere(value: unknown): value is OwnedElsewhere {

@@ -1,11 +1,12 @@
 import type { Dispatcher } from './dispatcher.ts';
-import type { StepRecord, Store } from './store.ts';
+import { StaleEpochError, type StepRecord, type Store } from './store.ts';
 
 /** `setImmediate` where there is one (Node), else a zero timeout. */
 const nextTick: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
 /** A session whose steps wait for a commit (a SessionHost). */
 export interface Committable {
+  readonly id: string;
   takeStep(): StepRecord | undefined;
   release(): void;
   commitFailed(error: unknown): void;
@@ -26,10 +27,16 @@ export class GroupCommit {
   readonly #waiting = new Set<Committable>();
   #queued = false;
   #inFlight = false;
+  readonly #selfFenced: () => boolean;
 
-  constructor(store: Store, dispatcher: Dispatcher) {
+  /**
+   * `selfFenced`: a cluster node whose own clock says its lease may have run out writes and
+   * releases nothing — no event, no agent call — until it has renewed (C17 across nodes).
+   */
+  constructor(store: Store, dispatcher: Dispatcher, selfFenced: () => boolean = () => false) {
     this.#store = store;
     this.#dispatcher = dispatcher;
+    this.#selfFenced = selfFenced;
   }
 
   /** A session has uncommitted steps: commit them with the others of this tick. */
@@ -53,6 +60,7 @@ export class GroupCommit {
     this.#waiting.clear();
     const steps = sessions.map((session) => session.takeStep());
     const writes = steps.filter((step) => step !== undefined);
+    if (this.#selfFenced()) return this.#fence(sessions);
     let pending: void | Promise<void> = undefined;
     try {
       if (writes.length > 0) pending = this.#store.commit(writes);
@@ -79,7 +87,16 @@ export class GroupCommit {
   }
 
   #release(sessions: readonly Committable[]): void {
+    // Stored, but the lease may have run out meanwhile: another node may own these sessions
+    // now, so nothing is released here; their clients resume from what was stored.
+    if (this.#selfFenced()) return this.#fence(sessions);
     for (const session of sessions) session.release();
+  }
+
+  #fence(sessions: readonly Committable[]): void {
+    for (const session of sessions) {
+      session.commitFailed(new StaleEpochError(`this node's lease may have expired: session "${session.id}" is given up here`, undefined, session.id));
+    }
   }
 
   /**

@@ -138,6 +138,12 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 2592000000 (30 days)
    */
   retentionMs?: number;
+  /**
+   * A cluster store only: how often this node sweeps for sessions with waiting inputs whose
+   * node died (it claims and runs them), for mail and events whose hint it missed.
+   * @default 2000
+   */
+  clusterSweepMs?: number;
 }
 
 export const sessionDefaults = {
@@ -159,6 +165,7 @@ export const runtimeDefaults = {
   storeRetryMs: 1000,
   ownerCheckMs: 1000,
   retentionMs: 30 * 24 * 3_600_000,
+  clusterSweepMs: 2000,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -197,6 +204,7 @@ const runtimeSchema = z.strictObject({
   storeRetryMs: millis.min(1).optional(),
   ownerCheckMs: millis.min(1).optional(),
   retentionMs: z.number().int().min(1).optional(),
+  clusterSweepMs: millis.min(10).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

@@ -7,6 +7,7 @@ export interface StepWrites {
   readonly events: SessionEvent[];
   readonly consumed: string[];
   readonly transcript: TranscriptEntry[];
+  readonly taken: string[];
 }
 
 /**
@@ -55,6 +56,12 @@ export class OutputGate {
     this.#queue();
   }
 
+  /** Mail from another node the step took (a cluster): it is not offered again. */
+  take(mail: readonly string[]): void {
+    this.#writes.taken.push(...mail);
+    this.#queue();
+  }
+
   /** Work the step starts (an agent, a handler, a drain notice): run once the step is committed. */
   hold(task: () => void): void {
     if (this.#closed) return;
@@ -85,7 +92,7 @@ export class OutputGate {
   }
 
   /** The group commit takes the writes; what they make visible is set aside for {@link release}. */
-  take(): StepWrites {
+  writes(): StepWrites {
     this.#queued = false;
     this.#releasing = this.#outbox;
     this.#outbox = [];
@@ -125,5 +132,5 @@ export class OutputGate {
 }
 
 function empty(): StepWrites {
-  return { accepted: [], events: [], consumed: [], transcript: [] };
+  return { accepted: [], events: [], consumed: [], transcript: [], taken: [] };
 }

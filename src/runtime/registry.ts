@@ -1,7 +1,7 @@
 import { BatonError, InvalidMessageError, StoreUnavailableError } from '../errors.ts';
 import { attempt, isPromise, type Awaitable } from './awaitable.ts';
 import type { SessionHost } from './session-host.ts';
-import type { LoadedSession, LoadOptions, OwnedElsewhere, Store } from './store.ts';
+import type { LoadedSession, OwnedElsewhere } from './store.ts';
 import { isOwnedElsewhere } from './cluster-store.ts';
 
 /** What a caller wants of a session: whether to create it, and of which kind. */
@@ -13,12 +13,10 @@ export interface Claim {
 
 /** What the registry needs of the runtime. */
 export interface RegistryDeps {
-  readonly store: Store;
-  readonly load: LoadOptions;
+  /** Reads (and, on a cluster, claims) what the store keeps of a session. */
+  load(sessionId: string): Awaitable<LoadedSession | OwnedElsewhere | undefined>;
   /** Why no session may be activated now (the store was fenced), if so. */
   refusal(sessionId: string): BatonError | undefined;
-  /** A live node of the cluster owns the session. */
-  elsewhere(sessionId: string, owner: OwnedElsewhere): BatonError;
   /** Creates, registers and starts a host (restored from `loaded`, or new); a BatonError if it cannot be had. */
   start(sessionId: string, kind: string | undefined, loaded: LoadedSession | undefined): SessionHost | BatonError;
 }
@@ -62,18 +60,23 @@ export class SessionRegistry {
    * Runs `use` on the session — live, activated from the store, or (with `create`) new.
    * `undefined` when there is no such session and `claim.create` is false.
    */
-  with<R>(sessionId: string, claim: Claim, use: (host: SessionHost) => Awaitable<R>): Awaitable<R | BatonError | undefined> {
+  with<R>(
+    sessionId: string,
+    claim: Claim,
+    use: (host: SessionHost) => Awaitable<R>,
+    elsewhere?: (owner: OwnedElsewhere) => Awaitable<R | BatonError>,
+  ): Awaitable<R | BatonError | undefined> {
     const live = this.live.get(sessionId);
     if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
     const pending = this.#activating.get(sessionId);
-    if (pending) return this.#queue(pending.waiters, () => this.#arrive(sessionId, pending.loaded, claim, use));
+    if (pending) return this.#queue(pending.waiters, () => this.#arrive(sessionId, pending.loaded, claim, use, elsewhere));
     const refusal = this.#deps.refusal(sessionId);
     if (refusal) return refusal;
     const loaded = attempt<Loaded>(
-      () => this.#deps.store.load(sessionId, this.#deps.load),
+      () => this.#deps.load(sessionId),
       (error) => new StoreUnavailableError(sessionId, error),
     );
-    if (!isPromise(loaded)) return this.#arrive(sessionId, loaded, claim, use);
+    if (!isPromise(loaded)) return this.#arrive(sessionId, loaded, claim, use, elsewhere);
     const waiters: Waiter[] = [];
     const activation: Activation = {
       waiters,
@@ -86,7 +89,7 @@ export class SessionRegistry {
       }),
     };
     this.#activating.set(sessionId, activation);
-    return this.#queue(waiters, () => this.#arrive(sessionId, activation.loaded, claim, use));
+    return this.#queue(waiters, () => this.#arrive(sessionId, activation.loaded, claim, use, elsewhere));
   }
 
   /** The store answered: the first caller starts the session, and those after it find it live. */
@@ -95,9 +98,15 @@ export class SessionRegistry {
     loaded: Loaded,
     claim: Claim,
     use: (host: SessionHost) => Awaitable<R>,
+    elsewhere?: (owner: OwnedElsewhere) => Awaitable<R | BatonError>,
   ): Awaitable<R | BatonError | undefined> {
     if (loaded instanceof BatonError) return loaded;
-    if (isOwnedElsewhere(loaded)) return this.#deps.elsewhere(sessionId, loaded);
+    if (isOwnedElsewhere(loaded)) {
+      // Another live node runs it (a cluster): this node serves the caller through the store.
+      const problem = loaded.kind === undefined ? undefined : kindProblem(sessionId, loaded.kind, claim.kind);
+      if (problem) return problem;
+      return elsewhere ? elsewhere(loaded) : new StoreUnavailableError(sessionId, `it is owned by node ${loaded.ownedBy.id}`);
+    }
     const live = this.live.get(sessionId);
     if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
     if (!loaded && !claim.create) return undefined;

@@ -16,7 +16,8 @@ import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
 import { SessionRegistry } from './registry.ts';
-import { isOwnedElsewhere } from './cluster-store.ts';
+import { isClusterStore, isOwnedElsewhere, type Mail } from './cluster-store.ts';
+import { ClusterLink } from './cluster-link.ts';
 import { attempt, when, type Awaitable } from './awaitable.ts';
 import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -100,6 +101,19 @@ export interface RuntimeHealth {
   readonly storeError?: string;
   /** A newer process owns the store (C17): this one must stop. */
   readonly fenced: boolean;
+  /** Commits refused because another node had claimed their session (a cluster, C17). */
+  readonly fencedCommits: number;
+  /** This node, its lease and how many sessions it owns (a cluster store only). */
+  readonly node?: NodeHealth;
+}
+
+/** A cluster node's view of itself, for `/healthz` and `/metrics`. */
+export interface NodeHealth {
+  readonly id: string;
+  readonly incarnation: number;
+  /** `false` while this node's own clock says its lease may have run out (it starts no agent call). */
+  readonly leaseValid: boolean;
+  readonly ownedSessions: number;
 }
 
 /**
@@ -119,6 +133,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const directory = createDirectory();
   const count = createCounter(directory);
   const listeners = new Map<string, Set<Subscriber<SessionEvent>>>();
+  /** Per session with subscribers: the last seq they were given (a cluster delivers events run elsewhere too, once). */
+  const seen = new Map<string, number>();
   const events$ = new Subject<SessionEvent>();
   // User code that throws is reported, never rethrown: it must not take the process down (C7).
   const report = (error: unknown): void => {
@@ -132,7 +148,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let shutdown: Promise<void> | undefined;
 
   const deps: HostDeps = {
-    commits: new GroupCommit(store, dispatcher),
+    commits: new GroupCommit(store, dispatcher, () => isClusterStore(store) && store.selfFenced()),
     clock: dispatcher.wrap(clock),
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,
@@ -158,7 +174,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       }
       events$.next(event);
       const subscribers = listeners.get(event.sessionId);
-      if (subscribers) for (const subscriber of subscribers) subscriber.next(event);
+      if (subscribers) {
+        seen.set(event.sessionId, event.seq);
+        for (const subscriber of subscribers) subscriber.next(event);
+      }
     },
     ended(host) {
       if (sessions.get(host.id) === host) sessions.delete(host.id);
@@ -198,11 +217,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     kinds.set(name, kind);
   }
 
+  const loadOptions = { recent: opts.idempotencyWindow, history: opts.historyWindow };
   const registry = new SessionRegistry({
-    store,
-    load: { recent: opts.idempotencyWindow, history: opts.historyWindow },
+    // A cluster node claims nothing before it has joined.
+    load: (sessionId) => (cluster ? cluster.joined.then(() => store.load(sessionId, loadOptions)) : store.load(sessionId, loadOptions)),
     refusal: (sessionId) => (supervisor.fenced ? new StoreUnavailableError(sessionId, supervisor.fenced) : undefined),
-    elsewhere: (sessionId, { ownedBy }) => new StoreUnavailableError(sessionId, `owned by node ${ownedBy.id}`),
     start(sessionId, kindName, loaded) {
       const name = loaded?.session.kind ?? kindName ?? 'agent';
       const kind = kinds.get(name);
@@ -237,7 +256,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function passivate(host: SessionHost): void {
     if (passivating.has(host)) return;
     passivating.add(host);
-    void host.checkpoint().then((stored) => {
+    void host.checkpoint({ release: true }).then((stored) => {
       passivating.delete(host);
       // A failed store took the host out of service already (C16).
       if (!stored || sessions.get(host.id) !== host || !host.quiescent() || !host.settled()) return;
@@ -266,6 +285,84 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     },
     opts,
   );
+
+  // A cluster (a store several nodes share): mail between nodes, events of sessions run
+  // elsewhere for this node's clients, work whose node died, and the lease.
+  const cluster = isClusterStore(store)
+    ? new ClusterLink(
+        {
+          store,
+          clock,
+          report,
+          live: (id) => sessions.get(id),
+          watched: () => listeners.keys(),
+          delivered: (id) => seen.get(id) ?? 0,
+          deliver(id, events) {
+            const subscribers = listeners.get(id);
+            if (!subscribers) return;
+            for (const event of events) {
+              if (event.seq <= (seen.get(id) ?? 0)) continue;
+              seen.set(id, event.seq);
+              for (const subscriber of subscribers) subscriber.next(event);
+            }
+          },
+          activate: (id) => {
+            if (!shutdown) void registry.with(id, { create: false }, () => undefined);
+          },
+          take: takeMail,
+          leaseLost(error) {
+            report(error);
+            for (const host of [...sessions.values()]) host.abandon(new StaleEpochError(error.message, undefined, host.id));
+          },
+        },
+        { sweepMs: opts.clusterSweepMs },
+      )
+    : undefined;
+
+  /**
+   * Mail from another node for a session this node runs, taken in one step: inputs and
+   * answers as the inbox already holds them, commands, and controls. Each outcome is the
+   * session's own event; mail seen before (a hint read twice) is only marked taken.
+   */
+  function takeMail(host: SessionHost, mail: readonly Mail[]): void {
+    host.step(() => {
+      const consumed: string[] = [];
+      for (const { entry, kind } of mail) {
+        if (host.recent.check(entry.id, entry.content) !== undefined) continue;
+        if (kind === 'input') host.offerStored({ type: 'input', input: entry } as EventObject, entry, 'from another node');
+        else if (kind === 'answer') {
+          const questionId = entry.metadata?.['questionId'];
+          const input = { id: entry.id, content: entry.content, questionId };
+          host.offerStored({ type: 'input', input } as EventObject, { id: entry.id, content: entry.content }, 'from another node');
+        } else {
+          consumed.push(entry.id);
+          host.recent.remember(entry.id, entry.content);
+          const event = kind === 'command' ? commandEvent(host, entry) : controlEvent(host, entry.content);
+          if (typeof event === 'string') host.reportError('INVALID_MESSAGE', event, entry.id);
+          else host.send(event);
+        }
+      }
+      host.took(
+        mail.map((m) => m.entry.id),
+        consumed,
+      );
+    });
+  }
+
+  function commandEvent(host: SessionHost, entry: InboxEntry): EventObject | string {
+    const command = host.kind.commands ? parseCommand(entry.id, entry.content, opts.commandPrefix) : undefined;
+    if (!command) return `session "${host.id}" (${host.kindName}) takes no commands`;
+    if (!commands.has(command.name) && !(BUILTIN_COMMANDS as readonly string[]).includes(command.name)) {
+      return `unknown command "${opts.commandPrefix}${command.name}" (try ${opts.commandPrefix}help)`;
+    }
+    return { type: 'command', command } as EventObject;
+  }
+
+  function controlEvent(host: SessionHost, action: string): EventObject | string {
+    const event = { type: action };
+    const snapshot = host.snapshot() as { can(event: EventObject): boolean };
+    return snapshot.can(event) ? event : `session "${host.id}" (${host.kindName}) cannot "${action}" in its current state`;
+  }
 
   // C11: idle sessions are passivated — snapshot saved, actor stopped. A sweep every half
   // timeout finds them; the timer is unref'd so it never keeps the process alive.
@@ -313,7 +410,28 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         if (command) return deliver(host, id, content, { type: 'command', command } as EventObject);
         const entry: InboxEntry = metadata ? { id, content, metadata } : { id, content };
         return deliver(host, id, content, { type: 'input', input: entry } as EventObject, entry);
+      }, (owner) => {
+        const command = (owner.kind ?? options.kind ?? 'agent') === 'agent' ? parseCommand(id, content, opts.commandPrefix) : undefined;
+        const entry: InboxEntry = metadata ? { id, content, metadata } : { id, content };
+        return mail(sessionId, { entry, kind: command ? 'command' : 'input' });
       }),
+    );
+  }
+
+  /**
+   * An input, command or control for a session another node runs (a cluster): committed to
+   * its inbox — so `durable` holds — and left to its owner, which reports what it makes of
+   * it in the session's stream.
+   */
+  function mail(sessionId: string, message: Mail): Promise<Receipt> {
+    return cluster!.store.deliver(sessionId, message).then(
+      (outcome): Receipt =>
+        outcome === 'duplicate'
+          ? { status: 'duplicate' }
+          : message.kind === 'input' || message.kind === 'answer'
+            ? { status: 'accepted', mode: 'queued', durability: 'durable' }
+            : { status: 'accepted', mode: 'command' },
+      (error: unknown) => rejected(new StoreUnavailableError(sessionId, error)),
     );
   }
 
@@ -330,6 +448,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         if (!host.kind.answers) return rejected(new InvalidMessageError(`session "${sessionId}" asks no questions`));
         const event = { type: 'input', input: { id: answer.id, content, questionId: answer.questionId } };
         return deliver(host, answer.id, content!, event, { id: answer.id, content: content! });
+      }, (owner) => {
+        if (owner.kind !== undefined && !kinds.get(owner.kind)?.answers) return new InvalidMessageError(`session "${sessionId}" asks no questions`);
+        return mail(sessionId, { entry: { id: answer.id, content: content!, metadata: { questionId: answer.questionId } }, kind: 'answer' });
       }),
     );
   }
@@ -374,7 +495,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       }
       host.send({ type: action });
       return host.committed().then((stored) => (stored ? true : unavailable(sessionId)));
-    });
+    }, (owner) =>
+      mail(sessionId, { entry: { id: `control_${globalThis.crypto.randomUUID()}`, content: action }, kind: 'control' }).then((receipt) =>
+        receipt.status === 'rejected' ? receipt.error! : true,
+      ),
+    );
     if (answer === undefined) throw new SessionNotFoundError(sessionId);
     if (answer instanceof BatonError) throw answer;
   }
@@ -383,8 +508,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (shutdown) throw new RuntimeShuttingDownError();
     const problem = validate(sessionId, { id: 'open', content: '' });
     if (problem) throw new InvalidMessageError(problem);
-    const answer = await registry.with(sessionId, { create: true, kind: options.kind }, (host) =>
-      host.committed().then((stored) => (stored ? host.status() : unavailable(sessionId))),
+    const answer = await registry.with(
+      sessionId,
+      { create: true, kind: options.kind },
+      (host) => host.committed().then((stored) => (stored ? host.status() : unavailable(sessionId))),
+      async () => (await status(sessionId)) ?? new SessionNotFoundError(sessionId),
     );
     if (answer instanceof BatonError) throw answer;
     return answer!;
@@ -404,9 +532,19 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const now = sessions.get(sessionId);
     if (now) return now.status();
     if (!loaded || isOwnedElsewhere(loaded)) return undefined;
-    const { session } = loaded;
+    const { session, owner } = loaded;
     const waitingForUser = waitsForUser(kinds.get(session.kind), session.snapshot);
-    return { sessionId, kind: session.kind, state: 'passivated', backlog: loaded.pending.length, turns: 0, busy: false, waitingForUser, seq: loaded.lastSeq };
+    return {
+      sessionId,
+      kind: session.kind,
+      state: 'passivated',
+      backlog: loaded.pending.length,
+      turns: 0,
+      busy: false,
+      waitingForUser,
+      seq: loaded.lastSeq,
+      ...(owner && owner.id !== cluster?.store.node.id && { node: owner.id }),
+    };
   }
 
   function eventsOf(sessionId: string): Observable<SessionEvent> {
@@ -415,9 +553,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       let set = listeners.get(sessionId);
       if (!set) listeners.set(sessionId, (set = new Set()));
       set.add(subscriber);
+      // Run by another node (a cluster): its committed events come through the store.
+      cluster?.watch(sessionId);
       return () => {
         set.delete(subscriber);
-        if (set.size === 0 && listeners.get(sessionId) === set) listeners.delete(sessionId);
+        if (set.size === 0 && listeners.get(sessionId) === set) {
+          listeners.delete(sessionId);
+          seen.delete(sessionId);
+        }
       };
     });
   }
@@ -439,8 +582,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const host of hosts) host.abortDrain();
     await drained;
     if (sweep !== undefined) clock.clearTimeout(sweep);
-    await Promise.all(hosts.map((host) => host.checkpoint()));
+    await Promise.all(hosts.map((host) => host.checkpoint({ release: true })));
     for (const host of hosts) host.stop();
+    if (cluster) {
+      cluster.stop();
+      await attempt(
+        () => cluster.store.leave(),
+        (error) => report(error),
+      );
+    }
     sessions.clear();
     for (const set of listeners.values()) for (const subscriber of set) subscriber.complete();
     listeners.clear();
@@ -483,7 +633,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     directory,
     sessionIds: () => [...sessions.keys()],
     events$: new IsolatedObservable<SessionEvent>(report, (subscriber) => events$.subscribe(subscriber)),
-    health: () => supervisor.health(),
+    health: () => {
+      const health = supervisor.health();
+      if (!cluster) return health;
+      const { node } = cluster.store;
+      return { ...health, node: { id: node.id, incarnation: node.incarnation, leaseValid: !cluster.store.selfFenced(), ownedSessions: sessions.size } };
+    },
     eventsOf,
     shutdown({ drainMs = 5000 }: ShutdownOptions = {}) {
       if (!Number.isFinite(drainMs) || drainMs < 0) {

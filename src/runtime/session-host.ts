@@ -171,18 +171,42 @@ export class SessionHost {
       // A rebuilt session starts afresh and takes every waiting input again, in order.
       this.#actor.send({ type: this.#rebuilt ? 'activate' : 'resume' });
       const held = new Set(this.#rebuilt ? [] : (this.kind.holds?.(this.#actor.getSnapshot()) ?? []));
-      for (const entry of loaded.pending) {
-        if (held.has(entry.id)) continue;
-        const receipt = this.#offer({ type: 'input', input: entry } as EventObject, entry);
-        if (receipt?.status === 'accepted') continue;
-        // Acknowledged once, refused now: say so and take it out of the inbox, never drop it silently.
-        const code = receipt?.code ?? 'INVALID_MESSAGE';
-        const message = `input "${entry.id}" could not be resumed after a restart: ${receipt?.message ?? 'the session does not take it'}`;
-        this.#report({ type: 'error', data: { code, message, event_id: entry.id } });
-        // The host's own report, not the machine's: it must not close the turn `resume` just restarted.
-        this.#report({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } });
-      }
+      for (const entry of loaded.pending) if (!held.has(entry.id)) this.offerStored({ type: 'input', input: entry } as EventObject, entry, 'after a restart');
     });
+  }
+
+  /**
+   * An input already in the durable inbox — waiting at a restart, or mailed by another node
+   * of a cluster — offered to the machine. Acknowledged once, it may be refused now: that is
+   * said, and it leaves the inbox; it is never dropped silently.
+   */
+  offerStored(event: EventObject, entry: InboxEntry, when: string): void {
+    const receipt = this.#offer(event, entry);
+    if (receipt?.status === 'accepted') {
+      this.recent.remember(entry.id, entry.content);
+      return;
+    }
+    const code = receipt?.code ?? 'INVALID_MESSAGE';
+    const message = `input "${entry.id}" could not be taken ${when}: ${receipt?.message ?? 'the session does not take it'}`;
+    this.#report({ type: 'error', data: { code, message, event_id: entry.id } });
+    // The host's own report, not the machine's: it must not close the turn `resume` just restarted.
+    this.#report({ type: 'done', data: { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: [entry.id] } });
+  }
+
+  /** Runs `fn` as one step: what it sends to the machine commits together. */
+  step(fn: () => void): void {
+    this.#deps.dispatcher.run(fn);
+  }
+
+  /** Mail a step took (a cluster): consumed with it if it was a command or a control. */
+  took(mail: readonly string[], consumed: readonly string[]): void {
+    this.#gate.take(mail);
+    if (consumed.length > 0) this.#gate.consume(consumed);
+  }
+
+  /** Reports a problem of the session as its own error event, naming the input (`event_id`). */
+  reportError(code: MachineReceipt['code'], message: string, eventId: string): void {
+    this.#report({ type: 'error', data: { code: code ?? 'INVALID_MESSAGE', message, event_id: eventId } } as MachineOutput);
   }
 
   /** `true` once a commit failed: the session is stopped and must be activated again. */
@@ -195,10 +219,14 @@ export class SessionHost {
    * probe). Resolves `true` once it is stored, `false` if the store failed (the session is
    * then stopped, C16).
    */
-  checkpoint(): Promise<boolean> {
+  checkpoint({ release = false }: { release?: boolean } = {}): Promise<boolean> {
     this.#checkpoint = true;
+    if (release) this.#release = true;
     return this.#gate.committed();
   }
+
+  /** The next step gives the session up (a cluster store lets another node claim it). */
+  #release = false;
 
   /**
    * Resolves once everything the session did so far is committed (`true`), or its commit
@@ -371,16 +399,18 @@ export class SessionHost {
    * {@link release}. `undefined` when there is nothing to write (the outbox is still released).
    */
   takeStep(): StepRecord | undefined {
-    const { accepted, events, consumed, transcript } = this.#gate.take();
+    const { accepted, events, consumed, transcript, taken } = this.#gate.writes();
     const checkpoint = this.#checkpoint;
+    const release = this.#release;
     this.#checkpoint = false;
+    this.#release = false;
     if (this.#failed) return undefined;
     if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
     // XState keeps the snapshot object when a step changes nothing: then only the events are
     // written. A memory store takes snapshots only when asked.
     const current = this.#actor.getSnapshot();
     const changed = this.#ending === undefined && current !== this.#committed && (this.#deps.durable || checkpoint);
-    if (!changed && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0) return undefined;
+    if (!changed && !release && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
     if (changed) this.#committing = current;
     return {
       sessionId: this.id,
@@ -388,6 +418,8 @@ export class SessionHost {
       events,
       consumed,
       ...(transcript.length > 0 && { transcript }),
+      ...(taken.length > 0 && { taken }),
+      ...(release && { release }),
       ...(changed && {
         session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() },
       }),

@@ -39,6 +39,8 @@ export class StoreSupervisor {
   #retryMs: number;
   #retrying = false;
   #fenced: StaleEpochError | undefined;
+  /** Commits refused because another node had claimed their session (C17 across nodes). */
+  #moved = 0;
   readonly #timers = new Map<'retry' | 'owner' | 'retention', unknown>();
   #stopped = false;
 
@@ -64,6 +66,11 @@ export class StoreSupervisor {
    * Reported once per outage, not once per session: thousands of sessions fail together.
    */
   failed(sessionId: string, error: unknown): void {
+    // One session moved to another node (a cluster): it is that node's now, nothing to retry.
+    if (error instanceof StaleEpochError && error.sessionId !== undefined) {
+      this.#moved++;
+      return;
+    }
     if (error instanceof StaleEpochError) this.#fence(error);
     else if (this.#failing.size === 0 && this.#refused === undefined) this.#rt.report(new StoreUnavailableError(sessionId, error));
     this.#failing.set(sessionId, error instanceof Error ? error.message : String(error));
@@ -89,6 +96,7 @@ export class StoreSupervisor {
       ok: failing.size === 0 && !fenced && this.#refused === undefined,
       failedSessions: failing.size,
       fenced: fenced !== undefined,
+      fencedCommits: this.#moved,
       ...(storeError !== undefined && { storeError }),
     };
   }

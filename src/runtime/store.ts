@@ -8,10 +8,16 @@ export type { Awaitable };
  */
 export class StaleEpochError extends Error {
   readonly holder: string | undefined;
-  constructor(message: string, holder?: string) {
+  /**
+   * Set when one session moved to a newer owner (a cluster node claimed it): only that
+   * session stops here. Unset when the whole store did: the process must stop.
+   */
+  readonly sessionId: string | undefined;
+  constructor(message: string, holder?: string, sessionId?: string) {
     super(message);
     this.name = 'StaleEpochError';
     this.holder = holder;
+    this.sessionId = sessionId;
   }
 }
 
@@ -51,6 +57,8 @@ export interface StepRecord {
   readonly transcript?: readonly TranscriptEntry[];
   /** The snapshot after the steps, when they changed it. */
   readonly session?: StoredSession;
+  /** Mail from another node (a cluster) this step took: it is not offered again. */
+  readonly taken?: readonly string[];
   /** The session reached its final state (`deleted`): everything of it goes. */
   readonly deleted?: boolean;
   /**
@@ -85,6 +93,8 @@ export interface LoadedSession {
   readonly recent: readonly InboxEntry[];
   /** The newest `history` transcript entries, oldest first (`turn.history`). */
   readonly history: readonly TranscriptEntry[];
+  /** The live node that runs it, when read without claiming from a store several nodes share. */
+  readonly owner?: NodeIdentity;
 }
 
 /** A node of a cluster: one gateway process, named by an id and an incarnation (a new one at every join). */
@@ -96,6 +106,8 @@ export interface NodeIdentity {
 /** A session another live node owns (only a store several nodes share answers this): this node serves its clients through the store. */
 export interface OwnedElsewhere {
   readonly ownedBy: NodeIdentity;
+  /** The session's kind, if it is stored yet. */
+  readonly kind?: string;
 }
 
 /** How much of a session's past {@link Store.load} reads. */

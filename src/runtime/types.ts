@@ -53,6 +53,8 @@ export interface SessionStatus {
   readonly waitingForUser: boolean;
   /** The seq of the latest event the session emitted. */
   readonly seq: number;
+  /** The node that runs it, when another node of a cluster does. */
+  readonly node?: string;
 }
 
 /** The input to `runtime.send`: `id` is the client message id (C10). */
