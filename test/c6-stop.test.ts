@@ -9,17 +9,17 @@ describe('C6 stop', () => {
     it(`${via} aborts the turn, clears the backlog and reports both`, async () => {
       const a = controlledAgent();
       const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-      t.runtime.send('s', { id: 'm1', content: 'one' });
-      t.runtime.send('s', { id: 'm2', content: 'two' });
-      t.runtime.send('s', { id: 'm3', content: 'three' });
-      if (via === '/stop') t.runtime.send('s', { id: 'c1', content: '/stop' });
-      else t.runtime.control('s', 'stop');
+      await Promise.all(['one', 'two', 'three'].map((content, i) => t.runtime.send('s', { id: `m${i + 1}`, content })));
+      await settle(); // m1's turn runs, m2 and m3 wait
+      expect(a.calls[0]!.turn.signal.aborted).toBe(false);
+      if (via === '/stop') expect(await t.runtime.send('s', { id: 'c1', content: '/stop' })).toMatchObject({ status: 'accepted', mode: 'command' });
+      else await t.runtime.control('s', 'stop');
       await settle();
       expect(a.calls[0]!.turn.signal.aborted).toBe(true);
       expect(t.dones('s')).toEqual([
         expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: ['m1'], cancelled_input_ids: ['m2', 'm3'] }),
       ]);
-      expect(t.runtime.status('s')).toMatchObject({ state: 'idle', backlog: 0 });
+      expect(await t.runtime.status('s')).toMatchObject({ state: 'idle', backlog: 0 });
       expect(a.calls).toHaveLength(1);
     });
   }
@@ -27,10 +27,11 @@ describe('C6 stop', () => {
   it('discards the late result and late deltas of a stopped turn', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
+    await t.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
     const turn = a.calls[0]!;
     turn.turn.emit('early ');
-    t.runtime.control('s', 'stop');
+    await t.runtime.control('s', 'stop');
     turn.turn.emit('late');
     turn.resolve('late result');
     await settle();
@@ -44,9 +45,11 @@ describe('C6 stop', () => {
   it('cancels the open batch while collecting', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 300 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
-    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+      t.runtime.send('s', { id: 'c1', content: '/stop' }),
+    ]);
     await t.advance(5000);
     expect(a.calls).toHaveLength(0);
     expect(t.dones('s')).toEqual([
@@ -57,10 +60,10 @@ describe('C6 stop', () => {
   it('answers a stop with nothing to stop without a done', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });
-    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await t.runtime.send('s', { id: 'c1', content: '/stop' });
     await settle();
     expect(t.dones('s')).toEqual([]);
-    expect(t.runtime.status('s')?.state).toBe('idle');
+    expect((await t.runtime.status('s'))?.state).toBe('idle');
   });
 
   it('works while the session is still activating', () => {
@@ -98,9 +101,12 @@ describe('C6 stop', () => {
   it('runs the next input normally after a stop', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.control('s', 'stop');
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await t.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
+    await t.runtime.control('s', 'stop');
+    await t.runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(a.calls).toHaveLength(2);
     a.calls[1]!.resolve('fine');
     await settle();
     expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m2'] });
