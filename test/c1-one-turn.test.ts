@@ -41,6 +41,30 @@ describe('C1 one turn at a time', () => {
     expect(await t.runtime.status('s')).toMatchObject({ state: 'busy', backlog: 1 });
   });
 
+  it('processes inputs sent in one tick in call order while the session re-activates from the store (C11)', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, idleTimeoutMs: 1000, busyPolicy: 'followup' });
+    await t.runtime.send('s', { id: 'm0', content: 'zero' });
+    await settle();
+    a.calls[0]!.resolve();
+    await settle();
+    await t.advance(2000);
+    expect(await t.runtime.status('s')).toMatchObject({ state: 'passivated' });
+    expect(t.runtime.sessionIds()).toEqual([]);
+    const receipts = ['m1', 'm2', 'm3'].map((id) => t.runtime.send('s', { id, content: id }));
+    // Claimed by the first send, before anything is awaited: the others find the same actor.
+    expect(t.runtime.sessionIds()).toEqual(['s']);
+    expect((await Promise.all(receipts)).map((r) => r.mode)).toEqual(['primary', 'queued', 'queued']);
+    for (let i = 1; i <= 3; i++) {
+      await settle();
+      a.calls[i]!.resolve();
+    }
+    await settle();
+    expect(a.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m0'], ['m1'], ['m2'], ['m3']]);
+    expect(a.maxConcurrent('s')).toBe(1);
+    expect(turnOverlaps(t.events)).toEqual([]);
+  });
+
   it('runs different sessions concurrently, each one at a time', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import { sessionMachine, type SessionEffect } from '../src/index.ts';
-import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { controlledAgent, settle, testRuntime, turnOverlaps } from './helpers.ts';
 import { settings } from './machine-helpers.ts';
 
 describe('C6 stop', () => {
@@ -96,6 +96,26 @@ describe('C6 stop', () => {
     expect(outputs.length).toBe(before);
     expect(actor.getSnapshot().context.turn?.id).toBe(2);
     actor.stop();
+  });
+
+  it('applies a control stop in call order between the inputs sent in the same tick', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    const [first, , second] = await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.control('s', 'stop'),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
+    expect(first!.status).toBe('accepted');
+    expect(second!.status).toBe('accepted');
+    await settle();
+    // m1's turn was stopped (its agent, if it started, aborted); m2 runs a turn of its own.
+    expect(t.dones('s')).toEqual([expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: ['m1'] })]);
+    expect(a.calls.filter((c) => !c.turn.signal.aborted).map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m2']]);
+    a.last('s')!.resolve('fine');
+    await settle();
+    expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m2'] });
+    expect(turnOverlaps(t.events)).toEqual([]);
   });
 
   it('runs the next input normally after a stop', async () => {
