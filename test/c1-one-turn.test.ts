@@ -8,9 +8,9 @@ describe('C1 one turn at a time', () => {
   it('does not start a second turn while the first awaits its agent', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
+    expect(await t.runtime.send('s', { id: 'm1', content: 'one' })).toMatchObject({ status: 'accepted', mode: 'primary' });
     await settle();
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    expect(await t.runtime.send('s', { id: 'm2', content: 'two' })).toMatchObject({ status: 'accepted', mode: 'queued' });
     await settle();
     expect(a.calls).toHaveLength(1);
     a.calls[0]!.resolve('ok');
@@ -23,26 +23,56 @@ describe('C1 one turn at a time', () => {
     expect(turnOverlaps(t.events)).toEqual([]);
   });
 
-  it('claims the session before send returns (no await between check and claim)', () => {
+  it('claims the session when send is called, before its receipt (no await between check and claim)', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    expect(t.runtime.status('s')).toBeUndefined();
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    // Synchronously: the actor exists, the turn is claimed and the agent was called.
-    expect(t.runtime.status('s')?.state).toBe('busy');
+    expect(await t.runtime.status('s')).toBeUndefined();
+    const first = t.runtime.send('s', { id: 'm1', content: 'one' });
+    // Synchronously, before anything is awaited: the key is claimed by one actor.
+    expect(t.runtime.sessionIds()).toEqual(['s']);
+    const second = t.runtime.send('s', { id: 'm2', content: 'two' });
+    expect(t.runtime.sessionIds()).toEqual(['s']);
+    // In call order: the first input starts the turn, the second waits behind it.
+    expect(await first).toMatchObject({ status: 'accepted', mode: 'primary' });
+    expect(await second).toMatchObject({ status: 'accepted', mode: 'queued' });
+    await settle();
     expect(a.calls).toHaveLength(1);
-    t.runtime.send('s', { id: 'm2', content: 'two' });
-    expect(a.calls).toHaveLength(1);
-    expect(t.runtime.status('s')?.backlog).toBe(1);
+    expect(a.calls[0]!.turn.inputs.map((i) => i.id)).toEqual(['m1']);
+    expect(await t.runtime.status('s')).toMatchObject({ state: 'busy', backlog: 1 });
+  });
+
+  it('processes inputs sent in one tick in call order while the session re-activates from the store (C11)', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, idleTimeoutMs: 1000, busyPolicy: 'followup' });
+    await t.runtime.send('s', { id: 'm0', content: 'zero' });
+    await settle();
+    a.calls[0]!.resolve();
+    await settle();
+    await t.advance(2000);
+    expect(await t.runtime.status('s')).toMatchObject({ state: 'passivated' });
+    expect(t.runtime.sessionIds()).toEqual([]);
+    const receipts = ['m1', 'm2', 'm3'].map((id) => t.runtime.send('s', { id, content: id }));
+    // Claimed by the first send, before anything is awaited: the others find the same actor.
+    expect(t.runtime.sessionIds()).toEqual(['s']);
+    expect((await Promise.all(receipts)).map((r) => r.mode)).toEqual(['primary', 'queued', 'queued']);
+    for (let i = 1; i <= 3; i++) {
+      await settle();
+      a.calls[i]!.resolve();
+    }
+    await settle();
+    expect(a.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m0'], ['m1'], ['m2'], ['m3']]);
+    expect(a.maxConcurrent('s')).toBe(1);
+    expect(turnOverlaps(t.events)).toEqual([]);
   });
 
   it('runs different sessions concurrently, each one at a time', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    for (const s of ['a', 'b', 'c']) {
-      t.runtime.send(s, { id: `${s}1`, content: 'x' });
-      t.runtime.send(s, { id: `${s}2`, content: 'y' });
-    }
+    const receipts = ['a', 'b', 'c'].flatMap((s) => [
+      t.runtime.send(s, { id: `${s}1`, content: 'x' }),
+      t.runtime.send(s, { id: `${s}2`, content: 'y' }),
+    ]);
+    expect((await Promise.all(receipts)).map((r) => r.status)).toEqual(Array(6).fill('accepted'));
     await settle();
     expect(a.calls.map((c) => c.turn.sessionId)).toEqual(['a', 'b', 'c']);
     for (const c of [...a.calls]) c.resolve();

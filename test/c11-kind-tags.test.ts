@@ -55,76 +55,76 @@ const agent = async () => undefined;
 describe('C11 passivation of custom kinds, read from state tags', () => {
   it('passivates a custom kind tagged quiescent after idleTimeoutMs, and its next input brings it back', async () => {
     const t = testRuntime({ agent, kinds: { rating }, idleTimeoutMs: 1000 });
-    t.runtime.open('r', { kind: 'rating' });
+    await t.runtime.open('r', { kind: 'rating' });
     await t.advance(2000);
     expect(t.runtime.sessionIds()).toEqual([]);
-    expect(t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'passivated', busy: false, waitingForUser: true });
+    expect(await t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'passivated', busy: false, waitingForUser: true });
 
-    expect(t.runtime.send('r', { id: 'm1', content: '5' })).toMatchObject({ status: 'accepted', mode: 'primary' });
+    expect(await t.runtime.send('r', { id: 'm1', content: '5' })).toMatchObject({ status: 'accepted', mode: 'primary' });
     await settle();
-    expect(t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'rated', busy: false, waitingForUser: false });
+    expect(await t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'rated', busy: false, waitingForUser: false });
     expect(t.of('r').map((e) => [e.seq, e.type])).toEqual([[1, 'message']]);
 
     // Rated is quiescent too: passivated again, and still answers (idempotency kept, C10).
     await t.advance(2000);
-    expect(t.runtime.status('r')?.state).toBe('passivated');
-    expect(t.runtime.send('r', { id: 'm1', content: '5' }).status).toBe('duplicate');
+    expect((await t.runtime.status('r'))?.state).toBe('passivated');
+    expect((await t.runtime.send('r', { id: 'm1', content: '5' })).status).toBe('duplicate');
   });
 
   it('passivates the least recently active custom sessions tagged quiescent under maxLiveSessions, and they come back', async () => {
     const t = testRuntime({ agent, kinds: { rating }, maxLiveSessions: 2, idleTimeoutMs: 1000 });
     for (const id of ['a', 'b', 'c', 'd']) {
-      t.runtime.open(id, { kind: 'rating' });
+      await t.runtime.open(id, { kind: 'rating' });
       await t.advance(10);
       expect(t.runtime.sessionIds().length).toBeLessThanOrEqual(2);
     }
-    expect(t.runtime.status('a')?.state).toBe('passivated');
-    expect(t.runtime.status('d')?.state).toBe('asking');
-    expect(t.runtime.send('a', { id: 'm1', content: '4' }).status).toBe('accepted');
+    expect((await t.runtime.status('a'))?.state).toBe('passivated');
+    expect((await t.runtime.status('d'))?.state).toBe('asking');
+    expect((await t.runtime.send('a', { id: 'm1', content: '4' })).status).toBe('accepted');
     await settle();
-    expect(t.runtime.status('a')?.state).toBe('rated');
+    expect((await t.runtime.status('a'))?.state).toBe('rated');
     expect(t.of('a').map((e) => e.type)).toEqual(['message']);
   });
 
   it('never passivates a custom kind without the quiescent tag, by idle timeout or by cap', async () => {
     const store = new MemoryStore();
     const t = testRuntime({ agent, kinds: { rating, untagged }, maxLiveSessions: 2, idleTimeoutMs: 1000, store });
-    t.runtime.open('u1', { kind: 'untagged' });
-    t.runtime.open('u2', { kind: 'untagged' });
-    t.runtime.open('tagged', { kind: 'rating' });
+    await t.runtime.open('u1', { kind: 'untagged' });
+    await t.runtime.open('u2', { kind: 'untagged' });
+    await t.runtime.open('tagged', { kind: 'rating' });
     await t.advance(5000);
     expect(t.runtime.sessionIds().sort()).toEqual(['u1', 'u2']);
-    expect(t.runtime.status('u1')).toMatchObject({ state: 'asking', busy: false, waitingForUser: false });
-    expect(t.runtime.status('tagged')?.state).toBe('passivated');
+    expect(await t.runtime.status('u1')).toMatchObject({ state: 'asking', busy: false, waitingForUser: false });
+    expect((await t.runtime.status('tagged'))?.state).toBe('passivated');
   });
 
   it('never passivates a custom kind while its state is tagged busy, and reports it busy', async () => {
     const t = testRuntime({ agent, kinds: { thinking }, idleTimeoutMs: 1000 });
-    t.runtime.send('k', { id: 'm1', content: 'the question' }, { kind: 'thinking' });
+    await t.runtime.send('k', { id: 'm1', content: 'the question' }, { kind: 'thinking' });
     await t.advance(3000);
-    expect(t.runtime.status('k')).toMatchObject({ state: 'thinking', busy: true });
+    expect(await t.runtime.status('k')).toMatchObject({ state: 'thinking', busy: true });
     await t.advance(2000);
     expect(t.of('k').map((e) => e.type)).toEqual(['message']);
-    expect(t.runtime.status('k')).toMatchObject({ state: 'ready', busy: false });
+    expect(await t.runtime.status('k')).toMatchObject({ state: 'ready', busy: false });
     await t.advance(2000);
-    expect(t.runtime.status('k')?.state).toBe('passivated');
+    expect((await t.runtime.status('k'))?.state).toBe('passivated');
   });
 
   it('reports the built-in kinds from the same tags: onboarding waits for the user, and is busy while it analyzes', async () => {
     let release: () => void = () => {};
     const analyzer = () => new Promise<{ reflection: string }>((resolve) => (release = () => resolve({ reflection: 'noted' })));
     const t = testRuntime({ agent, onboarding: { analyzer }, idleTimeoutMs: 1000 });
-    t.runtime.open('o', { kind: 'onboarding' });
-    t.runtime.control('o', 'start');
+    await t.runtime.open('o', { kind: 'onboarding' });
+    await t.runtime.control('o', 'start');
     await settle();
-    expect(t.runtime.status('o')).toMatchObject({ state: 'idle', busy: false, waitingForUser: true });
-    t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'I write compilers' } });
+    expect(await t.runtime.status('o')).toMatchObject({ state: 'idle', busy: false, waitingForUser: true });
+    await t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'I write compilers' } });
     await t.advance(5000);
-    expect(t.runtime.status('o')).toMatchObject({ state: 'busy', busy: true, waitingForUser: false });
+    expect(await t.runtime.status('o')).toMatchObject({ state: 'busy', busy: true, waitingForUser: false });
     release();
     await settle();
     await t.advance(2000);
-    expect(t.runtime.status('o')).toMatchObject({ state: 'passivated', busy: false, waitingForUser: true });
+    expect(await t.runtime.status('o')).toMatchObject({ state: 'passivated', busy: false, waitingForUser: true });
   });
 
   it('names the protocol tags', () => {

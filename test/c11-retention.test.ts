@@ -15,18 +15,18 @@ describe.each(stores)('C11 retention (%s)', (_name, make) => {
     const control = controlledAgent();
     const t = testRuntime({ agent: control.agent, store, debounceMs: 0, idleTimeoutMs: DAY, retentionMs: 2 * DAY });
     for (const id of ['old', 'kept']) {
-      t.runtime.send(id, { id: `${id}-1`, content: 'hi' });
+      await t.runtime.send(id, { id: `${id}-1`, content: 'hi' });
       await settle();
       control.last(id)!.resolve('reply');
       await settle();
     }
-    t.runtime.control('old', 'terminate');
+    await t.runtime.control('old', 'terminate');
     await settle();
     // A day passes: both are passivated (quiescent). "kept" is written again the next day.
     await t.advance(DAY);
     expect(t.runtime.sessionIds()).toEqual([]);
     await t.advance(DAY / 2);
-    t.runtime.send('kept', { id: 'kept-2', content: 'still here' });
+    await t.runtime.send('kept', { id: 'kept-2', content: 'still here' });
     await settle();
     control.last('kept')!.resolve('ok');
     await settle();
@@ -38,7 +38,7 @@ describe.each(stores)('C11 retention (%s)', (_name, make) => {
     expect(store.eventsAfter('old', 0)).toEqual([]);
     expect(store.transcript('old', 10)).toEqual([]);
     expect(store.recentInputs('old', 10)).toEqual([]);
-    expect(t.runtime.status('old')).toBeUndefined();
+    expect(await t.runtime.status('old')).toBeUndefined();
     expect(store.load('kept')).toBeDefined();
     expect(store.transcript('kept', 10).length).toBeGreaterThan(0);
     await t.runtime.shutdown({ drainMs: 0 });

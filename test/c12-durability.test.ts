@@ -22,20 +22,26 @@ function restart(store: Store, options: Parameters<typeof testRuntime>[0]) {
 }
 
 describe('C12 durability and recovery', () => {
-  it('acknowledges inputs as durable only with a durable store', () => {
+  it('acknowledges inputs as durable only with a durable store', async () => {
     const a = controlledAgent();
-    expect(testRuntime({ agent: a.agent, store: new SqliteStore(sqlite()) }).runtime.send('s', { id: 'm', content: 'x' }).durability).toBe('durable');
-    expect(testRuntime({ agent: a.agent }).runtime.send('s', { id: 'm', content: 'x' }).durability).toBe('volatile');
+    expect((await testRuntime({ agent: a.agent, store: new SqliteStore(sqlite()) }).runtime.send('s', { id: 'm', content: 'x' })).durability).toBe('durable');
+    expect((await testRuntime({ agent: a.agent }).runtime.send('s', { id: 'm', content: 'x' })).durability).toBe('volatile');
     // Commands are not inputs: no durability claim.
-    expect(testRuntime({ agent: a.agent }).runtime.send('s', { id: 'c', content: '/status' }).durability).toBeUndefined();
+    expect((await testRuntime({ agent: a.agent }).runtime.send('s', { id: 'c', content: '/status' })).durability).toBeUndefined();
   });
 
   it('re-runs a turn the crash interrupted, with the same inputs, and completes it once', async () => {
     const path = sqlite();
     const first = controlledAgent();
     const before = testRuntime({ agent: first.agent, debounceMs: 0, store: new SqliteStore(path) });
-    before.runtime.send('s', { id: 'm1', content: 'one' });
-    before.runtime.send('s', { id: 'm2', content: 'two' });
+    const receipts = await Promise.all([
+      before.runtime.send('s', { id: 'm1', content: 'one' }),
+      before.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
+    expect(receipts).toMatchObject([
+      { status: 'accepted', durability: 'durable' },
+      { status: 'accepted', durability: 'durable' },
+    ]);
     await settle();
     expect(first.contents()).toEqual([['one']]); // m1 running, m2 waiting; then the process dies
     const second = controlledAgent();
@@ -65,13 +71,12 @@ describe('C12 durability and recovery', () => {
     const store = new MemoryStore();
     const first = controlledAgent();
     const before = testRuntime({ agent: first.agent, debounceMs: 300, store });
-    before.runtime.send('s', { id: 'm1', content: 'one' });
-    before.runtime.send('s', { id: 'm2', content: 'two' });
-    expect(before.runtime.status('s')?.state).toBe('collecting');
+    await Promise.all([before.runtime.send('s', { id: 'm1', content: 'one' }), before.runtime.send('s', { id: 'm2', content: 'two' })]);
+    expect((await before.runtime.status('s'))?.state).toBe('collecting');
     const second = controlledAgent();
     const after = restart(store, { agent: second.agent, debounceMs: 300 });
     await settle();
-    expect(after.runtime.status('s')?.state).toBe('collecting');
+    expect((await after.runtime.status('s'))?.state).toBe('collecting');
     await after.advance(300);
     expect(second.contents()).toEqual([['one', 'two']]);
     expect(first.calls).toHaveLength(0);
@@ -123,19 +128,20 @@ describe('C12 durability and recovery', () => {
     const store = new MemoryStore();
     const a = controlledAgent();
     const before = testRuntime({ agent: a.agent, debounceMs: 0, store });
-    before.runtime.send('s', { id: 'm1', content: 'one' });
+    await before.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
     a.calls[0]!.resolve();
     await settle();
     const after = restart(store, { agent: a.agent, debounceMs: 0 });
-    expect(after.runtime.send('s', { id: 'm1', content: 'one' }).status).toBe('duplicate');
+    expect((await after.runtime.send('s', { id: 'm1', content: 'one' })).status).toBe('duplicate');
   });
 
   it('keeps waiting inputs at a shutdown with a durable store, and runs them at the next start', async () => {
     const path = sqlite();
     const first = controlledAgent();
     const before = testRuntime({ agent: first.agent, debounceMs: 0, store: new SqliteStore(path) });
-    before.runtime.send('s', { id: 'm1', content: 'one' });
-    before.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([before.runtime.send('s', { id: 'm1', content: 'one' }), before.runtime.send('s', { id: 'm2', content: 'two' })]);
+    await settle(); // m1's turn is running, m2 waits
     const stopped = before.runtime.shutdown({ drainMs: 100 });
     await before.advance(100);
     await stopped;
@@ -157,15 +163,17 @@ describe('C11 passivation', () => {
     const store = new MemoryStore();
     const t = testRuntime({ agent: async (turn) => `re: ${turn.inputs[0]?.content}`, debounceMs: 0, idleTimeoutMs: 60_000, store });
     const N = 10_000;
-    for (let i = 0; i < N; i++) t.runtime.send(`s${i}`, { id: 'm1', content: `first ${i}` });
+    const first = await Promise.all(Array.from({ length: N }, (_, i) => t.runtime.send(`s${i}`, { id: 'm1', content: `first ${i}` })));
+    expect(first.filter((r) => r.status === 'accepted')).toHaveLength(N);
     await settle();
     expect(t.runtime.sessionIds()).toHaveLength(N);
     await t.advance(30_000);
     expect(t.runtime.sessionIds()).toHaveLength(N); // not idle long enough yet
     await t.advance(60_000);
     expect(t.runtime.sessionIds()).toHaveLength(0);
-    expect(t.runtime.status('s42')).toMatchObject({ state: 'passivated', kind: 'agent' });
-    for (let i = 0; i < N; i++) t.runtime.send(`s${i}`, { id: 'm2', content: `second ${i}` });
+    expect(await t.runtime.status('s42')).toMatchObject({ state: 'passivated', kind: 'agent' });
+    const second = await Promise.all(Array.from({ length: N }, (_, i) => t.runtime.send(`s${i}`, { id: 'm2', content: `second ${i}` })));
+    expect(second.filter((r) => r.status === 'accepted')).toHaveLength(N);
     await settle();
     for (const i of [0, 42, 9_999]) {
       expect(t.dones(`s${i}`).map((d) => d.input_ids)).toEqual([['m1'], ['m2']]);
@@ -173,24 +181,28 @@ describe('C11 passivation', () => {
       expect(seqs).toEqual(seqs.map((_, k) => k + 1)); // gapless across passivation (C8)
       expect(t.of(`s${i}`).filter((e) => e.type === 'message.delta').at(-1)?.data).toMatchObject({ content: `re: second ${i}` });
     }
-    expect(t.runtime.send('s7', { id: 'm1', content: 'first 7' }).status).toBe('duplicate');
+    expect((await t.runtime.send('s7', { id: 'm1', content: 'first 7' })).status).toBe('duplicate');
   });
 
   it('keeps at most maxLiveSessions live: the least recently active idle ones are passivated first, and answer again', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, maxLiveSessions: 10 });
-    t.runtime.send('busy', { id: 'm1', content: 'still working' }); // the oldest, but never passivated
+    await t.runtime.send('busy', { id: 'm1', content: 'still working' }); // the oldest, but never passivated
     for (let i = 0; i < 30; i++) {
-      t.runtime.send(`s${i}`, { id: 'm1', content: `hi ${i}` });
-      a.calls.at(-1)!.resolve();
+      await t.runtime.send(`s${i}`, { id: 'm1', content: `hi ${i}` });
+      await settle();
+      expect(a.last()!.turn.sessionId).toBe(`s${i}`);
+      a.last()!.resolve();
       await settle();
       expect(t.runtime.sessionIds().length).toBeLessThanOrEqual(10);
     }
-    expect(t.runtime.status('busy')?.state).toBe('busy');
-    expect(t.runtime.status('s0')?.state).toBe('passivated');
-    expect(t.runtime.status('s29')?.state).toBe('idle');
-    t.runtime.send('s0', { id: 'm2', content: 'back' });
-    a.calls.at(-1)!.resolve();
+    expect((await t.runtime.status('busy'))?.state).toBe('busy');
+    expect((await t.runtime.status('s0'))?.state).toBe('passivated');
+    expect((await t.runtime.status('s29'))?.state).toBe('idle');
+    await t.runtime.send('s0', { id: 'm2', content: 'back' });
+    await settle();
+    expect(a.last()!.turn.sessionId).toBe('s0');
+    a.last()!.resolve();
     await settle();
     expect(t.dones('s0').map((d) => d.input_ids)).toEqual([['m1'], ['m2']]);
   });
@@ -198,25 +210,25 @@ describe('C11 passivation', () => {
   it('never passivates a busy session', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, idleTimeoutMs: 1000 });
-    t.runtime.send('s', { id: 'm1', content: 'slow' });
+    await t.runtime.send('s', { id: 'm1', content: 'slow' });
     await t.advance(5000);
-    expect(t.runtime.status('s')?.state).toBe('busy');
+    expect((await t.runtime.status('s'))?.state).toBe('busy');
     a.calls[0]!.resolve();
     await settle();
     await t.advance(2000);
-    expect(t.runtime.status('s')?.state).toBe('passivated');
+    expect((await t.runtime.status('s'))?.state).toBe('passivated');
   });
 
   it('keeps a subscriber across passivation', async () => {
     const t = testRuntime({ agent: async () => 'ok', debounceMs: 0, idleTimeoutMs: 1000 });
     const seen: string[] = [];
     t.runtime.eventsOf('s').subscribe((e) => seen.push(e.type));
-    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await t.runtime.send('s', { id: 'm1', content: 'x' });
     await settle();
     await t.advance(2000);
-    expect(t.runtime.status('s')?.state).toBe('passivated');
+    expect((await t.runtime.status('s'))?.state).toBe('passivated');
     const before = seen.length;
-    t.runtime.send('s', { id: 'm2', content: 'y' });
+    await t.runtime.send('s', { id: 'm2', content: 'y' });
     await settle();
     expect(seen.slice(before)).toContain('done');
   });

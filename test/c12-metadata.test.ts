@@ -59,7 +59,7 @@ describe('C12 metadata survives a restart as data', () => {
     const before = testRuntime({ agent: first.agent, debounceMs: 0, store: new SqliteStore(p) });
     // The first input starts a turn the agent holds; the rest wait in the backlog.
     for (const id of ids) {
-      expect(before.runtime.send('s', { id, content: id, metadata: SHAPES[id] })).toMatchObject({ status: 'accepted', durability: 'durable' });
+      expect(await before.runtime.send('s', { id, content: id, metadata: SHAPES[id] })).toMatchObject({ status: 'accepted', durability: 'durable' });
     }
     await settle();
     expect(first.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([[ids[0]]]);
@@ -80,8 +80,8 @@ describe('C12 metadata survives a restart as data', () => {
     const p = path();
     const first = controlledAgent();
     const before = testRuntime({ agent: first.agent, debounceMs: 1000, maxWaitMs: 5000, store: new SqliteStore(p) });
-    for (const id of ids) before.runtime.send('s', { id, content: id, metadata: SHAPES[id] });
-    expect(before.runtime.status('s')?.state).toBe('collecting');
+    await Promise.all(ids.map((id) => before.runtime.send('s', { id, content: id, metadata: SHAPES[id] })));
+    expect((await before.runtime.status('s'))?.state).toBe('collecting');
     await before.runtime.shutdown({ drainMs: 0 });
     expect(first.calls).toEqual([]);
     // Nothing the client sent is in the saved snapshot: only ids.
@@ -101,19 +101,19 @@ describe('C12 metadata survives a restart as data', () => {
     const p = path();
     const first = controlledAgent();
     const t = testRuntime({ agent: first.agent, debounceMs: 0, busyPolicy: 'steer', idleTimeoutMs: 1000, store: new SqliteStore(p) });
-    t.runtime.send('s', { id: 'a', content: 'a', metadata: SHAPES.actorRef });
+    await t.runtime.send('s', { id: 'a', content: 'a', metadata: SHAPES.actorRef });
     await settle();
     const steered: SessionInput[] = [];
     first.calls[0]!.turn.steer!.drain();
-    t.runtime.send('s', { id: 'b', content: 'b', metadata: SHAPES.proto });
+    await t.runtime.send('s', { id: 'b', content: 'b', metadata: SHAPES.proto });
     await settle();
     steered.push(...first.calls[0]!.turn.steer!.drain());
     expectSameMetadata(steered[0], SHAPES.proto);
     first.calls[0]!.resolve('ok');
     await settle();
     await t.advance(2000);
-    expect(t.runtime.status('s')?.state).toBe('passivated');
-    t.runtime.send('s', { id: 'c', content: 'c', metadata: SHAPES.nested });
+    expect((await t.runtime.status('s'))?.state).toBe('passivated');
+    await t.runtime.send('s', { id: 'c', content: 'c', metadata: SHAPES.nested });
     await settle();
     expectSameMetadata(first.calls[1]?.turn.inputs[0], SHAPES.nested);
   });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type StepRecord } from '../src/index.ts';
+import { SessionNotFoundError, type StepRecord } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 
@@ -19,9 +19,9 @@ describe('C12 recovery edges', () => {
   it('keeps a durable onboarding answer across a crash: the session resumes at the question it had asked', async () => {
     const p = path();
     const before = testRuntime({ agent: async () => undefined, onboarding: { analyzer: hang }, store: new SqliteStore(p) });
-    before.runtime.open('o', { kind: 'onboarding' });
-    before.runtime.control('o', 'start');
-    expect(before.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'I write compilers' } })).toMatchObject({
+    await before.runtime.open('o', { kind: 'onboarding' });
+    await before.runtime.control('o', 'start');
+    expect(await before.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'I write compilers' } })).toMatchObject({
       status: 'accepted',
       durability: 'durable',
     });
@@ -44,8 +44,8 @@ describe('C12 recovery edges', () => {
   it('reports, and takes out of the inbox, an input the restored session refuses', async () => {
     const p = path();
     const before = testRuntime({ agent: controlledAgent().agent, debounceMs: 0, store: new SqliteStore(p) });
-    before.runtime.open('s');
-    before.runtime.control('s', 'terminate');
+    await before.runtime.open('s');
+    await before.runtime.control('s', 'terminate');
     await settle();
     // An input in the inbox that the saved session no longer takes (it was terminated).
     const store = new SqliteStore(p);
@@ -60,15 +60,17 @@ describe('C12 recovery edges', () => {
 
   it('answers and controls a passivated session (C11)', async () => {
     const t = testRuntime({ agent: async () => undefined, onboarding: { analyzer: hang }, idleTimeoutMs: 1000 });
-    t.runtime.open('o', { kind: 'onboarding' });
-    t.runtime.control('o', 'start');
+    await t.runtime.open('o', { kind: 'onboarding' });
+    await t.runtime.control('o', 'start');
     await t.advance(2000);
-    expect(t.runtime.status('o')?.state).toBe('passivated');
-    expect(t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'hello there friend' } }).status).toBe('accepted');
+    expect((await t.runtime.status('o'))?.state).toBe('passivated');
+    expect((await t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { x: 'hello there friend' } })).status).toBe('accepted');
     await t.advance(2000);
-    t.runtime.control('o', 'terminate');
-    expect(t.runtime.status('o')?.state).toBe('terminated');
-    expect(() => t.runtime.control('nobody', 'stop')).toThrow(/no session/);
+    await t.runtime.control('o', 'terminate');
+    expect((await t.runtime.status('o'))?.state).toBe('terminated');
+    const missing = t.runtime.control('nobody', 'stop');
+    await expect(missing).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(missing).rejects.toThrow(/no session/);
   });
 
   it('writes a turn to the transcript only with its done: a crash before that step is stored leaves no trace', async () => {
@@ -81,7 +83,7 @@ describe('C12 recovery edges', () => {
       }
     }
     const first = controlledAgent();
-    testRuntime({ agent: first.agent, debounceMs: 0, store: new DiesAtTheDone(p) }).runtime.send('s', { id: 'm1', content: 'hi' });
+    await testRuntime({ agent: first.agent, debounceMs: 0, store: new DiesAtTheDone(p) }).runtime.send('s', { id: 'm1', content: 'hi' });
     await settle();
     first.calls[0]!.resolve('lost answer');
     await settle();

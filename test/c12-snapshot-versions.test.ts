@@ -34,17 +34,17 @@ describe('snapshot versions (C12)', () => {
     // Numbering goes on after what the previous release published.
     expect(Math.min(...events.filter((e) => e.sessionId === 'busy-1').map((e) => e.seq))).toBeGreaterThan(4);
 
-    expect(runtime.status('idle-1')).toMatchObject({ kind: 'agent', state: 'passivated' });
-    runtime.send('idle-1', { id: 'a2', content: 'again' });
+    expect(await runtime.status('idle-1')).toMatchObject({ kind: 'agent', state: 'passivated' });
+    await runtime.send('idle-1', { id: 'a2', content: 'again' });
     await settle();
-    expect(runtime.status('idle-1')).toMatchObject({ state: 'busy' });
+    expect(await runtime.status('idle-1')).toMatchObject({ state: 'busy' });
     expect(control.last('idle-1')!.turn.history.map((h) => h.content)).toEqual(['hello', 'echo hello']);
     control.last('idle-1')!.resolve('fine');
 
     // Onboarding at q2 with q1 answered: the q2 answer moves it on.
-    expect(runtime.respond('onb-1', { id: 'q2a', questionId: 'q2', answers: { q: 'cats' } })).toMatchObject({ status: 'accepted' });
-    expect(runtime.status('term-1')).toMatchObject({ state: 'passivated' });
-    expect(runtime.send('term-1', { id: 't2', content: 'hi' })).toMatchObject({ status: 'rejected', code: 'SESSION_TERMINATED' });
+    expect(await runtime.respond('onb-1', { id: 'q2a', questionId: 'q2', answers: { q: 'cats' } })).toMatchObject({ status: 'accepted' });
+    expect(await runtime.status('term-1')).toMatchObject({ state: 'passivated' });
+    expect(await runtime.send('term-1', { id: 't2', content: 'hi' })).toMatchObject({ status: 'rejected', code: 'SESSION_TERMINATED' });
     await settle();
     await runtime.shutdown({ drainMs: 0 });
     store.close();
@@ -64,7 +64,7 @@ describe('snapshot versions (C12)', () => {
     });
     const store1 = new SqliteStore(db);
     const r1 = createRuntime({ agent: async () => {}, store: store1, kinds: { counter: counter(1) } });
-    r1.open('c', { kind: 'counter' });
+    await r1.open('c', { kind: 'counter' });
     await settle();
     await r1.shutdown({ drainMs: 0 });
     store1.close();
@@ -73,7 +73,7 @@ describe('snapshot versions (C12)', () => {
     // Version 2 has no state "old": without migrate the session is rebuilt, not lost.
     const store2 = new SqliteStore(db);
     const r2 = createRuntime({ agent: async () => {}, store: store2, kinds: { counter: counter(2) } });
-    expect(r2.open('c', { kind: 'counter' })).toMatchObject({ kind: 'counter', state: 'fresh' });
+    expect(await r2.open('c', { kind: 'counter' })).toMatchObject({ kind: 'counter', state: 'fresh' });
     await r2.shutdown({ drainMs: 0 });
     expect(store2.load('c')).toMatchObject({ version: 2 });
     store2.close();
@@ -83,7 +83,7 @@ describe('snapshot versions (C12)', () => {
     const migrated: number[] = [];
     const kind3 = counter(3, { migrate: (snapshot: { value: unknown }, from: number) => (migrated.push(from), { ...snapshot, value: 'fresh' }) });
     const r3 = createRuntime({ agent: async () => {}, store: store3, kinds: { counter: kind3 } });
-    expect(r3.open('c', { kind: 'counter' })).toMatchObject({ state: 'fresh' });
+    expect(await r3.open('c', { kind: 'counter' })).toMatchObject({ state: 'fresh' });
     expect(migrated).toEqual([2]);
     await r3.shutdown({ drainMs: 0 });
     store3.close();

@@ -7,7 +7,7 @@ describe('C14 shutdown', () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });
     const done = t.runtime.shutdown();
-    const receipt = t.runtime.send('s', { id: 'm1', content: 'late' });
+    const receipt = await t.runtime.send('s', { id: 'm1', content: 'late' });
     expect(receipt.error).toBeInstanceOf(RuntimeShuttingDownError);
     expect(receipt.code).toBe('GATEWAY_OVERLOAD');
     await done;
@@ -16,8 +16,8 @@ describe('C14 shutdown', () => {
   it('lets a running turn finish within drainMs and reports cancelled backlog in a final done', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'm2', content: 'two' })]);
+    await settle(); // m1's turn runs, m2 waits
     let resolved = false;
     const done = t.runtime.shutdown({ drainMs: 1000 }).then(() => (resolved = true));
     await t.advance(500);
@@ -37,8 +37,8 @@ describe('C14 shutdown', () => {
   it('aborts turns still running after drainMs', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'm2', content: 'two' })]);
+    await settle(); // m1's turn runs, m2 waits
     const done = t.runtime.shutdown({ drainMs: 1000 });
     await t.advance(1000);
     await done;
@@ -56,13 +56,16 @@ describe('C14 shutdown', () => {
       debounceMs: 300,
       commands: { slow: () => new Promise<string>((resolve) => gate.push(() => resolve('slow done'))) },
     });
-    t.runtime.open('idle');
-    t.runtime.send('busy', { id: 'm1', content: 'x' });
+    await t.runtime.open('idle');
+    await t.runtime.send('busy', { id: 'm1', content: 'x' });
     await t.advance(300);
-    t.runtime.send('collecting', { id: 'm1', content: 'x' });
-    t.runtime.send('commanding', { id: 'c1', content: '/slow' });
-    t.runtime.send('gone', { id: 'm1', content: 'x' });
-    t.runtime.control('gone', 'terminate');
+    await t.runtime.send('collecting', { id: 'm1', content: 'x' });
+    await t.runtime.send('commanding', { id: 'c1', content: '/slow' });
+    await t.runtime.send('gone', { id: 'm1', content: 'x' });
+    await t.runtime.control('gone', 'terminate');
+    await settle(); // the agent and the command handler are running
+    expect(a.calls).toHaveLength(1);
+    expect(gate).toHaveLength(1);
     let completed = false;
     t.runtime.events$.subscribe({ complete: () => (completed = true) });
     const done = t.runtime.shutdown({ drainMs: 100 });

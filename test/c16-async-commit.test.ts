@@ -40,12 +40,14 @@ describe('C16 with an asynchronous commit', () => {
     const store = new SlowStore();
     const control = controlledAgent();
     const t = testRuntime({ agent: control.agent, store, debounceMs: 0, maxWaitMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'hi' });
+    // Not awaited: the receipt waits for the commit, which waits for the test's ack.
+    const receipt = t.runtime.send('s', { id: 'm1', content: 'hi' });
     await settle();
     expect(t.events).toEqual([]); // activation and the turn's start wait for their commit
     expect(control.calls).toHaveLength(0);
     expect(store.acks).toHaveLength(1); // the next group waits for this one
     await ackAll(store);
+    expect(await receipt).toMatchObject({ status: 'accepted', durability: 'durable' });
     expect(control.calls).toHaveLength(1);
     expect(t.types('s')).toContain('message.start');
     control.last('s')!.turn.emit('a');
@@ -66,7 +68,7 @@ describe('C16 with an asynchronous commit', () => {
     const t = testRuntime({ agent: control.agent, store, debounceMs: 0, maxWaitMs: 0, onError: () => {} });
     const errors: unknown[] = [];
     t.runtime.eventsOf('s').subscribe({ error: (e) => errors.push(e) });
-    t.runtime.send('s', { id: 'm1', content: 'hi' });
+    void t.runtime.send('s', { id: 'm1', content: 'hi' }); // its commit is refused: nothing to wait for
     await settle();
     store.acks.shift()!.fail(new Error('connection reset'));
     await settle();

@@ -28,11 +28,11 @@ async function turnWith(n: number) {
     }
   };
   const runtime = createRuntime({ agent, store, debounceMs: 0 });
-  runtime.open('s');
+  await runtime.open('s');
   await settle();
   const before = { commits: store.commits, snapshots: store.snapshots };
   const done = new Promise<void>((resolve) => runtime.eventsOf('s').subscribe((e) => e.type === 'done' && resolve()));
-  runtime.send('s', { id: 'm1', content: 'go' });
+  expect((await runtime.send('s', { id: 'm1', content: 'go' })).status).toBe('accepted');
   await done;
   await settle();
   const deltas = store.eventsAfter('s', 0).filter((e) => e.type === 'message.delta').length;

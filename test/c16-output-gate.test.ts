@@ -47,7 +47,7 @@ function setup() {
 describe('C16 output gate', () => {
   it('a failed commit publishes nothing of its step, stops the session, and recovery runs the input once with no seq reused', async () => {
     const t = setup();
-    expect(t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted', durability: 'durable' });
     await t.advance(0);
     expect(t.control.calls).toHaveLength(1);
     const committed = t.events.length;
@@ -87,7 +87,7 @@ describe('C16 output gate', () => {
     const stream = t.runtime.eventsOf('s');
     // rxjs's older form, still common in JavaScript callers.
     (stream.subscribe as unknown as (next: () => void, error: (e: unknown) => void) => void).call(stream, () => {}, (e) => errors.push(e));
-    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await t.runtime.send('s', { id: 'm1', content: 'x' });
     await t.advance(0);
     t.store.failing = true;
     t.control.last('s')!.resolve('done');
@@ -97,10 +97,10 @@ describe('C16 output gate', () => {
 
   it('an input the store cannot take is rejected with a typed error, never acknowledged, and no agent runs', async () => {
     const t = setup();
-    t.runtime.open('s');
+    await t.runtime.open('s');
     await settle();
     t.store.failing = true;
-    const receipt = t.runtime.send('s', { id: 'm1', content: 'hello' });
+    const receipt = await t.runtime.send('s', { id: 'm1', content: 'hello' });
     expect(receipt).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
     expect(receipt.error).toBeInstanceOf(StoreUnavailableError);
     await t.advance(10);
@@ -109,7 +109,7 @@ describe('C16 output gate', () => {
 
   it('an agent starts only for a turn whose start is committed', async () => {
     const t = setup();
-    t.runtime.open('s');
+    await t.runtime.open('s');
     await settle();
     // The inbox write succeeds; the step that starts the turn does not commit.
     const accept = t.store.accept.bind(t.store);
@@ -117,7 +117,8 @@ describe('C16 output gate', () => {
       accept(sessionId, input);
       t.store.failing = true;
     };
-    expect(t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    // Its receipt is not awaited here: the step that decided it does not commit until the store works again.
+    const receipt = t.runtime.send('s', { id: 'm1', content: 'hello' });
     await t.advance(0);
     expect(t.control.calls).toHaveLength(0);
     expect(t.events.filter((e) => e.type === 'state' && e.data.state === 'running')).toHaveLength(0);
@@ -126,15 +127,16 @@ describe('C16 output gate', () => {
     t.store.failing = false;
     await t.advance(1000);
     expect(t.control.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m1']]);
+    expect(await receipt).toMatchObject({ status: 'accepted', durability: 'durable' });
   });
 
   it('a new session whose first save fails is refused, and the next input after recovery is served', async () => {
     const t = setup();
     t.store.failing = true;
-    expect(t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
     expect(t.runtime.health().ok).toBe(false);
     t.store.failing = false;
-    expect(t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted' });
+    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted' });
     await t.advance(0);
     expect(t.control.calls).toHaveLength(1);
     // Healthy again once the retry's probe write went through, not merely on activation.
@@ -147,7 +149,8 @@ describe('C16 store outages at scale', () => {
   it('many sessions failing at once: one report, one probe per retry pass with backoff, all back once the store works', async () => {
     const t = setup();
     const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
-    for (const id of ids) t.runtime.send(id, { id: `${id}-m1`, content: 'hi' });
+    const receipts = await Promise.all(ids.map((id) => t.runtime.send(id, { id: `${id}-m1`, content: 'hi' })));
+    expect(receipts.filter((r) => r.status === 'accepted')).toHaveLength(ids.length);
     await t.advance(0);
     expect(t.control.calls).toHaveLength(40);
     t.store.failing = true;
@@ -173,19 +176,19 @@ describe('C16 store outages at scale', () => {
 
   it('an input the store refuses makes the runtime unhealthy until a write succeeds', async () => {
     const t = setup();
-    t.runtime.open('s');
+    await t.runtime.open('s');
     await settle();
     t.store.failing = true;
-    expect(t.runtime.send('s', { id: 'm1', content: 'x' }).status).toBe('rejected');
+    expect((await t.runtime.send('s', { id: 'm1', content: 'x' })).status).toBe('rejected');
     expect(t.runtime.health()).toMatchObject({ ok: false, failedSessions: 0, storeError: 'database or disk is full' });
     t.store.failing = false;
-    expect(t.runtime.send('s', { id: 'm1', content: 'x' }).status).toBe('accepted');
+    expect((await t.runtime.send('s', { id: 'm1', content: 'x' })).status).toBe('accepted');
     expect(t.runtime.health().ok).toBe(true);
   });
 
   it('no retry re-activates a session once shutdown has begun', async () => {
     const t = setup();
-    t.runtime.send('s', { id: 'm1', content: 'x' });
+    await t.runtime.send('s', { id: 'm1', content: 'x' });
     await t.advance(0);
     t.store.failing = true;
     t.control.last('s')!.resolve('done');
@@ -221,7 +224,7 @@ describe('C7 widened: subscribers never take the process down', () => {
       .subscribe();
     const after: SessionEvent[] = [];
     t.runtime.eventsOf('s').subscribe((e) => after.push(e));
-    t.runtime.send('s', { id: 'm1', content: 'hi' });
+    await t.runtime.send('s', { id: 'm1', content: 'hi' });
     await t.advance(0);
     control.last('s')!.resolve('ok');
     await settle();

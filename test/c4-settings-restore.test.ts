@@ -15,7 +15,7 @@ describe('settings outside snapshots (C4, C12)', () => {
     const first = controlledAgent();
     const store1 = new SqliteStore(db);
     const runtime1 = createRuntime({ agent: first.agent, store: store1, busyPolicy: 'collect', debounceMs: 0 });
-    runtime1.send('s', { id: 'm1', content: 'a long turn' });
+    await runtime1.send('s', { id: 'm1', content: 'a long turn' });
     await settle();
     expect(first.calls).toHaveLength(1);
     await runtime1.shutdown({ drainMs: 0 }); // the durable store keeps the running turn
@@ -29,7 +29,7 @@ describe('settings outside snapshots (C4, C12)', () => {
     const runtime2 = createRuntime({ agent: second.agent, store: store2, busyPolicy: 'reject', debounceMs: 0 });
     await settle(); // recovery re-runs the interrupted turn
     expect(second.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m1']]);
-    const receipt = runtime2.send('s', { id: 'm2', content: 'while busy' });
+    const receipt = await runtime2.send('s', { id: 'm2', content: 'while busy' });
     expect(receipt).toMatchObject({ status: 'rejected', code: 'SESSION_BUSY' });
     expect(receipt.error).toBeInstanceOf(SessionBusyError);
     second.last('s')!.resolve('done');

@@ -8,9 +8,12 @@ describe('C5 command lane', () => {
   it('never merges a command into a batch', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 100 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    expect(t.runtime.send('s', { id: 'c1', content: '/status' })).toEqual({ status: 'accepted', mode: 'command' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    const receipts = await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.send('s', { id: 'c1', content: '/status' }),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
+    expect(receipts[1]).toEqual({ status: 'accepted', mode: 'command' });
     await t.advance(100);
     expect(a.contents()).toEqual([['one', 'two']]);
   });
@@ -18,8 +21,7 @@ describe('C5 command lane', () => {
   it('priority (default): a command runs at once, even during a turn', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'c1', content: '/status' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'c1', content: '/status' })]);
     await settle();
     const status = t.of('s').find((e) => e.type === 'message');
     expect(status?.data).toMatchObject({ role: 'system', content: 'state: busy; backlog: 0; turns: 1' });
@@ -29,9 +31,11 @@ describe('C5 command lane', () => {
   it('ordered: a command waits for the work that arrived before it, and later work waits for it', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, commandLane: 'ordered' });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'c1', content: '/status' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.send('s', { id: 'c1', content: '/status' }),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
     await settle();
     expect(t.of('s').some((e) => e.type === 'message')).toBe(false);
     a.calls[0]!.resolve();
@@ -48,9 +52,12 @@ describe('C5 command lane', () => {
   it('ordered: a command seals the open batch so later inputs cannot overtake it', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 300, commandLane: 'ordered' });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'c1', content: '/status' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.send('s', { id: 'c1', content: '/status' }),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
+    await settle(); // no time passes: the command, not the debounce, sealed m1's batch
     expect(a.contents()).toEqual([['one']]);
     a.calls[0]!.resolve();
     await settle();
@@ -69,9 +76,11 @@ describe('C5 command lane', () => {
       }));
     };
     const t = testRuntime({ agent: a.agent, commands: { one: slow('one'), two: { description: 'the second', handler: slow('two') } } });
-    t.runtime.send('s', { id: 'c1', content: '/one' });
-    t.runtime.send('s', { id: 'c2', content: '/two' });
-    t.runtime.send('s', { id: 'c3', content: '/status' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'c1', content: '/one' }),
+      t.runtime.send('s', { id: 'c2', content: '/two' }),
+      t.runtime.send('s', { id: 'c3', content: '/status' }),
+    ]);
     await settle();
     expect(log).toEqual(['start one']);
     gates[0]!();
@@ -96,34 +105,38 @@ describe('C5 command lane', () => {
         },
       },
     });
-    t.runtime.send('s', { id: 'c1', content: '/echo  hello there ' });
-    t.runtime.send('s', { id: 'c2', content: '/help' });
-    t.runtime.send('s', { id: 'c3', content: '/boom' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'c1', content: '/echo  hello there ' }),
+      t.runtime.send('s', { id: 'c2', content: '/help' }),
+      t.runtime.send('s', { id: 'c3', content: '/boom' }),
+    ]);
     await settle();
     const out = t.of('s').filter((e) => e.type === 'message' || e.type === 'error').map((e) => e.data);
     expect(out[0]).toMatchObject({ content: 'you said hello there' });
     expect(out[1]).toMatchObject({ content: expect.stringContaining('/echo — repeat the args') });
     expect(out[2]).toMatchObject({ code: 'INTERNAL_ERROR', message: '/boom failed: kaput' });
     // The session is not wedged by the failure.
-    t.runtime.send('s', { id: 'c4', content: '/echo again' });
+    await t.runtime.send('s', { id: 'c4', content: '/echo again' });
     await settle();
     expect(t.of('s').at(-1)?.data).toMatchObject({ content: 'you said again' });
   });
 
-  it('rejects an unknown command with INVALID_MESSAGE and emits nothing', () => {
+  it('rejects an unknown command with INVALID_MESSAGE and emits nothing', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });
-    t.runtime.open('s');
+    await t.runtime.open('s');
+    await settle();
     const before = t.events.length;
-    expect(t.runtime.send('s', { id: 'c1', content: '/nope' })).toMatchObject({ status: 'rejected', code: 'INVALID_MESSAGE' });
+    expect(await t.runtime.send('s', { id: 'c1', content: '/nope' })).toMatchObject({ status: 'rejected', code: 'INVALID_MESSAGE' });
+    await settle();
     expect(t.events.length).toBe(before);
   });
 
   it('honours a custom command prefix', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, commandPrefix: '!' });
-    expect(t.runtime.send('s', { id: 'c1', content: '!status' }).mode).toBe('command');
-    expect(t.runtime.send('s', { id: 'm1', content: '/status' }).mode).toBe('primary');
+    expect((await t.runtime.send('s', { id: 'c1', content: '!status' })).mode).toBe('command');
+    expect((await t.runtime.send('s', { id: 'm1', content: '/status' })).mode).toBe('primary');
   });
 
   it('a handler that never settles times out after turnTimeoutMs: TURN_TIMEOUT, its signal aborted, the lane free again', async () => {
@@ -135,8 +148,9 @@ describe('C5 command lane', () => {
       turnTimeoutMs: 1000,
       commands: { hang: ({ signal }) => (signals.push(signal), new Promise<string>(() => undefined)), ping: () => 'pong' },
     });
-    t.runtime.send('s', { id: 'c1', content: '/hang' });
-    t.runtime.send('s', { id: 'c2', content: '/ping' });
+    await Promise.all([t.runtime.send('s', { id: 'c1', content: '/hang' }), t.runtime.send('s', { id: 'c2', content: '/ping' })]);
+    await settle(); // /hang runs before the clock moves
+    expect(signals).toHaveLength(1);
     await t.advance(999);
     expect(signals[0]!.aborted).toBe(false);
     expect(t.of('s').some((e) => e.type === 'message')).toBe(false); // /ping waits for the lane

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import { sessionMachine, type SessionEffect } from '../src/index.ts';
-import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { controlledAgent, settle, testRuntime, turnOverlaps } from './helpers.ts';
 import { settings } from './machine-helpers.ts';
 
 describe('C6 stop', () => {
@@ -9,17 +9,17 @@ describe('C6 stop', () => {
     it(`${via} aborts the turn, clears the backlog and reports both`, async () => {
       const a = controlledAgent();
       const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-      t.runtime.send('s', { id: 'm1', content: 'one' });
-      t.runtime.send('s', { id: 'm2', content: 'two' });
-      t.runtime.send('s', { id: 'm3', content: 'three' });
-      if (via === '/stop') t.runtime.send('s', { id: 'c1', content: '/stop' });
-      else t.runtime.control('s', 'stop');
+      await Promise.all(['one', 'two', 'three'].map((content, i) => t.runtime.send('s', { id: `m${i + 1}`, content })));
+      await settle(); // m1's turn runs, m2 and m3 wait
+      expect(a.calls[0]!.turn.signal.aborted).toBe(false);
+      if (via === '/stop') expect(await t.runtime.send('s', { id: 'c1', content: '/stop' })).toMatchObject({ status: 'accepted', mode: 'command' });
+      else await t.runtime.control('s', 'stop');
       await settle();
       expect(a.calls[0]!.turn.signal.aborted).toBe(true);
       expect(t.dones('s')).toEqual([
         expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: ['m1'], cancelled_input_ids: ['m2', 'm3'] }),
       ]);
-      expect(t.runtime.status('s')).toMatchObject({ state: 'idle', backlog: 0 });
+      expect(await t.runtime.status('s')).toMatchObject({ state: 'idle', backlog: 0 });
       expect(a.calls).toHaveLength(1);
     });
   }
@@ -27,10 +27,11 @@ describe('C6 stop', () => {
   it('discards the late result and late deltas of a stopped turn', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
+    await t.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
     const turn = a.calls[0]!;
     turn.turn.emit('early ');
-    t.runtime.control('s', 'stop');
+    await t.runtime.control('s', 'stop');
     turn.turn.emit('late');
     turn.resolve('late result');
     await settle();
@@ -44,9 +45,11 @@ describe('C6 stop', () => {
   it('cancels the open batch while collecting', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 300 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
-    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+      t.runtime.send('s', { id: 'c1', content: '/stop' }),
+    ]);
     await t.advance(5000);
     expect(a.calls).toHaveLength(0);
     expect(t.dones('s')).toEqual([
@@ -57,10 +60,10 @@ describe('C6 stop', () => {
   it('answers a stop with nothing to stop without a done', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });
-    t.runtime.send('s', { id: 'c1', content: '/stop' });
+    await t.runtime.send('s', { id: 'c1', content: '/stop' });
     await settle();
     expect(t.dones('s')).toEqual([]);
-    expect(t.runtime.status('s')?.state).toBe('idle');
+    expect((await t.runtime.status('s'))?.state).toBe('idle');
   });
 
   it('works while the session is still activating', () => {
@@ -95,12 +98,35 @@ describe('C6 stop', () => {
     actor.stop();
   });
 
+  it('applies a control stop in call order between the inputs sent in the same tick', async () => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+    const [first, , second] = await Promise.all([
+      t.runtime.send('s', { id: 'm1', content: 'one' }),
+      t.runtime.control('s', 'stop'),
+      t.runtime.send('s', { id: 'm2', content: 'two' }),
+    ]);
+    expect(first!.status).toBe('accepted');
+    expect(second!.status).toBe('accepted');
+    await settle();
+    // m1's turn was stopped (its agent, if it started, aborted); m2 runs a turn of its own.
+    expect(t.dones('s')).toEqual([expect.objectContaining({ success: false, reason: 'stopped_by_user', input_ids: ['m1'] })]);
+    expect(a.calls.filter((c) => !c.turn.signal.aborted).map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m2']]);
+    a.last('s')!.resolve('fine');
+    await settle();
+    expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m2'] });
+    expect(turnOverlaps(t.events)).toEqual([]);
+  });
+
   it('runs the next input normally after a stop', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.control('s', 'stop');
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await t.runtime.send('s', { id: 'm1', content: 'one' });
+    await settle();
+    await t.runtime.control('s', 'stop');
+    await t.runtime.send('s', { id: 'm2', content: 'two' });
+    await settle();
+    expect(a.calls).toHaveLength(2);
     a.calls[1]!.resolve('fine');
     await settle();
     expect(t.dones('s').at(-1)).toMatchObject({ success: true, input_ids: ['m2'] });

@@ -5,8 +5,8 @@ describe('C7 failure isolation', () => {
   it('turns a rejecting agent into error WORKER_CRASH then done, and goes on', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'm2', content: 'two' })]);
+    await settle();
     a.calls[0]!.reject(new Error('model exploded'));
     await settle();
     const types = t.types('s');
@@ -27,8 +27,7 @@ describe('C7 failure isolation', () => {
       },
       debounceMs: 0,
     });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'm2', content: 'two' })]);
     await settle();
     expect(t.dones('s').map((d) => d.success)).toEqual([false, true]);
   });
@@ -36,8 +35,8 @@ describe('C7 failure isolation', () => {
   it('aborts a turn past turnTimeoutMs with TURN_TIMEOUT and runs the next batch', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0, turnTimeoutMs: 1000 });
-    t.runtime.send('s', { id: 'm1', content: 'one' });
-    t.runtime.send('s', { id: 'm2', content: 'two' });
+    await Promise.all([t.runtime.send('s', { id: 'm1', content: 'one' }), t.runtime.send('s', { id: 'm2', content: 'two' })]);
+    await settle(); // m1's turn runs before the clock moves
     await t.advance(999);
     expect(a.calls[0]!.turn.signal.aborted).toBe(false);
     await t.advance(1);
@@ -57,12 +56,13 @@ describe('C7 failure isolation', () => {
   it("never lets one session's failure touch another", async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('bad', { id: 'm1', content: 'x' });
-    t.runtime.send('good', { id: 'm1', content: 'y' });
-    a.calls[0]!.reject('string rejection');
+    await Promise.all([t.runtime.send('bad', { id: 'm1', content: 'x' }), t.runtime.send('good', { id: 'm1', content: 'y' })]);
+    await settle();
+    expect(a.calls).toHaveLength(2);
+    a.last('bad')!.reject('string rejection');
     await settle();
     expect(t.of('good').map((e) => e.type)).not.toContain('error');
-    a.calls[1]!.resolve('fine');
+    a.last('good')!.resolve('fine');
     await settle();
     expect(t.dones('good')).toEqual([expect.objectContaining({ success: true })]);
     expect(t.of('bad').find((e) => e.type === 'error')?.data.message).toBe('string rejection');
@@ -80,15 +80,18 @@ describe('C7 failure isolation', () => {
         later: async () => Promise.reject(new Error('async handler bug')),
       },
     });
-    expect(t.runtime.send('s', { id: 'c1', content: '/boom' })).toMatchObject({ status: 'accepted', mode: 'command' });
-    expect(t.runtime.send('s', { id: 'c2', content: '/later' })).toMatchObject({ status: 'accepted', mode: 'command' });
+    const receipts = await Promise.all([t.runtime.send('s', { id: 'c1', content: '/boom' }), t.runtime.send('s', { id: 'c2', content: '/later' })]);
+    expect(receipts).toMatchObject([
+      { status: 'accepted', mode: 'command' },
+      { status: 'accepted', mode: 'command' },
+    ]);
     await settle();
     const errors = t.of('s').flatMap((e) => (e.type === 'error' ? [e.data] : []));
     expect(errors).toEqual([
       expect.objectContaining({ event_id: 'c1', message: expect.stringContaining('handler bug') }),
       expect.objectContaining({ event_id: 'c2', message: expect.stringContaining('async handler bug') }),
     ]);
-    t.runtime.send('s', { id: 'm1', content: 'still here' });
+    await t.runtime.send('s', { id: 'm1', content: 'still here' });
     await settle();
     a.last('s')!.resolve('yes');
     await settle();
@@ -106,13 +109,13 @@ describe('C7 failure isolation', () => {
         },
       },
     });
-    t.runtime.open('o', { kind: 'onboarding' });
-    t.runtime.control('o', 'start');
+    await t.runtime.open('o', { kind: 'onboarding' });
+    await t.runtime.control('o', 'start');
     await settle();
-    t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { q: 'x' } });
+    await t.runtime.respond('o', { id: 'a1', questionId: 'q1', answers: { q: 'x' } });
     await settle();
     expect(t.of('o').some((e) => e.type === 'error')).toBe(true);
-    expect(t.runtime.respond('o', { id: 'a2', questionId: 'q1', answers: { q: 'y' } })).toMatchObject({ status: 'accepted' });
+    expect(await t.runtime.respond('o', { id: 'a2', questionId: 'q1', answers: { q: 'y' } })).toMatchObject({ status: 'accepted' });
     await settle();
     const asked = t.of('o').flatMap((e) => (e.type === 'question_request' ? [e.data.id] : []));
     expect(asked).toEqual(['q1', 'q1', 'q2']);

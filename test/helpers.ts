@@ -1,13 +1,28 @@
+import type fc from 'fast-check';
 import { SimulatedClock } from 'xstate';
 import { createRuntime, type Runtime, type RuntimeOptions, type SessionEvent, type Turn } from '../src/index.ts';
 
 /**
- * Lets every pending promise callback and deferred task run — group commits included, which
- * run once per turn of the event loop, so a step that starts more work needs a few turns.
- * Not a sleep: no time passes on the simulated clock.
+/**
+ * Lets every pending promise callback and deferred task run, and the work they start in turn
+ * (a step's commit, then its publication, its receipt and its effects). Not a sleep: no time
+ * passes on a simulated clock; a few turns of the event loop, so that a commit acknowledged
+ * asynchronously is followed through too.
  */
 export async function settle(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Releases every task a fast-check scheduler holds and lets the runtime work they lead to run,
+ * until none is left: a turn's agent is called only after its start was committed, so it may
+ * schedule its task after `waitIdle` found the scheduler empty.
+ */
+export async function runScheduled(s: fc.Scheduler): Promise<void> {
+  do {
+    await s.waitIdle();
+    await settle();
+  } while (s.count() > 0);
 }
 
 /** One agent call that the test finishes by hand. */

@@ -36,24 +36,24 @@ const ratingKind: SessionKind = { machine: ratingMachine, input: () => ({}) };
 describe('session kinds', () => {
   it('hosts a machine of your own with receipts, numbered events and idempotency', async () => {
     const t = testRuntime({ agent: async () => undefined, kinds: { rating: ratingKind } });
-    expect(t.runtime.send('r', { id: 'm1', content: 'great' }, { kind: 'rating' })).toMatchObject({
+    expect(await t.runtime.send('r', { id: 'm1', content: 'great' }, { kind: 'rating' })).toMatchObject({
       status: 'rejected',
       code: 'INVALID_MESSAGE',
     });
-    expect(t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
-    expect(t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'duplicate' });
+    expect(await t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
+    expect(await t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'duplicate' });
     // `rated` handles no input: no receipt, so the runtime says so instead of dropping it.
-    expect(t.runtime.send('r', { id: 'm3', content: '4' }).error?.message).toMatch(/does not take this input/);
+    expect((await t.runtime.send('r', { id: 'm3', content: '4' })).error?.message).toMatch(/does not take this input/);
     await settle();
     expect(t.of('r')).toEqual([
       { sessionId: 'r', seq: 1, type: 'message', data: { id: 'm2:thanks', role: 'assistant', content: 'Thanks for the 5!' } },
     ]);
-    expect(t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'rated' });
+    expect(await t.runtime.status('r')).toMatchObject({ kind: 'rating', state: 'rated' });
   });
 
   it('releases a kind that ignores shutdown once drainMs is up', async () => {
     const t = testRuntime({ agent: async () => undefined, kinds: { rating: ratingKind } });
-    t.runtime.open('r', { kind: 'rating' });
+    await t.runtime.open('r', { kind: 'rating' });
     const done = t.runtime.shutdown({ drainMs: 50 });
     await t.advance(50);
     await done;

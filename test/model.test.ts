@@ -113,7 +113,7 @@ class SendInput implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const id = `i${m.nextId++}`;
     const expected = m.input(this.sessionId, id);
-    const receipt = r.t.runtime.send(this.sessionId, { id, content: id });
+    const receipt = await r.t.runtime.send(this.sessionId, { id, content: id });
     expect(receipt.status === 'rejected' ? 'rejected' : receipt.mode).toBe(expected);
     await settle();
     agree(m, r);
@@ -127,7 +127,7 @@ class SendStatus implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const id = `c${m.nextId++}`;
     const s = m.session(this.sessionId);
-    const receipt = r.t.runtime.send(this.sessionId, { id, content: '/status' });
+    const receipt = await r.t.runtime.send(this.sessionId, { id, content: '/status' });
     // Commands count against the backlog cap like inputs.
     if (s.batch.length + s.backlog.length >= CAP) {
       expect(receipt.code).toBe('SESSION_BUSY');
@@ -160,7 +160,7 @@ class Stop implements fc.AsyncCommand<Model, Real> {
   check = (m: Readonly<Model>) => m.sessions.has(this.sessionId);
   async run(m: Model, r: Real) {
     m.stop(this.sessionId);
-    r.t.runtime.control(this.sessionId, 'stop');
+    await r.t.runtime.control(this.sessionId, 'stop');
     await settle();
     // A stopped turn's late answer must be discarded: deliver it now.
     for (const call of r.pending.get(this.sessionId)?.splice(0) ?? []) call.finish(true);

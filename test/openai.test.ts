@@ -83,12 +83,12 @@ describe('OpenAI-compatible agent', () => {
   it('streams each chunk as a message.delta and records the turn in the transcript', async () => {
     const t = runtimeWith();
     const done = t.done('s1');
-    t.runtime.send('s1', { id: 'm1', content: 'hello streaming world' });
+    expect(await t.runtime.send('s1', { id: 'm1', content: 'hello streaming world' })).toMatchObject({ status: 'accepted' });
     expect((await done).data).toMatchObject({ success: true, input_ids: ['m1'] });
     expect(t.text('s1')).toBe('hello streaming world');
     expect(t.events.filter((e) => e.type === 'message.delta')).toHaveLength(3);
     const second = t.done('s1');
-    t.runtime.send('s1', { id: 'm2', content: 'again' });
+    await t.runtime.send('s1', { id: 'm2', content: 'again' });
     await second;
     expect(requests.at(-1)?.messages).toEqual([
       { role: 'user', content: 'hello streaming world' },
@@ -100,14 +100,15 @@ describe('OpenAI-compatible agent', () => {
 
   it('cancels the HTTP request when the turn is stopped, and marks the reply interrupted', async () => {
     const t = runtimeWith();
-    t.runtime.send('s2', { id: 'm1', content: 'go #slow' });
-    await t.next((e) => e.type === 'message.delta' && e.sessionId === 's2');
+    const streaming = t.next((e) => e.type === 'message.delta' && e.sessionId === 's2');
+    await t.runtime.send('s2', { id: 'm1', content: 'go #slow' });
+    await streaming;
     const served = requests.at(-1)!;
     const done = t.done('s2');
-    t.runtime.send('s2', { id: 'c1', content: '/stop' });
+    await t.runtime.send('s2', { id: 'c1', content: '/stop' });
     expect((await done).data).toMatchObject({ success: false, reason: 'stopped_by_user' });
     const after = t.done('s2');
-    t.runtime.send('s2', { id: 'm2', content: 'after' });
+    await t.runtime.send('s2', { id: 'm2', content: 'after' });
     await after;
     expect(served.closedEarly).toBe(true);
     const history = requests.at(-1)!.messages;
@@ -123,11 +124,11 @@ describe('OpenAI-compatible agent', () => {
     const t = runtimeWith();
     const error = t.next((e) => e.type === 'error' && e.sessionId === `e${marker}`);
     const done = t.done(`e${marker}`);
-    t.runtime.send(`e${marker}`, { id: 'm1', content: `please ${marker}` });
+    await t.runtime.send(`e${marker}`, { id: 'm1', content: `please ${marker}` });
     expect((await error).data).toMatchObject({ code, message: expect.stringMatching(message) });
     expect((await done).data).toMatchObject({ success: false, reason: 'failed' });
     const next = t.done(`e${marker}`);
-    t.runtime.send(`e${marker}`, { id: 'm2', content: 'fine now' });
+    await t.runtime.send(`e${marker}`, { id: 'm2', content: 'fine now' });
     expect((await next).data).toMatchObject({ success: true });
     expect(requests.at(-1)?.messages.at(-2)?.content).toMatch(/\[reply failed\]$/);
     await t.runtime.shutdown();
@@ -137,7 +138,7 @@ describe('OpenAI-compatible agent', () => {
     const t = runtimeWith({ historyWindow: 2 });
     for (const [i, word] of ['one', 'two', 'three'].entries()) {
       const done = t.done('s4');
-      t.runtime.send('s4', { id: `m${i}`, content: word });
+      await t.runtime.send('s4', { id: `m${i}`, content: word });
       await done;
     }
     expect(requests.at(-1)?.messages).toEqual([
@@ -152,12 +153,12 @@ describe('OpenAI-compatible agent', () => {
     const path = join(dir, 'transcript.db');
     const before = runtimeWith({ store: new SqliteStore(path) });
     const first = before.done('s5');
-    before.runtime.send('s5', { id: 'm1', content: 'remember me' });
+    await before.runtime.send('s5', { id: 'm1', content: 'remember me' });
     await first;
     await before.runtime.shutdown();
     const after = runtimeWith({ store: new SqliteStore(path) });
     const second = after.done('s5');
-    after.runtime.send('s5', { id: 'm2', content: 'do you?' });
+    await after.runtime.send('s5', { id: 'm2', content: 'do you?' });
     await second;
     expect(requests.at(-1)?.messages.slice(0, 2)).toEqual([
       { role: 'user', content: 'remember me' },
@@ -168,10 +169,12 @@ describe('OpenAI-compatible agent', () => {
 
   it('steers: an input sent while the reply streams goes into the next request of the same turn', async () => {
     const t = runtimeWith({ busyPolicy: 'steer' });
-    t.runtime.send('s6', { id: 'm1', content: 'tell me #slow' });
-    await t.next((e) => e.type === 'message.delta' && e.sessionId === 's6');
-    expect(t.runtime.send('s6', { id: 'm2', content: 'and shorter' }).mode).toBe('injected');
-    const done = await t.done('s6');
+    const streaming = t.next((e) => e.type === 'message.delta' && e.sessionId === 's6');
+    await t.runtime.send('s6', { id: 'm1', content: 'tell me #slow' });
+    await streaming;
+    const finished = t.done('s6');
+    expect((await t.runtime.send('s6', { id: 'm2', content: 'and shorter' })).mode).toBe('injected');
+    const done = await finished;
     expect(done.data).toMatchObject({ success: true, input_ids: ['m1', 'm2'] });
     const last = requests.at(-1)!.messages;
     expect(last.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);

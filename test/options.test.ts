@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createRuntime, runtimeDefaults, type RuntimeOptions } from '../src/index.ts';
+import { createRuntime, runtimeDefaults, SessionNotFoundError, type RuntimeOptions } from '../src/index.ts';
 import { MAX_METADATA_DEPTH } from '../src/runtime/validate-input.ts';
-import { controlledAgent, testRuntime } from './helpers.ts';
+import { controlledAgent, settle, testRuntime } from './helpers.ts';
 
 const agent = async () => undefined;
 const nested = (levels: number): Record<string, unknown> => (levels <= 1 ? {} : { next: nested(levels - 1) });
@@ -51,17 +51,20 @@ describe('createRuntime options', () => {
     expect(() => createRuntime({ agent, commands: { x: {} as never } })).toThrow(/needs a handler/);
   });
 
-  it('validates per-session settings when a session is created', () => {
+  it('validates per-session settings when a session is created', async () => {
     const t = testRuntime({ agent, settingsFor: () => ({ busyPolicy: 'nope' as never }) });
-    expect(() => t.runtime.send('s', { id: 'm', content: 'x' })).toThrow(/settingsFor: option "busyPolicy"/);
+    // A configuration bug fails the call (thrown or rejected), never a receipt.
+    const attempt = (async () => t.runtime.send('s', { id: 'm', content: 'x' }))();
+    await expect(attempt).rejects.toThrow(TypeError);
+    await expect(attempt).rejects.toThrow(/settingsFor: option "busyPolicy"/);
   });
 });
 
 describe('inspection', () => {
-  it('attaches the inspect observer to every session actor, for live inspection tools', () => {
+  it('attaches the inspect observer to every session actor, for live inspection tools', async () => {
     const seen: string[] = [];
     const t = testRuntime({ agent, inspect: (e) => seen.push(`${e.type}`) });
-    t.runtime.send('s', { id: 'm', content: 'x' });
+    await t.runtime.send('s', { id: 'm', content: 'x' });
     expect(seen).toContain('@xstate.actor');
     expect(seen).toContain('@xstate.event');
     expect(seen).toContain('@xstate.snapshot');
@@ -78,45 +81,49 @@ describe('send input validation', () => {
     // C15: a store could not serialize these (a stack overflow, a cycle): refused here instead.
     ['s', { id: 'm', content: 'x', metadata: nested(MAX_METADATA_DEPTH + 1) }, /input.metadata must not nest more than/],
     ['s', { id: 'm', content: 'x', metadata: cyclic() }, /input.metadata must not nest more than/],
-  ])('answers bad input (%s, %o) with INVALID_MESSAGE instead of throwing', (sessionId, input, message) => {
+  ])('answers bad input (%s, %o) with INVALID_MESSAGE instead of throwing', async (sessionId, input, message) => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent });
-    const receipt = t.runtime.send(sessionId, input as never);
+    const receipt = await t.runtime.send(sessionId, input as never);
     expect(receipt).toMatchObject({ status: 'rejected', code: 'INVALID_MESSAGE' });
     expect(receipt.error?.message).toMatch(message);
+    await settle();
     expect(a.calls).toHaveLength(0);
   });
 
   it('passes metadata through to the agent', async () => {
     const a = controlledAgent();
     const t = testRuntime({ agent: a.agent, debounceMs: 0 });
-    t.runtime.send('s', { id: 'm', content: 'x', metadata: { lang: 'en' } });
+    await t.runtime.send('s', { id: 'm', content: 'x', metadata: { lang: 'en' } });
+    await settle();
     expect(a.calls[0]?.turn.inputs[0]).toEqual({ id: 'm', content: 'x', metadata: { lang: 'en' } });
   });
 
-  it('throws SessionNotFoundError for control on an unknown session', () => {
+  it('rejects control on an unknown session with SessionNotFoundError', async () => {
     const t = testRuntime({ agent });
-    expect(() => t.runtime.control('nobody', 'stop')).toThrow(expect.objectContaining({ code: 'SESSION_NOT_FOUND' }));
+    const control = t.runtime.control('nobody', 'stop');
+    await expect(control).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(control).rejects.toThrow(expect.objectContaining({ code: 'SESSION_NOT_FOUND' }));
   });
 });
 
 describe('session lifecycle', () => {
-  it('terminates a session: inputs are then rejected with SESSION_TERMINATED', () => {
+  it('terminates a session: inputs are then rejected with SESSION_TERMINATED', async () => {
     const t = testRuntime({ agent });
-    t.runtime.open('s');
-    t.runtime.control('s', 'terminate');
-    expect(t.runtime.status('s')?.state).toBe('terminated');
-    expect(t.runtime.send('s', { id: 'm', content: 'x' })).toMatchObject({ status: 'rejected', code: 'SESSION_TERMINATED' });
+    await t.runtime.open('s');
+    await t.runtime.control('s', 'terminate');
+    expect((await t.runtime.status('s'))?.state).toBe('terminated');
+    expect(await t.runtime.send('s', { id: 'm', content: 'x' })).toMatchObject({ status: 'rejected', code: 'SESSION_TERMINATED' });
   });
 
   it('deletes a session: it is forgotten and its stream completes', async () => {
     const t = testRuntime({ agent });
-    t.runtime.open('s');
+    await t.runtime.open('s');
     let completed = false;
     t.runtime.eventsOf('s').subscribe({ complete: () => (completed = true) });
-    t.runtime.control('s', 'delete');
-    await Promise.resolve();
-    expect(t.runtime.status('s')).toBeUndefined();
+    await t.runtime.control('s', 'delete');
+    await settle();
+    expect(await t.runtime.status('s')).toBeUndefined();
     expect(completed).toBe(true);
     expect(t.of('s').map((e) => (e.type === 'state' ? e.data.state : e.type))).toEqual(['created', 'idle', 'deleted']);
   });

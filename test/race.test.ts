@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
-import { sessionMachine, type SessionEffect, type Turn } from '../src/index.ts';
-import { seqGaps, testRuntime, turnOverlaps } from './helpers.ts';
+import { sessionMachine, type Receipt, type SessionEffect, type Turn } from '../src/index.ts';
+import { runScheduled, seqGaps, testRuntime, turnOverlaps } from './helpers.ts';
 import { settings } from './machine-helpers.ts';
 
 /** Runs `fn` when the scheduler releases the task called `label`. */
@@ -43,13 +43,15 @@ describe('races (fast-check scheduler)', () => {
         const a = scheduledAgent(s);
         const t = testRuntime({ agent: a.agent, debounceMs: 0, busyPolicy: policy });
         const sent: string[] = [];
+        const receipts: Promise<Receipt>[] = [];
         for (const id of ['m1', 'm2', 'm3']) {
           later(s, `send ${id}`, () => {
             sent.push(id);
-            t.runtime.send('s', { id, content: id });
+            receipts.push(t.runtime.send('s', { id, content: id }));
           });
         }
-        await s.waitIdle();
+        await runScheduled(s);
+        expect((await Promise.all(receipts)).map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
         expect(a.maxRunning()).toBe(1);
         expect(turnOverlaps(t.events)).toEqual([]);
         // Every input in exactly one done, in arrival order.
@@ -64,10 +66,18 @@ describe('races (fast-check scheduler)', () => {
       fc.asyncProperty(fc.scheduler(), fc.integer({ min: 2, max: 6 }), async (s, connections) => {
         const a = scheduledAgent(s);
         const t = testRuntime({ agent: a.agent, debounceMs: 0 });
+        const receipts: Promise<Receipt>[] = [];
+        const live: string[][] = [];
         for (let c = 0; c < connections; c++) {
-          later(s, `connection ${c}`, () => t.runtime.send('new-session', { id: `c${c}`, content: 'hi' }));
+          later(s, `connection ${c}`, () => {
+            receipts.push(t.runtime.send('new-session', { id: `c${c}`, content: 'hi' }));
+            // Claimed by the first send, synchronously: every later one finds the same actor.
+            live.push(t.runtime.sessionIds());
+          });
         }
-        await s.waitIdle();
+        await runScheduled(s);
+        expect(live).toEqual(Array(connections).fill(['new-session']));
+        expect((await Promise.all(receipts)).filter((r) => r.status === 'accepted')).toHaveLength(connections);
         expect(a.maxRunning()).toBe(1);
         expect(t.dones().flatMap((d) => d.input_ids).sort()).toEqual([...Array(connections).keys()].map((c) => `c${c}`));
         expect(t.of('new-session').filter((e) => e.type === 'state' && e.data.state === 'created')).toHaveLength(1);
@@ -108,14 +118,15 @@ describe('races (fast-check scheduler)', () => {
           { builder: async () => t.runtime.send('s', { id: 'm1', content: 'one' }), label: 'send m1' },
           {
             builder: async () => {
-              t.runtime.send('s', { id: 'c1', content: '/status' });
-              replyAtOnce = t.of('s').at(-1)?.type === 'message';
+              const receipt = await t.runtime.send('s', { id: 'c1', content: '/status' });
+              // The step that accepted the command also answered it: its reply is published before the receipt.
+              replyAtOnce = receipt.status === 'accepted' && t.of('s').some((e) => e.type === 'message' && e.data.id === 'c1:reply');
             },
             label: 'send /status',
           },
           { builder: async () => t.runtime.send('s', { id: 'm2', content: 'two' }), label: 'send m2' },
         ]);
-        await s.waitIdle();
+        await runScheduled(s);
         const order = t.of('s').flatMap((e) =>
           e.type === 'message' ? ['reply'] : e.type === 'done' ? [`done:${e.data.input_ids.join(',')}`] : [],
         );
@@ -138,7 +149,7 @@ describe('races (fast-check scheduler)', () => {
         const t = testRuntime({ agent: a.agent, debounceMs: 0 });
         later(s, 'send m1', () => t.runtime.send('s', { id: 'm1', content: 'one' }));
         later(s, 'send /stop', () => t.runtime.send('s', { id: 'c1', content: '/stop' }));
-        await s.waitIdle();
+        await runScheduled(s);
         const dones = t.dones('s');
         const m1Done = dones.find((d) => d.input_ids.includes('m1'));
         // Either the stop came first (nothing to stop, m1 runs) or it stopped m1; never both, never lost.
@@ -162,12 +173,12 @@ describe('races (fast-check scheduler)', () => {
           { builder: async () => t.runtime.send('s', { id: 'm1', content: 'one' }), label: 'send m1' },
           { builder: async () => t.runtime.send('s', { id: 'm2', content: 'two' }), label: 'send m2' },
         ]);
-        await s.waitIdle();
+        await runScheduled(s);
         const dones = t.dones('s');
         expect(dones.flatMap((d) => d.input_ids)).toEqual(['m1', 'm2']);
         expect(dones[0]).toMatchObject({ success: false, reason: 'failed' });
         expect(dones.at(-1)).toMatchObject({ success: true });
-        expect(t.runtime.status('s')?.state).toBe('idle');
+        expect((await t.runtime.status('s'))?.state).toBe('idle');
       }),
     );
   });

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Turn } from '../src/index.ts';
+import { type Receipt, type Turn } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { Client, gatewayPerTest } from './gateway/client.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
@@ -18,9 +18,9 @@ describe('review edges, second round', () => {
       return new Promise<string>(() => undefined);
     };
     const before = testRuntime({ agent: hang, debounceMs: 0, busyPolicy: 'steer', backlogCap: 2, store: new SqliteStore(path) });
-    before.runtime.send('s', { id: 'm1', content: 'one' });
+    await before.runtime.send('s', { id: 'm1', content: 'one' });
     await settle();
-    for (const id of ['m2', 'm3', 'm4']) before.runtime.send('s', { id, content: id });
+    await Promise.all(['m2', 'm3', 'm4'].map((id) => before.runtime.send('s', { id, content: id })));
     await settle();
     // The process dies here; a new one starts on the same file.
     const calls: Turn[] = [];
@@ -43,15 +43,21 @@ describe('review edges, second round', () => {
     const a = controlledAgent();
     const { runtime } = testRuntime({ agent: a.agent, debounceMs: 0 });
     let first = true;
+    const fromSubscriber: Promise<Receipt>[] = [];
     runtime.eventsOf('s').subscribe((e) => {
       if (e.type === 'state' && e.data.state === 'idle' && first) {
         first = false;
-        runtime.send('s', { id: 'm1', content: 'one' });
+        fromSubscriber.push(runtime.send('s', { id: 'm1', content: 'one' }));
       }
     });
-    runtime.open('s');
-    runtime.send('s', { id: 'm2', content: 'two' });
+    // Both in one tick: m2 arrives while the session is still being created.
+    const opened = runtime.open('s');
+    const m2 = runtime.send('s', { id: 'm2', content: 'two' });
+    await opened;
+    expect((await m2).status).toBe('accepted');
     await settle();
+    expect(fromSubscriber).toHaveLength(1);
+    expect((await fromSubscriber[0]!).status).toBe('accepted');
     expect(a.maxConcurrent('s')).toBe(1);
     expect(runtime.sessionIds()).toEqual(['s']);
   });

@@ -9,9 +9,11 @@ import {
   createRuntime,
   MemoryStore,
   MissingPeerDependencyError,
+  type ControlAction,
   type ErrorCode,
   type Receipt,
   type Runtime,
+  type RuntimeHealth,
   type RuntimeOptions,
   type SessionEvent,
   type SessionStatus,
@@ -38,8 +40,20 @@ describe('public types (issue 14)', () => {
     expectTypeOf<Receipt['durability']>().toEqualTypeOf<'durable' | 'volatile' | undefined>();
     expectTypeOf<Receipt['error']>().toEqualTypeOf<BatonError | undefined>();
     expectTypeOf<Receipt['code']>().toEqualTypeOf<ErrorCode | undefined>();
-    expectTypeOf<Runtime['send']>().returns.toEqualTypeOf<Receipt>();
-    expectTypeOf<Runtime['respond']>().returns.toEqualTypeOf<Receipt>();
+    expectTypeOf<Runtime['send']>().returns.toEqualTypeOf<Promise<Receipt>>();
+    expectTypeOf<Runtime['respond']>().returns.toEqualTypeOf<Promise<Receipt>>();
+  });
+
+  it('the runtime: what touches the store returns a promise; snapshots, live ids, streams and health are read at once', () => {
+    expectTypeOf<Runtime['control']>().returns.toEqualTypeOf<Promise<void>>();
+    expectTypeOf<Runtime['control']>().parameter(1).toEqualTypeOf<ControlAction>();
+    expectTypeOf<Runtime['open']>().returns.toEqualTypeOf<Promise<SessionStatus>>();
+    expectTypeOf<Runtime['status']>().returns.toEqualTypeOf<Promise<SessionStatus | undefined>>();
+    expectTypeOf<Runtime['eventsAfter']>().returns.toEqualTypeOf<Promise<SessionEvent[]>>();
+    expectTypeOf<Runtime['snapshot']>().returns.toEqualTypeOf<unknown>();
+    expectTypeOf<Runtime['sessionIds']>().returns.toEqualTypeOf<string[]>();
+    expectTypeOf<Runtime['health']>().returns.toEqualTypeOf<RuntimeHealth>();
+    expectTypeOf<Runtime['shutdown']>().returns.toEqualTypeOf<Promise<void>>();
   });
 
   it('events narrow by type to their wire data, with session id and seq', () => {
@@ -63,7 +77,6 @@ describe('public types (issue 14)', () => {
     expectTypeOf<RuntimeOptions['store']>().toEqualTypeOf<Store | undefined>();
     expectTypeOf(createRuntime).parameter(0).toEqualTypeOf<RuntimeOptions>();
     expectTypeOf(createRuntime).returns.toEqualTypeOf<Runtime>();
-    expectTypeOf<Runtime['status']>().returns.toEqualTypeOf<SessionStatus | undefined>();
     expectTypeOf<OpenAIAgentOptions['model']>().toEqualTypeOf<string>();
     expectTypeOf(openaiAgent).parameter(0).toEqualTypeOf<OpenAIAgentOptions>();
     expectTypeOf<GatewayOptions['runtime']>().toEqualTypeOf<Runtime>();
