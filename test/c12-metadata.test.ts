@@ -14,7 +14,7 @@ import { onboardingKind } from '../src/runtime/onboarding-kind.ts';
 import type { OnboardingContext } from '../machines/onboarding.ts';
 import type { Question } from '../machines/events.ts';
 import { SqliteStore } from '../src/sqlite.ts';
-import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { controlledAgent, settle, stored, testRuntime } from './helpers.ts';
 import { settings } from './machine-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-metadata-'));
@@ -86,7 +86,7 @@ describe('C12 metadata survives a restart as data', () => {
     expect(first.calls).toEqual([]);
     // Nothing the client sent is in the saved snapshot: only ids.
     const store = new SqliteStore(p);
-    expect(JSON.stringify(store.load('s')?.snapshot)).not.toMatch(/xstate\$\$type|sessionId":"x|polluted/);
+    expect(JSON.stringify((await stored(store, 's'))?.session.snapshot)).not.toMatch(/xstate\$\$type|sessionId":"x|polluted/);
     const second = controlledAgent();
     const after = testRuntime({ agent: second.agent, debounceMs: 1000, maxWaitMs: 5000, store });
     await after.advance(1000);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SessionNotFoundError, type StepRecord } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
-import { controlledAgent, settle, testRuntime } from './helpers.ts';
+import { controlledAgent, settle, stored, testRuntime } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-edges-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,7 +38,7 @@ describe('C12 recovery edges', () => {
     expect(seen).toEqual(['I write compilers']);
     expect(after.of('o').filter((e) => e.type === 'error')).toEqual([]);
     expect(after.dones('o')).toEqual([expect.objectContaining({ success: true, input_ids: ['a1'] })]);
-    expect(new SqliteStore(p).pending('o')).toEqual([]);
+    expect((await stored(new SqliteStore(p), 'o'))?.pending).toEqual([]);
   });
 
   it('reports, and takes out of the inbox, an input the restored session refuses', async () => {
@@ -49,13 +49,13 @@ describe('C12 recovery edges', () => {
     await settle();
     // An input in the inbox that the saved session no longer takes (it was terminated).
     const store = new SqliteStore(p);
-    store.accept('s', { id: 'm3', content: 'three' });
+    store.commit([{ sessionId: 's', accepted: [{ id: 'm3', content: 'three' }], events: [], consumed: [] }]);
     const after = testRuntime({ agent: controlledAgent().agent, debounceMs: 0, store });
     await settle();
     const refused = after.of('s').find((e) => e.type === 'error');
     expect(refused?.data).toMatchObject({ code: 'SESSION_TERMINATED', event_id: 'm3' });
     expect(after.dones('s')).toContainEqual(expect.objectContaining({ success: false, cancelled_input_ids: ['m3'] }));
-    expect(store.pending('s').map((e) => e.id)).not.toContain('m3');
+    expect((await stored(store, 's'))?.pending.map((e) => e.id)).not.toContain('m3');
   });
 
   it('answers and controls a passivated session (C11)', async () => {
@@ -94,7 +94,7 @@ describe('C12 recovery edges', () => {
     expect(second.calls[0]?.turn.history).toEqual([]);
     second.calls[0]!.resolve('answer');
     await settle();
-    expect(store.transcript('s', 10)).toEqual([
+    expect((await stored(store, 's'))?.history).toEqual([
       { role: 'user', content: 'hi', inputId: 'm1' },
       { role: 'assistant', content: 'answer' },
     ]);

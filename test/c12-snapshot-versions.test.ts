@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { setup } from 'xstate';
 import { createRuntime, type SessionEvent, type SessionKind } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
-import { controlledAgent, settle } from './helpers.ts';
+import { controlledAgent, settle, stored } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-versions-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,14 +68,14 @@ describe('snapshot versions (C12)', () => {
     await settle();
     await r1.shutdown({ drainMs: 0 });
     store1.close();
-    expect(new SqliteStore(db).load('c')).toMatchObject({ version: 1 });
+    expect((await stored(new SqliteStore(db), 'c'))?.session).toMatchObject({ version: 1 });
 
     // Version 2 has no state "old": without migrate the session is rebuilt, not lost.
     const store2 = new SqliteStore(db);
     const r2 = createRuntime({ agent: async () => {}, store: store2, kinds: { counter: counter(2) } });
     expect(await r2.open('c', { kind: 'counter' })).toMatchObject({ kind: 'counter', state: 'fresh' });
     await r2.shutdown({ drainMs: 0 });
-    expect(store2.load('c')).toMatchObject({ version: 2 });
+    expect((await stored(store2, 'c'))?.session).toMatchObject({ version: 2 });
     store2.close();
 
     // With migrate, the old snapshot is carried over.

@@ -4,32 +4,21 @@
  * under it keeps what was committed, as a restart would find it.
  */
 import { describe, expect, it } from 'vitest';
-import { StoreUnavailableError, type SessionEvent, type StepRecord, type StoredSession, type InboxEntry } from '../src/index.ts';
+import { StoreUnavailableError, type SessionEvent, type StepRecord } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { controlledAgent, seqGaps, settle, testRuntime } from './helpers.ts';
 
-/** SQLite in memory whose writes throw while `failing` is set, like a full disk. */
+/** SQLite in memory whose commits throw while `failing` is set, like a full disk. */
 class FaultyStore extends SqliteStore {
   failing = false;
   writes = 0;
   constructor() {
     super(':memory:');
   }
-  #check(): void {
+  override commit(steps: readonly StepRecord[]): void {
     this.writes++;
     if (this.failing) throw new Error('database or disk is full');
-  }
-  override commit(steps: readonly StepRecord[]): void {
-    this.#check();
     super.commit(steps);
-  }
-  override save(session: StoredSession, consumed?: readonly string[]): void {
-    this.#check();
-    super.save(session, consumed);
-  }
-  override accept(sessionId: string, input: InboxEntry): void {
-    this.#check();
-    super.accept(sessionId, input);
   }
 }
 
@@ -107,27 +96,26 @@ describe('C16 output gate', () => {
     expect(t.control.calls).toHaveLength(0);
   });
 
-  it('an agent starts only for a turn whose start is committed', async () => {
+  it('an agent starts only for a turn whose start is committed; the input, stored with that step, is refused with it', async () => {
     const t = setup();
     await t.runtime.open('s');
     await settle();
-    // The inbox write succeeds; the step that starts the turn does not commit.
-    const accept = t.store.accept.bind(t.store);
-    t.store.accept = (sessionId, input) => {
-      accept(sessionId, input);
-      t.store.failing = true;
-    };
-    // Its receipt is not awaited here: the step that decided it does not commit until the store works again.
-    const receipt = t.runtime.send('s', { id: 'm1', content: 'hello' });
+    t.store.failing = true;
+    // The step that accepts m1 and starts its turn does not commit: m1 is not in the inbox,
+    // its turn never starts, and the client is told so (it may send it again).
+    const refused = await t.runtime.send('s', { id: 'm1', content: 'hello' });
+    expect(refused).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(refused.error).toBeInstanceOf(StoreUnavailableError);
     await t.advance(0);
     expect(t.control.calls).toHaveLength(0);
     expect(t.events.filter((e) => e.type === 'state' && e.data.state === 'running')).toHaveLength(0);
 
-    t.store.accept = accept;
     t.store.failing = false;
     await t.advance(1000);
+    expect(t.control.calls).toHaveLength(0); // nothing of m1 was stored, so nothing re-runs
+    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await settle();
     expect(t.control.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m1']]);
-    expect(await receipt).toMatchObject({ status: 'accepted', durability: 'durable' });
   });
 
   it('a new session whose first save fails is refused, and the next input after recovery is served', async () => {
@@ -174,16 +162,17 @@ describe('C16 store outages at scale', () => {
     expect(t.errors.filter((e) => e instanceof StoreUnavailableError)).toHaveLength(1);
   });
 
-  it('an input the store refuses makes the runtime unhealthy until a write succeeds', async () => {
+  it('an input the store refuses takes its session out of service; the next input that commits brings it back, health with it', async () => {
     const t = setup();
     await t.runtime.open('s');
     await settle();
     t.store.failing = true;
     expect((await t.runtime.send('s', { id: 'm1', content: 'x' })).status).toBe('rejected');
-    expect(t.runtime.health()).toMatchObject({ ok: false, failedSessions: 0, storeError: 'database or disk is full' });
+    expect(t.runtime.health()).toMatchObject({ ok: false, failedSessions: 1, storeError: 'database or disk is full' });
     t.store.failing = false;
+    // Before any retry pass: the resent input re-activates the session and commits.
     expect((await t.runtime.send('s', { id: 'm1', content: 'x' })).status).toBe('accepted');
-    expect(t.runtime.health().ok).toBe(true);
+    expect(t.runtime.health()).toMatchObject({ ok: true, failedSessions: 0 });
   });
 
   it('no retry re-activates a session once shutdown has begun', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRuntime, SessionBusyError } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
-import { controlledAgent, settle } from './helpers.ts';
+import { controlledAgent, settle, stored } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-settings-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,9 +19,9 @@ describe('settings outside snapshots (C4, C12)', () => {
     await settle();
     expect(first.calls).toHaveLength(1);
     await runtime1.shutdown({ drainMs: 0 }); // the durable store keeps the running turn
-    const stored = store1.load('s')!.snapshot as { context: Record<string, unknown> };
-    expect(stored.context).not.toHaveProperty('settings');
-    expect(stored.context.draining).toBe(false);
+    const snapshot = (await stored(store1, 's'))!.session.snapshot as { context: Record<string, unknown> };
+    expect(snapshot.context).not.toHaveProperty('settings');
+    expect(snapshot.context.draining).toBe(false);
     store1.close();
 
     const second = controlledAgent();

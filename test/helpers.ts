@@ -1,8 +1,7 @@
 import type fc from 'fast-check';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, type Runtime, type RuntimeOptions, type SessionEvent, type Turn } from '../src/index.ts';
+import { createRuntime, type LoadedSession, type Runtime, type RuntimeOptions, type SessionEvent, type Store, type Turn } from '../src/index.ts';
 
-/**
 /**
  * Lets every pending promise callback and deferred task run, and the work they start in turn
  * (a step's commit, then its publication, its receipt and its effects). Not a sleep: no time
@@ -115,4 +114,10 @@ export function turnOverlaps(events: readonly SessionEvent[]): string[] {
     if (e.type === 'done') open.set(e.sessionId, false);
   }
   return problems;
+}
+
+/** Everything a store keeps of a session, read without claiming it (tests look, they do not run it). */
+export async function stored(store: Store, sessionId: string): Promise<LoadedSession | undefined> {
+  const loaded = await store.load(sessionId, { recent: 1000, history: 1000, claim: false });
+  return loaded && !('ownedBy' in loaded) ? loaded : undefined;
 }

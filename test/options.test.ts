@@ -28,6 +28,7 @@ describe('createRuntime options', () => {
       storeRetryMs: 1000,
       ownerCheckMs: 1000,
       retentionMs: 2_592_000_000,
+      clusterSweepMs: 2000,
     });
   });
 

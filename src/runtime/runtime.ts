@@ -167,6 +167,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(host.id, error));
       supervisor.failed(host.id, error);
     },
+    stored(host) {
+      if (supervisor.failing > 0) supervisor.recovered(host.id);
+    },
     publish(event) {
       if (event.type === 'done' && event.data.input_ids.length > 0) count.turn();
       else if (event.type === 'error') {
@@ -568,8 +571,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function drainAll(drainMs: number): Promise<void> {
     // No retry re-activates a session behind the drain's back.
     supervisor.stop();
-    // Sessions still activating are drained like the rest once they are live (C14).
-    await Promise.all(registry.activations());
+    // Sessions still activating are drained like the rest once they are live (C14). Only
+    // then an await: the drain's timer starts in this same call otherwise.
+    const activating = registry.activations();
+    if (activating.length > 0) await Promise.all(activating);
     const hosts = [...sessions.values()];
     const drained = Promise.all(hosts.map((host) => host.drain()));
     let timer: unknown;

@@ -26,6 +26,8 @@ export interface HostDeps {
   report(error: unknown): void;
   /** A commit failed (C16): the session is stopped and nothing of its step was published. */
   failed(host: SessionHost, error: unknown): void;
+  /** A step of the session was committed. */
+  stored(host: SessionHost): void;
   /** Commits the steps of all sessions of one tick together. */
   readonly commits: GroupCommit;
   /** The session reached a final state (`deleted`), or its actor failed; the runtime forgets it. */
@@ -431,6 +433,7 @@ export class SessionHost {
     if (this.#failed) return;
     if (this.#committing !== undefined) this.#committed = this.#committing;
     this.#committing = undefined;
+    this.#deps.stored(this);
     this.#gate.release();
   }
 

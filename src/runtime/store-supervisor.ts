@@ -33,8 +33,6 @@ export class StoreSupervisor {
   readonly #opts: StoreSupervisorOptions;
   /** Sessions out of service after a failed commit, with why. */
   readonly #failing = new Map<string, string>();
-  /** A write the store refused that no session holds (an input not accepted): failing until a write succeeds. */
-  #refused: string | undefined;
   /** The next retry's delay: doubled after every pass the store still refuses, up to 32 × storeRetryMs. */
   #retryMs: number;
   #retrying = false;
@@ -72,28 +70,28 @@ export class StoreSupervisor {
       return;
     }
     if (error instanceof StaleEpochError) this.#fence(error);
-    else if (this.#failing.size === 0 && this.#refused === undefined) this.#rt.report(new StoreUnavailableError(sessionId, error));
+    else if (this.#failing.size === 0) this.#rt.report(new StoreUnavailableError(sessionId, error));
     this.#failing.set(sessionId, error instanceof Error ? error.message : String(error));
     this.#armRetry();
   }
 
-  /** The store refused a write no session holds (an input): unhealthy until a write succeeds. */
-  refused(error: unknown): void {
-    if (this.#failing.size === 0 && this.#refused === undefined) this.#rt.report(new StoreUnavailableError(undefined, error));
-    this.#refused = error instanceof Error ? error.message : String(error);
+  /** Sessions out of service, waiting for the store. */
+  get failing(): number {
+    return this.#failing.size;
   }
 
-  /** A write succeeded: a refused input no longer makes the store unhealthy. */
-  wrote(): void {
-    this.#refused = undefined;
+  /** A session out of service committed again (something re-activated it): it is back. */
+  recovered(sessionId: string): void {
+    if (!this.#failing.delete(sessionId) || this.#failing.size > 0) return;
+    this.#retryMs = this.#opts.storeRetryMs;
   }
 
   health() {
     const failing = this.#failing;
     const fenced = this.#fenced;
-    const storeError = fenced?.message ?? (failing.size > 0 ? [...failing.values()].at(-1) : this.#refused);
+    const storeError = fenced?.message ?? (failing.size > 0 ? [...failing.values()].at(-1) : undefined);
     return {
-      ok: failing.size === 0 && !fenced && this.#refused === undefined,
+      ok: failing.size === 0 && !fenced,
       failedSessions: failing.size,
       fenced: fenced !== undefined,
       fencedCommits: this.#moved,
@@ -144,7 +142,6 @@ export class StoreSupervisor {
         if (this.#stopped) return;
         if (this.#failing.size === 0) {
           this.#retryMs = this.#opts.storeRetryMs;
-          this.#refused = undefined;
           return;
         }
         this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.storeRetryMs * 32);
@@ -153,17 +150,23 @@ export class StoreSupervisor {
     });
   }
 
-  /** Re-activates the failed sessions one after another; the first refusal ends the pass. */
+  /**
+   * Re-activates the failed sessions: the first is the probe; once it commits, the rest go
+   * together (one group commit). A refusal ends the pass.
+   */
   async #retryPass(ids: readonly string[]): Promise<void> {
-    for (const sessionId of ids) {
-      if (this.#stopped || this.#fenced) return;
+    const retry = async (sessionId: string): Promise<boolean> => {
+      if (this.#stopped || this.#fenced) return false;
       const stored = await attempt(
         () => this.#rt.reactivate(sessionId),
         () => false,
       );
-      if (!stored) return;
-      this.#failing.delete(sessionId);
-    }
+      if (stored) this.#failing.delete(sessionId);
+      return stored;
+    };
+    const [probe, ...rest] = ids;
+    if (probe === undefined || !(await retry(probe))) return;
+    await Promise.all(rest.map(retry));
   }
 
   /** An idle process would only learn of its fence at its next write: ask the store who owns it. */
