@@ -131,6 +131,26 @@ describe('C1 and C16 on an asynchronous store', () => {
     expect(await store.sessionsWithPending()).toEqual([]);
   });
 
+  it('C16: a receipt stays unresolved until the store acknowledges the commit of its step', async () => {
+    const inner = new SqliteStore(':memory:');
+    const acks: (() => void)[] = [];
+    const store: Store = {
+      ...scheduledLess(inner),
+      commit: (steps) => new Promise<void>((resolve) => acks.push(() => resolve(inner.commit(steps)))),
+    };
+    const t = testRuntime({ agent: async () => 'ok', store, debounceMs: 0, maxWaitMs: 0 });
+    let receipt: Receipt | undefined;
+    void t.runtime.send('s', { id: 'm1', content: 'one' }).then((r) => (receipt = r));
+    await settle();
+    expect(acks).toHaveLength(1); // the step is with the store
+    expect(receipt).toBeUndefined();
+    expect(t.events).toEqual([]); // and nothing of it is published
+    acks.shift()!();
+    await settle();
+    expect(receipt).toMatchObject({ status: 'accepted', durability: 'durable' });
+    expect(t.events.map((e) => e.type)).toContain('state');
+  });
+
   it('C14: shutdown waits for a session still activating, and runs the input it accepted', async () => {
     const inner = new MemoryStore();
     const store = new FaultStore(inner, { latencyMs: 5 });
