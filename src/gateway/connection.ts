@@ -174,7 +174,8 @@ export class Connection {
       case 'init':
         return this.#replies.now([this.#errorFrame('PROTOCOL_VIOLATION', 'already initialized', id)]);
       case 'ping':
-        return this.#answer(id, runtime.status(this.#sessionId), (status) => [{ type: 'pong', seq: 0, data: { state: wireState(status) } }]);
+        // A barrier: what the session sent before the status was read goes out before the pong.
+        return this.#answer(id, runtime.status(this.#sessionId), (status) => [{ type: 'pong', seq: 0, data: { state: wireState(status) } }], true);
       case 'control':
         return this.#answer(id, runtime.control(this.#sessionId, frame.data.action), () => []);
       case 'input':
@@ -191,16 +192,16 @@ export class Connection {
   }
 
   /** The answer to frame `id` once the runtime settles it; a rejection is a typed error naming the frame. */
-  #answer<T>(id: string, promise: Promise<T>, answer: (value: T) => readonly OutboundFrame[]): void {
-    this.#replies.later(
-      promise,
+  #answer<T>(id: string, promise: Promise<T>, answer: (value: T) => readonly OutboundFrame[], barrier = false): void {
+    this.#replies.later(promise, {
       answer,
-      (error) => [this.#errorFrame(codeOf(error), messageOf(error), id)],
-      (error) => {
+      fail: (error) => [this.#errorFrame(codeOf(error), messageOf(error), id)],
+      internal: (error) => {
         this.#ctx.logger.error({ err: error }, 'answer failed');
         return [this.#errorFrame('INTERNAL_ERROR', 'the frame could not be handled', id)];
       },
-    );
+      barrier,
+    });
   }
 
   #handshake(frame: Extract<ClientFrame, { type: 'init' }>): void {
