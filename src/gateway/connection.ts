@@ -4,11 +4,12 @@ import type { WebSocket } from 'ws';
 import { createActor, type Actor } from 'xstate';
 import type { Subscription } from 'rxjs';
 import { connectionMachine, type ConnectionEvent, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
-import { BatonError, InvalidMessageError, StoreUnavailableError } from '../errors.ts';
+import { BatonError, StoreUnavailableError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionEvent } from '../runtime/types.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { attachSession, frameOf, type InitData } from './attach.ts';
 import { Replies } from './replies.ts';
 import { wireState } from './wire-state.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -22,8 +23,6 @@ const CORK_FLUSH_BYTES = 16 * 1024;
  * (`RATE_LIMITED`, close 1008), so a flood before `init_ack` costs bounded memory.
  */
 export const MAX_FRAMES_BEFORE_ACK = 64;
-
-type InitData = Extract<ClientFrame, { type: 'init' }>['data'];
 
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
@@ -175,27 +174,30 @@ export class Connection {
         return this.#replies.now([this.#errorFrame('PROTOCOL_VIOLATION', 'already initialized', id)]);
       case 'ping':
         // A barrier: what the session sent before the status was read goes out before the pong.
-        return this.#answer(id, runtime.status(this.#sessionId), (status) => [{ type: 'pong', seq: 0, data: { state: wireState(status) } }], true);
+        return this.#answer(id, () => runtime.status(this.#sessionId), (status) => [{ type: 'pong', seq: 0, data: { state: wireState(status) } }], true);
       case 'control':
-        return this.#answer(id, runtime.control(this.#sessionId, frame.data.action), () => []);
+        return this.#answer(id, () => runtime.control(this.#sessionId, frame.data.action), () => []);
       case 'input':
         if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
-        return this.#answer(id, runtime.send(this.#sessionId, withMetadata(frame)), (receipt) => this.#ack(id, receipt));
+        return this.#answer(id, () => runtime.send(this.#sessionId, withMetadata(frame)), (receipt) => this.#ack(id, receipt));
       case 'question_response':
         if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
         return this.#answer(
           id,
-          runtime.respond(this.#sessionId, { id, questionId: frame.data.id, answers: frame.data.answers }),
+          () => runtime.respond(this.#sessionId, { id, questionId: frame.data.id, answers: frame.data.answers }),
           (receipt) => this.#ack(id, receipt),
         );
     }
   }
 
   /** The answer to frame `id` once the runtime settles it; a rejection is a typed error naming the frame. */
-  #answer<T>(id: string, promise: Promise<T>, answer: (value: T) => readonly OutboundFrame[], barrier = false): void {
-    this.#replies.later(promise, {
+  #answer<T>(id: string, call: () => Promise<T>, answer: (value: T) => readonly OutboundFrame[], barrier = false): void {
+    this.#replies.later(call, {
       answer,
-      fail: (error) => [this.#errorFrame(codeOf(error), messageOf(error), id)],
+      fail: (error) => {
+        if (!(error instanceof BatonError)) this.#ctx.logger.error({ err: error }, 'runtime call failed');
+        return [this.#errorFrame(codeOf(error), messageOf(error), id)];
+      },
       internal: (error) => {
         this.#ctx.logger.error({ err: error }, 'answer failed');
         return [this.#errorFrame('INTERNAL_ERROR', 'the frame could not be handled', id)];
@@ -231,18 +233,13 @@ export class Connection {
   }
 
   /**
-   * Subscribes, then opens the session, then (on a resume) reads what the client missed.
-   * Every await may find the connection gone (the socket closed, the handshake refused):
-   * then it stops, and the subscription is already undone.
+   * Subscribes, then attaches (every event from the subscription on reaches this connection,
+   * held behind init_ack by the gate), then handles the frames that arrived meanwhile. Each
+   * await may find the connection gone: then it stops, and the subscription is already undone.
    */
   async #attach(data: InitData): Promise<void> {
-    const runtime = this.#ctx.runtime;
-    const sessionId = data.session_id || `sess_${randomUUID()}`;
-    const kind = data.worker_type ?? 'agent';
-    this.#sessionId = sessionId;
-    // Subscribe first: everything the session emits from now on reaches this connection,
-    // held behind init_ack by the gate.
-    this.#subscription = runtime.eventsOf(sessionId).subscribe({
+    const sessionId = (this.#sessionId = data.session_id || `sess_${randomUUID()}`);
+    this.#subscription = this.#ctx.runtime.eventsOf(sessionId).subscribe({
       next: (e) => this.#sessionEvent(e),
       // The store failed (C16): say so, then close with "try again later"; a client that
       // reconnects with last_seq resumes from what was committed.
@@ -260,52 +257,17 @@ export class Connection {
         );
       },
     });
-    // The attach point: the latest seq before the session is created or activated, so a
-    // new session's own first events follow init_ack.
-    const before = await runtime.status(sessionId);
-    if (this.#gone()) return;
-    const status = await runtime.open(sessionId, { kind });
-    if (this.#gone()) return;
-    if (status.kind === 'onboarding' && status.state === 'created') {
-      // Another connection may have started it meanwhile: that is as good.
-      await runtime.control(sessionId, 'start').catch((error: unknown) => {
-        if (!(error instanceof InvalidMessageError)) throw error;
-      });
-      if (this.#gone()) return;
-    }
-    // An event delivered live already is not replayed: the attach point is before it.
-    const attachedAt = Math.min(before?.seq ?? 0, (this.#firstLiveSeq ?? Infinity) - 1);
-    const lastSeq = data.last_seq;
-    const missed = lastSeq === undefined || lastSeq >= attachedAt ? [] : await runtime.eventsAfter(sessionId, lastSeq);
-    if (this.#gone()) return;
-    // Resume: the stored events after the client's last_seq, up to the attach point; live
-    // events after it are already held in the gate.
-    const replay = missed.filter((e) => e.seq <= attachedAt).map(frameOf);
-    const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
+    const attachment = await attachSession(this.#ctx.runtime, sessionId, data, {
+      firstLiveSeq: () => this.#firstLiveSeq,
+      gone: () => this.#gone(),
+      maxFrameBytes: this.#ctx.maxFrameBytes,
+    });
+    if (!attachment || this.#gone()) return;
     clearTimeout(this.#attachTimer);
-    this.#ctx.logger.debug({ sessionId, kind }, 'attached');
+    this.#ctx.logger.debug({ sessionId, kind: data.worker_type ?? 'agent' }, 'attached');
     this.#attached = true;
     this.#ctx.attached(sessionId);
-    this.#toGate({
-      type: 'attached',
-      ack: {
-        type: 'init_ack',
-        seq: 0,
-        data: {
-          session_id: sessionId,
-          state: wireState(status),
-          server_caps: {
-            protocol_version: PROTOCOL_VERSION,
-            supports_resume: true,
-            supports_delta: true,
-            max_frame_size: this.#ctx.maxFrameBytes,
-          },
-          seq: attachedAt,
-          ...(lastSeq !== undefined && { resume: { from: lastSeq, replayed: replay.length, complete } }),
-        },
-      },
-      replay,
-    });
+    this.#toGate({ type: 'attached', ...attachment });
     // The frames that arrived meanwhile, in arrival order, as if they arrived now.
     const waiting = this.#waiting ?? [];
     this.#waiting = undefined;
@@ -454,7 +416,6 @@ export class Connection {
   }
 }
 
-const frameOf = (e: SessionEvent): OutboundFrame => ({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq });
 const codeOf = (error: unknown): string => (error instanceof BatonError ? error.code : 'INTERNAL_ERROR');
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 

@@ -41,7 +41,7 @@ interface Slot {
  *
  * @example
  * const replies = new Replies((frame) => connection.send(frame));
- * replies.later(runtime.send(id, input), { answer: (receipt) => [ackOf(receipt)], fail, internal });
+ * replies.later(() => runtime.send(id, input), { answer: (receipt) => [ackOf(receipt)], fail, internal });
  * runtime.eventsOf(id).subscribe((e) => replies.session(frameOf(e))); // held until the ack is out
  */
 export class Replies {
@@ -62,10 +62,20 @@ export class Replies {
     else this.#slots.push({ frames, barrier: false, heldBefore: this.#heldCount });
   }
 
-  /** An answer the promise settles, written in its turn. */
-  later<T>(promise: Promise<T>, how: Answer<T>): void {
+  /**
+   * An answer `call` settles, written in its turn. The slot is taken before `call` runs, so
+   * session frames the call publishes at once are held behind the answer too; a `call` that
+   * throws is a rejection.
+   */
+  later<T>(call: () => Promise<T>, how: Answer<T>): void {
     const slot: Slot = { frames: undefined, barrier: how.barrier ?? false, heldBefore: 0 };
     this.#slots.push(slot);
+    let promise: Promise<T>;
+    try {
+      promise = call();
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
     promise
       .then(
         (value) => how.answer(value),

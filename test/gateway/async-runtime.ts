@@ -10,8 +10,9 @@ import type { SessionEvent } from '../../src/runtime/types.ts';
  * are still claimed at the call (C1).
  *
  * `gate`, when given, holds `status` and `open` until it settles (it may reject, as a failing
- * store does). `calls` records the calls in order; `subscriptions()` counts live `eventsOf`
- * subscriptions, so a test can see one leak.
+ * store does). `calls` records the calls in order and `called(name)` resolves at the first
+ * call of that name; `subscriptions()` counts live `eventsOf` subscriptions, so a test can
+ * see one leak.
  */
 export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } = {}) {
   const queue: (() => void)[] = [];
@@ -34,6 +35,16 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
     );
   const gated = <T>(call: () => Promise<T>): Promise<T> => (gate ? gate.then(() => lagged(call())) : lagged(call()));
   const calls: string[] = [];
+  const waiters: { name: string; resolve: () => void }[] = [];
+  const record = (call: string) => {
+    calls.push(call);
+    for (const waiter of waiters.filter((w) => call.split(' ')[0] === w.name)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  };
+  const called = (name: string) =>
+    calls.some((call) => call.split(' ')[0] === name) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ name, resolve }));
   let subscriptions = 0;
   const relay = (source: Observable<SessionEvent>, counted: boolean) =>
     new Observable<SessionEvent>((subscriber) => {
@@ -52,27 +63,27 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
 
   const runtime: Runtime = {
     send: (sessionId, input, options) => {
-      calls.push(`send ${input.content}`);
+      record(`send ${input.content}`);
       return lagged(inner.send(sessionId, input, options));
     },
     respond: (sessionId, answer) => {
-      calls.push(`respond ${answer.questionId}`);
+      record(`respond ${answer.questionId}`);
       return lagged(inner.respond(sessionId, answer));
     },
     control: (sessionId, action) => {
-      calls.push(`control ${action}`);
+      record(`control ${action}`);
       return lagged(inner.control(sessionId, action));
     },
     open: (sessionId, options) => {
-      calls.push('open');
+      record('open');
       return gated(() => inner.open(sessionId, options));
     },
     status: (sessionId) => {
-      calls.push('status');
+      record('status');
       return gated(() => inner.status(sessionId));
     },
     eventsAfter: (sessionId, seq) => {
-      calls.push('eventsAfter');
+      record('eventsAfter');
       return lagged(inner.eventsAfter(sessionId, seq));
     },
     eventsOf: (sessionId) => relay(inner.eventsOf(sessionId), true),
@@ -84,7 +95,7 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
     shutdown: (options) => inner.shutdown(options),
     health: () => inner.health(),
   };
-  return { runtime, calls, subscriptions: () => subscriptions };
+  return { runtime, calls, called, subscriptions: () => subscriptions };
 }
 
 /** A promise the test settles by hand. */
