@@ -24,6 +24,19 @@ const CORK_FLUSH_BYTES = 16 * 1024;
  */
 export const MAX_FRAMES_BEFORE_ACK = 64;
 
+/**
+ * Owed answers at which the connection stops reading its socket, until they are down to a
+ * quarter of it: a client pipelining faster than the runtime answers is slowed by TCP, and
+ * nothing it sent is dropped or reordered.
+ */
+export const PAUSE_OWED_ANSWERS = 1024;
+
+/**
+ * Owed answers past which a frame closes the connection (`RATE_LIMITED`, 1008). Reading
+ * stops at {@link PAUSE_OWED_ANSWERS}, so only the rest of one socket read can get here.
+ */
+export const MAX_OWED_ANSWERS = 4 * PAUSE_OWED_ANSWERS;
+
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
   readonly runtime: Runtime;
@@ -67,7 +80,12 @@ export class Connection {
   #firstLiveSeq: number | undefined;
   /** The highest session seq written: a replayed event that also arrived live goes out once. */
   #lastSeq = 0;
-  readonly #replies = new Replies((frame) => this.send(frame));
+  readonly #replies = new Replies(
+    (frame) => this.send(frame),
+    () => this.#answered(),
+  );
+  /** Reading is paused while too many answers are owed. */
+  #paused = false;
   /** The TCP socket under the WebSocket, corked while a burst of frames is written. */
   readonly #raw: Duplex | undefined;
   #corked = false;
@@ -166,6 +184,12 @@ export class Connection {
 
   /** A frame on an attached connection: the runtime is called now, in frame order (C1); its answer comes in frame order. */
   #dispatch(frame: ClientFrame | FrameProblem): void {
+    const owed = this.#replies.owed;
+    if (owed >= MAX_OWED_ANSWERS) return this.#flooded();
+    if (owed >= PAUSE_OWED_ANSWERS && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
     if (isProblem(frame)) return this.#replies.now([this.#errorFrame(frame.code, frame.message, frame.id)]);
     const { runtime } = this.#ctx;
     const id = frame.id;
@@ -188,6 +212,20 @@ export class Connection {
           (receipt) => this.#ack(id, receipt),
         );
     }
+  }
+
+  #answered(): void {
+    if (!this.#paused || this.#replies.owed > PAUSE_OWED_ANSWERS / 4) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #flooded(): void {
+    this.#ctx.logger.warn({ sessionId: this.#sessionId }, 'flooding client closed');
+    // Out of frame order on purpose: it is the last frame, and the answers it would wait behind are dropped.
+    this.send({ type: 'error', seq: 0, data: { code: 'RATE_LIMITED', message: `more than ${MAX_OWED_ANSWERS} frames awaiting an answer` } });
+    this.#ctx.metrics.error('RATE_LIMITED');
+    this.#toGate({ type: 'close', code: 1008, reason: 'RATE_LIMITED' });
   }
 
   /** The answer to frame `id` once the runtime settles it; a rejection is a typed error naming the frame. */

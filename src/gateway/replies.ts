@@ -46,14 +46,22 @@ interface Slot {
  */
 export class Replies {
   readonly #write: (frame: OutboundFrame) => void;
+  readonly #written: () => void;
   readonly #slots: Slot[] = [];
   #held: OutboundFrame[] = [];
   /** Session frames ever held, and ever released: positions in one sequence. */
   #heldCount = 0;
   #releasedCount = 0;
 
-  constructor(write: (frame: OutboundFrame) => void) {
+  /** `written` is told each time owed answers went out (for a reader paused while many were owed). */
+  constructor(write: (frame: OutboundFrame) => void, written: () => void = () => {}) {
     this.#write = write;
+    this.#written = written;
+  }
+
+  /** Answers owed and not yet written (settled or not). */
+  get owed(): number {
+    return this.#slots.length;
   }
 
   /** An answer known now: written at once, or behind the answers still owed. */
@@ -114,5 +122,6 @@ export class Replies {
       slot.frames.forEach((frame) => this.#write(frame));
     }
     if (this.#slots.length === 0) this.release();
+    this.#written();
   }
 }

@@ -4,8 +4,12 @@
  * order, and a connection that goes away mid-handshake leaves nothing behind (C9, C1, C15).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { StoreUnavailableError, type Runtime } from '../../src/index.ts';
-import { MAX_FRAMES_BEFORE_ACK } from '../../src/gateway/connection.ts';
+import { createRuntime, StoreUnavailableError, type Runtime } from '../../src/index.ts';
+import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
+import type { WebSocket } from 'ws';
+import { Connection, MAX_FRAMES_BEFORE_ACK, MAX_OWED_ANSWERS, PAUSE_OWED_ANSWERS, type ConnectionContext } from '../../src/gateway/connection.ts';
+import { GatewayMetrics } from '../../src/gateway/metrics.ts';
 import type { GatewayOptions } from '../../src/gateway/index.ts';
 import { settle } from '../helpers.ts';
 import { asyncRuntime, deferred } from './async-runtime.ts';
@@ -32,6 +36,45 @@ function unhandledRejections() {
     process.off('unhandledRejection', record);
   });
   return seen;
+}
+
+/** A socket that hands every frame over at once and records what is sent and how it closes. */
+class InstantSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  readonly sent: { type: string; data: Record<string, unknown> }[] = [];
+  closedWith: [number, string] | undefined;
+  send(text: string) {
+    this.sent.push(JSON.parse(text).event);
+  }
+  close(code: number, reason: string) {
+    this.closedWith ??= [code, reason];
+    this.readyState = 3;
+  }
+  pause() {}
+  resume() {}
+  receive(type: string, data: Record<string, unknown>) {
+    this.emit('message', Buffer.from(JSON.stringify({ version: 'aep/v1', id: `c${Math.random()}`, event: { type, data } })), false);
+  }
+}
+
+function connectionContext(runtime: Runtime): ConnectionContext {
+  return {
+    runtime,
+    token: undefined,
+    maxFrameBytes: 32768,
+    initTimeoutMs: 30000,
+    maxBufferedBytes: 1 << 20,
+    rateLimit: { perSecond: 100, burst: 100 },
+    metrics: new GatewayMetrics(runtime),
+    logger: pino({ level: 'silent' }),
+    closing: () => false,
+    overloaded: () => undefined,
+    attached: () => undefined,
+    detached: () => undefined,
+    closed: () => undefined,
+  };
 }
 
 const index = (frames: Frame[], match: (f: Frame) => boolean) => frames.findIndex(match);
@@ -191,6 +234,52 @@ describe('answers in frame order over an asynchronous runtime', () => {
     for (const id of ids) expect(index(client.frames, ackOf(id))).toBeLessThan(pong);
     expect(index(client.frames, (f) => f.event.type === 'error' && f.event.data.event_id === rejected)).toBeLessThan(pong);
     await client.close();
+  });
+
+  it(`C15: a client pipelining faster than the runtime answers is read no further past ${PAUSE_OWED_ANSWERS} owed answers, and loses nothing`, async () => {
+    const stall = deferred();
+    let stalled = false;
+    let stalledCalls = 0;
+    const { url } = await gateway({
+      serve: (runtime: Runtime) => {
+        const inner = asyncRuntime(runtime).runtime;
+        const status = (sessionId: string) => {
+          if (!stalled) return inner.status(sessionId);
+          stalledCalls++;
+          return stall.promise.then(() => inner.status(sessionId));
+        };
+        return { ...inner, status };
+      },
+    });
+    const { client } = await Client.attach(url);
+    stalled = true;
+    const pings = 3 * PAUSE_OWED_ANSWERS;
+    for (let i = 0; i < pings; i++) client.send('ping');
+    while (stalledCalls < PAUSE_OWED_ANSWERS) await settle();
+    for (let i = 0; i < 20; i++) await settle();
+    expect(stalledCalls).toBeLessThan(pings); // the rest wait in TCP buffers, not in the gateway
+    stall.resolve();
+    for (let i = 0; i < pings; i++) await client.type('pong');
+    expect(client.frames.filter((f) => f.event.type === 'error')).toEqual([]);
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    await client.close();
+  });
+
+  it(`C15: a frame past ${MAX_OWED_ANSWERS} owed answers closes the connection with RATE_LIMITED and 1008`, async () => {
+    // A socket that delivers every frame at once, whatever pause() says: the last line of defence.
+    const socket = new InstantSocket();
+    const runtime = createRuntime({ agent: async () => {} });
+    let stalled = false;
+    const status: Runtime['status'] = (sessionId) => (stalled ? new Promise(() => {}) : runtime.status(sessionId));
+    new Connection(socket as unknown as WebSocket, connectionContext({ ...runtime, status }));
+    socket.receive('init', { version: 'aep/v1', session_id: 's' });
+    while (!socket.sent.some((e) => e.type === 'init_ack')) await settle();
+    stalled = true;
+    for (let i = 0; i <= MAX_OWED_ANSWERS; i++) socket.receive('ping', {});
+    await settle();
+    expect(socket.closedWith).toEqual([1008, 'RATE_LIMITED']);
+    expect(socket.sent.at(-1)).toMatchObject({ type: 'error', data: { code: 'RATE_LIMITED' } });
+    await runtime.shutdown({ drainMs: 0 });
   });
 
   it('C8: resume mid-turn replays what the client missed: nothing missed, nothing repeated', async () => {
