@@ -37,6 +37,13 @@ export const PAUSE_OWED_ANSWERS = 1024;
  */
 export const MAX_OWED_ANSWERS = 4 * PAUSE_OWED_ANSWERS;
 
+/**
+ * How long a connection whose session went away (deleted, its store failed, shutdown) waits
+ * for the answers it still owes — the refusals of inputs a failed commit did not take —
+ * before it closes.
+ */
+export const END_GRACE_MS = 1000;
+
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
   readonly runtime: Runtime;
@@ -86,6 +93,9 @@ export class Connection {
   );
   /** Reading is paused while too many answers are owed. */
   #paused = false;
+  /** The session went away: why, for the frames that still arrive before the close. */
+  #ended: { code: string; message: string } | undefined;
+  #endTimer: ReturnType<typeof setTimeout> | undefined;
   /** The TCP socket under the WebSocket, corked while a burst of frames is written. */
   readonly #raw: Duplex | undefined;
   #corked = false;
@@ -184,6 +194,8 @@ export class Connection {
 
   /** A frame on an attached connection: the runtime is called now, in frame order (C1); its answer comes in frame order. */
   #dispatch(frame: ClientFrame | FrameProblem): void {
+    // The session is gone and the close follows: refuse by name, so the client may send it again later.
+    if (this.#ended) return this.#replies.now([this.#errorFrame(this.#ended.code, this.#ended.message, frame.id)]);
     const owed = this.#replies.owed;
     if (owed >= MAX_OWED_ANSWERS) return this.#flooded();
     if (owed >= PAUSE_OWED_ANSWERS && !this.#paused) {
@@ -282,17 +294,14 @@ export class Connection {
       // The store failed (C16): say so, then close with "try again later"; a client that
       // reconnects with last_seq resumes from what was committed.
       error: (error: unknown) => {
+        const [code, message] = [codeOf(error), messageOf(error)];
         // Mid-handshake the error is the handshake's answer; the session is not deleted.
-        if (!this.#attached) return this.#reject({ code: codeOf(error), message: messageOf(error), closeCode: 1013 });
-        this.#replies.release();
-        this.send({ type: 'error', seq: 0, data: { code: codeOf(error), message: messageOf(error) } });
-        this.#toGate({ type: 'close', code: 1013, reason: 'store unavailable' });
+        if (!this.#attached) return this.#reject({ code, message, closeCode: 1013 });
+        this.#end({ code, message }, [{ type: 'error', seq: 0, data: { code, message } }], { code: 1013, reason: 'store unavailable' });
       },
       complete: () => {
-        this.#replies.release();
-        this.#toGate(
-          this.#ctx.closing() ? { type: 'close', code: 1001, reason: 'shutdown' } : { type: 'close', code: 1000, reason: 'session deleted' },
-        );
+        if (this.#ctx.closing()) this.#end({ code: 'GATEWAY_OVERLOAD', message: 'the gateway is shutting down' }, [], { code: 1001, reason: 'shutdown' });
+        else this.#end({ code: 'SESSION_NOT_FOUND', message: 'the session was deleted' }, [], { code: 1000, reason: 'session deleted' });
       },
     });
     const attachment = await attachSession(this.#ctx.runtime, sessionId, data, {
@@ -318,6 +327,28 @@ export class Connection {
       }
     }
     this.#flushOutbox();
+  }
+
+  /**
+   * The session's stream ended: what it sent goes out, then the answers still owed (within
+   * {@link END_GRACE_MS}), then `last`, then the close.
+   */
+  #end(why: { code: string; message: string }, last: readonly OutboundFrame[], close: { code: number; reason: string }): void {
+    if (this.#ended) return;
+    this.#ended = why;
+    this.#replies.release();
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(this.#endTimer);
+      this.#replies.release();
+      last.forEach((frame) => this.send(frame));
+      this.#toGate({ type: 'close', ...close });
+    };
+    this.#endTimer = setTimeout(finish, END_GRACE_MS);
+    this.#endTimer.unref?.();
+    this.#replies.afterOwed(finish);
   }
 
   #attachFailed(error: unknown): void {
@@ -444,6 +475,7 @@ export class Connection {
 
   #cleanup(): void {
     clearTimeout(this.#attachTimer);
+    clearTimeout(this.#endTimer);
     this.#waiting = undefined;
     this.#subscription?.unsubscribe();
     if (this.#attached) this.#ctx.detached(this.#sessionId);

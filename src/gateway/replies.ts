@@ -52,6 +52,8 @@ export class Replies {
   /** Session frames ever held, and ever released: positions in one sequence. */
   #heldCount = 0;
   #releasedCount = 0;
+  /** Called once nothing is owed any more. */
+  #whenClear: (() => void)[] = [];
 
   /** `written` is told each time owed answers went out (for a reader paused while many were owed). */
   constructor(write: (frame: OutboundFrame) => void, written: () => void = () => {}) {
@@ -98,6 +100,12 @@ export class Replies {
       });
   }
 
+  /** Calls `then` once every owed answer is written: at once if none is owed. */
+  afterOwed(then: () => void): void {
+    if (this.#slots.length === 0) then();
+    else this.#whenClear.push(then);
+  }
+
   /** A session event for this connection: written now, unless an answer is owed. */
   session(frame: OutboundFrame): void {
     if (this.#slots.length === 0 && this.#held.length === 0) return this.#write(frame);
@@ -121,7 +129,10 @@ export class Replies {
       if (slot.barrier) this.release(slot.heldBefore);
       slot.frames.forEach((frame) => this.#write(frame));
     }
-    if (this.#slots.length === 0) this.release();
+    if (this.#slots.length === 0) {
+      this.release();
+      this.#whenClear.splice(0).forEach((then) => then());
+    }
     this.#written();
   }
 }

@@ -4,11 +4,12 @@
  * order, and a connection that goes away mid-handshake leaves nothing behind (C9, C1, C15).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, StoreUnavailableError, type Runtime } from '../../src/index.ts';
+import { Observable } from 'rxjs';
+import { createRuntime, StoreUnavailableError, type Receipt, type Runtime, type SessionEvent } from '../../src/index.ts';
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { WebSocket } from 'ws';
-import { Connection, MAX_FRAMES_BEFORE_ACK, MAX_OWED_ANSWERS, PAUSE_OWED_ANSWERS, type ConnectionContext } from '../../src/gateway/connection.ts';
+import { Connection, END_GRACE_MS, MAX_FRAMES_BEFORE_ACK, MAX_OWED_ANSWERS, PAUSE_OWED_ANSWERS, type ConnectionContext } from '../../src/gateway/connection.ts';
 import { GatewayMetrics } from '../../src/gateway/metrics.ts';
 import type { GatewayOptions } from '../../src/gateway/index.ts';
 import { settle } from '../helpers.ts';
@@ -280,6 +281,65 @@ describe('answers in frame order over an asynchronous runtime', () => {
     expect(socket.closedWith).toEqual([1008, 'RATE_LIMITED']);
     expect(socket.sent.at(-1)).toMatchObject({ type: 'error', data: { code: 'RATE_LIMITED' } });
     await runtime.shutdown({ drainMs: 0 });
+  });
+
+  it('C16: when the store fails, the answers still owed go out before error{INTERNAL_ERROR} and the close (1013)', async () => {
+    const receipt = deferred<Receipt>();
+    const sent = deferred();
+    let fail!: (error: unknown) => void;
+    const { url } = await gateway({
+      serve: (runtime: Runtime) => ({
+        ...runtime,
+        send: () => {
+          sent.resolve();
+          return receipt.promise;
+        },
+        eventsOf: (sessionId: string) =>
+          new Observable<SessionEvent>((subscriber) => {
+            fail = (error) => subscriber.error(error);
+            const inner = runtime.eventsOf(sessionId).subscribe(subscriber);
+            return () => inner.unsubscribe();
+          }),
+      }),
+    });
+    const { client } = await Client.attach(url, { session_id: 'full-disk' });
+    const id = client.send('input', { content: 'lost?' });
+    await sent.promise;
+    const error = new StoreUnavailableError('full-disk', new Error('disk full'));
+    fail(error);
+    receipt.resolve({ status: 'rejected', code: error.code, error });
+    expect(await client.closed).toEqual({ code: 1013, reason: 'store unavailable' });
+    const errors = client.frames.filter((f) => f.event.type === 'error').map((f) => f.event.data);
+    expect(errors.map((e) => [e.code, e.event_id])).toEqual([
+      ['INTERNAL_ERROR', id],
+      ['INTERNAL_ERROR', undefined],
+    ]);
+  });
+
+  it(`closes a connection whose session went away after ${END_GRACE_MS} ms even if an answer is still owed`, async () => {
+    let fail!: (error: unknown) => void;
+    const sent = deferred();
+    const { url } = await gateway({
+      serve: (runtime: Runtime) => ({
+        ...runtime,
+        send: () => {
+          sent.resolve();
+          return new Promise<never>(() => {});
+        },
+        eventsOf: (sessionId: string) =>
+          new Observable<SessionEvent>((subscriber) => {
+            fail = (error) => subscriber.error(error);
+            return runtime.eventsOf(sessionId).subscribe(subscriber);
+          }),
+      }),
+    });
+    const { client } = await Client.attach(url);
+    client.send('input', { content: 'never answered' });
+    await sent.promise;
+    const started = Date.now();
+    fail(new StoreUnavailableError('x', new Error('disk full')));
+    expect(await client.closed).toEqual({ code: 1013, reason: 'store unavailable' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(END_GRACE_MS - 50);
   });
 
   it('C8: resume mid-turn replays what the client missed: nothing missed, nothing repeated', async () => {
