@@ -53,7 +53,7 @@ export class Replies {
   #heldCount = 0;
   #releasedCount = 0;
   /** Called once nothing is owed any more. */
-  #whenClear: (() => void)[] = [];
+  readonly #whenClear: (() => void)[] = [];
 
   /** `written` is told each time owed answers went out (for a reader paused while many were owed). */
   constructor(write: (frame: OutboundFrame) => void, written: () => void = () => {}) {

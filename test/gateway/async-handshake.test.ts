@@ -5,13 +5,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Observable } from 'rxjs';
-import { createRuntime, StoreUnavailableError, type Receipt, type Runtime, type SessionEvent } from '../../src/index.ts';
+import { createRuntime, StoreUnavailableError, type Receipt, type Runtime, type SessionEvent, type Turn } from '../../src/index.ts';
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { WebSocket } from 'ws';
 import { Connection, END_GRACE_MS, MAX_FRAMES_BEFORE_ACK, MAX_OWED_ANSWERS, PAUSE_OWED_ANSWERS, type ConnectionContext } from '../../src/gateway/connection.ts';
 import { GatewayMetrics } from '../../src/gateway/metrics.ts';
 import type { GatewayOptions } from '../../src/gateway/index.ts';
+import { MAX_HELD_SESSION_FRAMES } from '../../src/gateway/replies.ts';
 import { settle } from '../helpers.ts';
 import { asyncRuntime, deferred } from './async-runtime.ts';
 import { Client, gatewayPerTest, type Frame } from './client.ts';
@@ -340,6 +341,38 @@ describe('answers in frame order over an asynchronous runtime', () => {
     fail(new StoreUnavailableError('x', new Error('disk full')));
     expect(await client.closed).toEqual({ code: 1013, reason: 'store unavailable' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(END_GRACE_MS - 50);
+  });
+
+  it(`holds session frames behind an owed answer only up to ${MAX_HELD_SESSION_FRAMES} of them`, async () => {
+    let stalled = false;
+    const pinged = deferred();
+    let emit!: (text: string) => void;
+    const agent = (turn: Turn) =>
+      new Promise<void>((resolve) => {
+        emit = (text) => turn.emit(text);
+        turn.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    const stalling = (runtime: Runtime): Runtime => ({
+      ...runtime,
+      status: (sessionId) => {
+        if (!stalled) return runtime.status(sessionId);
+        pinged.resolve();
+        return new Promise<never>(() => {});
+      },
+    });
+    const { url } = await gateway({ runtime: { agent }, serve: stalling });
+    const { client } = await Client.attach(url);
+    client.send('input', { content: 'go' });
+    await client.type('message.start');
+    stalled = true;
+    client.send('ping'); // its pong is owed for good: session frames wait behind it
+    await pinged.promise;
+    const deltas = () => client.frames.filter((f) => f.event.type === 'message.delta').length;
+    for (let i = 0; i < MAX_HELD_SESSION_FRAMES; i++) emit(`d${i} `);
+    while (deltas() < MAX_HELD_SESSION_FRAMES) await client.type('message.delta');
+    expect(deltas()).toBe(MAX_HELD_SESSION_FRAMES);
+    expect(client.frames.some((f) => f.event.type === 'pong')).toBe(false);
+    await client.close();
   });
 
   it('C8: resume mid-turn replays what the client missed: nothing missed, nothing repeated', async () => {
