@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, MemoryStore, type Store } from '../src/index.ts';
+import { createRuntime, MemoryStore, type Receipt, type Store } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 
 const gc = () => {
@@ -22,15 +22,24 @@ const heap = () => {
   return process.memoryUsage().heapUsed;
 };
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+const accepted = (receipts: readonly Receipt[]) => {
+  const refused = receipts.find((receipt) => receipt.status !== 'accepted');
+  if (refused) throw new Error(`bench input rejected: ${refused.code}`);
+};
 
 /** `sessions` sessions with one turn each, then idle, then passivated: heap per session at each point. */
 async function footprint(sessions: number, store: Store, progress: (text: string) => void) {
   const clock = new SimulatedClock();
   const before = heap();
   const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, clock, idleTimeoutMs: 60_000, maxLiveSessions: sessions, store });
+  // Sent without awaiting each (every session is claimed at the call); the receipts are
+  // awaited ten thousand at a time, so holding them costs little and is over before measuring.
+  let receipts: Promise<Receipt>[] = [];
   for (let i = 0; i < sessions; i++) {
-    runtime.send(`s${i}`, { id: 'm1', content: 'hello' });
-    if (i % 10_000 === 9_999) {
+    receipts.push(runtime.send(`s${i}`, { id: 'm1', content: 'hello' }));
+    if (i % 10_000 === 9_999 || i === sessions - 1) {
+      accepted(await Promise.all(receipts));
+      receipts = [];
       progress(`${i + 1} sessions`);
       await settle();
     }
@@ -75,7 +84,7 @@ async function reactivate(path: string, count: number): Promise<number> {
   const store = new SqliteStore(path);
   const runtime = createRuntime({ agent: async () => 'ok', debounceMs: 0, store });
   const start = performance.now();
-  for (let i = 0; i < count; i++) runtime.open(`s${i}`);
+  for (let i = 0; i < count; i++) await runtime.open(`s${i}`);
   const ms = performance.now() - start;
   await runtime.shutdown({ drainMs: 0 });
   store.close();

@@ -196,12 +196,14 @@ function batonOn(name: string, makeStore: () => Store): Contender {
       });
       return {
         submit: (s, i) =>
-          new Promise<void>((resolve) => {
+          new Promise<void>((resolve, reject) => {
             const sessionId = `s${s}`;
             const id = `m${i}`;
             waiting.set(`${sessionId}/${id}`, resolve);
-            const receipt = runtime.send(sessionId, { id, content: 'x' });
-            if (receipt.status !== 'accepted') throw new Error(`bench input rejected: ${receipt.code}`);
+            // Not awaited here: the session is claimed at the call, and the input is done when its `done` comes.
+            runtime.send(sessionId, { id, content: 'x' }).then((receipt) => {
+              if (receipt.status !== 'accepted') reject(new Error(`bench input rejected: ${receipt.code}`));
+            }, reject);
           }),
         close: async () => {
           await runtime.shutdown({ drainMs: 0 });
@@ -246,9 +248,11 @@ export async function transactionsPerTurn(lengths: readonly number[], perTick: n
     if (e.type === 'done') done?.();
   });
   const turn = async (id: string) => {
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
       done = resolve;
-      runtime.send('tx', { id, content: 'x' });
+      runtime.send('tx', { id, content: 'x' }).then((receipt) => {
+        if (receipt.status !== 'accepted') reject(new Error(`bench input rejected: ${receipt.code}`));
+      }, reject);
     });
     // Let the step after `done` (the machine going idle) commit too.
     await nextTick();

@@ -77,14 +77,16 @@ export const baton: Contender = {
     });
     return {
       submit: (s, i) =>
-        new Promise<void>((resolve) => {
+        new Promise<void>((resolve, reject) => {
           const sessionId = `s${s}`;
           const id = `m${i}`;
           let forSession = waiting.get(sessionId);
           if (!forSession) waiting.set(sessionId, (forSession = new Map()));
           forSession.set(id, resolve);
-          const receipt = runtime.send(sessionId, { id, content: 'x' });
-          if (receipt.status !== 'accepted') throw new Error(`bench input rejected: ${receipt.code}`);
+          // Not awaited here: the session is claimed at the call, and the input is done when its `done` comes.
+          runtime.send(sessionId, { id, content: 'x' }).then((receipt) => {
+            if (receipt.status !== 'accepted') reject(new Error(`bench input rejected: ${receipt.code}`));
+          }, reject);
         }),
       close: () => runtime.shutdown({ drainMs: 0 }),
     };

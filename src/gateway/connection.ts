@@ -6,14 +6,43 @@ import type { Subscription } from 'rxjs';
 import { connectionMachine, type ConnectionEvent, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
 import { BatonError, StoreUnavailableError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { Receipt, SessionStatus } from '../runtime/types.ts';
+import type { Receipt, SessionEvent } from '../runtime/types.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { attachSession, frameOf, type InitData } from './attach.ts';
+import { Replies } from './replies.ts';
+import { wireState } from './wire-state.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Logger } from 'pino';
 
 /** Corked frames are flushed early past this many bytes (a burst of errors, a replay). */
 const CORK_FLUSH_BYTES = 16 * 1024;
+
+/**
+ * Client frames that may wait for the session to be attached; one more fails the handshake
+ * (`RATE_LIMITED`, close 1008), so a flood before `init_ack` costs bounded memory.
+ */
+export const MAX_FRAMES_BEFORE_ACK = 64;
+
+/**
+ * Owed answers at which the connection stops reading its socket, until they are down to a
+ * quarter of it: a client pipelining faster than the runtime answers is slowed by TCP, and
+ * nothing it sent is dropped or reordered.
+ */
+export const PAUSE_OWED_ANSWERS = 1024;
+
+/**
+ * Owed answers past which a frame closes the connection (`RATE_LIMITED`, 1008). Reading
+ * stops at {@link PAUSE_OWED_ANSWERS}, so only the rest of one socket read can get here.
+ */
+export const MAX_OWED_ANSWERS = 4 * PAUSE_OWED_ANSWERS;
+
+/**
+ * How long a connection whose session went away (deleted, its store failed, shutdown) waits
+ * for the answers it still owes — the refusals of inputs a failed commit did not take —
+ * before it closes.
+ */
+export const END_GRACE_MS = 1000;
 
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
@@ -51,6 +80,22 @@ export class Connection {
   #throttled = false;
   #attached = false;
   #outbox: OutboundFrame[] = [];
+  /** Client frames that arrived while the session was being attached; `undefined` outside the attach. */
+  #waiting: (ClientFrame | FrameProblem)[] | undefined;
+  #attachTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The seq of the first session event delivered live: the attach point is before it. */
+  #firstLiveSeq: number | undefined;
+  /** The highest session seq written: a replayed event that also arrived live goes out once. */
+  #lastSeq = 0;
+  readonly #replies = new Replies(
+    (frame) => this.send(frame),
+    () => this.#answered(),
+  );
+  /** Reading is paused while too many answers are owed. */
+  #paused = false;
+  /** The session went away: why, for the frames that still arrive before the close. */
+  #ended: { code: string; message: string } | undefined;
+  #endTimer: ReturnType<typeof setTimeout> | undefined;
   /** The TCP socket under the WebSocket, corked while a burst of frames is written. */
   readonly #raw: Duplex | undefined;
   #corked = false;
@@ -103,18 +148,22 @@ export class Connection {
       frame = text === null ? { code: 'INVALID_MESSAGE', message: 'binary frames are not supported' } : parseFrame(text);
       this.#handle(frame);
     } catch (error) {
-      // C15: a bug in handling one frame must not take the process down.
-      this.#ctx.logger.error({ err: error }, 'frame handling failed');
-      if (this.#actor.getSnapshot().value === 'handshaking') {
-        this.#reject({ code: 'INTERNAL_ERROR', message: 'the handshake could not be completed' });
-      } else {
-        // Named, so a client can settle the input it sent (C15).
-        this.#error('INTERNAL_ERROR', 'the frame could not be handled', frame?.id);
-      }
+      this.#failed(error, frame);
     }
     // Whatever answers this frame goes out before the next frame is read: ws closes the
     // socket on an oversized frame (1009) before any microtask would run.
     this.#flushOutbox();
+  }
+
+  /** C15: a bug in handling one frame must not take the process down. */
+  #failed(error: unknown, frame: ClientFrame | FrameProblem | undefined): void {
+    this.#ctx.logger.error({ err: error }, 'frame handling failed');
+    if (this.#actor.getSnapshot().value === 'handshaking' && !this.#attached) {
+      this.#reject({ code: 'INTERNAL_ERROR', message: 'the handshake could not be completed' });
+    } else {
+      // Named, so a client can settle the input it sent (C15).
+      this.#replies.now([this.#errorFrame('INTERNAL_ERROR', 'the frame could not be handled', frame?.id)]);
+    }
   }
 
   #handle(frame: ClientFrame | FrameProblem): void {
@@ -125,24 +174,86 @@ export class Connection {
       if (frame.type !== 'init') return this.#reject({ code: 'PROTOCOL_VIOLATION', message: `the first frame must be init, got ${frame.type}` });
       return this.#handshake(frame);
     }
-    if (isProblem(frame)) return this.#error(frame.code, frame.message, frame.id);
+    if (this.#waiting) return this.#wait(frame);
+    this.#dispatch(frame);
+  }
+
+  /**
+   * A frame that arrives while the session is being attached waits for it, in arrival order
+   * (a command must not overtake the input before it). The wait is bounded: a client that
+   * floods before `init_ack` fails its handshake instead of growing this queue.
+   */
+  #wait(frame: ClientFrame | FrameProblem): void {
+    const waiting = this.#waiting!;
+    if (waiting.length < MAX_FRAMES_BEFORE_ACK) {
+      waiting.push(frame);
+      return;
+    }
+    this.#reject({ code: 'RATE_LIMITED', message: `more than ${MAX_FRAMES_BEFORE_ACK} frames before init_ack; wait for it` });
+  }
+
+  /** A frame on an attached connection: the runtime is called now, in frame order (C1); its answer comes in frame order. */
+  #dispatch(frame: ClientFrame | FrameProblem): void {
+    // The session is gone and the close follows: refuse by name, so the client may send it again later.
+    if (this.#ended) return this.#replies.now([this.#errorFrame(this.#ended.code, this.#ended.message, frame.id)]);
+    const owed = this.#replies.owed;
+    if (owed >= MAX_OWED_ANSWERS) return this.#flooded();
+    if (owed >= PAUSE_OWED_ANSWERS && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    if (isProblem(frame)) return this.#replies.now([this.#errorFrame(frame.code, frame.message, frame.id)]);
+    const { runtime } = this.#ctx;
+    const id = frame.id;
     switch (frame.type) {
       case 'init':
-        return this.#error('PROTOCOL_VIOLATION', 'already initialized', frame.id);
+        return this.#replies.now([this.#errorFrame('PROTOCOL_VIOLATION', 'already initialized', id)]);
       case 'ping':
-        return this.send({ type: 'pong', seq: 0, data: { state: this.#wireState(this.#ctx.runtime.status(this.#sessionId)) } });
+        // A barrier: what the session sent before the status was read goes out before the pong.
+        return this.#answer(id, () => runtime.status(this.#sessionId), (status) => [{ type: 'pong', seq: 0, data: { state: wireState(status) } }], true);
       case 'control':
-        return this.#control(frame.id, frame.data.action);
+        return this.#answer(id, () => runtime.control(this.#sessionId, frame.data.action), () => []);
       case 'input':
-        if (!this.#bucket.take()) return this.#error('RATE_LIMITED', 'too many inputs; slow down', frame.id);
-        return this.#ack(frame.id, this.#ctx.runtime.send(this.#sessionId, withMetadata(frame)));
+        if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
+        return this.#answer(id, () => runtime.send(this.#sessionId, withMetadata(frame)), (receipt) => this.#ack(id, receipt));
       case 'question_response':
-        if (!this.#bucket.take()) return this.#error('RATE_LIMITED', 'too many inputs; slow down', frame.id);
-        return this.#ack(
-          frame.id,
-          this.#ctx.runtime.respond(this.#sessionId, { id: frame.id, questionId: frame.data.id, answers: frame.data.answers }),
+        if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
+        return this.#answer(
+          id,
+          () => runtime.respond(this.#sessionId, { id, questionId: frame.data.id, answers: frame.data.answers }),
+          (receipt) => this.#ack(id, receipt),
         );
     }
+  }
+
+  #answered(): void {
+    if (!this.#paused || this.#replies.owed > PAUSE_OWED_ANSWERS / 4) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #flooded(): void {
+    this.#ctx.logger.warn({ sessionId: this.#sessionId }, 'flooding client closed');
+    // Out of frame order on purpose: it is the last frame, and the answers it would wait behind are dropped.
+    this.send({ type: 'error', seq: 0, data: { code: 'RATE_LIMITED', message: `more than ${MAX_OWED_ANSWERS} frames awaiting an answer` } });
+    this.#ctx.metrics.error('RATE_LIMITED');
+    this.#toGate({ type: 'close', code: 1008, reason: 'RATE_LIMITED' });
+  }
+
+  /** The answer to frame `id` once the runtime settles it; a rejection is a typed error naming the frame. */
+  #answer<T>(id: string, call: () => Promise<T>, answer: (value: T) => readonly OutboundFrame[], barrier = false): void {
+    this.#replies.later(call, {
+      answer,
+      fail: (error) => {
+        if (!(error instanceof BatonError)) this.#ctx.logger.error({ err: error }, 'runtime call failed');
+        return [this.#errorFrame(codeOf(error), messageOf(error), id)];
+      },
+      internal: (error) => {
+        this.#ctx.logger.error({ err: error }, 'answer failed');
+        return [this.#errorFrame('INTERNAL_ERROR', 'the frame could not be handled', id)];
+      },
+      barrier,
+    });
   }
 
   #handshake(frame: Extract<ClientFrame, { type: 'init' }>): void {
@@ -160,123 +271,158 @@ export class Connection {
     const overload = this.#ctx.overloaded();
     if (overload) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: overload });
     this.#toGate({ type: 'init' });
-    const sessionId = data.session_id || `sess_${randomUUID()}`;
-    const kind = data.worker_type ?? 'agent';
-    const runtime = this.#ctx.runtime;
-    // Subscribe first, then open: everything from the attach point on is delivered, and
-    // whatever the session emits meanwhile waits behind init_ack in the gate.
-    const attachedAt = runtime.status(sessionId)?.seq ?? 0;
-    this.#sessionId = sessionId;
-    this.#subscription = runtime.eventsOf(sessionId).subscribe({
-      next: (e) => this.send({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }),
+    this.#waiting = [];
+    // The attach waits on the store; a store that never answers must not hold the connection
+    // (and what the gate holds for it) forever.
+    this.#attachTimer = setTimeout(
+      () => this.#reject({ code: 'GATEWAY_OVERLOAD', message: 'the session could not be attached in time; reconnect later', closeCode: 1013 }),
+      this.#ctx.initTimeoutMs,
+    );
+    this.#attachTimer.unref?.();
+    this.#attach(data).catch((error: unknown) => this.#attachFailed(error));
+  }
+
+  /**
+   * Subscribes, then attaches (every event from the subscription on reaches this connection,
+   * held behind init_ack by the gate), then handles the frames that arrived meanwhile. Each
+   * await may find the connection gone: then it stops, and the subscription is already undone.
+   */
+  async #attach(data: InitData): Promise<void> {
+    const sessionId = (this.#sessionId = data.session_id || `sess_${randomUUID()}`);
+    this.#subscription = this.#ctx.runtime.eventsOf(sessionId).subscribe({
+      next: (e) => this.#sessionEvent(e),
       // The store failed (C16): say so, then close with "try again later"; a client that
       // reconnects with last_seq resumes from what was committed.
       error: (error: unknown) => {
-        const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
-        const message = error instanceof Error ? error.message : String(error);
+        const [code, message] = [codeOf(error), messageOf(error)];
         // Mid-handshake the error is the handshake's answer; the session is not deleted.
         if (!this.#attached) return this.#reject({ code, message, closeCode: 1013 });
-        this.send({ type: 'error', seq: 0, data: { code, message } });
-        this.#toGate({ type: 'close', code: 1013, reason: 'store unavailable' });
+        this.#end({ code, message }, [{ type: 'error', seq: 0, data: { code, message } }], { code: 1013, reason: 'store unavailable' });
       },
-      complete: () =>
-        this.#toGate(
-          this.#ctx.closing() ? { type: 'close', code: 1001, reason: 'shutdown' } : { type: 'close', code: 1000, reason: 'session deleted' },
-        ),
+      complete: () => {
+        if (this.#ctx.closing()) this.#end({ code: 'GATEWAY_OVERLOAD', message: 'the gateway is shutting down' }, [], { code: 1001, reason: 'shutdown' });
+        else this.#end({ code: 'SESSION_NOT_FOUND', message: 'the session was deleted' }, [], { code: 1000, reason: 'session deleted' });
+      },
     });
-    let status: SessionStatus;
-    try {
-      status = runtime.open(sessionId, { kind });
-    } catch (error) {
-      this.#subscription.unsubscribe();
-      const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
-      const retry = error instanceof StoreUnavailableError ? { closeCode: 1013 } : {};
-      return this.#reject({ code, message: error instanceof Error ? error.message : String(error), ...retry });
-    }
-    if (status.kind === 'onboarding' && status.state === 'created') runtime.control(sessionId, 'start');
-    // Resume: the stored events after the client's last_seq, up to the attach point; live
-    // events after it are already held in the gate.
-    const lastSeq = data.last_seq;
-    const replay =
-      lastSeq === undefined || lastSeq >= attachedAt
-        ? []
-        : runtime
-            .eventsAfter(sessionId, lastSeq)
-            .filter((e) => e.seq <= attachedAt)
-            .map((e) => ({ type: e.type, data: e.data as Record<string, unknown>, seq: e.seq }));
-    const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
-    this.#ctx.logger.debug({ sessionId, kind }, 'attached');
+    const attachment = await attachSession(this.#ctx.runtime, sessionId, data, {
+      firstLiveSeq: () => this.#firstLiveSeq,
+      gone: () => this.#gone(),
+      maxFrameBytes: this.#ctx.maxFrameBytes,
+    });
+    if (!attachment || this.#gone()) return;
+    clearTimeout(this.#attachTimer);
+    this.#ctx.logger.debug({ sessionId, kind: data.worker_type ?? 'agent' }, 'attached');
     this.#attached = true;
     this.#ctx.attached(sessionId);
-    this.#toGate({
-      type: 'attached',
-      ack: {
-        type: 'init_ack',
-        seq: 0,
-        data: {
-          session_id: sessionId,
-          state: this.#wireState(status),
-          server_caps: {
-            protocol_version: PROTOCOL_VERSION,
-            supports_resume: true,
-            supports_delta: true,
-            max_frame_size: this.#ctx.maxFrameBytes,
-          },
-          seq: attachedAt,
-          ...(lastSeq !== undefined && { resume: { from: lastSeq, replayed: replay.length, complete } }),
-        },
-      },
-      replay,
-    });
+    this.#toGate({ type: 'attached', ...attachment });
+    // The frames that arrived meanwhile, in arrival order, as if they arrived now.
+    const waiting = this.#waiting ?? [];
+    this.#waiting = undefined;
+    for (const frame of waiting) {
+      if (this.#gone()) break;
+      try {
+        this.#dispatch(frame);
+      } catch (error) {
+        this.#failed(error, frame);
+      }
+    }
+    this.#flushOutbox();
   }
 
-  #control(id: string, action: 'stop' | 'terminate' | 'delete'): void {
-    try {
-      this.#ctx.runtime.control(this.#sessionId, action);
-    } catch (error) {
-      const code = error instanceof BatonError ? error.code : 'INTERNAL_ERROR';
-      this.#error(code, error instanceof Error ? error.message : String(error), id);
+  /**
+   * The session's stream ended: what it sent goes out, then the answers still owed (within
+   * {@link END_GRACE_MS}), then `last`, then the close.
+   */
+  #end(why: { code: string; message: string }, last: readonly OutboundFrame[], close: { code: number; reason: string }): void {
+    if (this.#ended) return;
+    this.#ended = why;
+    this.#replies.release();
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(this.#endTimer);
+      this.#replies.release();
+      last.forEach((frame) => this.send(frame));
+      this.#toGate({ type: 'close', ...close });
+    };
+    this.#endTimer = setTimeout(finish, END_GRACE_MS);
+    this.#endTimer.unref?.();
+    this.#replies.afterOwed(finish);
+  }
+
+  #attachFailed(error: unknown): void {
+    if (this.#gone() || this.#attached) {
+      this.#ctx.logger.debug({ err: error }, 'attach ended after the connection');
+      return;
     }
+    if (!(error instanceof BatonError)) this.#ctx.logger.error({ err: error }, 'attach failed');
+    // The store is unavailable: retry later (1013); the session is not deleted.
+    const retry = error instanceof StoreUnavailableError ? { closeCode: 1013 } : {};
+    this.#reject({ code: codeOf(error), message: messageOf(error), ...retry });
+  }
+
+  /** The connection will write nothing more: closed by either side, or its handshake refused. */
+  #gone(): boolean {
+    return this.#actor.getSnapshot().status !== 'active';
+  }
+
+  #sessionEvent(e: SessionEvent): void {
+    this.#firstLiveSeq ??= e.seq;
+    // Before the attach the gate holds it; after, it waits only for answers this client is owed.
+    if (this.#attached) this.#replies.session(frameOf(e));
+    else this.send(frameOf(e));
   }
 
   /** `input.ack` for inputs and answers; commands are answered by their effect instead. */
-  #ack(id: string, receipt: Receipt): void {
+  #ack(id: string, receipt: Receipt): readonly OutboundFrame[] {
     this.#ctx.metrics.input(receipt);
     if (receipt.status === 'rejected') {
       // An announced rejection already reached this client as an error event of the session,
       // naming the input (`event_id`) like the error below would.
-      if (!receipt.announced) this.#error(receipt.code ?? 'INTERNAL_ERROR', receipt.error?.message ?? 'rejected', id);
-      return;
+      if (receipt.announced) return [];
+      return [this.#errorFrame(receipt.code ?? 'INTERNAL_ERROR', receipt.error?.message ?? 'rejected', id)];
     }
-    if (receipt.mode === 'command') return;
-    this.send({
-      type: 'input.ack',
-      seq: 0,
-      data: {
-        client_message_id: id,
-        status: 'accepted',
-        duplicate: receipt.status === 'duplicate',
-        ...(receipt.mode && { input_mode: receipt.mode }),
-        durability: receipt.durability ?? 'volatile',
+    if (receipt.mode === 'command') return [];
+    return [
+      {
+        type: 'input.ack',
+        seq: 0,
+        data: {
+          client_message_id: id,
+          status: 'accepted',
+          duplicate: receipt.status === 'duplicate',
+          ...(receipt.mode && { input_mode: receipt.mode }),
+          durability: receipt.durability ?? 'volatile',
+        },
       },
-    });
+    ];
   }
 
   /** An error about one of this client's frames: to this connection only, seq 0. */
-  #error(code: string, message: string, eventId?: string): void {
+  #errorFrame(code: string, message: string, eventId?: string): OutboundFrame {
     this.#ctx.metrics.error(code);
-    this.send({ type: 'error', seq: 0, data: { code, message, ...(eventId && { event_id: eventId }) } });
+    return { type: 'error', seq: 0, data: { code, message, ...(eventId && { event_id: eventId }) } };
   }
 
   #reject(failure: HandshakeFailure): void {
+    if (this.#gone()) return;
+    clearTimeout(this.#attachTimer);
+    this.#waiting = undefined;
     this.#ctx.metrics.error(failure.code);
     this.#toGate({ type: 'reject', failure });
+    // A refused handshake attaches nothing: its subscription goes now, not at the socket's close.
+    if (!this.#attached) this.#subscription?.unsubscribe();
   }
 
   /** The only place a frame reaches the socket, called by the gate. Applies the slow-consumer rules. */
   #write(frame: OutboundFrame): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
+    if (frame.seq > 0) {
+      if (frame.seq <= this.#lastSeq) return;
+      this.#lastSeq = frame.seq;
+    }
     // Corked bytes are ours, not the client's backlog: flush them before they could count
     // against the client, and before a batch grows large.
     const limit = this.#ctx.maxBufferedBytes;
@@ -327,26 +473,10 @@ export class Connection {
     this.#raw?.uncork();
   }
 
-  #wireState(status: SessionStatus | undefined): string {
-    // Any kind whose state carries the `busy` tag is running, whatever it calls the state.
-    if (status?.busy) return 'running';
-    switch (status?.state) {
-      case undefined:
-      case 'deleted':
-        return 'deleted';
-      case 'busy':
-        return 'running';
-      case 'created':
-      case 'terminated':
-        return status.state;
-      case 'complete':
-        return 'terminated';
-      default:
-        return 'idle';
-    }
-  }
-
   #cleanup(): void {
+    clearTimeout(this.#attachTimer);
+    clearTimeout(this.#endTimer);
+    this.#waiting = undefined;
     this.#subscription?.unsubscribe();
     if (this.#attached) this.#ctx.detached(this.#sessionId);
     this.#attached = false;
@@ -355,6 +485,9 @@ export class Connection {
     this.#ctx.closed(this);
   }
 }
+
+const codeOf = (error: unknown): string => (error instanceof BatonError ? error.code : 'INTERNAL_ERROR');
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 function withMetadata(frame: Extract<ClientFrame, { type: 'input' }>) {
   const { content, metadata } = frame.data;

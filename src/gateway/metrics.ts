@@ -37,13 +37,12 @@ export class GatewayMetrics {
       help: 'Live sessions by state.',
       labelNames: ['state'] as const,
       registers: [this.registry],
-      // Counted at scrape time: nothing to keep in step on the hot path.
-      collect() {
+      // Counted at scrape time: nothing to keep in step on the hot path. A status the runtime
+      // cannot give (its store fails) leaves that session out of this scrape.
+      async collect() {
+        const statuses = await Promise.all(runtime.sessionIds().map((id) => runtime.status(id).catch(() => undefined)));
         this.reset();
-        for (const id of runtime.sessionIds()) {
-          const state = runtime.status(id)?.state;
-          if (state) this.inc({ state });
-        }
+        for (const status of statuses) if (status) this.inc({ state: status.state });
       },
     });
     runtime.events$.subscribe((event) => {

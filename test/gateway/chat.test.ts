@@ -25,9 +25,10 @@ describe('chat client: at end of input it leaves once every input it sent is ans
   it('C13: exits 0 after CONVERSATION_ALREADY_COMPLETE, which names the input it rejects', async () => {
     const { runtime, url } = await gateway();
     const complete = firstValueFrom(runtime.eventsOf('o').pipe(filter((e) => e.type === 'state' && e.data.message === 'onboarding_complete')));
-    runtime.open('o', { kind: 'onboarding' });
-    runtime.control('o', 'start');
-    ['I bake bread', 'open a second shop', 'brief'].forEach((content, i) => runtime.send('o', { id: `a${i}`, content }));
+    await runtime.open('o', { kind: 'onboarding' });
+    await runtime.control('o', 'start');
+    const receipts = await Promise.all(['I bake bread', 'open a second shop', 'brief'].map((content, i) => runtime.send('o', { id: `a${i}`, content })));
+    expect(receipts.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
     await complete;
     const { code, printed } = await pipe(url, ['one more thing', 'and another'], { sessionId: 'o', onboarding: true });
     expect(code).toBe(0);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { afterEach } from 'vitest';
-import { createRuntime, demoAgent, type RuntimeOptions } from '../../src/index.ts';
+import { createRuntime, demoAgent, type Runtime, type RuntimeOptions } from '../../src/index.ts';
 import { createGateway, type GatewayOptions } from '../../src/gateway/index.ts';
 
 export interface Frame {
@@ -16,10 +16,15 @@ export interface Frame {
 
 /** A real gateway on an ephemeral port of 127.0.0.1, with the demo agent unless told otherwise. */
 export async function startGateway(
-  options: { runtime?: Partial<RuntimeOptions>; gateway?: Partial<Omit<GatewayOptions, 'runtime'>> } = {},
+  options: {
+    runtime?: Partial<RuntimeOptions>;
+    gateway?: Partial<Omit<GatewayOptions, 'runtime'>>;
+    /** What the gateway is given instead of the runtime itself (e.g. `asyncRuntime`'s wrapper). */
+    serve?: (runtime: Runtime) => Runtime;
+  } = {},
 ) {
   const runtime = createRuntime({ agent: demoAgent({ delayMs: 1 }), debounceMs: 0, ...options.runtime });
-  const gateway = createGateway({ runtime, port: 0, ...options.gateway });
+  const gateway = createGateway({ runtime: options.serve?.(runtime) ?? runtime, port: 0, ...options.gateway });
   const { url, port } = await gateway.listen();
   return { runtime, gateway, url, port, http: `http://127.0.0.1:${port}` };
 }

@@ -1,3 +1,4 @@
+import { filter, firstValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/index.ts';
 import { Client, gatewayPerTest } from './client.ts';
@@ -36,10 +37,14 @@ describe('C15 slow consumers over a real socket', () => {
   });
 
   it('closes a client that falls further behind than maxBufferedBytes with 1013', async () => {
-    const { url } = await gateway({ runtime: { commands: { big: () => 'y'.repeat(FLOOD_BYTES) } } });
-    const { client } = await Client.attach(url);
+    const { url, runtime } = await gateway({ runtime: { commands: { big: () => 'y'.repeat(FLOOD_BYTES) } } });
+    const { client, ack } = await Client.attach(url);
+    // The command's reply comes in a step after the one that took the command: wait for it on
+    // the server's side, so that the pong is the frame written behind it.
+    const replied = firstValueFrom(runtime.eventsOf(ack.session_id).pipe(filter((e) => e.type === 'message')));
     client.ws.pause();
     client.send('input', { content: '/big' });
+    await replied;
     client.send('ping');
     client.ws.resume();
     expect(await client.closed).toEqual({ code: 1013, reason: 'slow consumer' });

@@ -152,7 +152,7 @@ import { checkMachine, formatPath } from 'baton-runtime/testing';
 
 const options: RuntimeOptions = { agent: demoAgent(), store: new MemoryStore(), busyPolicy: 'reject' };
 const runtime = createRuntime(options);
-const receipt: Receipt = runtime.send('s', { id: 'm1', content: 'hi' });
+const receipt: Receipt = await runtime.send('s', { id: 'm1', content: 'hi' });
 if (receipt.status === 'rejected' && receipt.error instanceof SessionBusyError) console.log(receipt.error.sessionId);
 runtime.eventsOf('s').subscribe((event: SessionEvent) => {
   if (event.type === 'message.delta') console.log(event.data.content.toUpperCase());

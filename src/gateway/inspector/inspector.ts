@@ -45,8 +45,15 @@ export function createInspector(
     if (streams.size > 0 && recent.length < 500) recent.push({ sessionId: event.sessionId, type: event.type, seq: event.seq, at: Date.now() });
   });
 
-  const entry = (id: string): SessionEntry | { id: string; removed: true } => {
-    const status = runtime.status(id);
+  /** A session's row; `removed` once it is gone. `undefined` if its status cannot be had now (asked again next tick). */
+  const entry = async (id: string): Promise<SessionEntry | { id: string; removed: true } | undefined> => {
+    let status;
+    try {
+      status = await runtime.status(id);
+    } catch {
+      dirty.add(id);
+      return undefined;
+    }
     if (!status) return { id, removed: true };
     const snapshot = runtime.snapshot(id) as { value?: unknown } | undefined;
     const machine = runtime.machineOf(status.kind);
@@ -62,26 +69,39 @@ export function createInspector(
       active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
     };
   };
+  const entries = async (ids: readonly string[]) => (await Promise.all(ids.map(entry))).filter((e) => e !== undefined);
   const counters = () => {
     const { turns, inputs, errors } = runtime.directory.get().context;
     return { at: Date.now(), turns, inputs, errors };
   };
   const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 
-  const timer = setInterval(() => {
+  /** Streams still being opened: what changes meanwhile must wait for them, not be cleared. */
+  let opening = 0;
+  /** The previous tick still reads statuses: this one is skipped, and its changes stay dirty for the next. */
+  let flushing = false;
+  async function flush(): Promise<void> {
     if (streams.size === 0) {
-      dirty.clear();
+      if (opening === 0) dirty.clear();
       return;
     }
-    const sessions = [...dirty].map(entry);
+    const ids = [...dirty];
     dirty.clear();
     const events = recent;
     recent = [];
+    const sessions = await entries(ids);
     for (const res of streams) {
       if (sessions.length > 0) send(res, 'sessions', sessions);
       if (events.length > 0) send(res, 'events', events);
       send(res, 'counters', counters());
     }
+  }
+  const timer = setInterval(() => {
+    if (flushing) return;
+    flushing = true;
+    flush()
+      .catch(() => {}) // a bug building one row costs this tick's rows, never the process (C15)
+      .finally(() => (flushing = false));
   }, flushMs);
   timer.unref();
 
@@ -109,10 +129,21 @@ export function createInspector(
       }
       if (path === '/inspect/events') {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-        send(res, 'sessions', runtime.sessionIds().map(entry));
-        send(res, 'counters', counters());
-        streams.add(res);
-        req.on('close', () => streams.delete(res));
+        let gone = false;
+        req.on('close', () => {
+          gone = true;
+          streams.delete(res);
+        });
+        opening++;
+        try {
+          const sessions = await entries(runtime.sessionIds());
+          if (gone) return true;
+          send(res, 'sessions', sessions);
+          send(res, 'counters', counters());
+          streams.add(res);
+        } finally {
+          opening--;
+        }
         return true;
       }
       const svg = /^\/inspect\/machine\/([\w-]+)\.svg$/.exec(path);

@@ -1,0 +1,77 @@
+import type { OutboundFrame } from '../../machines/connection.ts';
+import { InvalidMessageError } from '../errors.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { SessionEvent } from '../runtime/types.ts';
+import { PROTOCOL_VERSION, type ClientFrame } from './envelope.ts';
+import { wireState } from './wire-state.ts';
+
+export type InitData = Extract<ClientFrame, { type: 'init' }>['data'];
+
+/** What the attach needs to know about its connection as it goes. */
+export interface AttachWatch {
+  /** The seq of the first event the connection's subscription delivered, if one came yet. */
+  firstLiveSeq(): number | undefined;
+  /** The connection is gone (closed, or its handshake refused): the attach stops. */
+  gone(): boolean;
+  /** Advertised as `server_caps.max_frame_size`. */
+  readonly maxFrameBytes: number;
+}
+
+/** A connection's attach to its session: the `init_ack` to write first and the replay behind it. */
+export interface Attachment {
+  readonly ack: OutboundFrame;
+  readonly replay: readonly OutboundFrame[];
+}
+
+/**
+ * Attaches a connection, already subscribed to `sessionId`'s events, to that session: reads
+ * the attach point, opens the session (creating or activating it), starts an onboarding that
+ * waits to be started, and on a resume reads what the client missed. `undefined` if the
+ * connection went away meanwhile; a rejection is the handshake's typed failure.
+ *
+ * @example
+ * const subscription = runtime.eventsOf(sessionId).subscribe(hold);
+ * const attachment = await attachSession(runtime, sessionId, init.data, watch);
+ * if (attachment) gate.send({ type: 'attached', ...attachment });
+ */
+export async function attachSession(runtime: Runtime, sessionId: string, data: InitData, watch: AttachWatch): Promise<Attachment | undefined> {
+  // The attach point: the latest seq before the session is created or activated, so a new
+  // session's own first events follow init_ack.
+  const before = await runtime.status(sessionId);
+  if (watch.gone()) return undefined;
+  const status = await runtime.open(sessionId, { kind: data.worker_type ?? 'agent' });
+  if (watch.gone()) return undefined;
+  if (status.kind === 'onboarding' && status.state === 'created') {
+    // Another connection may have started it meanwhile: that is as good.
+    await runtime.control(sessionId, 'start').catch((error: unknown) => {
+      if (!(error instanceof InvalidMessageError)) throw error;
+    });
+    if (watch.gone()) return undefined;
+  }
+  // An event the subscription delivered already is not replayed: the attach point is before it.
+  const attachedAt = Math.min(before?.seq ?? 0, (watch.firstLiveSeq() ?? Infinity) - 1);
+  const lastSeq = data.last_seq;
+  const missed = lastSeq === undefined || lastSeq >= attachedAt ? [] : await runtime.eventsAfter(sessionId, lastSeq);
+  if (watch.gone()) return undefined;
+  // Resume: the stored events after the client's last_seq, up to the attach point; live
+  // events after it are held behind init_ack.
+  const replay = missed.filter((e) => e.seq <= attachedAt).map(frameOf);
+  const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
+  const ack: OutboundFrame = {
+    type: 'init_ack',
+    seq: 0,
+    data: {
+      session_id: sessionId,
+      state: wireState(status),
+      server_caps: { protocol_version: PROTOCOL_VERSION, supports_resume: true, supports_delta: true, max_frame_size: watch.maxFrameBytes },
+      seq: attachedAt,
+      ...(lastSeq !== undefined && { resume: { from: lastSeq, replayed: replay.length, complete } }),
+    },
+  };
+  return { ack, replay };
+}
+
+/** A session event as a frame for the client. */
+export function frameOf(event: SessionEvent): OutboundFrame {
+  return { type: event.type, data: event.data as Record<string, unknown>, seq: event.seq };
+}
