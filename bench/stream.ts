@@ -217,7 +217,7 @@ function batonOn(name: string, makeStore: () => Store): Contender {
 export const batonMemoryStore = batonOn('Baton, memory store', () => new MemoryStore());
 export const batonSqliteStore = batonOn('Baton, SQLite store', () => new SqliteStore(tempDb()));
 
-const WRITES = ['commit', 'save', 'consume', 'accept', 'forget', 'appendEvents', 'appendTranscript', 'delete'] as const;
+const WRITES = ['commit', 'prune'] as const;
 
 /**
  * Store transactions of one turn: one session on the SQLite store, a warm-up turn, then one

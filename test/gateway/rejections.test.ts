@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../src/index.ts';
 import { MemoryStore } from '../../src/runtime/store.ts';
+import { FaultStore } from '../../src/testing/index.ts';
 import { MAX_METADATA_DEPTH } from '../../src/runtime/validate-input.ts';
 import { Client, gatewayPerTest } from './client.ts';
 
@@ -171,16 +172,19 @@ describe('C4/C14/C15 every other rejection of an input names it (event_id)', () 
     await client.close();
   });
 
-  it('C15: an input whose handling throws (the store fails) gets INTERNAL_ERROR naming it', async () => {
-    class FailingStore extends MemoryStore {
-      override accept(): void {
-        throw new Error('disk full');
-      }
-    }
-    const { url } = await gateway({ runtime: { store: new FailingStore() } });
+  it('C16: an input the store cannot take is refused with INTERNAL_ERROR naming it, before the close (1013)', async () => {
+    const store = new FaultStore(new MemoryStore());
+    const { url } = await gateway({ runtime: { store, onError: () => {} } });
     const { client } = await Client.attach(url);
+    store.failing = new Error('disk full');
     const id = client.send('input', { content: 'lost?' });
-    expect((await rejectionOf(client, id)).event.data).toMatchObject({ code: 'INTERNAL_ERROR', event_id: id });
-    await client.close();
+    expect(await client.closed).toEqual({ code: 1013, reason: 'store unavailable' });
+    console.log(JSON.stringify(client.frames.map((f) => [f.seq, f.event.type, f.event.data])));
+    expect(client.frames.filter((f) => f.event.type === 'input.ack')).toEqual([]);
+    const errors = client.frames.filter((f) => f.event.type === 'error').map((f) => f.event.data);
+    expect(errors).toEqual([
+      { code: 'INTERNAL_ERROR', message: expect.any(String), event_id: id },
+      { code: 'INTERNAL_ERROR', message: expect.any(String) },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StepRecord, StoredSession, Turn } from '../../src/index.ts';
+import type { StepRecord, Turn } from '../../src/index.ts';
 import { SqliteStore } from '../../src/sqlite.ts';
 import { Client, gatewayPerTest } from './client.ts';
 
@@ -12,10 +12,6 @@ class FailingStore extends SqliteStore {
   override commit(steps: readonly StepRecord[]): void {
     if (this.failing) throw new Error('database or disk is full');
     super.commit(steps);
-  }
-  override save(session: StoredSession, consumed?: readonly string[]): void {
-    if (this.failing) throw new Error('database or disk is full');
-    super.save(session, consumed);
   }
 }
 

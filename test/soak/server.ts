@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import { createRuntime, StoreUnavailableError, sessionDefaults, sessionMachine, type SessionContext, type SessionEvent, type SessionMachineEvent } from '../../src/index.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { SqliteStore } from '../../src/sqlite.ts';
-import type { InboxEntry, StepRecord, StoredSession, TranscriptEntry } from '../../src/runtime/store.ts';
+import type { StepRecord } from '../../src/runtime/store.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
 import { SOAK_SETTINGS } from './settings.ts';
@@ -31,9 +31,9 @@ const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood'].map((b) =>
 const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
 
 /**
- * The store fault: while `failing`, every write throws what better-sqlite3 throws on a full
- * disk (SQLITE_FULL, "database or disk is full") before touching the file; reads still work,
- * as they do on a full disk.
+ * The store fault: while `failing`, every write (a commit, a retention prune) throws what
+ * better-sqlite3 throws on a full disk (SQLITE_FULL, "database or disk is full") before
+ * touching the file; reads still work, as they do on a full disk.
  */
 class FaultyStore extends SqliteStore {
   failing = false;
@@ -45,14 +45,13 @@ class FaultyStore extends SqliteStore {
     throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
   }
   override commit(steps: readonly StepRecord[]): void {
-    if (this.failing) for (const step of steps) this.#stopped(step.sessionId);
+    if (this.failing) for (const sessionId of new Set(steps.map((step) => step.sessionId))) this.#stopped(sessionId);
     this.#check();
     super.commit(steps);
   }
-  override save(session: StoredSession, consumed?: readonly string[]): void {
-    if (this.failing) this.#stopped(session.sessionId);
+  override prune(before: number, isLive: (sessionId: string) => boolean): number {
     this.#check();
-    super.save(session, consumed);
+    return super.prune(before, isLive);
   }
   /**
    * A session whose commit fails is stopped (C16): the orchestrator records it with the last
@@ -60,32 +59,9 @@ class FaultyStore extends SqliteStore {
    */
   #stopped(session: string): void {
     failedSessions++;
-    const seq = Math.max(this.load(session)?.seq ?? 0, this.lastSeq(session));
+    const loaded = this.load(session, { recent: 0, history: 0 });
+    const seq = loaded ? Math.max(loaded.session.seq, loaded.lastSeq) : 0;
     process.stdout.write(`FAILED ${JSON.stringify({ session, seq })}\n`);
-  }
-  override consume(sessionId: string, consumed: readonly string[]): void {
-    this.#check();
-    super.consume(sessionId, consumed);
-  }
-  override accept(sessionId: string, input: InboxEntry): void {
-    this.#check();
-    super.accept(sessionId, input);
-  }
-  override forget(sessionId: string, inputId: string): void {
-    this.#check();
-    super.forget(sessionId, inputId);
-  }
-  override appendEvents(events: readonly SessionEvent[]): void {
-    this.#check();
-    super.appendEvents(events);
-  }
-  override appendTranscript(sessionId: string, entries: readonly TranscriptEntry[]): void {
-    this.#check();
-    super.appendTranscript(sessionId, entries);
-  }
-  override delete(sessionId: string): void {
-    this.#check();
-    super.delete(sessionId);
   }
 }
 const store = new FaultyStore(values.db ?? 'soak.db');
@@ -158,6 +134,6 @@ function plantedKind() {
     } as never,
   });
   const settings = { ...sessionDefaults, ...SOAK_SETTINGS, commandHelp: [] };
-  const kind = agentKind({ agent, commands: new Map(), store, historyWindow: 20, settingsFor: () => settings });
+  const kind = agentKind({ agent, commands: new Map(), settingsFor: () => settings });
   return { ...kind, machine: broken };
 }
