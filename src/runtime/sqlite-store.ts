@@ -87,12 +87,12 @@ export class SqliteStore implements Store {
       prune: db.prepare(
         'DELETE FROM inbox WHERE session_id = ? AND consumed = 1 AND n < (SELECT MIN(n) FROM (SELECT n FROM inbox WHERE session_id = ? ORDER BY n DESC LIMIT ?))',
       ),
-      event: db.prepare('INSERT OR REPLACE INTO events (session_id, seq, type, data) VALUES (?, ?, ?, ?)'),
-      trim: db.prepare('DELETE FROM events WHERE session_id = ? AND seq <= ?'),
-      after: db.prepare<[string, number], { seq: number; type: string; data: string }>(
-        'SELECT seq, type, data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq',
+      events: db.prepare('INSERT OR REPLACE INTO event_steps (session_id, first_seq, last_seq, events) VALUES (?, ?, ?, ?)'),
+      trim: db.prepare('DELETE FROM event_steps WHERE session_id = ? AND last_seq <= ?'),
+      after: db.prepare<[string, number], { seq: number; events: string }>(
+        'SELECT first_seq AS seq, events FROM event_steps WHERE session_id = ? AND last_seq > ? ORDER BY last_seq',
       ),
-      lastSeq: db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM events WHERE session_id = ?'),
+      lastSeq: db.prepare<[string], { seq: number | null }>('SELECT MAX(last_seq) AS seq FROM event_steps WHERE session_id = ?'),
       say: db.prepare('INSERT INTO transcript (session_id, role, content, input_id, status) VALUES (?, ?, ?, ?, ?)'),
       transcript: db.prepare<[string, number], { role: 'user' | 'assistant'; content: string; input_id: string | null; status: string | null }>(
         'SELECT role, content, input_id, status FROM (SELECT * FROM transcript WHERE session_id = ? ORDER BY n DESC LIMIT ?) ORDER BY n',
@@ -100,7 +100,7 @@ export class SqliteStore implements Store {
       deleteTranscript: db.prepare('DELETE FROM transcript WHERE session_id = ?'),
       deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
       deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
-      deleteEvents: db.prepare('DELETE FROM events WHERE session_id = ?'),
+      deleteEvents: db.prepare('DELETE FROM event_steps WHERE session_id = ?'),
       owner: db.prepare<[], { epoch: number; holder: string }>('SELECT epoch, holder FROM owner WHERE id = 1'),
       stale: db.prepare<[number], { id: string }>(
         'SELECT id FROM sessions s WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = s.id AND i.consumed = 0)',
@@ -167,15 +167,24 @@ export class SqliteStore implements Store {
     const id = step.sessionId;
     if (step.deleted) return this.#delete(id);
     const q = this.#q;
-    for (const input of step.accepted ?? []) q.accept.run(id, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
-    if (step.events.length > 0) {
-      for (const e of step.events) q.event.run(id, e.seq, e.type, JSON.stringify(e.data));
-      // The session keeps exactly its newest keepEvents (one indexed range delete).
-      q.trim.run(id, step.events.at(-1)!.seq - this.#keep);
+    let trimInbox = false;
+    for (const input of step.accepted ?? []) {
+      const { lastInsertRowid } = q.accept.run(id, input.id, input.content, input.metadata ? JSON.stringify(input.metadata) : null);
+      // The consumed inputs kept for duplicate detection are trimmed to INBOX_KEEP now and
+      // then (about every INBOX_TRIM_EVERY inputs), not at every step: the trim reads them.
+      if (Number(lastInsertRowid) % INBOX_TRIM_EVERY === 0) trimInbox = true;
+    }
+    const events = step.events;
+    if (events.length > 0) {
+      const first = events[0]!.seq;
+      const last = events.at(-1)!.seq;
+      q.events.run(id, first, last, JSON.stringify(events.map((e) => [e.type, e.data])));
+      // The session keeps the steps holding its newest keepEvents (one indexed range delete).
+      q.trim.run(id, last - this.#keep);
     }
     for (const e of step.transcript ?? []) q.say.run(id, e.role, e.content, e.inputId ?? null, e.status ?? null);
     for (const input of step.consumed) q.consume.run(id, input);
-    if (step.consumed.length > 0) q.prune.run(id, id, INBOX_KEEP);
+    if (trimInbox) q.prune.run(id, id, INBOX_KEEP);
     const session = step.session;
     if (!session) return;
     const now = session.at ?? Date.now();
@@ -189,9 +198,13 @@ export class SqliteStore implements Store {
   }
 
   eventsAfter(sessionId: string, seq: number): SessionEvent[] {
-    return this.#q
-      .after.all(sessionId, seq)
-      .map((r) => ({ sessionId, seq: r.seq, type: r.type, data: JSON.parse(r.data) }) as SessionEvent);
+    const events: SessionEvent[] = [];
+    for (const row of this.#q.after.all(sessionId, seq)) {
+      (JSON.parse(row.events) as [string, unknown][]).forEach(([type, data], i) => {
+        if (row.seq + i > seq) events.push({ sessionId, seq: row.seq + i, type, data } as SessionEvent);
+      });
+    }
+    return events;
   }
 
   #transcript(sessionId: string, limit: number): TranscriptEntry[] {
@@ -220,6 +233,9 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 }
+
+/** How often (in inbox rows) a session's consumed inputs are trimmed to INBOX_KEEP. */
+const INBOX_TRIM_EVERY = 64;
 
 /**
  * Refuses a file Baton must not write: a damaged database (`PRAGMA quick_check`) or one of

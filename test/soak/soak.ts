@@ -105,7 +105,7 @@ async function startServer(port = 0): Promise<Server> {
 function boundaries(): Map<string, number> {
   const file = new Database(db, { readonly: true });
   try {
-    const rows = file.prepare('SELECT id AS session, seq FROM sessions UNION ALL SELECT session_id AS session, MAX(seq) AS seq FROM events GROUP BY session_id').all() as { session: string; seq: number }[];
+    const rows = file.prepare('SELECT id AS session, seq FROM sessions UNION ALL SELECT session_id AS session, MAX(last_seq) AS seq FROM event_steps GROUP BY session_id').all() as { session: string; seq: number }[];
     const last = new Map<string, number>();
     for (const { session, seq } of rows) last.set(session, Math.max(last.get(session) ?? 0, seq));
     return last;
