@@ -179,8 +179,9 @@ export class SqliteStore implements Store {
       const first = events[0]!.seq;
       const last = events.at(-1)!.seq;
       q.events.run(id, first, last, JSON.stringify(events.map((e) => [e.type, e.data])));
-      // The session keeps the steps holding its newest keepEvents (one indexed range delete).
-      q.trim.run(id, last - this.#keep);
+      // The session keeps the steps holding its newest keepEvents: one indexed range delete
+      // whenever the seq crosses a multiple of TRIM_EVERY (so at most that many more are held).
+      if (Math.floor(last / TRIM_EVERY) !== Math.floor((first - 1) / TRIM_EVERY)) q.trim.run(id, last - this.#keep);
     }
     for (const e of step.transcript ?? []) q.say.run(id, e.role, e.content, e.inputId ?? null, e.status ?? null);
     for (const input of step.consumed) q.consume.run(id, input);
@@ -204,7 +205,8 @@ export class SqliteStore implements Store {
         if (row.seq + i > seq) events.push({ sessionId, seq: row.seq + i, type, data } as SessionEvent);
       });
     }
-    return events;
+    // Rows are trimmed now and then: what is held beyond the newest keepEvents is not offered.
+    return events.length > this.#keep ? events.slice(-this.#keep) : events;
   }
 
   #transcript(sessionId: string, limit: number): TranscriptEntry[] {
@@ -233,6 +235,9 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 }
+
+/** How often (in seqs) a session's held events are trimmed to keepEvents. */
+const TRIM_EVERY = 16;
 
 /** How often (in inbox rows) a session's consumed inputs are trimmed to INBOX_KEEP. */
 const INBOX_TRIM_EVERY = 64;
