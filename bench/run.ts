@@ -65,6 +65,7 @@ const sections = {
     progress('stream: store transactions per turn');
     const paced = await transactionsPerTurn([10, 100], DELTAS_PER_TICK);
     const oneTick = await transactionsPerTurn([10, 100], Number.POSITIVE_INFINITY);
+    const undelayed = await transactionsPerTurn([10, 100], DELTAS_PER_TICK, 0);
     return {
       ...figures,
       tx_per_turn_10_deltas: paced[10]!.total,
@@ -73,6 +74,8 @@ const sections = {
       commits_per_turn_100_deltas: paced[100]!.commit,
       tx_per_turn_10_deltas_one_tick: oneTick[10]!.total,
       tx_per_turn_100_deltas_one_tick: oneTick[100]!.total,
+      tx_per_turn_10_deltas_no_delay: undelayed[10]!.total,
+      tx_per_turn_100_deltas_no_delay: undelayed[100]!.total,
     };
   },
   async stores() {
@@ -146,11 +149,12 @@ rows.push(
     `× bare ws ${fmt(result.stream_vs_ws)} (target ≥ 0.35)`,
   ],
   ['the same on the memory store, deltas/s', fmt(result.stream_memory_deltas_per_s), `× bare ws ${fmt(result.stream_memory_vs_ws)}; bare ws: ${fmt(result.stream_bare_ws_deltas_per_s)} deltas/s`],
+  ['the same on SQLite with commitDelayMs 0 (a transaction per tick), deltas/s', fmt(result.stream_sqlite_no_delay_deltas_per_s), `× bare ws ${fmt(result.stream_no_delay_vs_ws)}`],
   ['turns/s, one input at a time, SQLite store', fmt(result.sqlite_store_turns_per_s), `× memory store ${fmt(result.sqlite_vs_memory_turns)} (target ≥ 0.8); memory store: ${fmt(result.memory_store_turns_per_s)}`],
   [
     'store transactions per turn, 10 / 100 deltas (one per tick)',
     `${result.tx_per_turn_10_deltas} / ${result.tx_per_turn_100_deltas}`,
-    `commits ${result.commits_per_turn_10_deltas} / ${result.commits_per_turn_100_deltas}; all deltas in one tick: ${result.tx_per_turn_10_deltas_one_tick} / ${result.tx_per_turn_100_deltas_one_tick} (target: independent of the delta count)`,
+    `commits ${result.commits_per_turn_10_deltas} / ${result.commits_per_turn_100_deltas}; all deltas in one tick: ${result.tx_per_turn_10_deltas_one_tick} / ${result.tx_per_turn_100_deltas_one_tick}; with commitDelayMs 0: ${result.tx_per_turn_10_deltas_no_delay} / ${result.tx_per_turn_100_deltas_no_delay} (target: independent of the delta count)`,
   ],
 );
 const baselines = [...turns].map(([n, v]) => `${n}: ${fmt(v)} turns/s`).join('; ');

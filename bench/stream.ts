@@ -52,8 +52,8 @@ export function removeTempDbs(): void {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-export async function batonStreamServer(name: string, store: Store, shape: StreamShape): Promise<NamedServer> {
-  const runtime = createRuntime({ agent: streamingAgent(shape), debounceMs: 0, store });
+export async function batonStreamServer(name: string, store: Store, shape: StreamShape, commitDelayMs = 1): Promise<NamedServer> {
+  const runtime = createRuntime({ agent: streamingAgent(shape), debounceMs: 0, store, commitDelayMs });
   const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
   const { url } = await gateway.listen();
   return {
@@ -147,6 +147,7 @@ export async function streamBench(
   const servers = [
     await bareStreamServer(shape),
     await batonStreamServer('gateway, SQLite store', new SqliteStore(tempDb()), shape),
+    await batonStreamServer('gateway, SQLite store, commitDelayMs 0', new SqliteStore(tempDb()), shape, 0),
     await batonStreamServer('gateway, memory store', new MemoryStore(), shape),
   ];
   const samples = new Map<string, number[]>(servers.map((s) => [s.name, []]));
@@ -164,7 +165,7 @@ export async function streamBench(
   for (const server of servers) await server.close();
   removeTempDbs();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const [bare, sqlite, memory] = servers.map((s) => median(samples.get(s.name)!)) as [number, number, number];
+  const [bare, sqlite, undelayed, memory] = servers.map((s) => median(samples.get(s.name)!)) as [number, number, number, number];
   return {
     stream_connections: connections,
     stream_deltas_per_turn: shape.deltas,
@@ -174,6 +175,8 @@ export async function streamBench(
     stream_memory_deltas_per_s: Math.round(memory),
     stream_vs_ws: sqlite / bare,
     stream_memory_vs_ws: memory / bare,
+    stream_sqlite_no_delay_deltas_per_s: Math.round(undelayed),
+    stream_no_delay_vs_ws: undelayed / bare,
     stream_turns_with_dropped_deltas: dropped,
   };
 }
@@ -224,7 +227,7 @@ const WRITES = ['commit', 'prune'] as const;
  * turn of each reply length. Every top-level write call of the store is one transaction
  * (`commit` nests its writes into its own); `commit` calls are counted apart.
  */
-export async function transactionsPerTurn(lengths: readonly number[], perTick: number) {
+export async function transactionsPerTurn(lengths: readonly number[], perTick: number, commitDelayMs = 1) {
   const store = new SqliteStore(tempDb());
   const counts = { commit: 0, other: 0 };
   let depth = 0;
@@ -242,7 +245,7 @@ export async function transactionsPerTurn(lengths: readonly number[], perTick: n
   }
   let deltas = 0;
   const agent: Agent = (turn) => streamingAgent({ deltas, perTick })(turn);
-  const runtime = createRuntime({ agent, debounceMs: 0, store });
+  const runtime = createRuntime({ agent, debounceMs: 0, store, commitDelayMs });
   let done: (() => void) | undefined;
   runtime.events$.subscribe((e) => {
     if (e.type === 'done') done?.();

@@ -70,7 +70,8 @@ export function controlledAgent() {
 /** A runtime on a simulated clock, recording every event. */
 export function testRuntime(options: Partial<RuntimeOptions> & Pick<RuntimeOptions, 'agent'>) {
   const clock = new SimulatedClock();
-  const runtime: Runtime = createRuntime({ clock, ...options });
+  // Commits at every event-loop turn: settle() turns the loop, it does not let real time pass.
+  const runtime: Runtime = createRuntime({ clock, commitDelayMs: 0, ...options });
   const events: SessionEvent[] = [];
   runtime.events$.subscribe((e) => events.push(e));
   return {

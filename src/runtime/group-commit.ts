@@ -28,15 +28,25 @@ export class GroupCommit {
   #queued = false;
   #inFlight = false;
   readonly #selfFenced: () => boolean;
+  readonly #delayMs: number;
+  readonly #now: () => number;
+  /** When the last group was taken, for `commitDelayMs`. */
+  #lastFlush = -Infinity;
 
   /**
    * `selfFenced`: a cluster node whose own clock says its lease may have run out writes and
    * releases nothing — no event, no agent call — until it has renewed (C17 across nodes).
    */
-  constructor(store: Store, dispatcher: Dispatcher, selfFenced: () => boolean = () => false) {
+  constructor(
+    store: Store,
+    dispatcher: Dispatcher,
+    { selfFenced = () => false, delayMs = 0, now = () => performance.now() }: { selfFenced?: () => boolean; delayMs?: number; now?: () => number } = {},
+  ) {
     this.#store = store;
     this.#dispatcher = dispatcher;
     this.#selfFenced = selfFenced;
+    this.#delayMs = delayMs;
+    this.#now = now;
   }
 
   /** A session has uncommitted steps: commit them with the others of this tick. */
@@ -51,11 +61,17 @@ export class GroupCommit {
     // At the end of this turn of the event loop, not of this dispatch: every socket read,
     // timer and agent callback of the tick adds its steps first (a streamed reply's deltas
     // from many sessions become one transaction, not one each).
-    nextTick(() => this.#dispatcher.run(() => this.#flush()));
+    // With `commitDelayMs`, a group follows the previous one no sooner than that: under a
+    // steady stream of steps (a reply streamed one delta per tick) a transaction carries
+    // many of them. An idle store commits at once.
+    const wait = this.#lastFlush + this.#delayMs - this.#now();
+    if (wait > 0) setTimeout(() => this.#dispatcher.run(() => this.#flush()), wait);
+    else nextTick(() => this.#dispatcher.run(() => this.#flush()));
   }
 
   #flush(): void {
     this.#queued = false;
+    this.#lastFlush = this.#now();
     const sessions = [...this.#waiting];
     this.#waiting.clear();
     const steps = sessions.map((session) => session.takeStep());

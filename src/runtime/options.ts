@@ -144,6 +144,15 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 2000
    */
   clusterSweepMs?: number;
+  /**
+   * Group commit: the least time between two store transactions. An idle store commits at
+   * once; a busy one gathers the steps of this long into one transaction, so a reply
+   * streamed one delta per event-loop tick costs a transaction per millisecond, not one per
+   * delta (bench/RESULTS.md). 0 commits every event-loop turn's steps at once: the lowest
+   * latency, one transaction per tick.
+   * @default 1
+   */
+  commitDelayMs?: number;
 }
 
 export const sessionDefaults = {
@@ -166,6 +175,7 @@ export const runtimeDefaults = {
   ownerCheckMs: 1000,
   retentionMs: 30 * 24 * 3_600_000,
   clusterSweepMs: 2000,
+  commitDelayMs: 1,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -205,6 +215,7 @@ const runtimeSchema = z.strictObject({
   ownerCheckMs: millis.min(1).optional(),
   retentionMs: z.number().int().min(1).optional(),
   clusterSweepMs: millis.min(10).optional(),
+  commitDelayMs: z.number().min(0).max(1000).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

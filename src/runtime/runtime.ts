@@ -148,7 +148,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let shutdown: Promise<void> | undefined;
 
   const deps: HostDeps = {
-    commits: new GroupCommit(store, dispatcher, () => isClusterStore(store) && store.selfFenced()),
+    commits: new GroupCommit(store, dispatcher, { selfFenced: () => isClusterStore(store) && store.selfFenced(), delayMs: opts.commitDelayMs }),
     clock: dispatcher.wrap(clock),
     now: clock.now ? () => clock.now!() : Date.now,
     dispatcher,

@@ -32,6 +32,7 @@ describe('C15 slow consumers', () => {
     let finish!: () => void;
     const runtime = createRuntime({
       debounceMs: 0,
+      commitDelayMs: 0, // settle() turns the event loop; real time does not pass
       agent: (turn) =>
         new Promise<void>((resolve) => {
           emit = (text) => turn.emit(text);
