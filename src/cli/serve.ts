@@ -33,6 +33,7 @@ export async function serve(argv: string[]): Promise<void> {
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
       store: { type: 'string' },
+      'node-id': { type: 'string' },
       agent: { type: 'string' },
       model: { type: 'string' },
       'idle-timeout-ms': { type: 'string' },
@@ -42,7 +43,7 @@ export async function serve(argv: string[]): Promise<void> {
   // Everything the command line can get wrong is checked before anything is opened.
   const level = oneOf('--log-level', values['log-level'] ?? env('BATON_LOG_LEVEL') ?? 'warn', LEVELS) as Level | 'silent';
   const busyPolicy = oneOf('--busy-policy', values['busy-policy'] ?? 'collect', BUSY_POLICIES) as BusyPolicy;
-  const storeSpec = parseStore(values.store ?? env('BATON_STORE') ?? 'sqlite:./.baton/baton.db');
+  const storeSpec = parseStore(values.store ?? env('BATON_STORE') ?? 'sqlite:./.baton/baton.db', values['node-id'] ?? env('BATON_NODE_ID'));
   const settings = {
     idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000, { min: 1 }),
     maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000, { min: 1 }),
@@ -79,7 +80,7 @@ export async function serve(argv: string[]): Promise<void> {
   });
   const { url, host, port: bound } = await gateway.listen().catch(async (error: unknown) => {
     await runtime.shutdown({ drainMs: 0 }).catch(() => {});
-    store.close();
+    await store.close();
     throw error;
   });
   const http = `http://${host}:${bound}`;
@@ -90,8 +91,8 @@ export async function serve(argv: string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'signal received');
     gateway.close().then(
-      () => {
-        store.close();
+      async () => {
+        await store.close();
         process.exit(0);
       },
       (error: unknown) => {
@@ -129,18 +130,34 @@ async function skyInspector(logger: Logger) {
   return inspector.inspect;
 }
 
-type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string; spec: string };
+type StoreSpec =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string; spec: string }
+  | { kind: 'postgres'; url: string; spec: string; nodeId: string | undefined };
 
-/** `memory` or `sqlite:PATH`. */
-function parseStore(spec: string): StoreSpec {
+/** `memory`, `sqlite:PATH` or `postgres://…` (a cluster node; `--node-id` names it). */
+function parseStore(spec: string, nodeId: string | undefined): StoreSpec {
+  const postgres = /^postgres(ql)?:\/\//.test(spec);
+  if (nodeId !== undefined && !postgres) throw new UsageError('--node-id names a cluster node: it needs --store postgres://…');
+  if (nodeId !== undefined && !/^[A-Za-z0-9._-]{1,200}$/.test(nodeId)) throw new UsageError(`--node-id must be letters, digits, ".", "_" or "-", got "${nodeId}"`);
   if (spec === 'memory') return { kind: 'memory' };
   if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return { kind: 'sqlite', path: spec.slice('sqlite:'.length), spec };
-  throw new UsageError(`--store must be "memory" or "sqlite:PATH", got "${spec}"`);
+  if (postgres) return { kind: 'postgres', url: spec, spec: redact(spec), nodeId };
+  throw new UsageError(`--store must be "memory", "sqlite:PATH" or "postgres://…", got "${spec}"`);
+}
+
+/** A connection URL without its password, for messages. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
 async function openStore(spec: StoreSpec): Promise<Store> {
   if (spec.kind === 'memory') return new MemoryStore();
   try {
+    if (spec.kind === 'postgres') {
+      const { PostgresStore } = await import('../runtime/postgres-store.ts');
+      return new PostgresStore({ url: spec.url, ...(spec.nodeId && { nodeId: spec.nodeId }) });
+    }
     const { SqliteStore } = await import('../runtime/sqlite-store.ts');
     return new SqliteStore(spec.path);
   } catch (error) {

@@ -16,8 +16,11 @@ Commands:
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
             --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
-            --store S           (BATON_STORE; memory | sqlite:PATH; default sqlite:./.baton/baton.db;
-                                 sqlite needs: npm install better-sqlite3)
+            --store S           (BATON_STORE; memory | sqlite:PATH | postgres://URL; default
+                                 sqlite:./.baton/baton.db; sqlite needs: npm install better-sqlite3;
+                                 postgres (a cluster node) needs: npm install postgres)
+            --node-id ID        (BATON_NODE_ID; this node's name in a postgres cluster; default
+                                 <hostname>-<pid>)
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --max-live-sessions N (default 50000: past it the least recently active idle sessions
                                  are passivated at once)
