@@ -2,36 +2,60 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryStore, StaleEpochError, type Store } from '../src/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore, StaleEpochError, type LoadedSession, type LoadOptions, type Store } from '../src/index.ts';
+import { isOwnedElsewhere } from '../src/runtime/cluster-store.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { migrate, MIGRATIONS } from '../src/runtime/sqlite-migrations.ts';
-import { stored } from './helpers.ts';
+import { PgFixture } from './postgres-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
+let pg: PgFixture;
+beforeAll(() => void (pg = new PgFixture()));
+afterAll(() => pg.cleanup());
 
-const stores: [string, () => Store][] = [
-  ['MemoryStore', () => new MemoryStore({ keepEvents: 4 })],
-  ['SqliteStore', () => new SqliteStore(join(dir, `t${n++}.db`), { keepEvents: 4 })],
+interface Conformance {
+  make: () => Store | Promise<Store>;
+  /** A store several nodes share keeps a deleted session's events until retention, for the nodes tailing it. */
+  keepsDeletedEvents?: boolean;
+}
+
+const stores: [string, Conformance][] = [
+  ['MemoryStore', { make: () => new MemoryStore({ keepEvents: 4 }) }],
+  ['SqliteStore', { make: () => new SqliteStore(join(dir, `t${n++}.db`), { keepEvents: 4 }) }],
+  [
+    'PostgresStore',
+    {
+      make: async () => (await pg.node(pg.schema(), { keepEvents: 4 })).store,
+      keepsDeletedEvents: true,
+    },
+  ],
 ];
 
 const all = { recent: 10, history: 10 };
 const session = (seq: number, snapshot: unknown = { value: 'x' }) => ({ sessionId: 's', kind: 'agent', snapshot, seq, version: 3 });
 const idle = (sessionId: string, seq: number) => ({ sessionId, seq, type: 'state', data: { state: 'idle' } }) as const;
 
-describe.each(stores)('%s', (_name, make) => {
+/** A load by the only node there is: nobody else can own the session. */
+async function load(store: Store, sessionId: string, options: LoadOptions = all): Promise<LoadedSession | undefined> {
+  const loaded = await store.load(sessionId, options);
+  if (isOwnedElsewhere(loaded)) throw new Error(`session ${sessionId} is owned by node ${loaded.ownedBy.id}`);
+  return loaded;
+}
+
+describe.each(stores)('%s', (_name, { make, keepsDeletedEvents }) => {
   it('C12: a commit takes inputs into the inbox, in arrival order, until a later one consumes them', async () => {
-    const store = make();
+    const store = await make();
     await store.commit([
       { sessionId: 's', accepted: [{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }], events: [], consumed: [], session: session(0) },
       { sessionId: 't', accepted: [{ id: 'a', content: 'other session' }], events: [], consumed: [], session: { ...session(0), sessionId: 't' } },
     ]);
-    expect((await stored(store, 's'))?.pending).toEqual([{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }]);
+    expect((await load(store, 's'))?.pending).toEqual([{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }]);
     expect((await store.sessionsWithPending()).sort()).toEqual(['s', 't']);
     await store.commit([{ sessionId: 's', events: [idle('s', 5)], consumed: ['a'], session: session(5) }]);
-    const loaded = await stored(store, 's');
+    const loaded = await load(store, 's');
     expect(loaded).toEqual({
       session: session(5),
       lastSeq: 5,
@@ -43,7 +67,7 @@ describe.each(stores)('%s', (_name, make) => {
   });
 
   it('C16: a step is stored whole: inputs, events, transcript, consumption and snapshot', async () => {
-    const store = make();
+    const store = await make();
     await store.commit([
       {
         sessionId: 's',
@@ -54,30 +78,33 @@ describe.each(stores)('%s', (_name, make) => {
         session: session(1),
       },
     ]);
-    const loaded = await store.load('s', { recent: 10, history: 1 });
-    if (loaded && 'ownedBy' in loaded) throw new Error('owned elsewhere');
+    const loaded = await load(store, 's', { recent: 10, history: 1 });
     expect(loaded?.lastSeq).toBe(2); // events newer than the snapshot count
     expect(loaded?.pending).toEqual([]);
     expect(loaded?.recent.map((i) => i.id)).toEqual(['m1']);
     expect(loaded?.history).toEqual([{ role: 'assistant', content: 'hello' }]);
-    expect(await store.load('nobody', all)).toBeUndefined();
+    expect(await load(store, 'nobody')).toBeUndefined();
     await store.close();
   });
 
   it('holds the newest events for resume, and a deleted session leaves nothing', async () => {
-    const store = make();
+    const store = await make();
     await store.commit([{ sessionId: 's', events: [], consumed: [], session: session(0) }]);
     const events = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((seq) => idle('s', seq));
     for (const e of events) await store.commit([{ sessionId: 's', events: [e], consumed: [] }]);
-    expect((await stored(store, 's'))?.lastSeq).toBe(9);
+    expect((await load(store, 's'))?.lastSeq).toBe(9);
     const held = (await store.eventsAfter('s', 0)).map((e) => e.seq);
     expect(held.at(-1)).toBe(9);
     expect(held.length).toBeGreaterThanOrEqual(4);
     expect(held.length).toBeLessThanOrEqual(8);
     expect(await store.eventsAfter('s', 7)).toEqual([events[7], events[8]]);
     await store.commit([{ sessionId: 's', events: [], consumed: [], deleted: true }]);
+    expect(await load(store, 's')).toBeUndefined();
+    if (keepsDeletedEvents) {
+      expect(await store.eventsAfter('s', 7)).toEqual([events[7], events[8]]);
+      await store.prune(Number.MAX_SAFE_INTEGER, () => false);
+    }
     expect(await store.eventsAfter('s', 0)).toEqual([]);
-    expect(await store.load('s', all)).toBeUndefined();
     await store.close();
   });
 });

@@ -94,6 +94,9 @@ describe('the installed package (issue 14)', () => {
     const { code, stderr } = run('node', ['--input-type=module', '-e', "const { SqliteStore } = await import('baton-runtime/sqlite'); try { new SqliteStore('x.db') } catch (e) { console.error(e.name + ': ' + e.message); process.exit(3) }"]);
     expect(code).toBe(3);
     expect(stderr.trim()).toBe('MissingPeerDependencyError: baton-runtime/sqlite needs the package "better-sqlite3", which is not installed: run npm install better-sqlite3');
+    const pg = run('node', ['--input-type=module', '-e', "const { PostgresStore } = await import('baton-runtime/postgres'); try { new PostgresStore() } catch (e) { console.error(e.name + ': ' + e.message); process.exit(3) }"]);
+    expect(pg.code).toBe(3);
+    expect(pg.stderr.trim()).toBe('MissingPeerDependencyError: baton-runtime/postgres needs the package "postgres", which is not installed: run npm install postgres');
   });
 
   it('runs the bin: npx baton-runtime --version', () => {
@@ -147,6 +150,7 @@ describe('the installed package (issue 14)', () => {
 const CONSUMER = `
 import { createRuntime, demoAgent, MemoryStore, SessionBusyError, MissingPeerDependencyError, sessionMachine, type Receipt, type SessionEvent, type RuntimeOptions } from 'baton-runtime';
 import { SqliteStore } from 'baton-runtime/sqlite';
+import { PostgresStore, type PostgresStoreOptions } from 'baton-runtime/postgres';
 import { createGateway, gatewayDefaults, type GatewayOptions } from 'baton-runtime/gateway';
 import { checkMachine, formatPath } from 'baton-runtime/testing';
 
@@ -161,6 +165,9 @@ runtime.eventsOf('s').subscribe((event: SessionEvent) => {
 const gatewayOptions: GatewayOptions = { runtime, port: gatewayDefaults.port };
 void createGateway(gatewayOptions);
 void SqliteStore;
+const pgOptions: PostgresStoreOptions = { schema: 'baton', leaseTtlMs: 10_000 };
+void PostgresStore;
+void pgOptions;
 void new MissingPeerDependencyError('x', 'y').packageName;
 const report = checkMachine(sessionMachine, { events: [{ type: 'activate' }], maxDepth: 2 });
 console.log(report.summary, report.violations.map(formatPath));

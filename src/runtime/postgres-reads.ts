@@ -1,0 +1,95 @@
+import type { PendingQuery, Row, Sql } from 'postgres';
+import type { InboxEntry, LoadedSession, NodeIdentity, StoredSession, TranscriptEntry } from './store.ts';
+
+/**
+ * The reads of {@link PostgresStore}, each one statement (one snapshot, one round trip).
+ * A node is alive while its lease row, of the incarnation the session names, has not
+ * expired by the database's clock; `alias` names the sessions row the check is about.
+ */
+export function liveOwner(sql: Sql, alias = 's'): PendingQuery<Row[]> {
+  const t = sql(alias);
+  return sql`EXISTS (SELECT 1 FROM nodes n WHERE n.id = ${t}.owner_node AND n.incarnation = ${t}.owner_incarnation AND n.lease_until > now())`;
+}
+
+interface SessionRow {
+  kind: string;
+  snapshot: unknown;
+  seq: number;
+  version: number;
+  epoch: number;
+}
+
+type ClaimRow = SessionRow & { owner_node: string | null; owner_incarnation: number | null };
+
+/** What a claim found: the session, claimed at `epoch`, or its live owner, or nothing. */
+export type ClaimAnswer = { claimed: SessionRow } | { ownedBy: NodeIdentity } | undefined;
+
+/**
+ * Claims a session for this node in one statement: with `epoch + 1` when it has no owner
+ * or a dead one, unchanged when this node (this incarnation) owns it already.
+ *
+ * The row is locked first (`target`) and the owner is judged on the locked, newest version:
+ * a claim or commit in flight finishes first and is then seen. (A condition on the UPDATE
+ * itself would be re-checked after such a wait without its subquery: two claims both won.)
+ */
+export async function claimSession(sql: Sql, id: string, node: NodeIdentity): Promise<ClaimAnswer> {
+  const rows = await sql<ClaimRow[]>`
+    WITH target AS (SELECT id, owner_node, owner_incarnation FROM sessions WHERE id = ${id} FOR UPDATE),
+    free AS (
+      SELECT t.id FROM target t
+      WHERE t.owner_node IS NULL OR (t.owner_node = ${node.id} AND t.owner_incarnation = ${node.incarnation}) OR NOT ${liveOwner(sql, 't')}),
+    claimed AS (
+      UPDATE sessions s SET
+        epoch = CASE WHEN s.owner_node = ${node.id} AND s.owner_incarnation = ${node.incarnation} THEN s.epoch ELSE s.epoch + 1 END,
+        owner_node = ${node.id}, owner_incarnation = ${node.incarnation}
+      FROM free WHERE s.id = free.id
+      RETURNING s.kind, s.snapshot, s.seq, s.version, s.epoch)
+    SELECT kind, snapshot, seq, version, epoch, NULL::text AS owner_node, NULL::int AS owner_incarnation FROM claimed
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, owner_node, owner_incarnation FROM target WHERE NOT EXISTS (SELECT 1 FROM claimed)`;
+  const row = rows[0];
+  if (!row) return undefined;
+  if (row.kind === null) return row.owner_node === null ? undefined : { ownedBy: { id: row.owner_node, incarnation: row.owner_incarnation ?? 0 } };
+  return { claimed: row };
+}
+
+interface PartsRow {
+  last_seq: number | null;
+  pending: InboxEntry[];
+  recent: InboxEntry[];
+  history: TranscriptEntry[];
+}
+
+/** The inbox, event and transcript parts of an activation, as columns of one row. */
+function parts(sql: Sql, id: string, recent: number, history: number): PendingQuery<Row[]> {
+  return sql`
+    (SELECT max(seq) FROM events WHERE session_id = ${id}) AS last_seq,
+    (SELECT coalesce(json_agg(entry ORDER BY n), '[]') FROM inbox WHERE session_id = ${id} AND kind = 'input' AND NOT consumed) AS pending,
+    (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
+       FROM (SELECT n, entry FROM inbox WHERE session_id = ${id} AND kind = 'input' ORDER BY n DESC LIMIT ${Math.max(0, recent)}) r) AS recent,
+    (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
+       FROM (SELECT n, entry FROM transcript WHERE session_id = ${id} ORDER BY n DESC LIMIT ${Math.max(0, history)}) h) AS history`;
+}
+
+/** The rest of an activation, read after the claim (a fresh snapshot that sees the previous owner's last commit). */
+export async function readParts(sql: Sql, id: string, recent: number, history: number): Promise<PartsRow> {
+  const [row] = await sql<PartsRow[]>`SELECT ${parts(sql, id, recent, history)}`;
+  return row!;
+}
+
+/** A session and its parts without claiming it (a status): one statement, one snapshot. */
+export async function readSession(sql: Sql, id: string, recent: number, history: number): Promise<(SessionRow & PartsRow) | undefined> {
+  const [row] = await sql<(SessionRow & PartsRow)[]>`SELECT s.kind, s.snapshot, s.seq, s.version, s.epoch, ${parts(sql, id, recent, history)} FROM sessions s WHERE s.id = ${id}`;
+  return row;
+}
+
+export function loaded(sessionId: string, row: SessionRow, parts: PartsRow): LoadedSession {
+  const session: StoredSession = { sessionId, kind: row.kind, snapshot: row.snapshot, seq: row.seq, version: row.version };
+  return {
+    session,
+    lastSeq: Math.max(row.seq, parts.last_seq ?? 0),
+    pending: parts.pending,
+    recent: parts.recent,
+    history: parts.history,
+  };
+}

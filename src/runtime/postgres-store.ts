@@ -1,0 +1,258 @@
+import type Postgres from 'postgres';
+import type { Sql } from 'postgres';
+import { requirePeer } from '../peer.ts';
+import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
+import { StaleSessionError, writeSteps, type Claim } from './postgres-commit.ts';
+import { entryOf, key } from './postgres-wave.ts';
+import { fits, hint, listenHints } from './postgres-hints.ts';
+import { NodeLease } from './postgres-lease.ts';
+import { migrate } from './postgres-migrations.ts';
+import { resolvePostgresOptions, type PostgresStoreOptions, type ResolvedPostgresOptions } from './postgres-options.ts';
+import { claimSession, liveOwner, loaded, readParts, readSession } from './postgres-reads.ts';
+import { StaleEpochError, type InboxEntry, type LoadedSession, type LoadOptions, type NodeIdentity, type OwnedElsewhere, type StepRecord } from './store.ts';
+import type { SessionEvent } from './types.ts';
+export { StaleEpochError };
+
+/** How often (in steps that consume inputs) a session's consumed inbox entries are trimmed to INBOX_KEEP. */
+const TRIM_EVERY = 32;
+export type { PostgresStoreOptions };
+
+/**
+ * The cluster store: PostgreSQL as the one source of truth for sessions, the durable inbox,
+ * events, transcripts and ownership (C12, C16, C17 across nodes).
+ *
+ * - **Leases.** {@link join} takes a lease row for this node under a new incarnation and
+ *   renews it every `renewMs` on the database's clock; one row per node.
+ * - **Claims.** `load` claims a session (epoch + 1) unless a live node owns it — then it
+ *   answers `{ ownedBy }`. Every `commit` locks its sessions' rows and checks epoch and
+ *   owner in the same transaction; a stale write throws {@link StaleEpochError}.
+ * - **Hints.** LISTEN/NOTIFY on one channel (the schema's name): `inbox:<id>` after
+ *   {@link deliver}, `events:<id>:<seq>` after a commit (also to this node). Hints can be
+ *   lost while the LISTEN connection reconnects: poll as well.
+ * - **Deletion.** A deleted session's row, inbox and transcript go at once; its events stay
+ *   until {@link prune} passes its last write, so nodes tailing it still read the last ones.
+ *
+ * Built on the `postgres` package rather than `pg`: it re-LISTENs by itself after a dropped
+ * connection, pipelines the statements of a group commit on one connection, and its tagged
+ * templates make every value a typed parameter.
+ *
+ * @example
+ * const store = new PostgresStore({ url: process.env.DATABASE_URL });
+ * await store.join({ inbox: (id) => wake(id), events: (id, seq) => tail(id, seq), leaseLost: (e) => stopAll(e) });
+ * const runtime = createRuntime({ agent, store });
+ */
+export class PostgresStore implements ClusterStore {
+  readonly durable = true;
+  readonly #opts: ResolvedPostgresOptions;
+  readonly #sql: Sql;
+  readonly #lease: NodeLease;
+  /** Sessions this node claimed, by key: the epoch every commit of theirs must still find. */
+  readonly #claims = new Map<string, Claim>();
+  /** Per session: steps with consumption since its consumed inbox entries were last trimmed. */
+  readonly #untrimmed = new Map<string, number>();
+  #hints: ClusterHints | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: PostgresStoreOptions = {}) {
+    this.#opts = resolvePostgresOptions(options);
+    const { url, schema, nodeId, max, leaseTtlMs, renewMs } = this.#opts;
+    const postgres = requirePeer<typeof Postgres>('postgres', 'baton-runtime/postgres');
+    const config = {
+      max,
+      onnotice: () => {},
+      // Unqualified names resolve in the schema; it is a validated identifier.
+      connection: { search_path: schema, application_name: `baton ${nodeId}`.slice(0, 63) },
+    };
+    this.#sql = url === undefined ? postgres(config) : postgres(url, config);
+    this.#lease = new NodeLease(this.#sql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
+  }
+
+  get node(): NodeIdentity {
+    return { id: this.#opts.nodeId, incarnation: this.#lease.incarnation };
+  }
+
+  async join(hints: ClusterHints): Promise<void> {
+    if (this.#hints) throw new Error('PostgresStore.join: this store has joined already');
+    this.#hints = hints;
+    try {
+      await migrate(this.#sql, this.#opts.schema);
+      // Listening before the lease is taken: no hint for a session this node claims is missed.
+      this.#unlisten = await listenHints(this.#sql, this.#opts.schema, hints, () => void this.#reannounce(), warn);
+      await this.#lease.join();
+    } catch (error) {
+      // A join that failed (the server down, a newer schema) may be tried again.
+      this.#hints = undefined;
+      await this.#unlisten?.().catch(() => {});
+      this.#unlisten = undefined;
+      throw error;
+    }
+  }
+
+  selfFenced(): boolean {
+    return this.#lease.selfFenced();
+  }
+
+  async load(sessionId: string, { recent, history, claim = true }: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined> {
+    const id = key(sessionId);
+    if (!claim) {
+      const row = await readSession(this.#sql, id, recent, history);
+      return row && loaded(sessionId, row, row);
+    }
+    const node = this.#owner();
+    const answer = await claimSession(this.#sql, id, node);
+    if (!answer || 'ownedBy' in answer) return answer;
+    // Remembered before the parts are read: a commit may follow as soon as this resolves.
+    if (node.incarnation === this.#lease.incarnation) this.#claims.set(id, { epoch: answer.claimed.epoch, incarnation: node.incarnation });
+    return loaded(sessionId, answer.claimed, await readParts(this.#sql, id, recent, history));
+  }
+
+  async commit(steps: readonly StepRecord[]): Promise<void> {
+    if (steps.length === 0) return;
+    const { id: node, incarnation } = this.#owner();
+    const ctx = { node, incarnation, keepEvents: this.#opts.keepEvents, channel: this.#opts.schema, claims: this.#claims, trimInbox: this.#trimInbox };
+    try {
+      const { claimed, forgotten } = await this.#sql.begin((tx) => writeSteps(tx, steps, ctx));
+      for (const id of forgotten) this.#forget(id);
+      if (incarnation === this.#lease.incarnation) for (const [id, claim] of claimed) this.#claims.set(id, claim);
+    } catch (error) {
+      // A refused group: the claim it names is dead; the runtime stops that session.
+      if (error instanceof StaleSessionError) this.#forget(error.sessionId);
+      throw error;
+    }
+  }
+
+  async eventsAfter(sessionId: string, seq: number): Promise<SessionEvent[]> {
+    const rows = await this.#sql<{ seq: number; type: string; data: unknown }[]>`
+      SELECT seq, type, data FROM events WHERE session_id = ${key(sessionId)} AND seq > ${Math.max(-1, Math.min(2 ** 31 - 1, Math.floor(seq)))} ORDER BY seq`;
+    return rows.map((r) => ({ sessionId, seq: r.seq, type: r.type, data: r.data }) as SessionEvent);
+  }
+
+  async sessionsWithPending(): Promise<string[]> {
+    const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind = 'input' AND NOT consumed`;
+    return rows.map((r) => r.session_id);
+  }
+
+  async prune(before: number, isLive: (sessionId: string) => boolean): Promise<number> {
+    const sql = this.#sql;
+    const cutoff = Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(before)));
+    const prunable = (alias: string) => sql`${sql(alias)}.updated_at < ${cutoff} AND NOT ${liveOwner(sql, alias)}
+      AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = ${sql(alias)}.id AND NOT i.consumed)`;
+    const candidates = await sql<{ id: string }[]>`SELECT s.id FROM sessions s WHERE ${prunable('s')}`;
+    const ids = candidates.map((r) => r.id).filter((id) => !isLive(id));
+    // Judged again on the locked rows: a session claimed or written meanwhile stays.
+    const [gone] = ids.length === 0 ? [{ n: 0 }] : await sql<{ n: number }[]>`
+      WITH t AS (SELECT id, updated_at, owner_node, owner_incarnation FROM sessions WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE),
+           gone AS (DELETE FROM sessions s USING t WHERE s.id = t.id AND ${prunable('t')} RETURNING s.id),
+           i AS (DELETE FROM inbox WHERE session_id IN (SELECT id FROM gone)),
+           e AS (DELETE FROM events WHERE session_id IN (SELECT id FROM gone)),
+           tr AS (DELETE FROM transcript WHERE session_id IN (SELECT id FROM gone))
+      SELECT count(*)::int AS n FROM gone`;
+    await sql`WITH t AS (DELETE FROM tombstones WHERE deleted_at < ${cutoff} RETURNING session_id)
+              DELETE FROM events WHERE session_id IN (SELECT session_id FROM t)`;
+    return gone?.n ?? 0;
+  }
+
+  checkOwner(): Promise<void> {
+    return this.#lease.check();
+  }
+
+  async deliver(sessionId: string, mail: Mail): Promise<'accepted' | 'duplicate'> {
+    const id = key(sessionId);
+    const payload = fits(hint.inbox(id)) ? hint.inbox(id) : null;
+    const [row] = await this.#sql<{ accepted: number }[]>`
+      WITH ins AS (
+        INSERT INTO inbox (session_id, input_id, kind, entry) VALUES (${id}, ${key(mail.entry.id)}, ${mail.kind}, ${JSON.stringify(entryOf(mail.entry))}::text::json)
+        ON CONFLICT (session_id, input_id) DO NOTHING RETURNING 1),
+      hinted AS (SELECT pg_notify(${this.#opts.schema}, ${payload}::text) FROM ins WHERE ${payload}::text IS NOT NULL)
+      SELECT (SELECT count(*)::int FROM ins) AS accepted, (SELECT count(*) FROM hinted) AS hinted`;
+    return row?.accepted ? 'accepted' : 'duplicate';
+  }
+
+  async mail(sessionId: string): Promise<Mail[]> {
+    const rows = await this.#sql<{ kind: Mail['kind']; entry: InboxEntry }[]>`
+      SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT consumed ORDER BY n`;
+    return rows.map((r) => ({ entry: r.entry, kind: r.kind }));
+  }
+
+  async orphans(limit: number): Promise<string[]> {
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT i.session_id FROM inbox i LEFT JOIN sessions s ON s.id = i.session_id
+      WHERE NOT i.consumed AND (s.id IS NULL OR s.owner_node IS NULL OR NOT ${liveOwner(this.#sql)})
+      GROUP BY i.session_id ORDER BY min(i.n) LIMIT ${Math.max(0, limit)}`;
+    return rows.map((r) => r.session_id);
+  }
+
+  async ownerOf(sessionId: string): Promise<NodeIdentity | undefined> {
+    const [row] = await this.#sql<{ owner_node: string; owner_incarnation: number }[]>`
+      SELECT s.owner_node, s.owner_incarnation FROM sessions s WHERE s.id = ${key(sessionId)} AND ${liveOwner(this.#sql)}`;
+    return row && { id: row.owner_node, incarnation: row.owner_incarnation };
+  }
+
+  async leave(): Promise<void> {
+    const { id, incarnation } = this.node;
+    this.#lease.stop();
+    this.#claims.clear();
+    this.#untrimmed.clear();
+    await this.#sql.begin(async (tx) => {
+      await tx`UPDATE sessions SET owner_node = NULL, owner_incarnation = NULL, epoch = epoch + 1 WHERE owner_node = ${id} AND owner_incarnation = ${incarnation}`;
+      await tx`DELETE FROM nodes WHERE id = ${id} AND incarnation = ${incarnation}`;
+    });
+    await this.#unlisten?.();
+  }
+
+  /** Ends the pool and the LISTEN connection. Without {@link leave}, the lease runs out by itself. */
+  close(): Promise<void> {
+    this.#lease.stop();
+    this.#closing ??= this.#sql.end({ timeout: 5 });
+    return this.#closing;
+  }
+
+  /** This node, when it holds its lease: only then may it claim or write. */
+  #owner(): NodeIdentity {
+    if (this.#lease.held) return this.node;
+    if (!this.#hints) throw new Error('PostgresStore: call join() before load or commit');
+    throw new StaleEpochError(`node ${this.#opts.nodeId} holds no cluster lease (lost, or left); it may not claim or write sessions`);
+  }
+
+  /** The first consumption of a session here, then every TRIM_EVERY-th, trims its consumed entries (at most INBOX_KEEP + TRIM_EVERY steps' worth are held). */
+  readonly #trimInbox = (id: string): boolean => {
+    const n = this.#untrimmed.get(id) ?? 0;
+    this.#untrimmed.set(id, (n + 1) % TRIM_EVERY);
+    return n === 0;
+  };
+
+  #forget(id: string): void {
+    this.#claims.delete(id);
+    this.#untrimmed.delete(id);
+  }
+
+  #leaseLost(error: StaleEpochError): void {
+    this.#claims.clear();
+    this.#untrimmed.clear();
+    try {
+      this.#hints?.leaseLost(error);
+    } catch (thrown) {
+      warn(thrown);
+    }
+  }
+
+  /** After LISTEN came back: hint the inbox of every session this node owns that has mail waiting. */
+  async #reannounce(): Promise<void> {
+    const { id, incarnation } = this.node;
+    try {
+      const rows = await this.#sql<{ session_id: string }[]>`
+        SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
+        WHERE NOT i.consumed AND s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
+      for (const row of rows) this.#hints?.inbox(row.session_id);
+    } catch (error) {
+      // Best effort: the runtime's poll finds the same mail.
+      warn(error);
+    }
+  }
+}
+
+/** A hint handler threw, or a background read failed: reported, never rethrown into the client's parser. */
+function warn(error: unknown): void {
+  process.emitWarning(error instanceof Error ? error : new Error(String(error)), 'BatonPostgresStore');
+}

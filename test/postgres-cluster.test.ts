@@ -1,0 +1,112 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StaleEpochError, type StepRecord } from '../src/index.ts';
+import { PgFixture, waitFor } from './postgres-helpers.ts';
+
+const step = (sessionId: string, seq: number, extra: Partial<StepRecord> = {}): StepRecord => ({
+  sessionId,
+  events: [{ sessionId, seq, type: 'state', data: { state: 'idle' } }],
+  consumed: [],
+  session: { sessionId, kind: 'agent', snapshot: { seq }, seq },
+  ...extra,
+});
+const slow = { leaseTtlMs: 60_000, renewMs: 30_000 };
+
+let pg: PgFixture;
+let schema: string;
+beforeEach(() => {
+  pg = new PgFixture();
+  schema = pg.schema();
+});
+afterEach(() => pg.cleanup());
+
+const nodes = () => pg.admin<{ id: string; incarnation: number }[]>`SELECT id, incarnation FROM ${pg.admin(schema)}.nodes ORDER BY id`;
+
+describe('PostgresStore hints (LISTEN/NOTIFY)', () => {
+  it('a delivery hints the inbox and a commit hints its last seq, to every node', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', ...slow });
+    const b = await pg.node(schema, { nodeId: 'b', ...slow });
+    await a.store.deliver('chat:42', { kind: 'input', entry: { id: 'm1', content: 'hi' } });
+    await waitFor(() => b.heard.inboxes.includes('chat:42'), 'the inbox hint');
+    await a.store.commit([step('chat:42', 1)]);
+    await a.store.commit([{ sessionId: 'chat:42', events: [2, 3].map((seq) => step('chat:42', seq).events[0]!), consumed: ['m1'] }]);
+    await waitFor(() => b.heard.committed.some(([id, seq]) => id === 'chat:42' && seq === 3), 'the events hint');
+    expect(b.heard.committed).toEqual([['chat:42', 1], ['chat:42', 3]]);
+    // A duplicate delivery and a refused commit hint nothing.
+    await a.store.deliver('chat:42', { kind: 'input', entry: { id: 'm1', content: 'hi' } });
+    await expect(b.store.commit([step('chat:42', 9)])).rejects.toThrow(StaleEpochError);
+    await a.store.deliver('chat:42', { kind: 'input', entry: { id: 'm2', content: 'marker' } });
+    await waitFor(() => b.heard.inboxes.length === 2, 'the marker hint');
+    expect(b.heard.committed).toHaveLength(2);
+  });
+
+  it('hints arrive again after the LISTEN connection is killed: the client listens again by itself', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', ...slow });
+    const b = await pg.node(schema, { nodeId: 'b', ...slow });
+    const [listener] = await pg.admin<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE application_name = 'baton b' AND query ILIKE ${`listen "${schema}"`}`;
+    expect(listener).toBeDefined();
+    await pg.admin`SELECT pg_terminate_backend(${listener!.pid})`;
+    // Hints sent while it reconnects are lost (hence the poll fallback): send until one arrives.
+    let n = 0;
+    await waitFor(async () => {
+      await a.store.deliver('s', { kind: 'input', entry: { id: `m${n++}`, content: 'x' } });
+      return b.heard.inboxes.length > 0;
+    }, 'a hint after the reconnect');
+    const [again] = await pg.admin<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE application_name = 'baton b' AND query ILIKE ${`listen "${schema}"`}`;
+    expect(again?.pid).not.toBe(listener!.pid);
+  });
+});
+
+describe('PostgresStore node lease', () => {
+  it('renews on the database clock; a lease row deleted behind its back is lost: leaseLost, claims forgotten, a new incarnation joins', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', leaseTtlMs: 1_000, renewMs: 50 });
+    const first = a.store.node.incarnation;
+    expect(a.store.selfFenced()).toBe(false);
+    await a.store.commit([step('s', 1)]);
+    const [before] = await pg.admin<{ until: Date }[]>`SELECT lease_until AS until FROM ${pg.admin(schema)}.nodes`;
+    await waitFor(async () => (await pg.admin<{ until: Date }[]>`SELECT lease_until AS until FROM ${pg.admin(schema)}.nodes`)[0]!.until > before!.until, 'a renewal');
+    await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes WHERE id = 'a'`;
+    await waitFor(() => a.heard.lost.length === 1, 'leaseLost');
+    expect(a.heard.lost[0]).toBeInstanceOf(StaleEpochError);
+    expect(a.heard.lost[0]!.message).toMatch(/node a \(incarnation \d+\) lost its cluster lease: its lease row is gone or expired/);
+    await waitFor(async () => (await nodes())[0]?.incarnation, 'the rejoin');
+    expect(a.store.node.incarnation).toBeGreaterThan(first);
+    expect(await nodes()).toEqual([{ id: 'a', incarnation: a.store.node.incarnation }]);
+    // The claim of the lost incarnation is gone; the session is claimed again, with a new epoch.
+    await expect(a.store.commit([step('s', 2)])).rejects.toThrow(StaleEpochError);
+    await a.store.load('s', { recent: 0, history: 0 });
+    await a.store.commit([step('s', 2)]);
+    await a.store.checkOwner();
+  });
+
+  it('a lease expired behind its back is never revived: lost, then joined again', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', leaseTtlMs: 1_000, renewMs: 50 });
+    const first = a.store.node.incarnation;
+    await pg.admin`UPDATE ${pg.admin(schema)}.nodes SET lease_until = now() - interval '1 second'`;
+    await waitFor(() => a.heard.lost.length === 1, 'leaseLost');
+    await waitFor(() => a.store.node.incarnation > first && !a.store.selfFenced(), 'the rejoin');
+  });
+
+  it('checkOwner rejects with StaleEpochError once the database says the lease is gone', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', ...slow });
+    await a.store.checkOwner();
+    await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes`;
+    await expect(a.store.checkOwner()).rejects.toThrow(StaleEpochError);
+    expect(a.heard.lost).toHaveLength(1);
+    await waitFor(async () => (await nodes()).length === 1, 'the rejoin');
+  });
+
+  it('fences itself by its own clock when renewals stop answering, before the others give up on it', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', leaseTtlMs: 400, renewMs: 100 });
+    // Hold the lease row: renewals now hang (as on a partitioned network) and never confirm.
+    const blocker = pg.admin.begin(async (tx) => {
+      await tx`SELECT 1 FROM ${tx(schema)}.nodes WHERE id = 'a' FOR UPDATE`;
+      await waitFor(() => a.store.selfFenced(), 'selfFenced', 5_000);
+      await waitFor(() => a.heard.lost.length === 1, 'leaseLost by its own clock', 5_000);
+    });
+    await blocker;
+    expect(a.heard.lost[0]!.message).toMatch(/could not renew its lease within 400 ms/);
+    await waitFor(() => !a.store.selfFenced(), 'the rejoin');
+  });
+});
