@@ -97,7 +97,21 @@ export function createGateway(options: GatewayOptions): Gateway {
       const health = opts.runtime.health();
       const status = closing ? 'shutting_down' : health.fenced ? 'fenced' : health.ok ? 'ok' : 'store_failing';
       res.writeHead(status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status, failed_sessions: health.failedSessions, ...(health.storeError && { store_error: health.storeError }) }));
+      const node = health.node && {
+        id: health.node.id,
+        incarnation: health.node.incarnation,
+        lease_valid: health.node.leaseValid,
+        owned_sessions: health.node.ownedSessions,
+      };
+      res.end(
+        JSON.stringify({
+          status,
+          failed_sessions: health.failedSessions,
+          fenced_commits: health.fencedCommits,
+          ...(health.storeError && { store_error: health.storeError }),
+          ...(node && { node }),
+        }),
+      );
     } else if (req.method === 'GET' && path.startsWith('/inspect')) {
       // The inspector shows every session: with a token set, it needs the token too.
       if (!authorized(req)) {

@@ -45,6 +45,33 @@ export class GatewayMetrics {
         for (const status of statuses) if (status) this.inc({ state: status.state });
       },
     });
+    new Gauge({
+      name: 'baton_store_fenced_commits',
+      help: 'Commits refused because another node had claimed their session (a cluster, C17).',
+      registers: [this.registry],
+      collect() {
+        this.set(runtime.health().fencedCommits);
+      },
+    });
+    new Gauge({
+      name: 'baton_node_info',
+      help: 'This cluster node: 1, labelled with its id and incarnation; lease_valid is 0 while its own clock says the lease may have run out.',
+      labelNames: ['node', 'incarnation', 'lease_valid'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const node = runtime.health().node;
+        if (node) this.set({ node: node.id, incarnation: String(node.incarnation), lease_valid: node.leaseValid ? '1' : '0' }, 1);
+      },
+    });
+    new Gauge({
+      name: 'baton_node_owned_sessions',
+      help: 'Sessions this node runs (owns, on a cluster).',
+      registers: [this.registry],
+      collect() {
+        this.set(runtime.health().node?.ownedSessions ?? runtime.sessionIds().length);
+      },
+    });
     runtime.events$.subscribe((event) => {
       if (event.type === 'done') {
         if (event.data.input_ids.length > 0) this.#turns.inc({ outcome: event.data.reason ?? 'success' });
