@@ -69,6 +69,7 @@ describe('PostgresStore node lease', () => {
     await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes WHERE id = 'a'`;
     await waitFor(() => a.heard.lost.length === 1, 'leaseLost');
     expect(a.heard.lost[0]).toBeInstanceOf(StaleEpochError);
+    expect((a.heard.lost[0] as StaleEpochError).sessionId).toBeUndefined(); // the whole node stops, not one session
     expect(a.heard.lost[0]!.message).toMatch(/node a \(incarnation \d+\) lost its cluster lease: its lease row is gone or expired/);
     await waitFor(async () => (await nodes())[0]?.incarnation, 'the rejoin');
     expect(a.store.node.incarnation).toBeGreaterThan(first);

@@ -2,7 +2,7 @@ import type Postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { requirePeer } from '../peer.ts';
 import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
-import { StaleSessionError, writeSteps, type Claim } from './postgres-commit.ts';
+import { writeSteps, type Claim } from './postgres-commit.ts';
 import { entryOf, key } from './postgres-wave.ts';
 import { fits, hint, listenHints } from './postgres-hints.ts';
 import { NodeLease } from './postgres-lease.ts';
@@ -95,10 +95,7 @@ export class PostgresStore implements ClusterStore {
 
   async load(sessionId: string, { recent, history, claim = true }: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined> {
     const id = key(sessionId);
-    if (!claim) {
-      const row = await readSession(this.#sql, id, recent, history);
-      return row && loaded(sessionId, row, row);
-    }
+    if (!claim) return readSession(this.#sql, sessionId, id, recent, history);
     const node = this.#owner();
     const answer = await claimSession(this.#sql, id, node);
     if (!answer || 'ownedBy' in answer) return answer;
@@ -117,7 +114,7 @@ export class PostgresStore implements ClusterStore {
       if (incarnation === this.#lease.incarnation) for (const [id, claim] of claimed) this.#claims.set(id, claim);
     } catch (error) {
       // A refused group: the claim it names is dead; the runtime stops that session.
-      if (error instanceof StaleSessionError) this.#forget(error.sessionId);
+      if (error instanceof StaleEpochError && error.sessionId !== undefined) this.#forget(error.sessionId);
       throw error;
     }
   }
@@ -129,7 +126,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async sessionsWithPending(): Promise<string[]> {
-    const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind = 'input' AND NOT consumed`;
+    const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind IN ('input', 'answer') AND NOT consumed`;
     return rows.map((r) => r.session_id);
   }
 
@@ -171,8 +168,16 @@ export class PostgresStore implements ClusterStore {
 
   async mail(sessionId: string): Promise<Mail[]> {
     const rows = await this.#sql<{ kind: Mail['kind']; entry: InboxEntry }[]>`
-      SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT consumed ORDER BY n`;
+      SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT taken AND NOT consumed ORDER BY n`;
     return rows.map((r) => ({ entry: r.entry, kind: r.kind }));
+  }
+
+  async mailWaiting(): Promise<string[]> {
+    const { id, incarnation } = this.node;
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
+      WHERE NOT i.taken AND NOT i.consumed AND s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
+    return rows.map((r) => r.session_id);
   }
 
   async orphans(limit: number): Promise<string[]> {
@@ -239,12 +244,8 @@ export class PostgresStore implements ClusterStore {
 
   /** After LISTEN came back: hint the inbox of every session this node owns that has mail waiting. */
   async #reannounce(): Promise<void> {
-    const { id, incarnation } = this.node;
     try {
-      const rows = await this.#sql<{ session_id: string }[]>`
-        SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
-        WHERE NOT i.consumed AND s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
-      for (const row of rows) this.#hints?.inbox(row.session_id);
+      for (const sessionId of await this.mailWaiting()) this.#hints?.inbox(sessionId);
     } catch (error) {
       // Best effort: the runtime's poll finds the same mail.
       warn(error);
