@@ -53,6 +53,7 @@ export class PostgresStore implements ClusterStore {
   #hints: ClusterHints | undefined;
   #unlisten: (() => Promise<void>) | undefined;
   #closing: Promise<void> | undefined;
+  #migrated: Promise<void> | undefined;
 
   constructor(options: PostgresStoreOptions = {}) {
     this.#opts = resolvePostgresOptions(options);
@@ -76,7 +77,7 @@ export class PostgresStore implements ClusterStore {
     if (this.#hints) throw new Error('PostgresStore.join: this store has joined already');
     this.#hints = hints;
     try {
-      await migrate(this.#sql, this.#opts.schema);
+      await this.#schema();
       // Listening before the lease is taken: no hint for a session this node claims is missed.
       this.#unlisten = await listenHints(this.#sql, this.#opts.schema, hints, () => void this.#reannounce(), warn);
       await this.#lease.join();
@@ -94,6 +95,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async load(sessionId: string, { recent, history, claim = true }: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined> {
+    await this.#schema();
     const id = key(sessionId);
     if (!claim) return readSession(this.#sql, sessionId, id, recent, history);
     const node = this.#owner();
@@ -120,17 +122,20 @@ export class PostgresStore implements ClusterStore {
   }
 
   async eventsAfter(sessionId: string, seq: number): Promise<SessionEvent[]> {
+    await this.#schema();
     const rows = await this.#sql<{ seq: number; type: string; data: unknown }[]>`
       SELECT seq, type, data FROM events WHERE session_id = ${key(sessionId)} AND seq > ${Math.max(-1, Math.min(2 ** 31 - 1, Math.floor(seq)))} ORDER BY seq`;
     return rows.map((r) => ({ sessionId, seq: r.seq, type: r.type, data: r.data }) as SessionEvent);
   }
 
   async sessionsWithPending(): Promise<string[]> {
+    await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind IN ('input', 'answer') AND NOT consumed`;
     return rows.map((r) => r.session_id);
   }
 
   async prune(before: number, isLive: (sessionId: string) => boolean): Promise<number> {
+    await this.#schema();
     const sql = this.#sql;
     const cutoff = Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(before)));
     const prunable = (alias: string) => sql`${sql(alias)}.updated_at < ${cutoff} AND NOT ${liveOwner(sql, alias)}
@@ -155,6 +160,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async deliver(sessionId: string, mail: Mail): Promise<'accepted' | 'duplicate'> {
+    await this.#schema();
     const id = key(sessionId);
     const payload = fits(hint.inbox(id)) ? hint.inbox(id) : null;
     const [row] = await this.#sql<{ accepted: number }[]>`
@@ -167,12 +173,14 @@ export class PostgresStore implements ClusterStore {
   }
 
   async mail(sessionId: string): Promise<Mail[]> {
+    await this.#schema();
     const rows = await this.#sql<{ kind: Mail['kind']; entry: InboxEntry }[]>`
       SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT taken AND NOT consumed ORDER BY n`;
     return rows.map((r) => ({ entry: r.entry, kind: r.kind }));
   }
 
   async mailWaiting(): Promise<string[]> {
+    await this.#schema();
     const { id, incarnation } = this.node;
     const rows = await this.#sql<{ session_id: string }[]>`
       SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
@@ -181,6 +189,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async orphans(limit: number): Promise<string[]> {
+    await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`
       SELECT i.session_id FROM inbox i LEFT JOIN sessions s ON s.id = i.session_id
       WHERE NOT i.consumed AND (s.id IS NULL OR s.owner_node IS NULL OR NOT ${liveOwner(this.#sql)})
@@ -189,6 +198,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async ownerOf(sessionId: string): Promise<NodeIdentity | undefined> {
+    await this.#schema();
     const [row] = await this.#sql<{ owner_node: string; owner_incarnation: number }[]>`
       SELECT s.owner_node, s.owner_incarnation FROM sessions s WHERE s.id = ${key(sessionId)} AND ${liveOwner(this.#sql)}`;
     return row && { id: row.owner_node, incarnation: row.owner_incarnation };
@@ -211,6 +221,18 @@ export class PostgresStore implements ClusterStore {
     this.#lease.stop();
     this.#closing ??= this.#sql.end({ timeout: 5 });
     return this.#closing;
+  }
+
+  /**
+   * The schema, migrated once, before anything reads it: a runtime may ask for its pending
+   * work while the join that would migrate is still under way. A failure is tried again.
+   */
+  #schema(): Promise<void> {
+    this.#migrated ??= migrate(this.#sql, this.#opts.schema).catch((error: unknown) => {
+      this.#migrated = undefined;
+      throw error;
+    });
+    return this.#migrated;
   }
 
   /** This node, when it holds its lease: only then may it claim or write. */
