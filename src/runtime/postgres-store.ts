@@ -61,6 +61,9 @@ export class PostgresStore implements ClusterStore {
     const postgres = requirePeer<typeof Postgres>('postgres', 'baton-runtime/postgres');
     const config = {
       max,
+      // The client's own backoff grows to 20 s between attempts: after an outage of a few
+      // seconds the pool would stay away long past the lease TTL. Retry within a second.
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
       onnotice: () => {},
       // Unqualified names resolve in the schema; it is a validated identifier.
       connection: { search_path: schema, application_name: `baton ${nodeId}`.slice(0, 63) },
