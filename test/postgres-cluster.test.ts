@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StaleEpochError, type StepRecord } from '../src/index.ts';
-import { PgFixture, waitFor } from './postgres-helpers.ts';
+import { PostgresStore } from '../src/postgres.ts';
+import { Heard, PgFixture, waitFor } from './postgres-helpers.ts';
+import { embeddedServer } from './setup/postgres-server.ts';
 
 const step = (sessionId: string, seq: number, extra: Partial<StepRecord> = {}): StepRecord => ({
   sessionId,
@@ -58,6 +60,35 @@ describe('PostgresStore hints (LISTEN/NOTIFY)', () => {
   });
 });
 
+describe('PostgresStore across a server restart', () => {
+  it('comes back within about a second: the pool reconnects, LISTEN returns, a lease that outlived the outage holds', async () => {
+    const server = await embeddedServer();
+    await server.start();
+    const nodes = ['a', 'b'].map((nodeId) => new PostgresStore({ url: server.url, schema: 'r', nodeId, leaseTtlMs: 8_000, renewMs: 200 }));
+    try {
+      const heard = new Heard();
+      await nodes[0]!.join(heard);
+      await nodes[1]!.join(new Heard());
+      await server.stop();
+      // The outage itself (nothing to poll): long enough that the client's default backoff would stay away for many seconds.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await server.start();
+      const back = Date.now();
+      let n = 0;
+      await waitFor(async () => {
+        await nodes[1]!.deliver('s', { kind: 'input', entry: { id: `m${n++}`, content: 'x' } }).catch(() => {});
+        return heard.inboxes.length > 0;
+      }, 'a hint after the restart', 4_000);
+      expect(Date.now() - back).toBeLessThan(3_000);
+      expect(heard.lost).toEqual([]);
+      await nodes[0]!.checkOwner();
+    } finally {
+      await Promise.all(nodes.map((node) => node.close()));
+      await server.remove();
+    }
+  });
+});
+
 describe('PostgresStore node lease', () => {
   it('renews on the database clock; a lease row deleted behind its back is lost: leaseLost, claims forgotten, a new incarnation joins', async () => {
     const a = await pg.node(schema, { nodeId: 'a', leaseTtlMs: 1_000, renewMs: 50 });
@@ -69,6 +100,7 @@ describe('PostgresStore node lease', () => {
     await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes WHERE id = 'a'`;
     await waitFor(() => a.heard.lost.length === 1, 'leaseLost');
     expect(a.heard.lost[0]).toBeInstanceOf(StaleEpochError);
+    expect((a.heard.lost[0] as StaleEpochError).sessionId).toBeUndefined(); // the whole node stops, not one session
     expect(a.heard.lost[0]!.message).toMatch(/node a \(incarnation \d+\) lost its cluster lease: its lease row is gone or expired/);
     await waitFor(async () => (await nodes())[0]?.incarnation, 'the rejoin');
     expect(a.store.node.incarnation).toBeGreaterThan(first);

@@ -35,13 +35,16 @@ describe('PostgresStore claims (C17)', () => {
     expect(await epochOf('s')).toBeUndefined();
     await a.store.commit([step('s', 1)]);
     expect(await epochOf('s')).toBe(1);
-    expect(await b.store.load('s', all)).toEqual({ ownedBy: a.store.node });
+    expect(await b.store.load('s', all)).toEqual({ ownedBy: a.store.node, kind: 'agent' });
     expect(await b.store.ownerOf('s')).toEqual(a.store.node);
     expect(((await a.store.load('s', all)) as LoadedSession).lastSeq).toBe(1);
     expect(await epochOf('s')).toBe(1);
-    // A status read claims nothing.
-    expect(((await b.store.load('s', { ...all, claim: false })) as LoadedSession).session.seq).toBe(1);
+    // A status read claims nothing, and says who runs the session.
+    const status = (await b.store.load('s', { ...all, claim: false })) as LoadedSession;
+    expect({ seq: status.session.seq, owner: status.owner }).toEqual({ seq: 1, owner: a.store.node });
     expect(await b.store.ownerOf('s')).toEqual(a.store.node);
+    await a.store.commit([step('s', 2, { release: true })]);
+    expect(((await b.store.load('s', { ...all, claim: false })) as LoadedSession).owner).toBeUndefined();
   });
 
   it('a node whose lease ran out loses its sessions: the next node claims with epoch + 1 and the old owner\'s write is refused', async () => {
@@ -58,7 +61,8 @@ describe('PostgresStore claims (C17)', () => {
     const refused = a.store.commit([step('s', 2, { consumed: ['m1'] }), step('other', 1)]);
     await expect(refused).rejects.toThrow(StaleEpochError);
     await expect(refused).rejects.toThrow(/session "s" is now at epoch 2, owned by node b/);
-    await expect(refused).rejects.toMatchObject({ holder: `node b (incarnation ${b.store.node.incarnation})` });
+    // Only that session stops: the error names it.
+    await expect(refused).rejects.toMatchObject({ holder: `node b (incarnation ${b.store.node.incarnation})`, sessionId: 's' });
     // Nothing of the refused group was stored, the other session's step included (C16).
     expect(await a.store.load('other', all)).toBeUndefined();
     expect((await b.store.eventsAfter('s', 0)).map((e) => e.seq)).toEqual([1]);
@@ -135,19 +139,38 @@ describe('PostgresStore mail and orphans', () => {
     expect(await a.store.deliver('s', { kind: 'input', entry: { id: 'm1', content: 'changed' } })).toBe('duplicate');
     expect(await a.store.deliver('s', { kind: 'command', entry: { id: 'c1', content: '/status' } })).toBe('accepted');
     expect(await a.store.deliver('s', { kind: 'control', entry: { id: 'k1', content: 'stop' } })).toBe('accepted');
-    expect(await a.store.deliver('s', { kind: 'input', entry: { id: 'm2', content: 'again' } })).toBe('accepted');
-    expect((await a.store.mail('s')).map((m) => `${m.kind}:${m.entry.id}`)).toEqual(['input:m1', 'command:c1', 'control:k1', 'input:m2']);
+    expect(await a.store.deliver('s', { kind: 'answer', entry: { id: 'q1', content: 'blue', metadata: { questionId: 'color' } } })).toBe('accepted');
+    expect((await a.store.mail('s')).map((m) => `${m.kind}:${m.entry.id}`)).toEqual(['input:m1', 'command:c1', 'control:k1', 'answer:q1']);
     expect((await a.store.mail('s'))[0]?.entry).toEqual({ id: 'm1', content: 'hello', metadata: { lang: 'en' } });
     expect(await a.store.sessionsWithPending()).toEqual(['s']);
-    // The owner commits the session: only inputs are pending work; it marks the command taken.
-    await a.store.commit([step('s', 1, { consumed: ['c1'] })]);
-    const loaded = (await a.store.load('s', all)) as LoadedSession;
-    expect(loaded.pending.map((i) => i.id)).toEqual(['m1', 'm2']);
-    expect((await a.store.mail('s')).map((m) => m.entry.id)).toEqual(['m1', 'k1', 'm2']);
-    await a.store.commit([{ sessionId: 's', events: [], consumed: ['m1', 'k1', 'm2'] }]);
+  });
+
+  it('the owner takes mail with a step: taken mail is not offered again; inputs and answers wait until consumed, commands and controls go', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', ...slow });
+    const b = await pg.node(schema, { nodeId: 'b', ...slow });
+    await a.store.commit([step('s', 1, { accepted: [{ id: 'own', content: 'said here' }] }), step('t', 1)]);
+    expect(await a.store.mailWaiting()).toEqual([]); // what the owner accepts itself is taken already
+    await b.store.deliver('s', { kind: 'input', entry: { id: 'm1', content: 'hello' } });
+    await b.store.deliver('s', { kind: 'command', entry: { id: 'c1', content: '/status' } });
+    await b.store.deliver('s', { kind: 'answer', entry: { id: 'q1', content: 'blue', metadata: { questionId: 'color' } } });
+    await b.store.deliver('x', { kind: 'input', entry: { id: 'm', content: 'nobody owns x' } });
+    expect(await a.store.mailWaiting()).toEqual(['s']);
+    expect(await b.store.mailWaiting()).toEqual([]);
+    // Pending work includes mail not yet taken: a node that claims the session after a crash runs it in order.
+    expect(((await a.store.load('s', all)) as LoadedSession).pending.map((i) => i.id)).toEqual(['own', 'm1', 'q1']);
+    await a.store.commit([{ sessionId: 's', events: [], consumed: ['c1'], taken: ['m1', 'c1', 'q1'] }]);
     expect(await a.store.mail('s')).toEqual([]);
-    expect(await a.store.deliver('s', { kind: 'input', entry: { id: 'm1', content: 'late resend' } })).toBe('duplicate');
-    expect((await a.store.load('s', all) as LoadedSession).recent.map((i) => i.id)).toEqual(['m1', 'm2']);
+    expect(await a.store.mailWaiting()).toEqual([]);
+    const loaded = (await a.store.load('s', all)) as LoadedSession;
+    expect(loaded.pending).toEqual([{ id: 'own', content: 'said here' }, { id: 'm1', content: 'hello' }, { id: 'q1', content: 'blue', metadata: { questionId: 'color' } }]);
+    expect(loaded.recent.map((i) => i.id)).toEqual(['own', 'm1', 'q1']);
+    await a.store.commit([{ sessionId: 's', events: [], consumed: ['own', 'm1', 'q1'] }]);
+    expect(await a.store.sessionsWithPending()).toEqual(['x']);
+    expect(await b.store.deliver('s', { kind: 'input', entry: { id: 'm1', content: 'late resend' } })).toBe('duplicate');
+    // Mail the owner then accepts as its own input (the same id) is taken by that step.
+    await b.store.deliver('s', { kind: 'input', entry: { id: 'm2', content: 'two' } });
+    await a.store.commit([{ sessionId: 's', accepted: [{ id: 'm2', content: 'two' }], events: [], consumed: [] }]);
+    expect(await a.store.mail('s')).toEqual([]);
   });
 
   it('orphans: sessions with waiting mail and no live owner — no row, no owner, or a dead one', async () => {
@@ -257,6 +280,20 @@ describe('PostgresStore migrations', () => {
     await Promise.all([migrate(pg.admin, schema), migrate(pg.admin, schema), pg.node(schema, { nodeId: 'x', ...slow })]);
     await migrate(pg.admin, schema);
     expect(await pg.admin`SELECT version FROM ${pg.admin(schema)}.baton_schema_version ORDER BY version`).toEqual(MIGRATIONS.map((_, i) => ({ version: i + 1 })));
+  });
+
+  it('open a schema the previous version made and keep its data', async () => {
+    await migrate(pg.admin, schema, MIGRATIONS.length - 1);
+    const t = pg.admin(schema);
+    await pg.admin`INSERT INTO ${t}.sessions (id, kind, snapshot, seq, updated_at, epoch) VALUES ('s', 'agent', '{"v":1}', 7, 0, 3)`;
+    await pg.admin`INSERT INTO ${t}.inbox (session_id, input_id, kind, entry) VALUES ('s', 'a', 'input', '{"id":"a","content":"from v1"}')`;
+    const a = await pg.node(schema, { nodeId: 'a', ...slow });
+    const loaded = (await a.store.load('s', all)) as LoadedSession;
+    expect({ seq: loaded.session.seq, snapshot: loaded.session.snapshot, pending: loaded.pending }).toEqual({ seq: 7, snapshot: { v: 1 }, pending: [{ id: 'a', content: 'from v1' }] });
+    expect(await epochOf('s')).toBe(4);
+    expect((await a.store.mail('s')).map((m) => m.entry.id)).toEqual(['a']);
+    expect(await a.store.deliver('s', { kind: 'answer', entry: { id: 'q', content: 'x' } })).toBe('accepted');
+    expect(await pg.admin`SELECT max(version) AS v FROM ${t}.baton_schema_version`).toEqual([{ v: MIGRATIONS.length }]);
   });
 
   it('refuse a schema from a newer Baton, and a schema of another application, in one line', async () => {

@@ -19,15 +19,6 @@ export interface CommitContext {
   readonly trimInbox: (sessionId: string) => boolean;
 }
 
-/** A refused write (C17), naming the session whose claim is stale so the store forgets it. */
-export class StaleSessionError extends StaleEpochError {
-  readonly sessionId: string;
-  constructor(sessionId: string, message: string, holder?: string) {
-    super(message, holder);
-    this.sessionId = sessionId;
-  }
-}
-
 /** What a committed group changes in the node's claims. */
 export interface ClaimChanges {
   readonly claimed: ReadonlyMap<string, Claim>;
@@ -48,7 +39,7 @@ export async function writeSteps(tx: TransactionSql, steps: readonly StepRecord[
     const claim = ctx.claims.get(id);
     // A claim of an earlier incarnation died with its lease: refused before anything is sent.
     if (claim && claim.incarnation !== ctx.incarnation) {
-      throw new StaleSessionError(id, `session "${id}" was claimed under incarnation ${claim.incarnation}, whose lease is lost: its write is refused`);
+      throw new StaleEpochError(`session "${id}" was claimed under incarnation ${claim.incarnation}, whose lease is lost: its write is refused`, undefined, id);
     }
     state.set(id, claim ? 'claimed' : 'new');
   }
@@ -115,7 +106,7 @@ async function refusal(
   state: ReadonlyMap<string, 'claimed' | 'new'>,
   inserts: readonly Insert[],
   ctx: CommitContext,
-): Promise<StaleSessionError | undefined> {
+): Promise<StaleEpochError | undefined> {
   const byId = new Map(owners.map((r) => [r.id, r]));
   for (const id of state.keys()) {
     const row = byId.get(id);
@@ -133,9 +124,10 @@ async function refusal(
   return undefined;
 }
 
-function stale(id: string, row: OwnerRow | undefined, claim: Claim | undefined): StaleSessionError {
+/** A refused write (C17), naming the session (only it stops) and its current owner. */
+function stale(id: string, row: OwnerRow | undefined, claim: Claim | undefined): StaleEpochError {
   const holder = row?.owner_node ? `node ${row.owner_node} (incarnation ${row.owner_incarnation})` : undefined;
   const now = row ? `is now at epoch ${row.epoch}, owned by ${holder ?? 'no node'}` : claim ? 'is gone' : 'was created by another node meanwhile';
   const mine = claim ? `this node's claim (epoch ${claim.epoch}, incarnation ${claim.incarnation})` : 'this node never claimed it';
-  return new StaleSessionError(id, `session "${id}" ${now}; ${mine} is stale: its write is refused`, holder);
+  return new StaleEpochError(`session "${id}" ${now}; ${mine} is stale: its write is refused`, holder, id);
 }

@@ -60,6 +60,12 @@ export const MIGRATIONS: readonly string[] = [
      session_id text PRIMARY KEY,
      deleted_at bigint NOT NULL
    );`,
+  // 2: mail of kind 'answer' (an onboarding answer), and whether the owner has taken a mail
+  // (it is offered to the machine once); what the owner accepts itself is taken already.
+  `ALTER TABLE inbox DROP CONSTRAINT inbox_kind_check;
+   ALTER TABLE inbox ADD CONSTRAINT inbox_kind_check CHECK (kind IN ('input', 'command', 'control', 'answer'));
+   ALTER TABLE inbox ADD COLUMN taken boolean NOT NULL DEFAULT false;
+   CREATE INDEX inbox_untaken ON inbox (session_id, n) WHERE NOT taken AND NOT consumed;`,
 ];
 
 /**

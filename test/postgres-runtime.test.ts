@@ -1,0 +1,69 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
+import { PostgresStore } from '../src/postgres.ts';
+import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+
+let pg: PgFixture;
+let schema: string;
+const runtimes: Runtime[] = [];
+beforeEach(() => {
+  pg = new PgFixture();
+  schema = pg.schema();
+});
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((r) => r.shutdown({ drainMs: 100 }).catch(() => {})));
+  await pg.cleanup();
+});
+
+/** A node: a runtime on its own PostgresStore, recording its events and the agent calls it made. */
+function node(nodeId: string) {
+  const store = new PostgresStore({ url: pgUrl(), schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
+  const ran: string[] = [];
+  const agent = async (turn: Turn) => {
+    ran.push(...turn.inputs.map((i) => i.id));
+    return `echo: ${turn.inputs.map((i) => i.content).join(' + ')}`;
+  };
+  const errors: unknown[] = [];
+  const runtime = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: (error) => errors.push(error) });
+  runtimes.push(runtime);
+  const events: SessionEvent[] = [];
+  runtime.events$.subscribe((e) => events.push(e));
+  const done = (inputId: string) => events.some((e) => e.type === 'done' && e.data.input_ids.includes(inputId));
+  return { store, runtime, events, ran, done, errors };
+}
+
+describe('runtimes sharing a PostgresStore (a cluster)', () => {
+  it('C17: an input sent through a node that does not run the session runs once, on its owner; the sender\'s subscriber gets the events', async () => {
+    const a = node('a');
+    const b = node('b');
+    expect(await a.runtime.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted' });
+    await waitFor(() => a.done('m1'), 'm1 to run on a');
+    const seenByB: SessionEvent[] = [];
+    b.runtime.eventsOf('s').subscribe((e) => seenByB.push(e));
+    expect(await b.runtime.send('s', { id: 'm2', content: 'from b' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'durable' });
+    await waitFor(() => seenByB.some((e) => e.type === 'done' && e.data.input_ids.includes('m2')), 'b\'s subscriber to see m2 done');
+    expect({ a: a.ran, b: b.ran }).toEqual({ a: ['m1', 'm2'], b: [] });
+    expect([...a.errors, ...b.errors]).toEqual([]);
+    // One numbering across nodes (C8): what b relays is a's stream, in order.
+    const seqs = seenByB.map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect(new Set(seqs).size).toBe(seqs.length);
+  });
+
+  it('C17: when the owner dies, another node claims the session and runs its waiting input; the numbering goes on (C8)', async () => {
+    const a = node('a');
+    const b = node('b');
+    await a.runtime.send('s', { id: 'm1', content: 'hi' });
+    await waitFor(() => a.done('m1'), 'm1 to run on a');
+    const lastOfA = a.events.filter((e) => e.sessionId === 's').at(-1)!.seq;
+    // a is gone, and as after a crash the session still names it as its owner; an input for s waits.
+    await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
+    await a.store.close();
+    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    await b.store.deliver('s', { kind: 'input', entry: { id: 'm3', content: 'after a died' } });
+    await waitFor(() => b.done('m3'), 'b to claim s and run m3', 10_000);
+    expect(b.ran).toEqual(['m3']);
+    expect(b.errors).toEqual([]);
+    expect(b.events.filter((e) => e.sessionId === 's')[0]!.seq).toBe(lastOfA + 1);
+  });
+});
