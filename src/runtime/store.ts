@@ -59,7 +59,11 @@ export interface StepRecord {
   readonly session?: StoredSession;
   /** Mail from another node (a cluster) this step took: it is not offered again. */
   readonly taken?: readonly string[];
-  /** The session reached its final state (`deleted`): everything of it goes. */
+  /**
+   * The session reached its final state (`deleted`): its snapshot, inbox and transcript go.
+   * Its events may be kept until retention prunes them (a store several nodes share does,
+   * so the other nodes' clients still read the final events).
+   */
   readonly deleted?: boolean;
   /**
    * The session leaves this process (passivation, shutdown): a store several nodes share
