@@ -150,7 +150,7 @@ describe('sessions over the wire', () => {
     await client.type('done');
     client.send('input', { content: '/nope' });
     await client.type('error');
-    expect(await (await fetch(`${http}/healthz`)).json()).toEqual({ status: 'ok', failed_sessions: 0 });
+    expect(await (await fetch(`${http}/healthz`)).json()).toEqual({ status: 'ok', failed_sessions: 0, fenced_commits: 0 });
     const metrics = await (await fetch(`${http}/metrics`)).text();
     expect(metrics).toMatch(/baton_sessions\{state="idle"\} 1/);
     expect(metrics).toMatch(/baton_turns_total\{outcome="success"\} 1/);
