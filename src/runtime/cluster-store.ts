@@ -66,6 +66,8 @@ export interface ClusterStore extends Store {
   mailWaiting(): Promise<string[]>;
   /** Sessions with waiting inputs whose owner is gone (or none): to claim and run. */
   orphans(limit: number): Promise<string[]>;
+  /** Stored sessions, the most recently written first, up to `limit` (for tools that list them). */
+  sessionIds(limit: number): Promise<string[]>;
   /** Who owns a session now, if anyone alive. */
   ownerOf(sessionId: string): Promise<NodeIdentity | undefined>;
   /** Leaves the cluster: releases every session this node owns and deletes its lease. */

@@ -200,6 +200,11 @@ export class PostgresStore implements ClusterStore {
     return rows.map((r) => r.session_id);
   }
 
+  async sessionIds(limit: number): Promise<string[]> {
+    const rows = await this.#sql<{ id: string }[]>`SELECT id FROM sessions ORDER BY updated_at DESC LIMIT ${Math.max(0, Math.floor(limit))}`;
+    return rows.map((r) => r.id);
+  }
+
   async ownerOf(sessionId: string): Promise<NodeIdentity | undefined> {
     await this.#schema();
     const [row] = await this.#sql<{ owner_node: string; owner_incarnation: number }[]>`

@@ -75,6 +75,11 @@ export interface Runtime {
   status(sessionId: string): Promise<SessionStatus | undefined>;
   /** The ids of the sessions that are live (have an actor) in this runtime. */
   sessionIds(): string[];
+  /**
+   * The sessions live here and, on a cluster, those the store holds (the most recently
+   * written first, up to `limit`): for tools that list them, like the inspector.
+   */
+  listSessions(limit?: number): Promise<string[]>;
   /** The machine of a session kind (`agent`, `onboarding`, or one of yours), for tools that draw it. */
   machineOf(kind: string): AnyStateMachine | undefined;
   /** Totals, last errors and attached clients, as an `@xstate/store` store (read it, subscribe to it). */
@@ -637,6 +642,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     machineOf: (kind) => kinds.get(kind)?.machine,
     directory,
     sessionIds: () => [...sessions.keys()],
+    listSessions: async (limit = 500) => {
+      const live = [...sessions.keys()];
+      if (!cluster) return live.slice(0, limit);
+      const stored = await cluster.store.sessionIds(limit);
+      return [...new Set([...live, ...stored])].slice(0, limit);
+    },
     events$: new IsolatedObservable<SessionEvent>(report, (subscriber) => events$.subscribe(subscriber)),
     health: () => {
       const health = supervisor.health();

@@ -90,6 +90,7 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
     events$: relay(inner.events$, false),
     snapshot: (sessionId) => inner.snapshot(sessionId),
     sessionIds: () => inner.sessionIds(),
+    listSessions: (limit) => lagged(inner.listSessions(limit)),
     machineOf: (kind) => inner.machineOf(kind),
     directory: inner.directory,
     shutdown: (options) => inner.shutdown(options),

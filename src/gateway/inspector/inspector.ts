@@ -17,6 +17,8 @@ export interface SessionEntry {
   readonly backlog: number;
   readonly turns: number;
   readonly seq: number;
+  /** The node that runs it, when another node of a cluster does; `null` for this one. */
+  readonly node: string | null;
   readonly clients: number;
   readonly lastError: { code: string; message: string; at: number } | null;
   /** Ids of the active state nodes: the `<title>`s of the SVG nodes to highlight. */
@@ -64,6 +66,7 @@ export function createInspector(
       backlog: status.backlog,
       turns: status.turns,
       seq: status.seq,
+      node: status.node ?? null,
       clients: clientsOf(id),
       lastError: lastErrorOf(runtime.directory, id) ?? null,
       active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
@@ -136,7 +139,8 @@ export function createInspector(
         });
         opening++;
         try {
-          const sessions = await entries(runtime.sessionIds());
+          // On a cluster: every node's sessions, each with the node that runs it.
+          const sessions = await entries(await runtime.listSessions(500));
           if (gone) return true;
           send(res, 'sessions', sessions);
           send(res, 'counters', counters());
