@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createMachine } from 'xstate';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 
 describe('C7 failure isolation', () => {
@@ -119,5 +120,17 @@ describe('C7 failure isolation', () => {
     await settle();
     const asked = t.of('o').flatMap((e) => (e.type === 'question_request' ? [e.data.id] : []));
     expect(asked).toEqual(['q1', 'q1', 'q2']);
+  });
+
+  it('a user kind that throws while its session starts: that send is rejected by name, other sessions go on', async () => {
+    const errors: unknown[] = [];
+    const broken = { machine: createMachine({}), input: () => { throw new Error('kind bug'); } };
+    const t = testRuntime({ agent: async () => 'ok', debounceMs: 0, kinds: { broken }, onError: (e) => errors.push(e) });
+    const receipt = await t.runtime.send('b', { id: 'm1', content: 'x' }, { kind: 'broken' });
+    expect(receipt).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(receipt.error?.message).toMatch(/could not be started: kind bug/);
+    expect(errors).toHaveLength(1);
+    expect(t.runtime.sessionIds()).toEqual([]);
+    expect(await t.runtime.send('a', { id: 'm1', content: 'x' })).toMatchObject({ status: 'accepted' });
   });
 });

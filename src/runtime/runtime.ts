@@ -234,10 +234,19 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const name = loaded?.session.kind ?? kindName ?? 'agent';
       const kind = kinds.get(name);
       if (!kind) return new InvalidMessageError(`unknown session kind "${name}" (known: ${[...kinds.keys()].join(', ')})`);
-      const host = new SessionHost(sessionId, name, kind, deps, loaded);
-      // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
-      sessions.set(sessionId, host);
-      host.start();
+      let host: SessionHost;
+      try {
+        host = new SessionHost(sessionId, name, kind, deps, loaded);
+        // Registered before it starts: a subscriber that sends to it during the start finds it (C1).
+        sessions.set(sessionId, host);
+        host.start();
+      } catch (error) {
+        // A machine that throws while it starts (a user kind's bug): this session is not
+        // had, and the caller is told so; nothing else is affected (C7).
+        if (sessions.get(sessionId)?.id === sessionId) sessions.delete(sessionId);
+        report(error);
+        return new BatonError('INTERNAL_ERROR', `session "${sessionId}" could not be started: ${error instanceof Error ? error.message : String(error)}`);
+      }
       armSweep();
       enforceCap(host);
       return host;
