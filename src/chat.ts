@@ -98,12 +98,15 @@ export function chat(options: ChatOptions): Promise<number> {
           return;
       }
     });
+    let unreachable = false;
     ws.on('close', (code, reason) => {
-      print(`[disconnected: ${code}${reason.length ? ` ${reason.toString()}` : ''}]\n`);
+      // A server never reached was said once already, by the error.
+      if (!unreachable) print(`[disconnected: ${code}${reason.length ? ` ${reason.toString()}` : ''}]\n`);
       lines.close();
       resolve(code === 1000 || code === 1001 || code === 1005 ? 0 : 1);
     });
     ws.on('error', (error) => {
+      unreachable = ws.readyState !== WebSocket.OPEN && !ready;
       print(`[cannot connect to ${options.url}: ${error.message}]\n`);
     });
     lines.on('line', (text) => {
