@@ -54,11 +54,14 @@ describe('createRuntime options', () => {
   });
 
   it('validates per-session settings when a session is created', async () => {
-    const t = testRuntime({ agent, settingsFor: () => ({ busyPolicy: 'nope' as never }) });
-    // A configuration bug fails the call (thrown or rejected), never a receipt.
-    const attempt = (async () => t.runtime.send('s', { id: 'm', content: 'x' }))();
-    await expect(attempt).rejects.toThrow(TypeError);
-    await expect(attempt).rejects.toThrow(/settingsFor: option "busyPolicy"/);
+    const errors: unknown[] = [];
+    const t = testRuntime({ agent, settingsFor: () => ({ busyPolicy: 'nope' as never }), onError: (e) => errors.push(e) });
+    // A configuration bug: the session is not had, the call says why, onError gets the TypeError.
+    const receipt = await t.runtime.send('s', { id: 'm', content: 'x' });
+    expect(receipt).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(receipt.error?.message).toMatch(/settingsFor: option "busyPolicy"/);
+    expect(errors).toEqual([expect.any(TypeError)]);
+    expect(t.runtime.sessionIds()).toEqual([]);
   });
 });
 

@@ -53,8 +53,9 @@ export interface Runtime {
   /**
    * Hands an input to its session, creating the session if needed, and answers at once
    * (C1: the session is claimed before `send` returns). Problems with the input or the
-   * session come back as `{ status: 'rejected', code, error }`, never thrown; only a
-   * `settingsFor` that returns invalid settings throws (a configuration bug).
+   * session come back as `{ status: 'rejected', code, error }`, never thrown — a session
+   * that cannot be started (a `settingsFor` that returns invalid settings, a kind that
+   * throws) too: `INTERNAL_ERROR`, and the error goes to `onError`.
    */
   send(sessionId: string, input: InputMessage, options?: KindOption): Promise<Receipt>;
   /**
