@@ -74,7 +74,16 @@ export class GroupCommit {
     this.#lastFlush = this.#now();
     const sessions = [...this.#waiting];
     this.#waiting.clear();
-    const steps = sessions.map((session) => session.takeStep());
+    const steps = sessions.map((session) => {
+      try {
+        return session.takeStep();
+      } catch (error) {
+        // A kind's hook threw while its step was written down (`persist`): that session
+        // stops (C7, C16); the others commit.
+        session.commitFailed(error);
+        return undefined;
+      }
+    });
     const writes = steps.filter((step) => step !== undefined);
     if (this.#selfFenced()) return this.#fence(sessions);
     let pending: void | Promise<void> = undefined;

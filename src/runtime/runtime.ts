@@ -27,7 +27,7 @@ import type { SessionKind } from './kind.ts';
 import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
-import { answerText, validate } from './validate-input.ts';
+import { answerText, plainMetadata, validate } from './validate-input.ts';
 
 /**
  * `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good;
@@ -417,7 +417,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
     const problem = validate(sessionId, input);
     if (problem) return Promise.resolve(rejected(new InvalidMessageError(problem)));
-    const { id, content, metadata } = input;
+    const { id, content } = input;
+    const metadata = input.metadata === undefined ? undefined : plainMetadata(input.metadata);
+    if (typeof metadata === 'string') return Promise.resolve(rejected(new InvalidMessageError(`input "${id}": ${metadata}`)));
     return receiptOf(
       sessionId,
       registry.with(sessionId, { create: true, kind: options.kind }, (host) => {

@@ -186,6 +186,7 @@ export class SessionHost {
     const receipt = this.#offer(event, entry);
     if (receipt?.status === 'accepted') {
       this.recent.remember(entry.id, entry.content);
+      if (!this.kind.holds) this.#gate.consume([entry.id]); // see send()
       return;
     }
     const code = receipt?.code ?? 'INVALID_MESSAGE';
@@ -256,7 +257,12 @@ export class SessionHost {
    */
   send(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
     const decided = this.#offer(event, payload);
-    if (payload && decided?.status === 'accepted') this.#gate.accept(payload);
+    if (payload && decided?.status === 'accepted') {
+      this.#gate.accept(payload);
+      // A kind without `holds` keeps no input for later: what it made of this one is in the
+      // snapshot committed with this same step, so the input is consumed with it.
+      if (!this.kind.holds) this.#gate.consume([payload.id]);
+    }
     return decided;
   }
 
@@ -408,10 +414,11 @@ export class SessionHost {
     this.#release = false;
     if (this.#failed) return undefined;
     if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
-    // XState keeps the snapshot object when a step changes nothing: then only the events are
-    // written. A memory store takes snapshots only when asked.
+    // XState keeps the snapshot object when a step changes nothing (a streamed delta): then
+    // only the events are written. Every other step writes it, whatever the store: recovery
+    // after a failed commit starts from what the store holds.
     const current = this.#actor.getSnapshot();
-    const changed = this.#ending === undefined && current !== this.#committed && (this.#deps.durable || checkpoint);
+    const changed = this.#ending === undefined && (current !== this.#committed || (checkpoint && this.#committed === undefined));
     if (!changed && !release && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
     if (changed) this.#committing = current;
     return {

@@ -14,7 +14,31 @@ export function answerText(answer: AnswerMessage | undefined): string | undefine
  */
 export const MAX_METADATA_DEPTH = 32;
 
+/** Why an input cannot be taken, or `undefined`. Never throws: an input that throws when read (a getter) is refused too. */
 export function validate(sessionId: unknown, input: unknown): string | undefined {
+  try {
+    return problem(sessionId, input);
+  } catch (error) {
+    return `input must be plain data: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/**
+ * Metadata as it will be stored and read back: a JSON copy. What JSON cannot hold (a BigInt,
+ * a `toJSON` that throws) is refused here, naming the input, instead of failing the store's
+ * commit later; and the agent sees now exactly what it would see after a restart.
+ */
+export function plainMetadata(metadata: Readonly<Record<string, unknown>>): Record<string, unknown> | string {
+  try {
+    const copy: unknown = JSON.parse(JSON.stringify(metadata));
+    if (typeof copy !== 'object' || copy === null || Array.isArray(copy)) return 'input.metadata must be a JSON object';
+    return copy as Record<string, unknown>;
+  } catch (error) {
+    return `input.metadata must be JSON data: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+function problem(sessionId: unknown, input: unknown): string | undefined {
   if (typeof sessionId !== 'string' || sessionId === '') return 'sessionId must be a non-empty string';
   if (typeof input !== 'object' || input === null) return 'input must be an object { id, content }';
   const { id, content, metadata } = input as Record<string, unknown>;
