@@ -56,7 +56,9 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
   // Resume: the stored events after the client's last_seq, up to the attach point; live
   // events after it are held behind init_ack.
   const replay = missed.filter((e) => e.seq <= attachedAt).map(frameOf);
-  const complete = lastSeq === undefined || lastSeq >= attachedAt || replay[0]?.seq === lastSeq + 1;
+  // A client ahead of the session (it was deleted and its id reused, or pruned) saw events
+  // this session never had: not complete.
+  const complete = lastSeq === undefined || lastSeq === attachedAt || (lastSeq < attachedAt && replay[0]?.seq === lastSeq + 1);
   const ack: OutboundFrame = {
     type: 'init_ack',
     seq: 0,

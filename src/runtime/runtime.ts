@@ -508,6 +508,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   async function control(sessionId: string, action: ControlAction): Promise<void> {
+    // During the drain a live session may still be stopped (C6); nothing is activated for it.
+    if (shutdown && !sessions.has(sessionId)) throw new RuntimeShuttingDownError();
     const answer = await registry.with<true | BatonError>(sessionId, { create: false }, (host) => {
       const snapshot = host.snapshot() as { can(event: EventObject): boolean };
       if (!snapshot.can({ type: action })) {
