@@ -493,7 +493,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   function decide(host: SessionHost, id: string, content: string, event: EventObject, entry: InboxEntry | undefined): Receipt {
-    const decided = host.send(event, entry);
+    const decided = entry ? host.send(event, entry) : host.send(event, undefined, { id, content });
     if (!decided) {
       return rejected(new InvalidMessageError(`session "${host.id}" (${host.kindName}) does not take this input in its current state`));
     }

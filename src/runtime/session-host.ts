@@ -62,6 +62,9 @@ export class SessionHost {
   readonly #gate: OutputGate;
   /** The snapshot of the step being committed. */
   #committing: unknown;
+  /** The last seq committed, and the last seq of the step being committed. */
+  #committedSeq = 0;
+  #committingSeq = 0;
   /** The next step writes the snapshot even to a store that is not durable (passivation, shutdown). */
   #checkpoint = false;
   #failed = false;
@@ -164,6 +167,7 @@ export class SessionHost {
     }
     // Everything a client saw was stored before it was sent: numbering goes on from there.
     this.#seq = loaded.lastSeq;
+    this.#committedSeq = loaded.lastSeq;
     for (const entry of loaded.recent) this.recent.remember(entry.id, entry.content);
     // The snapshot holds ids only: the inputs' payloads come from the durable inbox, before
     // `resume` re-runs a turn that needs them.
@@ -255,8 +259,14 @@ export class SessionHost {
    * accepted input enters the durable inbox with the step's commit; its `payload` is kept
    * beside the machine (which keeps its id).
    */
-  send(event: EventObject, payload?: InboxEntry): MachineReceipt | undefined {
+  send(event: EventObject, payload?: InboxEntry, memo?: InboxEntry): MachineReceipt | undefined {
     const decided = this.#offer(event, payload);
+    // A command's id and text: kept in the inbox, consumed at once, so a resent command is
+    // still known as a duplicate after passivation or a restart (C10).
+    if (memo && decided?.status === 'accepted') {
+      this.#gate.accept(memo);
+      this.#gate.consume([memo.id]);
+    }
     if (payload && decided?.status === 'accepted') {
       this.#gate.accept(payload);
       // A kind without `holds` keeps no input for later: what it made of this one is in the
@@ -289,7 +299,8 @@ export class SessionHost {
       ...summary,
       busy: snapshot.hasTag(SessionTags.busy),
       waitingForUser: snapshot.hasTag(SessionTags.waitingForUser),
-      seq: this.#seq,
+      // What was committed: a seq of a step still on its way could yet go to another event.
+      seq: this.#committedSeq,
     } as SessionStatus;
   }
 
@@ -421,6 +432,7 @@ export class SessionHost {
     const changed = this.#ending === undefined && (current !== this.#committed || (checkpoint && this.#committed === undefined));
     if (!changed && !release && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
     if (changed) this.#committing = current;
+    if (events.length > 0) this.#committingSeq = events.at(-1)!.seq;
     return {
       sessionId: this.id,
       ...(accepted.length > 0 && { accepted }),
@@ -440,6 +452,7 @@ export class SessionHost {
     if (this.#failed) return;
     if (this.#committing !== undefined) this.#committed = this.#committing;
     this.#committing = undefined;
+    this.#committedSeq = Math.max(this.#committedSeq, this.#committingSeq);
     this.#deps.stored(this);
     this.#gate.release();
   }
