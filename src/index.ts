@@ -7,7 +7,7 @@
 export { createRuntime } from './runtime/runtime.ts';
 export type { Runtime, RuntimeHealth, ControlAction, ShutdownOptions, KindOption } from './runtime/runtime.ts';
 export type { SessionKind, SessionTag, DriverContext, KindDriver } from './runtime/kind.ts';
-export { SessionTags } from './runtime/kind.ts';
+export { SessionTags, whenCommitted } from './runtime/kind.ts';
 export { defaultQuestions } from './runtime/onboarding-kind.ts';
 export type { Analyzer, OnboardingOptions } from './runtime/onboarding-kind.ts';
 export { demoAnalyzer } from './agents/demo-analyzer.ts';

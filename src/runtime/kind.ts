@@ -166,6 +166,31 @@ export interface KindDriver<TEffect extends EventObject = EventObject> {
   stop(): void;
 }
 
+/** Per session actor system: the commit of the session's current step (see {@link whenCommitted}). */
+const commitGates = new WeakMap<object, () => Promise<boolean>>();
+
+/** @internal The host registers its session's actor system. */
+export function registerCommitGate(system: object, committed: () => Promise<boolean>): void {
+  commitGates.set(system, committed);
+}
+
+/**
+ * Resolves `true` once the step now running in the session that owns `system` is committed,
+ * `false` if its commit failed (the session is then stopped). XState starts an invoked actor
+ * inside the step itself, before the output gate: an invoked effect that must not happen for
+ * a step the store did not take (an LLM call, say) awaits this first (C16). Outside a
+ * session it resolves `true` at once.
+ *
+ * @example
+ * fromPromise(async ({ input, system, signal }) => {
+ *   if (!(await whenCommitted(system))) throw new Error('not committed');
+ *   return analyze(input, signal);
+ * })
+ */
+export function whenCommitted(system: object): Promise<boolean> {
+  return commitGates.get(system)?.() ?? Promise.resolve(true);
+}
+
 /** A persisted snapshot with some context fields replaced (undefined ones are not stored). */
 export function withContext(snapshot: PersistedSnapshot, fields: Record<string, unknown>): PersistedSnapshot {
   return { ...snapshot, context: { ...(snapshot.context as object), ...fields } };

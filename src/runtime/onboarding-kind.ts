@@ -2,7 +2,7 @@ import { fromPromise, type AnyMachineSnapshot } from 'xstate';
 import { onboardingMachine, type Analysis, type AnalyzerInput, type OnboardingContext } from '../../machines/onboarding.ts';
 import type { Question } from '../../machines/events.ts';
 import { demoAnalyzer } from '../agents/demo-analyzer.ts';
-import { SessionTags, withContext, type SessionKind } from './kind.ts';
+import { SessionTags, whenCommitted, withContext, type SessionKind } from './kind.ts';
 
 /** Reflects on one answer. Gets an AbortSignal that aborts if the session is stopped or terminated. */
 export type Analyzer = (input: AnalyzerInput, signal: AbortSignal) => Promise<Analysis>;
@@ -39,7 +39,14 @@ export function onboardingKind(options: OnboardingOptions = {}): SessionKind {
     multi_select: false,
   })) as unknown as readonly [Question, Question, Question];
   const machine = onboardingMachine.provide({
-    actors: { analyzer: fromPromise<Analysis, AnalyzerInput>(({ input, signal }) => analyzer(input, signal)) },
+    // The analyzer (often an LLM call) runs only for an answer whose step is committed (C16).
+    actors: {
+      analyzer: fromPromise<Analysis, AnalyzerInput>(async ({ input, signal, system }) => {
+        if (!(await whenCommitted(system))) throw new Error('the answer was not stored');
+        if (signal.aborted) throw signal.reason;
+        return analyzer(input, signal);
+      }),
+    },
   });
   return {
     machine,

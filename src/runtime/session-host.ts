@@ -3,7 +3,7 @@ import type { MachineOutput, MachineReceipt } from '../../machines/events.ts';
 import type { Clock } from './clock.ts';
 import type { InspectionObserver } from './options.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import { SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
+import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
@@ -113,6 +113,7 @@ export class SessionHost {
     }
     this.#rebuilt = loaded !== undefined && actor === undefined;
     this.#actor = actor ?? createActor(kind.machine, options);
+    registerCommitGate(this.#actor.system, () => this.#gate.committed());
     this.#driver = kind.driver?.({
       sessionId: id,
       input,
