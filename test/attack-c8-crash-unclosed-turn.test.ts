@@ -38,7 +38,7 @@ describe('C8 a turn interrupted by a crash is closed before it runs again', () =
     const second = createRuntime({ agent: async () => 'whole reply', store: new SqliteStore(file), debounceMs: 0, onError: () => {} });
     const after: SessionEvent[] = [];
     second.eventsOf('s').subscribe((e) => after.push(e));
-    await expect.poll(() => after.some((e) => e.type === 'done'), { timeout: 3000, interval: 2 }).toBe(true);
+    await expect.poll(() => after.some((e) => e.type === 'done' && e.data.success), { timeout: 3000, interval: 2 }).toBe(true);
     const stored = await second.eventsAfter('s', 0);
     const all = [...stored.filter((e) => e.seq < (after[0]?.seq ?? Infinity)), ...after];
     expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));

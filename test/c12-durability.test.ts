@@ -54,9 +54,11 @@ describe('C12 durability and recovery', () => {
     second.calls[1]!.resolve('then');
     await settle();
     expect(after.dones('s').map((d) => [d.success, d.input_ids])).toEqual([
+      [false, []], // the turn the crash cut off is closed first (C8); its input runs again
       [true, ['m1']],
       [true, ['m2']],
     ]);
+    expect(after.dones('s')[0]).toMatchObject({ reason: 'interrupted' });
     // Numbering goes on after what the first process emitted: no seq is reused.
     const firstSeqs = before.of('s').map((e) => e.seq);
     expect(Math.min(...after.of('s').map((e) => e.seq))).toBe(Math.max(...firstSeqs) + 1);

@@ -41,6 +41,16 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     persist: (snapshot) => withContext(snapshot, { settings: undefined, draining: false, drained: false }),
     restore: (snapshot, input) => withContext(snapshot, { settings: (input as { settings: SessionSettings }).settings, draining: false, drained: false }),
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
+    // The turn a crash cut off is closed (its reply ended, its done says interrupted, its
+    // inputs stay in the inbox) before `resume` runs it again.
+    interrupted: (snapshot: AnyMachineSnapshot) => {
+      const turn = (snapshot.context as SessionContext).turn;
+      if (!turn) return [];
+      return [
+        { type: 'message.end', data: { message_id: replyIdOf(turn.id) } },
+        { type: 'done', data: { success: false, dropped: false, reason: 'interrupted', input_ids: [] } },
+      ];
+    },
     holds: (snapshot: AnyMachineSnapshot) => {
       const c = snapshot.context as SessionContext;
       return [

@@ -110,6 +110,13 @@ export interface SessionKind<TMachine extends AnyStateMachine = AnyStateMachine>
   migrate?(snapshot: PersistedSnapshot, fromVersion: number): PersistedSnapshot | undefined;
   restore?(snapshot: PersistedSnapshot, input: unknown): PersistedSnapshot;
   /**
+   * Outputs that close what a crash (or a shutdown that kept the work) cut off in a restored
+   * snapshot — an open reply, a turn without its `done` — published before the session
+   * resumes, so no turn on the wire is left open when the work runs again.
+   * @default none
+   */
+  interrupted?(snapshot: SnapshotFrom<TMachine>): readonly MachineOutput[];
+  /**
    * Summarises a snapshot for `runtime.status`: a name for its state, the inputs waiting, the
    * turns taken. `busy` and `waitingForUser` come from the state's tags, whatever this says.
    * @default the state value as a string (JSON for a nested one), backlog 0, turns 0

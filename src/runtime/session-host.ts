@@ -173,6 +173,9 @@ export class SessionHost {
     // The snapshot holds ids only: the inputs' payloads come from the durable inbox, before
     // `resume` re-runs a turn that needs them.
     if (this.#driver) for (const entry of loaded.pending) this.#payloads.set(entry.id, entry);
+    // Closed before the work runs again: the turn a crash cut off (the host's own report, it
+    // closes no turn of the machine's).
+    if (!this.#rebuilt) for (const output of this.kind.interrupted?.(this.#actor.getSnapshot()) ?? []) this.#report(output);
     this.#deps.dispatcher.run(() => {
       this.#actor.start();
       // A rebuilt session starts afresh and takes every waiting input again, in order.

@@ -109,6 +109,12 @@ export function check({ history, boundaries = new Map(), resources, health }: Ch
         }
         open = e;
       } else if (e.type === 'done') {
+        // A turn a kill or a failed commit cut off is closed when its session comes back
+        // (done{interrupted}, no inputs: they run again in the next turn).
+        if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) {
+          const killed = boundaries.get(session);
+          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : 'store']++;
+        }
         open = undefined;
         if ((e.data.input_ids ?? []).length > 0) turns++;
       }
