@@ -7,6 +7,7 @@ import { pino, type Level, type Logger } from 'pino';
 import { createRuntime } from '../runtime/runtime.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { MemoryStore, StaleEpochError, type Store } from '../runtime/store.ts';
+import { isClusterStore } from '../runtime/cluster-store.ts';
 import { demoAgent } from '../agents/demo.ts';
 import type { Agent } from '../runtime/turn.ts';
 import type { BusyPolicy } from '../../machines/session.ts';
@@ -69,7 +70,10 @@ export async function serve(argv: string[]): Promise<void> {
   const store = await openStore(storeSpec, leaseTtlMs);
   let fenced: (error: StaleEpochError) => void = () => {};
   const onError = (error: unknown) => {
-    if (error instanceof StaleEpochError) fenced(error);
+    // A cluster node that lost its lease drops its sessions and rejoins by itself (the store
+    // does): it goes on serving. Only a store taken over by a newer process ends this one.
+    if (error instanceof StaleEpochError && isClusterStore(store)) logger.warn({ err: error }, 'cluster lease lost: sessions dropped, rejoining');
+    else if (error instanceof StaleEpochError) fenced(error);
     else logger.error({ err: error }, 'reported error');
   };
   const runtime = createRuntime({ store, ...settings, clusterSweepMs, busyPolicy, agent, onError, ...(inspector && { inspect: inspector }) });

@@ -291,6 +291,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       report,
       isLive: (id) => sessions.has(id) || registry.activating(id),
       abandonAll: (error) => [...sessions.values()].forEach((host) => host.abandon(error)),
+      rejoins: isClusterStore(store),
       reactivate: (id) => {
         if (shutdown) return false;
         // A checkpoint is the probe: re-activated from what was committed, and writable again.
