@@ -1,10 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { FakeModel } from './fake-model.ts';
 import { Cluster, disagreements, doneCounts, gaps, waitFor, words, type Conn, type StoredEvent } from './harness.ts';
 
 let cluster: Cluster | undefined;
+let model: FakeModel | undefined;
 afterEach(async () => {
   await cluster?.close();
+  await model?.close();
   cluster = undefined;
+  model = undefined;
 });
 
 /** Reads back every session's stored events. */
@@ -88,5 +92,138 @@ describe('a cluster of three gateway processes on PostgreSQL', () => {
     await fresh.client.sync();
     expect(fresh.events()).toEqual([]);
     for (const node of nodes) expect(node.stderr(), node.id).toBe('');
+  });
+
+  it('C12, C17: kill -9 the owner mid-turn — its sessions move within lease TTL + sweep interval; every durable-acked input is in exactly one done; no seq is reused (C8, C16)', async () => {
+    const ttl = 1500;
+    const sweep = 250;
+    const c = (cluster = new Cluster(['--lease-ttl-ms', String(ttl), '--cluster-sweep-ms', String(sweep), '--demo-delay-ms', '25']));
+    const [a, b, d] = await Promise.all(['a', 'b', 'c'].map((id) => c.start(id)));
+    const sessions = Array.from({ length: 4 }, (_, i) => `kill-${i}`);
+    // Every session owned by a; a client of each on every node.
+    const onA = await Promise.all(sessions.map((s) => c.attach(a!, s)));
+    for (const s of sessions) expect((await c.owner(s))?.owner_node).toBe('a');
+    const elsewhere = await Promise.all(sessions.flatMap((s) => [c.attach(b!, s), c.attach(d!, s)]));
+    const sent: { conn: Conn; id: string }[] = [];
+    const say = (conn: Conn, id: string) => {
+      conn.input(id, words(id, 12)); // about 300 ms of streaming
+      sent.push({ conn, id });
+    };
+    for (const conn of [...onA, ...elsewhere]) say(conn, `${conn.session}.${conn.node}.0`);
+    await waitFor(() => sent.every(({ conn, id }) => conn.acked(id)), 'every input acked');
+    // Mid-turn: a's clients are seeing a reply stream.
+    await waitFor(() => onA.every((conn) => conn.frames.some((f) => f.event.type === 'message.delta')), 'a turn streaming in every session');
+    const killedAt = Date.now();
+    expect(await c.signal(a!, 'SIGKILL')).toBe('SIGKILL');
+    // While a is dead and its lease not yet expired, the others still take inputs for its sessions, durably.
+    for (const conn of elsewhere) say(conn, `${conn.session}.${conn.node}.1`);
+
+    // Its sessions move: claimed by a live node within TTL + sweep (+ slack for a 2-core machine).
+    const moved = new Map<string, number>();
+    await waitFor(async () => {
+      for (const s of sessions) {
+        const row = await c.owner(s);
+        if (!moved.has(s) && row?.owner_node && row.owner_node !== 'a') moved.set(s, Date.now() - killedAt);
+      }
+      return moved.size === sessions.length;
+    }, 'every session of a claimed by b or c', 10_000);
+    for (const [s, ms] of moved) expect(ms, s).toBeLessThan(ttl + sweep + 1000);
+
+    // a's clients come back on b with their last_seq and resume there.
+    const back = await Promise.all(onA.map(async (conn) => ({ conn: await c.attach(b!, conn.session, { last_seq: conn.lastSeq() }), from: conn.lastSeq() })));
+    await waitFor(() => elsewhere.every((conn) => conn.acked(`${conn.session}.${conn.node}.1`)), 'the inputs sent during the outage acked');
+    for (const { conn, id } of sent) {
+      if (conn.acked(id)) expect(conn.acked(id)!.event.data.durability, id).toBe('durable');
+    }
+    const acked = sent.filter(({ conn, id }) => conn.acked(id));
+    // Every durable-acked input runs to exactly one done, wherever it was sent.
+    let stored = new Map<string, Map<number, StoredEvent>>();
+    await waitFor(async () => {
+      stored = await storedAll(c, sessions);
+      return acked.every(({ conn, id }) => doneCounts(stored.get(conn.session)!).get(id)?.success === 1);
+    }, 'a successful done for every acked input', 15_000);
+    // Settled: nothing more is running anywhere.
+    await waitFor(async () => (await Promise.all([b!, d!].map((n) => c.health(n)))).every((h) => h.status === 'ok'), 'b and c healthy');
+    if (process.env.DEBUG_CLUSTER) console.log(moved, [...stored.get(sessions[0]!)!.values()].map((e) => `${e.seq}:${e.type}${e.type === 'done' ? JSON.stringify(e.data.input_ids) : e.type === 'state' ? e.data.state : ''}`).join(' '));
+    stored = await storedAll(c, sessions);
+    for (const { conn, id } of acked) expect(doneCounts(stored.get(conn.session)!).get(id), id).toEqual({ done: 1, success: 1 });
+    // No seq reused: what every client saw (a's, before the kill, included) is what is stored, gapless per connection.
+    const all = [...onA, ...elsewhere, ...back.map((x) => x.conn)];
+    await waitFor(
+      () => elsewhere.every((conn) => acked.filter((x) => x.conn.session === conn.session).every(({ id }) => conn.frames.some((f) => f.event.type === 'done' && (f.event.data.input_ids as string[]).includes(id)))),
+      'every client on b and c to see every done of its session',
+    );
+    expect(disagreements(all, stored)).toEqual([]);
+    for (const conn of [...onA, ...elsewhere]) expect(gaps(conn, conn.ack.event.data.seq as number), `${conn.session}@${conn.node}`).toEqual([]);
+    for (const { conn, from } of back) {
+      expect(conn.ack.event.data.resume, conn.session).toMatchObject({ from, complete: true });
+      expect(gaps(conn, from), `${conn.session} resumed on b`).toEqual([]);
+    }
+  });
+
+  it('C17: SIGSTOP the owner past its lease, another node takes over and finishes, SIGCONT — the zombie\'s next commit is refused, it drops its sessions; no stale-epoch event follows a newer one; at most one agent call per session per epoch (C16)', async () => {
+    const ttl = 1500;
+    const sweep = 250;
+    const m = (model = new FakeModel({ chunks: 30, chunkMs: 50 })); // a 1.5 s reply
+    await m.start();
+    const c = (cluster = new Cluster(['--lease-ttl-ms', String(ttl), '--cluster-sweep-ms', String(sweep), '--agent', 'openai', '--model', 'fake']));
+    const start = (id: string) => c.start(id, { env: { OPENAI_BASE_URL: m.baseUrl(id), OPENAI_API_KEY: 'test' } });
+    const [a, b] = await Promise.all([start('a'), start('b')]);
+    // Each agent call, with the session's epoch when it arrived.
+    const epochs = new Map<(typeof m.calls)[number], Promise<number | undefined>>();
+    m.onCall = (call) => epochs.set(call, c.owner(call.inputs[0]!.split(' ')[0]!.split('.')[0]!).then((row) => row?.epoch));
+    const sessions = ['zombie-0', 'zombie-1'];
+    const onA = await Promise.all(sessions.map((s) => c.attach(a!, s)));
+    const onB = await Promise.all(sessions.map((s) => c.attach(b!, s)));
+    for (const s of sessions) expect((await c.owner(s))?.owner_node).toBe('a');
+    // Inputs sent through b: mailed to a, which starts their agent calls.
+    for (const conn of onB) conn.input(`${conn.session}.in`, `${conn.session}.in hello`);
+    await waitFor(() => onB.every((conn) => conn.acked(`${conn.session}.in`)), 'the inputs acked');
+    await waitFor(() => onB.every((conn) => conn.frames.some((f) => f.event.type === 'message.delta')), 'a streaming both replies (seen on b)');
+    expect(m.calls.map((x) => x.node)).toEqual(['a', 'a']);
+
+    await c.signal(a!, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    // b claims them once a's lease has run out, runs the turns again and finishes them.
+    await waitFor(async () => (await Promise.all(sessions.map((s) => c.owner(s)))).every((row) => row?.owner_node === 'b'), 'b to own both sessions', 10_000);
+    expect(Date.now() - stoppedAt).toBeLessThan(ttl + sweep + 1000);
+    const doneOn = (conn: Conn, id: string) => conn.frames.some((f) => f.event.type === 'done' && f.event.data.success && (f.event.data.input_ids as string[]).includes(id));
+    await waitFor(() => onB.every((conn) => doneOn(conn, `${conn.session}.in`)), 'b to finish both turns', 10_000);
+    const beforeWake = m.calls.length;
+    const health = await c.health(b!);
+    expect(health.node?.owned_sessions).toBe(2);
+
+    // The zombie wakes with a reply still streaming in: nothing of it may be committed or shown.
+    await c.signal(a!, 'SIGCONT');
+    const wokeAt = Date.now();
+    // It drops both sessions: its clients are told to come back later (1013), and it owns nothing.
+    for (const conn of onA) expect((await conn.client.closed).code, conn.session).toBe(1013);
+    const zombie = await waitFor(async () => {
+      const h = await c.health(a!).catch(() => undefined);
+      return h?.node && h.node.owned_sessions === 0 && h.status === 'ok' ? h : undefined;
+    }, () => `a to rejoin healthy, owning nothing (exit ${a!.child.exitCode ?? a!.child.signalCode}; stderr: ${a!.stderr()})`);
+    expect(zombie!.fenced_commits).toBeGreaterThanOrEqual(1);
+    // It rejoined under a new incarnation and serves again — through the store, for sessions b owns.
+    const again = await c.attach(a!, sessions[0]!);
+    again.input('after-wake', 'zombie-0.after hello again');
+    await waitFor(() => again.acked('after-wake'), 'an input sent through the old zombie acked');
+    await waitFor(() => doneOn(again, 'after-wake'), 'and answered by b');
+    expect(m.calls.slice(beforeWake).map((x) => x.node)).toEqual(['b']);
+
+    // At most one agent call per session per epoch for a turn: the zombie's call and b's re-run
+    // are in different epochs, and the zombie made no call after it woke.
+    const callsOf = async (tag: string) =>
+      Promise.all(m.calls.filter((x) => x.inputs.some((i) => i.startsWith(`${tag} `))).map(async (x) => `${x.node}#${await epochs.get(x)}`));
+    for (const s of sessions) expect(await callsOf(`${s}.in`), s).toEqual(['a#1', 'b#2']);
+    expect(await callsOf('zombie-0.after')).toEqual(['b#2']);
+    expect(m.calls.filter((x) => x.node === 'a' && x.at >= wokeAt)).toEqual([]);
+    // No stale-epoch event follows a newer one: every event any client saw is the stored one at its seq.
+    const stored = await storedAll(c, sessions);
+    expect(disagreements([...onA, ...onB, again], stored)).toEqual([]);
+    for (const conn of [...onA, ...onB, again]) expect(gaps(conn, conn.ack.event.data.seq as number), `${conn.session}@${conn.node}`).toEqual([]);
+    for (const s of sessions) {
+      const counts = doneCounts(stored.get(s)!);
+      expect(counts.get(`${s}.in`), s).toEqual({ done: 1, success: 1 });
+    }
   });
 });
