@@ -226,4 +226,59 @@ describe('a cluster of three gateway processes on PostgreSQL', () => {
       expect(counts.get(`${s}.in`), s).toEqual({ done: 1, success: 1 });
     }
   });
+
+  it('C12: the LISTEN connections killed (pg_terminate_backend) while inputs go through nodes that do not own their sessions — no input stays stuck: the sweep and the reconnect take over', async () => {
+    const sweep = 500;
+    const c = (cluster = new Cluster(['--lease-ttl-ms', '3000', '--cluster-sweep-ms', String(sweep), '--demo-delay-ms', '10']));
+    const nodes = await Promise.all(['a', 'b', 'c'].map((id) => c.start(id)));
+    const listeners = async () =>
+      c.admin<{ pid: number; application_name: string }[]>`
+        SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'baton %' AND query ILIKE ${`listen "${c.schema}"`}`;
+    await waitFor(async () => (await listeners()).length === 3, 'every node to LISTEN');
+    expect((await listeners()).map((l) => l.application_name).sort()).toEqual(['baton a', 'baton b', 'baton c']);
+    const sessions = Array.from({ length: 6 }, (_, i) => `listen-${i}`);
+    const owners = await Promise.all(sessions.map((s, i) => c.attach(nodes[i % 3]!, s)));
+    // Clients only on the nodes that do not own the session: every input is mail, every event comes through the store.
+    const conns = await Promise.all(sessions.flatMap((s, i) => [1, 2].map((k) => c.attach(nodes[(i + k) % 3]!, s))));
+    const sent: { conn: Conn; id: string; at: number }[] = [];
+    // For about a second and a half, every LISTEN connection is killed as soon as it is back:
+    // most hints (inbox hints to owners, events hints to these nodes) are lost meanwhile.
+    const killed = new Set<number>();
+    let killing = true;
+    const killer = (async () => {
+      while (killing) {
+        const pids = (await listeners()).map((l) => l.pid);
+        for (const pid of pids) killed.add(pid);
+        if (pids.length > 0) await c.admin`SELECT pg_terminate_backend(pid) FROM unnest(${pids}::int[]) AS pid`;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    for (let round = 0; round < 8; round++) {
+      for (const conn of conns) {
+        const id = `${conn.session}.${conn.node}.${round}`;
+        conn.input(id, words(id, 6));
+        sent.push({ conn, id, at: Date.now() });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    killing = false;
+    await killer;
+    expect(killed.size).toBeGreaterThan(6);
+    await waitFor(() => sent.every(({ conn, id }) => conn.done(id)), () => `every input answered at its sender; stuck: ${sent.filter(({ conn, id }) => !conn.done(id)).map((x) => x.id).join(', ')}`, 15_000);
+    for (const { conn, id } of sent) expect(conn.acked(id)?.event.data.durability, id).toBe('durable');
+    // Within a couple of sweeps, not forever.
+    const latency = sent.map(({ conn, id, at }) => conn.doneAt.get(id)! - at);
+    const slowest = Math.max(...latency);
+    if (process.env.DEBUG_CLUSTER) console.log('listen: slowest input', slowest, 'ms; latencies', latency.sort((x, y) => x - y).join(' '));
+    expect(slowest).toBeLessThan(2 * sweep + 3000);
+    // Every node listens again, on a new connection.
+    await waitFor(async () => (await listeners()).length === 3, 'three LISTEN connections again');
+    for (const l of await listeners()) expect(killed.has(l.pid), l.application_name).toBe(false);
+    const stored = await storedAll(c, sessions);
+    for (const { conn, id } of sent) expect(doneCounts(stored.get(conn.session)!).get(id), id).toEqual({ done: 1, success: 1 });
+    await waitFor(() => [...owners, ...conns].every((conn) => sent.filter((x) => x.conn.session === conn.session).every(({ id }) => conn.frames.some((f) => f.event.type === 'done' && (f.event.data.input_ids as string[]).includes(id)))), 'every client to see every done of its session');
+    expect(disagreements([...owners, ...conns], stored)).toEqual([]);
+    for (const conn of [...owners, ...conns]) expect(gaps(conn, conn.ack.event.data.seq as number), `${conn.session}@${conn.node}`).toEqual([]);
+    for (const node of nodes) expect(node.child.exitCode, node.id).toBeNull();
+  });
 });

@@ -153,12 +153,27 @@ export interface StoredEvent {
 
 /** A client of one session on one node, with what it saw. */
 export class Conn {
+  /** When (Date.now) each input's `done` reached this client. */
+  readonly doneAt = new Map<string, number>();
+
   constructor(
     readonly node: string,
     readonly session: string,
     readonly client: Client,
     readonly ack: Frame,
-  ) {}
+  ) {
+    const note = (frame: Frame) => {
+      if (frame.event.type !== 'done') return;
+      for (const id of frame.event.data.input_ids as string[]) if (!this.doneAt.has(id)) this.doneAt.set(id, Date.now());
+    };
+    client.frames.forEach(note);
+    client.ws.on('message', (raw) => note(JSON.parse(raw.toString()) as Frame));
+  }
+
+  /** Whether a `done` listing `id` reached this client. */
+  done(id: string): boolean {
+    return this.doneAt.has(id);
+  }
 
   get frames(): Frame[] {
     return this.client.frames;
