@@ -90,4 +90,32 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(ran).toEqual(['m1', 'm2']);
     expect(errors.every((e) => e instanceof StaleEpochError && /lost its cluster lease/.test(e.message)), String(errors)).toBe(true);
   });
+
+  it('C16: a session out of service after a failed commit, claimed meanwhile by another node, is no longer a failure here', async () => {
+    let failing = false;
+    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 600, renewMs: 150 });
+    // The same store, whose commits fail while `failing` (a connection that broke mid-commit).
+    const store = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'commit' && failing) return () => Promise.reject(new Error('connection lost'));
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = createRuntime({ agent: async () => 'ok', store, debounceMs: 0, storeRetryMs: 300, onError: () => {} });
+    runtimes.push(a);
+    const b = node('b');
+    expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted' });
+    failing = true;
+    expect(await a.send('s', { id: 'm2', content: 'lost' })).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(a.health()).toMatchObject({ ok: false, failedSessions: 1 });
+    // a's lease runs out while it cannot write; b claims s before a's retry comes.
+    await pg.admin`UPDATE ${pg.admin(schema)}.nodes SET lease_until = now() - interval '1 second' WHERE id = 'a'`;
+    expect(await b.runtime.send('s', { id: 'm3', content: 'on b' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => b.done('m3'), 'm3 to run on b');
+    failing = false;
+    // a's retry finds s owned by b: nothing to recover, a is healthy again.
+    await waitFor(() => a.health().ok, 'a healthy again');
+    expect(a.health()).toMatchObject({ failedSessions: 0, fenced: false });
+  });
 });

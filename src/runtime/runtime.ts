@@ -295,8 +295,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       reactivate: (id) => {
         if (shutdown) return false;
         // A checkpoint is the probe: re-activated from what was committed, and writable again.
+        // Another node may have claimed it meanwhile (a cluster): it runs there, nothing is
+        // left to recover here.
         return when(
-          registry.with(id, { create: false }, (host) => host.checkpoint()),
+          registry.with(id, { create: false }, (host) => host.checkpoint(), () => true),
           (stored) => stored === true || stored === undefined,
         );
       },
