@@ -46,6 +46,8 @@ export class Cluster {
   readonly #children = new Set<ChildProcess>();
   readonly #clients = new Set<Client>();
   readonly #base: readonly string[];
+  /** Set once {@link close} began: nothing reconnects any more. */
+  closed = false;
 
   /** `base`: flags every node gets (lease, sweep, demo delay…). */
   constructor(base: readonly string[] = []) {
@@ -88,6 +90,7 @@ export class Cluster {
 
   /** A client attached to `session` through `node` (it is closed by {@link close}). */
   async attach(node: Node, session: string, init: Record<string, unknown> = {}): Promise<Conn> {
+    if (this.closed) throw new Error('the cluster is closed');
     const { client, ack } = await Client.attach(node.url, { session_id: session, ...init });
     this.#clients.add(client);
     if (ack.event.data.state === 'deleted') throw new Error(`attach to ${session} on ${node.id} refused: ${JSON.stringify(ack.event.data)}`);
@@ -122,6 +125,7 @@ export class Cluster {
 
   /** Kills every process it started (even stopped ones), closes clients, drops the schema. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const client of this.#clients) client.ws.terminate();
     await Promise.all(
       [...this.#children].map(async (child) => {
@@ -281,4 +285,105 @@ export function doneCounts(stored: ReadonlyMap<number, StoredEvent>): Map<string
     }
   }
   return counts;
+}
+
+/**
+ * A client that keeps talking to one session through whichever node is up: it sends an
+ * input every `everyMs`, and when its connection closes (its node stops) it comes back on
+ * another node with its last_seq and sends again every input not yet acknowledged (same id:
+ * C10 makes a resend of a stored input a duplicate, never a second turn).
+ */
+export class Driver {
+  /** Every connection it used, in order. */
+  readonly conns: { conn: Conn; from: number | undefined }[] = [];
+  /** Every input id it sent, in order. */
+  readonly sent: string[] = [];
+  readonly #content = new Map<string, string>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #n = 0;
+  #stopped = false;
+  #reconnecting: Promise<void> | undefined;
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly session: string,
+    /** The nodes up now (the driver picks one to come back on). */
+    readonly up: () => Node[],
+  ) {}
+
+  get conn(): Conn | undefined {
+    return this.conns.at(-1)?.conn;
+  }
+
+  async start(node: Node, everyMs: number): Promise<void> {
+    await this.#connect(node, undefined);
+    this.#timer = setInterval(() => this.#tick(), everyMs);
+  }
+
+  /** Stops sending new inputs; keeps reconnecting and resending until every input is acked. */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+  }
+
+  /** The inputs no connection has acknowledged yet. */
+  unacked(): string[] {
+    return this.sent.filter((id) => !this.conns.some(({ conn }) => conn.acked(id)));
+  }
+
+  /** Sends the unacknowledged inputs again on the current connection. */
+  resend(): void {
+    const conn = this.conn;
+    if (!conn?.open) return;
+    for (const id of this.unacked()) conn.input(id, this.#content.get(id)!);
+  }
+
+  #tick(): void {
+    const conn = this.conn;
+    if (this.#stopped || !conn?.open) return;
+    const id = `${this.session}.${this.#n++}`;
+    this.sent.push(id);
+    this.#content.set(id, words(id, 3));
+    conn.input(id, this.#content.get(id)!);
+  }
+
+  async #connect(node: Node, from: number | undefined): Promise<void> {
+    const conn = await this.cluster.attach(node, this.session, from === undefined ? {} : { last_seq: from });
+    this.conns.push({ conn, from });
+    // Refused while its node shuts down: sent again once it is back elsewhere.
+    conn.client.ws.on('close', () => void this.#reconnect());
+    this.resend();
+  }
+
+  /** Back on another node that is up, resuming after the last seq it saw. */
+  #reconnect(): Promise<void> {
+    this.#reconnecting ??= (async () => {
+      const from = Math.max(...this.conns.map(({ conn }) => conn.lastSeq()));
+      for (let attempt = 0; !this.cluster.closed; attempt++) {
+        const nodes = this.up().filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+        const node = nodes[(attempt + this.#n) % Math.max(1, nodes.length)];
+        try {
+          if (!node) throw new Error('no node up');
+          await this.#connect(node, from);
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    })().finally(() => (this.#reconnecting = undefined));
+    return this.#reconnecting;
+  }
+}
+
+/**
+ * The events a set of connections of one session saw together, by seq (a client that moved
+ * between nodes: its connections resumed one after the other). Throws on a hole.
+ */
+export function seenTogether(conns: readonly Conn[]): Map<number, StoredEvent> {
+  const events = new Map<number, StoredEvent>();
+  for (const conn of conns) for (const f of conn.events()) events.set(f.seq, { seq: f.seq, type: f.event.type, data: f.event.data });
+  const seqs = [...events.keys()].sort((x, y) => x - y);
+  const hole = seqs.find((seq, i) => i > 0 && seq !== seqs[i - 1]! + 1);
+  if (hole !== undefined) throw new Error(`${conns[0]?.session}: the client's connections together miss the events before seq ${hole}`);
+  return events;
 }
