@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
-import { PostgresStore } from '../src/postgres.ts';
+import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
 import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
 
 let pg: PgFixture;
@@ -65,5 +65,57 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(b.ran).toEqual(['m3']);
     expect(b.errors).toEqual([]);
     expect(b.events.filter((e) => e.sessionId === 's')[0]!.seq).toBe(lastOfA + 1);
+  });
+
+  it('C17: a node whose lease is lost drops its sessions, rejoins under a new incarnation and serves again — it is not fenced for good', async () => {
+    // Renewals far apart: the runtime's owner check is what finds the lease gone.
+    const store = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 60_000, renewMs: 30_000 });
+    const ran: string[] = [];
+    const errors: unknown[] = [];
+    const runtime = createRuntime({ agent: async (turn: Turn) => void ran.push(...turn.inputs.map((i) => i.id)), store, debounceMs: 0, ownerCheckMs: 20, onError: (e) => errors.push(e) });
+    runtimes.push(runtime);
+    const events: SessionEvent[] = [];
+    runtime.events$.subscribe((e) => events.push(e));
+    const done = (id: string) => events.some((e) => e.type === 'done' && e.data.input_ids.includes(id));
+    await runtime.send('s', { id: 'm1', content: 'hi' });
+    await waitFor(() => done('m1'), 'm1 to run');
+    const first = store.node.incarnation;
+    await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes WHERE id = 'a'`;
+    await waitFor(() => store.node.incarnation > first && runtime.sessionIds().length === 0, 'the node to drop s and rejoin');
+    // Owner checks go on after the rejoin: still not fenced.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(runtime.health()).toMatchObject({ ok: true, fenced: false, node: { incarnation: store.node.incarnation, leaseValid: true } });
+    expect(await runtime.send('s', { id: 'm2', content: 'again' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => done('m2'), 'm2 to run, s claimed again');
+    expect(ran).toEqual(['m1', 'm2']);
+    expect(errors.every((e) => e instanceof StaleEpochError && /lost its cluster lease/.test(e.message)), String(errors)).toBe(true);
+  });
+
+  it('C16: a session out of service after a failed commit, claimed meanwhile by another node, is no longer a failure here', async () => {
+    let failing = false;
+    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 600, renewMs: 150 });
+    // The same store, whose commits fail while `failing` (a connection that broke mid-commit).
+    const store = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'commit' && failing) return () => Promise.reject(new Error('connection lost'));
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = createRuntime({ agent: async () => 'ok', store, debounceMs: 0, storeRetryMs: 300, onError: () => {} });
+    runtimes.push(a);
+    const b = node('b');
+    expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted' });
+    failing = true;
+    expect(await a.send('s', { id: 'm2', content: 'lost' })).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
+    expect(a.health()).toMatchObject({ ok: false, failedSessions: 1 });
+    // a's lease runs out while it cannot write; b claims s before a's retry comes.
+    await pg.admin`UPDATE ${pg.admin(schema)}.nodes SET lease_until = now() - interval '1 second' WHERE id = 'a'`;
+    expect(await b.runtime.send('s', { id: 'm3', content: 'on b' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => b.done('m3'), 'm3 to run on b');
+    failing = false;
+    // a's retry finds s owned by b: nothing to recover, a is healthy again.
+    await waitFor(() => a.health().ok, 'a healthy again');
+    expect(a.health()).toMatchObject({ failedSessions: 0, fenced: false });
   });
 });

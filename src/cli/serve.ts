@@ -7,6 +7,7 @@ import { pino, type Level, type Logger } from 'pino';
 import { createRuntime } from '../runtime/runtime.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { MemoryStore, StaleEpochError, type Store } from '../runtime/store.ts';
+import { isClusterStore } from '../runtime/cluster-store.ts';
 import { demoAgent } from '../agents/demo.ts';
 import type { Agent } from '../runtime/turn.ts';
 import type { BusyPolicy } from '../../machines/session.ts';
@@ -34,6 +35,8 @@ export async function serve(argv: string[]): Promise<void> {
       inspect: { type: 'boolean' },
       store: { type: 'string' },
       'node-id': { type: 'string' },
+      'lease-ttl-ms': { type: 'string' },
+      'cluster-sweep-ms': { type: 'string' },
       agent: { type: 'string' },
       model: { type: 'string' },
       'idle-timeout-ms': { type: 'string' },
@@ -44,6 +47,8 @@ export async function serve(argv: string[]): Promise<void> {
   const level = oneOf('--log-level', values['log-level'] ?? env('BATON_LOG_LEVEL') ?? 'warn', LEVELS) as Level | 'silent';
   const busyPolicy = oneOf('--busy-policy', values['busy-policy'] ?? 'collect', BUSY_POLICIES) as BusyPolicy;
   const storeSpec = parseStore(values.store ?? env('BATON_STORE') ?? 'sqlite:./.baton/baton.db', values['node-id'] ?? env('BATON_NODE_ID'));
+  const leaseTtlMs = clusterOnly('--lease-ttl-ms', storeSpec, int('--lease-ttl-ms', values['lease-ttl-ms'], 10_000, { min: 100, max: 600_000 }), values['lease-ttl-ms']);
+  const clusterSweepMs = clusterOnly('--cluster-sweep-ms', storeSpec, int('--cluster-sweep-ms', values['cluster-sweep-ms'], 2000, { min: 10, max: 600_000 }), values['cluster-sweep-ms']);
   const settings = {
     idleTimeoutMs: int('--idle-timeout-ms', values['idle-timeout-ms'], 600_000, { min: 1 }),
     maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000, { min: 1 }),
@@ -62,13 +67,16 @@ export async function serve(argv: string[]): Promise<void> {
   const logger = pino({ level }, pino.destination(2));
   const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
   const inspector = values.inspect ? await skyInspector(logger) : undefined;
-  const store = await openStore(storeSpec);
+  const store = await openStore(storeSpec, leaseTtlMs);
   let fenced: (error: StaleEpochError) => void = () => {};
   const onError = (error: unknown) => {
-    if (error instanceof StaleEpochError) fenced(error);
+    // A cluster node that lost its lease drops its sessions and rejoins by itself (the store
+    // does): it goes on serving. Only a store taken over by a newer process ends this one.
+    if (error instanceof StaleEpochError && isClusterStore(store)) logger.warn({ err: error }, 'cluster lease lost: sessions dropped, rejoining');
+    else if (error instanceof StaleEpochError) fenced(error);
     else logger.error({ err: error }, 'reported error');
   };
-  const runtime = createRuntime({ store, ...settings, busyPolicy, agent, onError, ...(inspector && { inspect: inspector }) });
+  const runtime = createRuntime({ store, ...settings, clusterSweepMs, busyPolicy, agent, onError, ...(inspector && { inspect: inspector }) });
   const gateway = createGateway({
     runtime,
     port,
@@ -133,17 +141,47 @@ async function skyInspector(logger: Logger) {
 type StoreSpec =
   | { kind: 'memory' }
   | { kind: 'sqlite'; path: string; spec: string }
-  | { kind: 'postgres'; url: string; spec: string; nodeId: string | undefined };
+  | { kind: 'postgres'; url: string; spec: string; nodeId: string | undefined; schema: string | undefined };
 
-/** `memory`, `sqlite:PATH` or `postgres://…` (a cluster node; `--node-id` names it). */
+/**
+ * `memory`, `sqlite:PATH` or `postgres://…` (a cluster node; `--node-id` names it). A
+ * `schema` query parameter of a postgres URL chooses the PostgreSQL schema (the cluster):
+ * it is taken out of the URL, which would otherwise send it to the server as a setting.
+ */
 function parseStore(spec: string, nodeId: string | undefined): StoreSpec {
   const postgres = /^postgres(ql)?:\/\//.test(spec);
   if (nodeId !== undefined && !postgres) throw new UsageError('--node-id names a cluster node: it needs --store postgres://…');
   if (nodeId !== undefined && !/^[A-Za-z0-9._-]{1,200}$/.test(nodeId)) throw new UsageError(`--node-id must be letters, digits, ".", "_" or "-", got "${nodeId}"`);
   if (spec === 'memory') return { kind: 'memory' };
   if (spec.startsWith('sqlite:') && spec.length > 'sqlite:'.length) return { kind: 'sqlite', path: spec.slice('sqlite:'.length), spec };
-  if (postgres) return { kind: 'postgres', url: spec, spec: redact(spec), nodeId };
+  if (postgres) {
+    const { url, schema } = withoutSchema(spec);
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new UsageError(`the schema parameter of --store must be a lower-case identifier (letters, digits, "_"), got "${schema}"`);
+    }
+    return { kind: 'postgres', url, spec: redact(spec), nodeId, schema };
+  }
   throw new UsageError(`--store must be "memory", "sqlite:PATH" or "postgres://…", got "${spec}"`);
+}
+
+/** A postgres URL without its `schema` query parameter, and that parameter. */
+function withoutSchema(spec: string): { url: string; schema: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(spec);
+  } catch {
+    return { url: spec, schema: undefined }; // the client says what is wrong with it
+  }
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  if (schema === undefined) return { url: spec, schema };
+  parsed.searchParams.delete('schema');
+  return { url: parsed.href, schema };
+}
+
+/** A cluster option: refused with any store but PostgreSQL, where it means nothing. */
+function clusterOnly(flag: string, spec: StoreSpec, value: number, given: string | undefined): number {
+  if (given !== undefined && spec.kind !== 'postgres') throw new UsageError(`${flag} is a cluster option: it needs --store postgres://…`);
+  return value;
 }
 
 /** A connection URL without its password, for messages. */
@@ -151,12 +189,14 @@ function redact(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
-async function openStore(spec: StoreSpec): Promise<Store> {
+async function openStore(spec: StoreSpec, leaseTtlMs: number): Promise<Store> {
   if (spec.kind === 'memory') return new MemoryStore();
   try {
     if (spec.kind === 'postgres') {
       const { PostgresStore } = await import('../runtime/postgres-store.ts');
-      return new PostgresStore({ url: spec.url, ...(spec.nodeId && { nodeId: spec.nodeId }) });
+      // Renewed three times per TTL, at most every 3 s (the store's default): a renewal or two may fail without loss.
+      const renewMs = Math.min(3000, Math.floor(leaseTtlMs / 3));
+      return new PostgresStore({ url: spec.url, leaseTtlMs, renewMs, ...(spec.nodeId && { nodeId: spec.nodeId }), ...(spec.schema && { schema: spec.schema }) });
     }
     const { SqliteStore } = await import('../runtime/sqlite-store.ts');
     return new SqliteStore(spec.path);

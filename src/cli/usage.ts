@@ -18,9 +18,16 @@ Commands:
             --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
             --store S           (BATON_STORE; memory | sqlite:PATH | postgres://URL; default
                                  sqlite:./.baton/baton.db; sqlite needs: npm install better-sqlite3;
-                                 postgres (a cluster node) needs: npm install postgres)
+                                 postgres (a cluster node) needs: npm install postgres;
+                                 postgres://…/db?schema=NAME puts the cluster in schema NAME,
+                                 default baton)
             --node-id ID        (BATON_NODE_ID; this node's name in a postgres cluster; default
                                  <hostname>-<pid>)
+            --lease-ttl-ms N    (postgres only; default 10000, at least 100: a node that has not
+                                 renewed its lease for this long is dead to the others; renewed
+                                 every third of it, at most every 3 s)
+            --cluster-sweep-ms N (postgres only; default 2000, at least 10: how often a node
+                                 claims sessions whose node died and looks for missed hints)
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --max-live-sessions N (default 50000: past it the least recently active idle sessions
                                  are passivated at once)

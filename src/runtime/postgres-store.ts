@@ -65,8 +65,17 @@ export class PostgresStore implements ClusterStore {
       // seconds the pool would stay away long past the lease TTL. Retry within a second.
       backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
       onnotice: () => {},
-      // Unqualified names resolve in the schema; it is a validated identifier.
-      connection: { search_path: schema, application_name: `baton ${nodeId}`.slice(0, 63) },
+      connection: {
+        // Unqualified names resolve in the schema; it is a validated identifier.
+        search_path: schema,
+        application_name: `baton ${nodeId}`.slice(0, 63),
+        // A group commit locks its sessions' rows until COMMIT. A node that stalls inside one
+        // (paused, or cut off while its TCP connection stays up) would hold them, and so block
+        // every claim of those sessions, until it came back: the server ends a transaction
+        // left idle for a lease TTL — by then the node's lease may have run out anyway, and
+        // its late COMMIT fails instead of landing after the others gave up on it.
+        idle_in_transaction_session_timeout: leaseTtlMs,
+      },
     };
     this.#sql = url === undefined ? postgres(config) : postgres(url, config);
     this.#lease = new NodeLease(this.#sql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });

@@ -292,11 +292,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       report,
       isLive: (id) => sessions.has(id) || registry.activating(id),
       abandonAll: (error) => [...sessions.values()].forEach((host) => host.abandon(error)),
+      rejoins: isClusterStore(store),
       reactivate: (id) => {
         if (shutdown) return false;
         // A checkpoint is the probe: re-activated from what was committed, and writable again.
+        // Another node may have claimed it meanwhile (a cluster): it runs there, nothing is
+        // left to recover here.
         return when(
-          registry.with(id, { create: false }, (host) => host.checkpoint()),
+          registry.with(id, { create: false }, (host) => host.checkpoint(), () => true),
           (stored) => stored === true || stored === undefined,
         );
       },
@@ -314,7 +317,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
           report,
           live: (id) => sessions.get(id),
           watched: () => listeners.keys(),
-          delivered: (id) => seen.get(id) ?? 0,
+          delivered: (id) => seen.get(id),
+          begin(id, seq) {
+            if (listeners.has(id) && !seen.has(id)) seen.set(id, seq);
+          },
           deliver(id, events) {
             const subscribers = listeners.get(id);
             if (!subscribers) return;
@@ -544,6 +550,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function status(sessionId: string): Promise<SessionStatus | undefined> {
     const live = sessions.get(sessionId);
     if (live) return live.status();
+    // Watched here and run elsewhere (a cluster): read after its stream's starting point, so
+    // an attach point taken from this status is never before it.
+    await cluster?.started(sessionId);
     const loaded = await attempt(
       () => store.load(sessionId, { recent: 0, history: 0, claim: false }),
       (error) => {

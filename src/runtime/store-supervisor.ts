@@ -13,6 +13,12 @@ export interface SupervisedRuntime {
   isLive(sessionId: string): boolean;
   /** Stops every live session: the store has a newer owner. */
   abandonAll(error: StaleEpochError): void;
+  /**
+   * The store gets its ownership back by itself (a cluster node rejoins under a new
+   * incarnation after its lease was lost): losing it stops the live sessions, which may run
+   * elsewhere now, but fences nothing for good.
+   */
+  readonly rejoins: boolean;
   /** Activates a session from the store and saves it; `true` once the store took the write. */
   reactivate(sessionId: string): Awaitable<boolean>;
 }
@@ -64,8 +70,9 @@ export class StoreSupervisor {
    * Reported once per outage, not once per session: thousands of sessions fail together.
    */
   failed(sessionId: string, error: unknown): void {
-    // One session moved to another node (a cluster): it is that node's now, nothing to retry.
-    if (error instanceof StaleEpochError && error.sessionId !== undefined) {
+    // One session moved to another node (a cluster), or the node's lease was lost (its
+    // sessions may all run elsewhere now): nothing to retry; the next need claims it again.
+    if (error instanceof StaleEpochError && (error.sessionId !== undefined || this.#rt.rejoins)) {
       this.#moved++;
       return;
     }
@@ -110,6 +117,8 @@ export class StoreSupervisor {
    * be refused anyway), and the fence is reported once, as itself: a gateway exits on it.
    */
   #fence(error: StaleEpochError): void {
+    // A cluster node's lost lease: the store reports it and rejoins; the sessions stop here.
+    if (this.#rt.rejoins) return this.#rt.abandonAll(error);
     if (this.#fenced) return;
     this.#fenced = error;
     this.#rt.report(error);
@@ -172,14 +181,14 @@ export class StoreSupervisor {
   /** An idle process would only learn of its fence at its next write: ask the store who owns it. */
   #armOwnerCheck(): void {
     const store = this.#rt.store;
-    if (!store.checkOwner || this.#fenced) return;
+    if (!store.checkOwner || this.#fenced) return; // fenced for good: nothing left to check
     this.#arm('owner', this.#opts.ownerCheckMs, () => {
       const checked = attempt(
         () => store.checkOwner?.(),
         (error) => error,
       );
       void when(checked, (error) => {
-        if (error instanceof StaleEpochError) return this.#fence(error);
+        if (error instanceof StaleEpochError) this.#fence(error);
         this.#armOwnerCheck();
       });
     });
