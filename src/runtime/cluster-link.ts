@@ -12,8 +12,13 @@ export interface LinkDeps {
   live(sessionId: string): SessionHost | undefined;
   /** Sessions with clients (subscribers) on this node. */
   watched(): Iterable<string>;
-  /** The seq of the last event of a session this node's subscribers have seen. */
-  delivered(sessionId: string): number;
+  /**
+   * The seq of the last event of a session this node's subscribers have seen; `undefined`
+   * while their stream has no starting point yet (see {@link LinkDeps.begin}).
+   */
+  delivered(sessionId: string): number | undefined;
+  /** A watched session's stream starts after `seq`: the events the store held when it was first watched are its past. */
+  begin(sessionId: string, seq: number): void;
   /** Hands committed events of a session run elsewhere to this node's subscribers (it skips seqs they have seen). */
   deliver(sessionId: string, events: readonly SessionEvent[]): void;
   /** Claims and activates a session with waiting work and no live owner. */
@@ -43,6 +48,8 @@ export class ClusterLink {
   readonly #opts: LinkOptions;
   /** Reads in flight, per session: a burst of hints makes one read, then at most one more. */
   readonly #reading = new Map<string, 'reading' | 'again'>();
+  /** Watched sessions whose stream's starting point is being read. */
+  readonly #starting = new Map<string, Promise<void>>();
   #timer: unknown;
   #stopped = false;
 
@@ -53,7 +60,8 @@ export class ClusterLink {
     const hints: ClusterHints = {
       inbox: (sessionId) => this.#mail(sessionId),
       events: (sessionId, seq) => {
-        if (seq > deps.delivered(sessionId)) this.#events(sessionId);
+        const delivered = deps.delivered(sessionId);
+        if (delivered === undefined ? this.#starting.has(sessionId) : seq > delivered) this.#events(sessionId);
       },
       leaseLost: (error) => deps.leaseLost(error),
     };
@@ -69,9 +77,23 @@ export class ClusterLink {
     this.#deps.clock.clearTimeout(this.#timer);
   }
 
-  /** A session's clients are here but it runs elsewhere: read its new events now. */
+  /**
+   * A session's clients are here but it runs elsewhere: read its new events now. A session
+   * watched afresh starts from the events the store holds now, as a subscriber on its owner
+   * would (`eventsOf` gives the events from now on); its history is read by a resume, never
+   * pushed to every new subscriber.
+   */
   watch(sessionId: string): void {
     if (!this.#deps.live(sessionId)) this.#events(sessionId);
+  }
+
+  /**
+   * Resolves once a watched session's stream has its starting point. A status read after it
+   * names a seq at or after that point, so an attach point taken from it has no gap before
+   * the first event the stream delivers.
+   */
+  started(sessionId: string): Promise<void> | undefined {
+    return this.#starting.get(sessionId);
   }
 
   #arm(): void {
@@ -102,10 +124,36 @@ export class ClusterLink {
   }
 
   #events(sessionId: string): void {
-    this.#once(`events:${sessionId}`, async () => {
-      const events = await this.#deps.store.eventsAfter(sessionId, this.#deps.delivered(sessionId));
+    const key = `events:${sessionId}`;
+    if (this.#deps.delivered(sessionId) === undefined && !this.#reading.has(key)) return this.#start(sessionId);
+    this.#once(key, async () => {
+      const from = this.#deps.delivered(sessionId);
+      if (from === undefined) return; // its start failed; the sweep tries again
+      const events = await this.#deps.store.eventsAfter(sessionId, from);
       if (events.length > 0 && !this.#deps.live(sessionId)) this.#deps.deliver(sessionId, events);
     });
+  }
+
+  /** The stream of a session watched afresh starts after the newest event the store holds. */
+  #start(sessionId: string): void {
+    if (this.#starting.has(sessionId)) return;
+    const key = `events:${sessionId}`;
+    this.#reading.set(key, 'reading');
+    const started = (async () => {
+      try {
+        const held = await this.#deps.store.eventsAfter(sessionId, 0);
+        this.#deps.begin(sessionId, held.at(-1)?.seq ?? 0);
+      } catch (error) {
+        this.#deps.report(error);
+      } finally {
+        this.#starting.delete(sessionId);
+        // Hints that came meanwhile may name events after the start: read them now.
+        const again = this.#reading.get(key) === 'again';
+        this.#reading.delete(key);
+        if (again && !this.#stopped) this.#events(sessionId);
+      }
+    })();
+    this.#starting.set(sessionId, started);
   }
 
   /** Runs `read` for `key`, never two at once: hints during a read make one more read after it. */

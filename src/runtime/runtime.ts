@@ -314,7 +314,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
           report,
           live: (id) => sessions.get(id),
           watched: () => listeners.keys(),
-          delivered: (id) => seen.get(id) ?? 0,
+          delivered: (id) => seen.get(id),
+          begin(id, seq) {
+            if (listeners.has(id) && !seen.has(id)) seen.set(id, seq);
+          },
           deliver(id, events) {
             const subscribers = listeners.get(id);
             if (!subscribers) return;
@@ -544,6 +547,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function status(sessionId: string): Promise<SessionStatus | undefined> {
     const live = sessions.get(sessionId);
     if (live) return live.status();
+    // Watched here and run elsewhere (a cluster): read after its stream's starting point, so
+    // an attach point taken from this status is never before it.
+    await cluster?.started(sessionId);
     const loaded = await attempt(
       () => store.load(sessionId, { recent: 0, history: 0, claim: false }),
       (error) => {
