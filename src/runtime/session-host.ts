@@ -156,6 +156,8 @@ export class SessionHost {
    * the start (a subscriber that sends to this very session) must find it, not create another.
    */
   start(): void {
+    // Idle from now, not from the clock's start: the first sweep must not passivate it at once.
+    this.lastActive = this.#deps.now();
     const loaded = this.#loaded;
     if (!loaded) {
       this.#deps.dispatcher.run(() => {
