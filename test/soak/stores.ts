@@ -54,6 +54,11 @@ export class FaultyStore extends SqliteStore {
  * printed before the commit returns, so before anything of it is published on this node.
  */
 export class RecordingPostgresStore extends PostgresStore {
+  override async load(sessionId: string, options: Parameters<PostgresStore['load']>[1]) {
+    const answer = await super.load(sessionId, options);
+    if (process.env.SOAK_DEBUG) process.stderr.write(`DEBUG ${Date.now()} ${this.node.id} load ${sessionId} claim=${options.claim !== false} -> ${answer === undefined ? 'none' : 'ownedBy' in answer ? 'ownedBy ' + answer.ownedBy.id : 'claimed epoch ' + this.claimedEpoch(sessionId) + ' seq ' + answer.lastSeq}\n`);
+    return answer;
+  }
   constructor(options: PostgresStoreOptions) {
     super(options);
   }
@@ -62,7 +67,13 @@ export class RecordingPostgresStore extends PostgresStore {
     const epochs = new Map<string, number>();
     for (const { sessionId } of steps) if (!epochs.has(sessionId)) epochs.set(sessionId, this.claimedEpoch(sessionId) ?? 1);
     const { incarnation } = this.node;
-    await super.commit(steps);
+    if (process.env.SOAK_DEBUG) for (const st of steps) process.stderr.write(`DEBUG ${Date.now()} ${this.node.id} commit ${st.sessionId} epoch=${epochs.get(st.sessionId)} release=${!!st.release} events=${st.events.map((e) => e.seq + ':' + e.type).join(',')} accepted=${(st.accepted ?? []).map((a) => a.id)} consumed=${st.consumed} taken=${st.taken ?? ''} snap=${!!st.session}\n`);
+    try {
+      await super.commit(steps);
+    } catch (error) {
+      if (process.env.SOAK_DEBUG) process.stderr.write(`DEBUG ${Date.now()} ${this.node.id} FAILED ${steps.map((s) => s.sessionId)} ${(error as Error).message}\n`);
+      throw error;
+    }
     let lines = '';
     for (const step of steps) {
       if (step.events.length === 0) continue;
