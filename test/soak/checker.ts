@@ -132,23 +132,22 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       const [before, after] = [epochAt(written, from), epochAt(written, to)];
       return before !== undefined && after !== undefined && after > before;
     };
+    /** What cut short a turn started at `from` that another event at `to` ended: the kill, a move to a newer epoch, or a failed commit. */
+    const cutBy = (from: number, to: number): keyof typeof rerun => {
+      const killed = boundaries.get(session);
+      return killed !== undefined && from <= killed && to > killed ? 'kill' : moved(from, to) ? 'moved' : 'store';
+    };
     let open: Event | undefined;
     for (const e of events) {
       if (e.type === 'message.start') {
         if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut) && !moved(open.seq, e.seq)) {
           violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
-        } else if (open) {
-          const killed = boundaries.get(session);
-          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : moved(open.seq, e.seq) ? 'moved' : 'store']++;
-        }
+        } else if (open) rerun[cutBy(open.seq, e.seq)]++;
         open = e;
       } else if (e.type === 'done') {
         // A turn a kill or a failed commit cut off is closed when its session comes back
         // (done{interrupted}, no inputs: they run again in the next turn).
-        if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) {
-          const killed = boundaries.get(session);
-          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : 'store']++;
-        }
+        if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) rerun[cutBy(open.seq, e.seq)]++;
         open = undefined;
         if ((e.data.input_ids ?? []).length > 0) turns++;
       }
