@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { createRuntime, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
 import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
 import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
@@ -117,5 +118,25 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     // a's retry finds s owned by b: nothing to recover, a is healthy again.
     await waitFor(() => a.health().ok, 'a healthy again');
     expect(a.health()).toMatchObject({ failedSessions: 0, fenced: false });
+  });
+
+  it('C11, C17: an input that arrives while a passivation waits for its commit keeps the session here, and its claim: its turn runs, no commit is refused', async () => {
+    const clock = new SimulatedClock();
+    const store = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const errors: unknown[] = [];
+    const runtime = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, onError: (error) => errors.push(error) });
+    runtimes.push(runtime);
+    const events: SessionEvent[] = [];
+    runtime.events$.subscribe((e) => events.push(e));
+    await runtime.open('s', {});
+    // The idle sweep asks for the passivation (its step is taken at the next tick); an input comes in this same tick.
+    clock.increment(2_000);
+    const receipt = runtime.send('s', { id: 'm1', content: 'hi' });
+    expect(await receipt).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'the turn of m1 to end');
+    expect(events.filter((e) => e.type === 'done').map((e) => e.data.success)).toEqual([true]);
+    expect(errors).toEqual([]);
+    expect(runtime.health().fencedCommits).toBe(0);
+    expect(runtime.sessionIds()).toEqual(['s']);
   });
 });

@@ -273,6 +273,21 @@ describe('PostgresStore storage', () => {
     for (let seq = 1; seq <= 30; seq++) await a.store.commit([{ sessionId: 'a', events: [idle('a', seq)], consumed: [] }]);
     expect((await a.store.eventsAfter('a', 0)).map((e) => e.seq)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
   });
+
+  it('C8 across nodes: a group commit with more events than keepEvents keeps them all until the next one, so nodes tailing the session read every event', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', keepEvents: 10, ...slow });
+    const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    await a.store.commit([{ sessionId: 'a', events: seqs(1, 5).map((seq) => idle('a', seq)), consumed: [] }]);
+    // One group: two steps of the session, 25 events in all (a streamed reply committed at once).
+    await a.store.commit([
+      { sessionId: 'a', events: seqs(6, 20).map((seq) => idle('a', seq)), consumed: [] },
+      { sessionId: 'a', events: seqs(21, 30).map((seq) => idle('a', seq)), consumed: [] },
+    ]);
+    expect((await a.store.eventsAfter('a', 5)).map((e) => e.seq)).toEqual(seqs(6, 30));
+    // The next commit trims to the newest keepEvents again.
+    await a.store.commit([{ sessionId: 'a', events: [idle('a', 31)], consumed: [] }]);
+    expect((await a.store.eventsAfter('a', 0)).map((e) => e.seq)).toEqual(seqs(22, 31));
+  });
 });
 
 describe('PostgresStore migrations', () => {

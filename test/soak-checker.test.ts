@@ -60,7 +60,7 @@ describe('the soak checker', () => {
     // The cut must lie between the two starts: a failure recorded past the second start excuses nothing.
     expect(contracts(stoppedByTheStore(3))).toEqual(['C1']);
     const stats = check({ history: stoppedByTheStore(2).records }).stats;
-    expect(stats.rerun).toEqual({ kill: 0, store: 1 });
+    expect(stats.rerun).toEqual({ kill: 0, store: 1, moved: 0 });
     // A failure of another session excuses nothing here.
     const other = stoppedByTheStore(2);
     other.records.splice(other.records.findIndex((r) => r.k === 'store'), 1, { k: 'store', t: 7.5, event: 'failed', session: 'other', seq: 2 });

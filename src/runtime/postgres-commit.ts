@@ -43,6 +43,13 @@ export async function writeSteps(tx: TransactionSql, steps: readonly StepRecord[
     }
     state.set(id, claim ? 'claimed' : 'new');
   }
+  // The first seq each session writes in this group: its trim keeps everything from there,
+  // so nodes tailing the session read every event, even of a group larger than keepEvents.
+  const firstSeq = new Map<string, number>();
+  for (const { sessionId, events } of steps) {
+    const id = key(sessionId);
+    if (events.length > 0 && !firstSeq.has(id)) firstSeq.set(id, events[0]!.seq);
+  }
   const ids = [...state.keys()].sort();
   const locked = run(tx<OwnerRow[]>`SELECT id, epoch, owner_node, owner_incarnation FROM sessions WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`);
   const writes: Promise<unknown>[] = [];
@@ -54,7 +61,7 @@ export async function writeSteps(tx: TransactionSql, steps: readonly StepRecord[
     for (const step of wave) {
       const id = key(step.sessionId);
       const fresh = state.get(id) === 'new';
-      rows.add(step, id, fresh, ctx.keepEvents, step.consumed.length > 0 && ctx.trimInbox(id));
+      rows.add(step, id, fresh, { keepEvents: ctx.keepEvents, from: firstSeq.get(id) }, step.consumed.length > 0 && ctx.trimInbox(id));
       // After this wave, a later step of the same session finds the row as this one leaves it.
       if (step.deleted) state.set(id, 'new');
       else if (fresh && step.session) state.set(id, 'claimed');

@@ -106,6 +106,19 @@ export class PostgresStore implements ClusterStore {
     return this.#lease.selfFenced();
   }
 
+  /**
+   * The epoch of this node's claim on a session — the one every commit of it must still
+   * find — or `undefined` if this node holds none (then only a commit that creates the
+   * session can pass, at epoch 1). For tools that record which epoch wrote which events.
+   *
+   * @example
+   * const epoch = store.claimedEpoch('chat:42') ?? 1;
+   * await store.commit(steps); // written under `epoch`, or refused
+   */
+  claimedEpoch(sessionId: string): number | undefined {
+    return this.#claims.get(key(sessionId))?.epoch;
+  }
+
   async load(sessionId: string, { recent, history, claim = true }: LoadOptions): Promise<LoadedSession | OwnedElsewhere | undefined> {
     await this.#schema();
     const id = key(sessionId);

@@ -42,11 +42,16 @@ export class WaveRows {
   readonly inserts: SnapshotRow[] = [];
   readonly released: string[] = [];
 
-  add(step: StepRecord, sid: string, fresh: boolean, keepEvents: number, trim: boolean): void {
+  /**
+   * `keep`: the session keeps its newest `keepEvents` events — and every event of this
+   * group, from `from` on: a group larger than keepEvents would otherwise delete events it
+   * writes itself, before any other node could read them.
+   */
+  add(step: StepRecord, sid: string, fresh: boolean, keep: { keepEvents: number; from: number | undefined }, trim: boolean): void {
     // A session id used again after a deletion starts without the old session's events.
     if (fresh && !step.deleted) this.fresh.push(sid);
     for (const e of step.events) this.events.push({ sid, seq: e.seq, type: e.type, data: e.data });
-    if (step.events.length > 0) this.trims.push({ sid, cutoff: step.events.at(-1)!.seq - keepEvents });
+    if (step.events.length > 0) this.trims.push({ sid, cutoff: Math.min(step.events.at(-1)!.seq - keep.keepEvents, (keep.from ?? Number.POSITIVE_INFINITY) - 1) });
     if (step.deleted) return void this.deleted.push(sid);
     for (const input of step.accepted ?? []) {
       const k = key(input.id);
@@ -87,7 +92,7 @@ export function writeWave(tx: TransactionSql, w: WaveRows, owner: { readonly nod
                   FROM ROWS FROM (unnest(${col(e, 'sid')}::text[]), unnest(${col(e, 'seq')}::int[]), unnest(${col(e, 'type')}::text[]),
                                   json_array_elements(${json(col(e, 'data'))}::text::json)) AS t(sid, seq, type, data)
                   ON CONFLICT (session_id, seq) DO UPDATE SET type = excluded.type, data = excluded.data`));
-    // Each session keeps exactly its newest keepEvents (an indexed range delete per session).
+    // Each session keeps its newest keepEvents, and this group's own (an indexed range delete per session).
     q.push(run(tx`DELETE FROM events e USING ROWS FROM (unnest(${col(w.trims, 'sid')}::text[]), unnest(${col(w.trims, 'cutoff')}::int[])) AS t(sid, cutoff)
                   WHERE e.session_id = t.sid AND e.seq <= t.cutoff`));
   }

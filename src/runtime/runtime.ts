@@ -268,7 +268,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   /**
    * C11: the snapshot is committed with the session's other steps, and the actor stops only
-   * if nothing happened meanwhile (an input that arrived during the commit keeps it live).
+   * if nothing happened meanwhile (an input that arrived before or during the commit keeps
+   * it live).
    */
   const passivating = new Set<SessionHost>();
   function passivate(host: SessionHost): void {
@@ -276,8 +277,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     passivating.add(host);
     void host.checkpoint({ release: true }).then((stored) => {
       passivating.delete(host);
-      // A failed store took the host out of service already (C16).
-      if (!stored || sessions.get(host.id) !== host || !host.quiescent() || !host.settled()) return;
+      // A failed store took the host out of service already (C16). A step with activity did
+      // not give the session up (the host keeps it, and its claim): the next sweep tries again.
+      if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) return;
       host.stop();
       sessions.delete(host.id);
     });

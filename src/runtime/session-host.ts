@@ -156,6 +156,8 @@ export class SessionHost {
    * the start (a subscriber that sends to this very session) must find it, not create another.
    */
   start(): void {
+    // Idle from now, not from the clock's start: the first sweep must not passivate it at once.
+    this.lastActive = this.#deps.now();
     const loaded = this.#loaded;
     if (!loaded) {
       this.#deps.dispatcher.run(() => {
@@ -236,8 +238,14 @@ export class SessionHost {
     return this.#gate.committed();
   }
 
-  /** The next step gives the session up (a cluster store lets another node claim it). */
+  /** The next step gives the session up (a cluster store lets another node claim it), if it leaves the session quiescent. */
   #release = false;
+  #released = false;
+
+  /** A step of this session gave it up (see {@link checkpoint}): it may be stopped, and only then. */
+  get released(): boolean {
+    return this.#released;
+  }
 
   /**
    * Resolves once everything the session did so far is committed (`true`), or its commit
@@ -424,10 +432,14 @@ export class SessionHost {
   takeStep(): StepRecord | undefined {
     const { accepted, events, consumed, transcript, taken } = this.#gate.writes();
     const checkpoint = this.#checkpoint;
-    const release = this.#release;
+    // The session is given up only by a step that leaves it quiescent: one that started work
+    // since the passivation asked (an input that opens a turn, mail taken) keeps it here, and
+    // its claim with it; the passivation then stops nothing and the next sweep tries again.
+    const release = this.#release && this.quiescent();
     this.#checkpoint = false;
     this.#release = false;
     if (this.#failed) return undefined;
+    if (release) this.#released = true;
     if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
     // XState keeps the snapshot object when a step changes nothing (a streamed delta): then
     // only the events are written. Every other step writes it, whatever the store: recovery

@@ -2,9 +2,12 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord } from './history.ts';
+import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord } from './history.ts';
+import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
+export type { StoredEvents };
 
-export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'resources';
+/** C17 and C8/C16 are a cluster's: checked when the history has commits, and the store's events are given. */
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'resources' | 'C17' | 'C8/C16';
 
 export interface Violation {
   readonly contract: Contract;
@@ -17,10 +20,25 @@ export interface CheckInput {
   readonly history: readonly HistoryRecord[];
   /** Per session, the last seq the killed process stored: events up to it are the old process's. */
   readonly boundaries?: ReadonlyMap<string, number>;
-  /** Gateway heap (bytes) and handles after warm-up and at the end. */
-  readonly resources?: { start: { heap: number; handles: number }; end: { heap: number; handles: number } };
-  /** The gateway's health at the end, after the store fault: every session it stopped is back (C16). */
-  readonly health?: { ok: boolean; failedSessions: number };
+  /** Gateway heap (bytes) and handles after warm-up and at the end (on a cluster: each node's). */
+  readonly resources?: Resources | readonly Resources[];
+  /** The gateway's health at the end, after the store fault: every session it stopped is back (C16). On a cluster: each node's. */
+  readonly health?: Health | readonly Health[];
+  /** On a cluster: what the store holds of each session at the end, to compare with what clients saw (C8/C16). */
+  readonly stored?: ReadonlyMap<string, StoredEvents>;
+}
+
+interface Resources {
+  /** On a cluster: which node. */
+  readonly node?: number;
+  readonly start: { heap: number; handles: number };
+  readonly end: { heap: number; handles: number };
+}
+
+interface Health {
+  readonly node?: number;
+  readonly ok: boolean;
+  readonly failedSessions: number;
 }
 
 export interface CheckResult {
@@ -42,8 +60,16 @@ export interface CheckResult {
     outcomes: Record<string, number>;
     /** Inputs the store could not take: refused with INTERNAL_ERROR naming them (C16), never acknowledged. */
     refused: number;
-    /** Turns that ended without a done because their process was killed or their session stopped by a failed commit, then ran again. */
-    rerun: { kill: number; store: number };
+    /**
+     * Turns that ended without a done, then ran again: because their process was killed,
+     * their session was stopped by a failed commit, or (a cluster) it moved to a newer epoch.
+     */
+    rerun: { kill: number; store: number; moved: number };
+    /** A cluster: events clients saw that were compared with the store's (those it still keeps). */
+    storedCompared: number;
+    /** A cluster: committed steps recorded, and the most epochs one session went through. */
+    commits: number;
+    maxEpoch: number;
   };
 }
 
@@ -55,12 +81,14 @@ const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 
 
 type Event = { seq: number; type: string; data: Record<string, any>; from: FrameRecord };
 
-export function check({ history, boundaries = new Map(), resources, health }: CheckInput): CheckResult {
+export function check({ history, boundaries = new Map(), resources, health, stored }: CheckInput): CheckResult {
   const violations: Violation[] = [];
   const frames = history.filter((r): r is FrameRecord => r.k === 'frame');
   const bySession = groupBy(frames, (f) => f.session);
-  const byConn = groupBy(history.filter((r) => r.k !== 'server' && r.k !== 'store'), (r) => (r as { conn: string }).conn);
-  const kills = history.filter((r) => r.k === 'server' && r.event === 'kill').map((r) => r.t);
+  const byConn = groupBy(history.filter((r): r is FrameRecord | SentRecord | ConnRecord => r.k === 'frame' || r.k === 'sent' || r.k === 'open' || r.k === 'close'), (r) => r.conn);
+  const kills = history.filter((r): r is ServerRecord => r.k === 'server' && r.event === 'kill');
+  // A cluster's commits: which epoch wrote which seqs of each session.
+  const commits = commitsBySession(history);
   // Per session, the last seq its store held each time a failed commit stopped it (C16).
   const storeFailures = groupBy(
     history.filter((r): r is StoreRecord => r.k === 'store' && r.event === 'failed'),
@@ -75,7 +103,7 @@ export function check({ history, boundaries = new Map(), resources, health }: Ch
   const resumes = { complete: 0, incomplete: 0 };
   const outcomes: Record<string, number> = {};
   let refused = 0;
-  const rerun = { kill: 0, store: 0 };
+  const rerun = { kill: 0, store: 0, moved: 0 };
 
   for (const [session, seen] of bySession) {
     // The session's stream, from every connection that saw it (C8: one seq, one event).
@@ -96,25 +124,30 @@ export function check({ history, boundaries = new Map(), resources, health }: Ch
     // a turn the planned kill interrupted ends with its process (the restart re-runs it), and
     // so does one a failed commit stopped (C16: its session is re-activated from what was
     // committed, and re-runs it). The old turn's start is at or below the last stored seq,
-    // the new one above it.
+    // the new one above it. On a cluster, a session that moved to a newer epoch (another
+    // node claimed it) ends its old owner's turn too (C17): the new owner re-runs it.
     const cuts = [...(boundaries.has(session) ? [boundaries.get(session)!] : []), ...(storeFailures.get(session) ?? []).map((r) => r.seq!)];
+    const written = commits.get(session) ?? [];
+    const moved = (from: number, to: number) => {
+      const [before, after] = [epochAt(written, from), epochAt(written, to)];
+      return before !== undefined && after !== undefined && after > before;
+    };
+    /** What cut short a turn started at `from` that another event at `to` ended: the kill, a move to a newer epoch, or a failed commit. */
+    const cutBy = (from: number, to: number): keyof typeof rerun => {
+      const killed = boundaries.get(session);
+      return killed !== undefined && from <= killed && to > killed ? 'kill' : moved(from, to) ? 'moved' : 'store';
+    };
     let open: Event | undefined;
     for (const e of events) {
       if (e.type === 'message.start') {
-        if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut)) {
+        if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut) && !moved(open.seq, e.seq)) {
           violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
-        } else if (open) {
-          const killed = boundaries.get(session);
-          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : 'store']++;
-        }
+        } else if (open) rerun[cutBy(open.seq, e.seq)]++;
         open = e;
       } else if (e.type === 'done') {
         // A turn a kill or a failed commit cut off is closed when its session comes back
         // (done{interrupted}, no inputs: they run again in the next turn).
-        if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) {
-          const killed = boundaries.get(session);
-          rerun[killed !== undefined && open.seq <= killed && e.seq > killed ? 'kill' : 'store']++;
-        }
+        if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) rerun[cutBy(open.seq, e.seq)]++;
         open = undefined;
         if ((e.data.input_ids ?? []).length > 0) turns++;
       }
@@ -225,8 +258,10 @@ export function check({ history, boundaries = new Map(), resources, health }: Ch
     const own = byConn.get(sent.conn) ?? [];
     const closed = own.find((r): r is ConnRecord => r.k === 'close' && r.t >= sent.t);
     // The connection belonged to the process the planned kill took down.
-    const opened = own.find((r) => r.k === 'open')?.t ?? sent.t;
-    const killed = kills.some((t) => t >= opened && (!closed || t <= closed.t));
+    const open = own.find((r): r is ConnRecord => r.k === 'open');
+    const opened = open?.t ?? sent.t;
+    // On a cluster, only the killed node's connections went down with it.
+    const killed = kills.some((k) => (k.node === undefined || open?.node === undefined || k.node === open.node) && k.t >= opened && (!closed || k.t <= closed.t));
     const { code = 'INVALID_MESSAGE', byId = true } = sent.expect ?? {};
     const answer =
       sent.bad === 'malformed'
@@ -246,25 +281,36 @@ export function check({ history, boundaries = new Map(), resources, health }: Ch
     if (answered || killed || behindOversized || closed?.code === 1013) continue;
     violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error (${code}) nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
   }
-  for (const exit of history.filter((r) => r.k === 'server' && r.event === 'exit' && !r.planned)) {
-    violations.push({ contract: 'C15', message: `the gateway exited on its own (code ${(exit as { code?: number | null }).code})`, slice: [exit] });
+  for (const exit of history.filter((r): r is ServerRecord => r.k === 'server' && r.event === 'exit' && !r.planned)) {
+    violations.push({ contract: 'C15', message: `the gateway${gateway(exit.node)} exited on its own (code ${exit.code})`, slice: [exit] });
   }
 
-  if (health && !health.ok) {
-    violations.push({ contract: 'C16', message: `at the end the store works but ${health.failedSessions} sessions a failed commit stopped are still out of service`, slice: [] });
+  for (const { ok, failedSessions, node } of [health ?? []].flat()) {
+    if (!ok) violations.push({ contract: 'C16', message: `at the end the store works but ${failedSessions} sessions a failed commit stopped are still out of service on the gateway${gateway(node)}`, slice: [] });
   }
 
-  if (resources) {
-    const { start, end } = resources;
+  for (const { start, end, node } of [resources ?? []].flat()) {
     const heapBound = start.heap * RESOURCE_BOUND.heapFactor + RESOURCE_BOUND.heapSlackBytes;
-    if (end.heap > heapBound) violations.push({ contract: 'resources', message: `heap grew from ${mb(start.heap)} to ${mb(end.heap)} (bound ${mb(heapBound)})`, slice: [] });
+    if (end.heap > heapBound) violations.push({ contract: 'resources', message: `heap of the gateway${gateway(node)} grew from ${mb(start.heap)} to ${mb(end.heap)} (bound ${mb(heapBound)})`, slice: [] });
     if (end.handles > start.handles + RESOURCE_BOUND.handleSlack) {
-      violations.push({ contract: 'resources', message: `open handles grew from ${start.handles} to ${end.handles}`, slice: [] });
+      violations.push({ contract: 'resources', message: `open handles of the gateway${gateway(node)} grew from ${start.handles} to ${end.handles}`, slice: [] });
     }
   }
 
-  return { violations, stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun } };
+  // A cluster: C17 along every session's seq, and what clients saw against the store.
+  violations.push(...checkEpochs(commits));
+  const compared = stored ? checkStored(bySession, stored) : { violations: [], compared: 0 };
+  violations.push(...compared.violations);
+  const commitCount = [...commits.values()].reduce((n, list) => n + list.length, 0);
+  const maxEpoch = Math.max(0, ...[...commits.values()].map((list) => Math.max(...list.map((c) => c.epoch))));
+
+  return {
+    violations,
+    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch },
+  };
 }
+
+const gateway = (node: number | undefined) => (node === undefined ? '' : ` of node ${node}`);
 
 /** The same event seen twice: equal but for `done.dropped`, which is per connection. */
 function sameEvent(a: Event, f: FrameRecord): boolean {

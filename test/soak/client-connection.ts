@@ -28,10 +28,14 @@ export class Conn {
   readonly ended: Promise<void>;
   #ended!: () => void;
 
-  constructor({ url, id, history, owner }: { url: string; id: string; history: HistoryWriter; owner: ConnOwner }, lastSeq: number | undefined) {
+  /** The node (index among the cluster's gateways) it is connected to; unset with one gateway. */
+  readonly node: number | undefined;
+
+  constructor({ url, id, history, owner, node }: { url: string; id: string; history: HistoryWriter; owner: ConnOwner; node?: number | undefined }, lastSeq: number | undefined) {
     this.id = id;
     this.session = owner;
     this.#history = history;
+    this.node = node;
     const session = owner;
     this.ws = new WebSocket(url, { maxPayload: 0 });
     this.ended = new Promise((resolve) => (this.#ended = resolve));
@@ -43,7 +47,7 @@ export class Conn {
           worker_type: session.workerType,
           ...(lastSeq !== undefined && { last_seq: lastSeq }),
         };
-        this.#history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }) });
+        this.#history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }), ...(node !== undefined && { node }) });
         this.ws.send(JSON.stringify({ version: 'aep/v1', id: `init-${this.id}`, event: { type: 'init', data: init } }));
       });
       this.ws.once('error', (error) => {

@@ -6,6 +6,10 @@
  * goes away, which it does once, killed on purpose, or closes a session's connections
  * (1013) because its store failed; resends, with the same id, an input the store refused
  * (INTERNAL_ERROR naming it), as a client retrying would (C10 makes a resend safe).
+ *
+ * `--url` may name several gateways (a cluster's nodes, comma-separated): then every new
+ * connection goes to one of them by seeded chance, so a session's connections are spread
+ * over nodes and its resumes land on any of them.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -29,7 +33,7 @@ const { values } = parseArgs({
     'wind-down': { type: 'string' },
   },
 });
-const url = values.url!;
+const urls = values.url!.split(',');
 const seed = Number(values.seed ?? 1);
 const deadline = now() + Number(values.seconds ?? 30) * 1000;
 const faults = values.faults !== 'off';
@@ -53,6 +57,8 @@ const think = (random: () => number, meanMs: number) => sleep(Math.min(-Math.log
 
 class Session {
   readonly random: () => number;
+  /** Which node each new connection goes to: its own stream, so one gateway's run draws as before. */
+  readonly #nodes: () => number;
   readonly conns: Conn[] = [];
   lastSeq = 0;
   /** Acked inputs not yet seen in a done (ids): the end of the run waits for them. Unacked ones are not owed a done. */
@@ -69,6 +75,7 @@ class Session {
 
   constructor(readonly id: string, readonly kind: string, readonly onboarding: boolean) {
     this.random = prng(hash(seed, id));
+    this.#nodes = prng(hash(seed, id, 'node'));
   }
 
   get workerType(): string {
@@ -102,7 +109,9 @@ class Session {
 
   async connect(): Promise<void> {
     for (let attempt = 0; now() < deadline + 20_000; attempt++) {
-      const conn = new Conn({ url, id: `${name}-${connections++}`, history, owner: this }, this.lastSeq > 0 ? this.lastSeq : undefined);
+      const node = urls.length > 1 ? Math.floor(this.#nodes() * urls.length) : undefined;
+      const url = urls[node ?? 0]!;
+      const conn = new Conn({ url, id: `${name}-${connections++}`, history, owner: this, node }, this.lastSeq > 0 ? this.lastSeq : undefined);
       this.conns.push(conn);
       if (await conn.opened) return;
       await sleep(100 + Math.min(attempt, 10) * 100);

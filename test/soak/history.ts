@@ -1,7 +1,8 @@
 /**
  * The soak's history: everything every client saw and did, one JSON object per line.
- * The checker reads nothing else (plus the seq boundary of the planned kill). The gateway's
- * own records (started, killed, store faults) are written by the orchestrator.
+ * The checker reads nothing else (plus the seq boundary of the planned kill and, on a
+ * cluster, the events the store holds at the end). The gateways' own records (started,
+ * killed, store faults, a cluster node's commits) are written by the orchestrator.
  */
 import { createWriteStream, readFileSync } from 'node:fs';
 
@@ -41,6 +42,8 @@ export interface ConnRecord {
   readonly byClient?: boolean;
   /** Why it failed, when it failed (a connection refused while the gateway restarts). */
   readonly error?: string;
+  /** On a cluster: the node (its index) the connection went to. */
+  readonly node?: number;
 }
 
 /** The gateway process: started, killed on plan, or exited on its own. */
@@ -50,6 +53,23 @@ export interface ServerRecord {
   readonly event: 'start' | 'kill' | 'exit';
   readonly planned?: boolean;
   readonly code?: number | null;
+  /** On a cluster: which node (its index). */
+  readonly node?: number;
+}
+
+/**
+ * A cluster node committed a step of a session: its events `from`..`to`, written under
+ * `epoch` (the store checked it in the same transaction, C17), by `node` in incarnation `inc`.
+ */
+export interface CommitRecord {
+  readonly k: 'commit';
+  readonly t: number;
+  readonly node: number;
+  readonly inc: number;
+  readonly session: string;
+  readonly from: number;
+  readonly to: number;
+  readonly epoch: number;
 }
 
 /**
@@ -68,7 +88,7 @@ export interface StoreRecord {
   readonly seq?: number;
 }
 
-export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord;
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord;
 
 export type HistoryWriter = ReturnType<typeof historyWriter>;
 
