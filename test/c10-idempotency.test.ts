@@ -12,11 +12,11 @@ describe('C10 idempotent input', () => {
       t.runtime.send('s', { id: 'm1', content: 'hello' }),
     ]);
     expect(first.status).toBe('accepted');
-    expect(resend).toEqual({ status: 'duplicate' });
+    expect(resend).toEqual({ status: 'duplicate', durability: 'volatile' });
     await settle();
     a.calls[0]!.resolve();
     await settle();
-    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toEqual({ status: 'duplicate' });
+    expect(await t.runtime.send('s', { id: 'm1', content: 'hello' })).toEqual({ status: 'duplicate', durability: 'volatile' });
     await settle();
     expect(a.calls).toHaveLength(1);
     expect(t.dones('s').flatMap((d) => d.input_ids)).toEqual(['m1']);

@@ -41,7 +41,7 @@ describe('session kinds', () => {
       code: 'INVALID_MESSAGE',
     });
     expect(await t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'accepted', mode: 'primary', durability: 'volatile' });
-    expect(await t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'duplicate' });
+    expect(await t.runtime.send('r', { id: 'm2', content: '5' })).toEqual({ status: 'duplicate', durability: 'volatile' });
     // `rated` handles no input: no receipt, so the runtime says so instead of dropping it.
     expect((await t.runtime.send('r', { id: 'm3', content: '4' })).error?.message).toMatch(/does not take this input/);
     await settle();

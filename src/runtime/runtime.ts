@@ -491,7 +491,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function deliver(host: SessionHost, id: string, content: string, event: EventObject, entry?: InboxEntry): Awaitable<Receipt> {
     const seen = host.recent.check(id, content);
     if (seen === false) return rejected(new InvalidMessageError(`input id "${id}" was already used with different content`));
-    const receipt = seen === true ? { status: 'duplicate' as const } : decide(host, id, content, event, entry);
+    // A duplicate input was stored as the original was: it says so, as the original's ack did.
+    const receipt: Receipt =
+      seen === true ? { status: 'duplicate', ...(entry && { durability: store.durable ? 'durable' : 'volatile' }) } : decide(host, id, content, event, entry);
     // A duplicate waits too: the original's step may still be on its way to the store.
     return host.committed().then((stored) => (stored ? receipt : rejected(unavailable(host.id))));
   }
