@@ -52,7 +52,7 @@ export function removeTempDbs(): void {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-export async function batonStreamServer(name: string, store: Store, shape: StreamShape, commitDelayMs = 1): Promise<NamedServer> {
+export async function batonStreamServer(name: string, store: Store, shape: StreamShape, commitDelayMs = 4): Promise<NamedServer> {
   const runtime = createRuntime({ agent: streamingAgent(shape), debounceMs: 0, store, commitDelayMs });
   const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
   const { url } = await gateway.listen();
@@ -227,7 +227,7 @@ const WRITES = ['commit', 'prune'] as const;
  * turn of each reply length. Every top-level write call of the store is one transaction
  * (`commit` nests its writes into its own); `commit` calls are counted apart.
  */
-export async function transactionsPerTurn(lengths: readonly number[], perTick: number, commitDelayMs = 1) {
+export async function transactionsPerTurn(lengths: readonly number[], perTick: number, commitDelayMs = 4) {
   const store = new SqliteStore(tempDb());
   const counts = { commit: 0, other: 0 };
   let depth = 0;

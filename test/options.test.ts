@@ -29,7 +29,7 @@ describe('createRuntime options', () => {
       ownerCheckMs: 1000,
       retentionMs: 2_592_000_000,
       clusterSweepMs: 2000,
-      commitDelayMs: 1,
+      commitDelayMs: 4,
     });
   });
 

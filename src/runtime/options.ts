@@ -147,10 +147,11 @@ export interface RuntimeOptions extends SessionOptions {
   /**
    * Group commit: the least time between two store transactions. An idle store commits at
    * once; a busy one gathers the steps of this long into one transaction, so a reply
-   * streamed one delta per event-loop tick costs a transaction per millisecond, not one per
-   * delta (bench/RESULTS.md). 0 commits every event-loop turn's steps at once: the lowest
-   * latency, one transaction per tick.
-   * @default 1
+   * streamed one delta per event-loop tick costs a transaction every few ms, not one per
+   * delta, and each session's deltas of that time are one step (bench/RESULTS.md). The
+   * price: up to this much latency per step while the store is busy. 0 commits every
+   * event-loop turn's steps at once: the lowest latency, one transaction per tick.
+   * @default 4
    */
   commitDelayMs?: number;
 }
@@ -175,7 +176,7 @@ export const runtimeDefaults = {
   ownerCheckMs: 1000,
   retentionMs: 30 * 24 * 3_600_000,
   clusterSweepMs: 2000,
-  commitDelayMs: 1,
+  commitDelayMs: 4,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
