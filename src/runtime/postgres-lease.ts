@@ -47,9 +47,13 @@ export class NodeLease {
       INSERT INTO nodes (id, incarnation, lease_until)
       VALUES (${nodeId}, nextval('incarnations'), now() + ${leaseTtlMs}::int * interval '1 millisecond')
       ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation, lease_until = excluded.lease_until, joined_at = now()
+        -- A live lease of another process under this node id is not taken: two processes
+        -- with one id would take it from each other in turn. This node's own rejoin may.
+        WHERE nodes.lease_until < now() OR nodes.incarnation = ${this.incarnation}
       RETURNING incarnation`;
+    if (!row) throw new Error(`node id "${nodeId}" is held by another live process: give each node its own --node-id (nodeId)`);
     if (this.#state === 'left') return;
-    this.incarnation = row!.incarnation;
+    this.incarnation = row.incarnation;
     this.#state = 'held';
     this.#confirm(sent);
   }

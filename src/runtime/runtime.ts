@@ -455,7 +455,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     return cluster!.store.deliver(sessionId, message).then(
       (outcome): Receipt =>
         outcome === 'duplicate'
-          ? { status: 'duplicate' }
+          ? { status: 'duplicate', ...((message.kind === 'input' || message.kind === 'answer') && { durability: 'durable' }) }
           : message.kind === 'input' || message.kind === 'answer'
             ? { status: 'accepted', mode: 'queued', durability: 'durable' }
             : { status: 'accepted', mode: 'command' },
