@@ -12,7 +12,7 @@ import { FaultStore } from '../src/testing/index.ts';
 
 async function passivated(latencyMs?: number) {
   const store = latencyMs === undefined ? new SqliteStore(':memory:') : new FaultStore(new SqliteStore(':memory:'), { latencyMs });
-  const runtime = createRuntime({ agent: async () => 'ok', store, debounceMs: 0, idleTimeoutMs: 5, onError: () => {} });
+  const runtime = createRuntime({ commitDelayMs: 0, agent: async () => 'ok', store, debounceMs: 0, idleTimeoutMs: 5, onError: () => {} });
   await runtime.send('s', { id: 'm1', content: 'hi' });
   await expect.poll(() => runtime.sessionIds(), { timeout: 3000, interval: 2 }).toEqual([]);
   expect((await runtime.status('s'))?.state).toBe('passivated');

@@ -55,7 +55,7 @@ describe('C7 a throwing kind hook is reported, never an uncaught exception or a 
 
   it('migrate throws at a restart: no uncaught exception, and send answers instead of throwing', async () => {
     const store = new SqliteStore(':memory:');
-    const v1 = createRuntime({ agent: async () => 'ok', store, kinds: { k: { machine, input: () => ({}), version: 1 } } });
+    const v1 = createRuntime({ commitDelayMs: 0, agent: async () => 'ok', store, kinds: { k: { machine, input: () => ({}), version: 1 } } });
     expect((await v1.send('a', { id: 'm1', content: 'x' }, { kind: 'k' })).status).toBe('accepted');
     // A new release of the kind, with a migrate hook that has a bug (same store, as after a restart).
     const reported: unknown[] = [];

@@ -19,7 +19,7 @@ describe('snapshot versions (C12)', () => {
     copyFileSync(fixture, db);
     const store = new SqliteStore(db);
     const control = controlledAgent();
-    const runtime = createRuntime({ agent: control.agent, store, debounceMs: 0, maxWaitMs: 0 });
+    const runtime = createRuntime({ commitDelayMs: 0, agent: control.agent, store, debounceMs: 0, maxWaitMs: 0 });
     const events: SessionEvent[] = [];
     runtime.events$.subscribe((e) => events.push(e));
     await settle(); // recovery: busy-1 had a turn in flight (b1) and b2 waiting
@@ -64,7 +64,7 @@ describe('snapshot versions (C12)', () => {
       ...extra,
     });
     const store1 = new SqliteStore(db);
-    const r1 = createRuntime({ agent: async () => {}, store: store1, kinds: { counter: counter(1) } });
+    const r1 = createRuntime({ commitDelayMs: 0, agent: async () => {}, store: store1, kinds: { counter: counter(1) } });
     await r1.open('c', { kind: 'counter' });
     await settle();
     await r1.shutdown({ drainMs: 0 });
@@ -73,7 +73,7 @@ describe('snapshot versions (C12)', () => {
 
     // Version 2 has no state "old": without migrate the session is rebuilt, not lost.
     const store2 = new SqliteStore(db);
-    const r2 = createRuntime({ agent: async () => {}, store: store2, kinds: { counter: counter(2) } });
+    const r2 = createRuntime({ commitDelayMs: 0, agent: async () => {}, store: store2, kinds: { counter: counter(2) } });
     expect(await r2.open('c', { kind: 'counter' })).toMatchObject({ kind: 'counter', state: 'fresh' });
     await r2.shutdown({ drainMs: 0 });
     expect((await stored(store2, 'c'))?.session).toMatchObject({ version: 2 });
@@ -83,7 +83,7 @@ describe('snapshot versions (C12)', () => {
     const store3 = new SqliteStore(db);
     const migrated: number[] = [];
     const kind3 = counter(3, { migrate: (snapshot: { value: unknown }, from: number) => (migrated.push(from), { ...snapshot, value: 'fresh' }) });
-    const r3 = createRuntime({ agent: async () => {}, store: store3, kinds: { counter: kind3 } });
+    const r3 = createRuntime({ commitDelayMs: 0, agent: async () => {}, store: store3, kinds: { counter: kind3 } });
     expect(await r3.open('c', { kind: 'counter' })).toMatchObject({ state: 'fresh' });
     expect(migrated).toEqual([2]);
     await r3.shutdown({ drainMs: 0 });

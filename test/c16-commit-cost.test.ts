@@ -27,7 +27,7 @@ async function turnWith(n: number) {
       turn.emit(`d${i} `);
     }
   };
-  const runtime = createRuntime({ agent, store, debounceMs: 0 });
+  const runtime = createRuntime({ commitDelayMs: 0, agent, store, debounceMs: 0 });
   await runtime.open('s');
   await settle();
   const before = { commits: store.commits, snapshots: store.snapshots };

@@ -14,7 +14,7 @@ describe('settings outside snapshots (C4, C12)', () => {
     const db = join(dir, 'settings.db');
     const first = controlledAgent();
     const store1 = new SqliteStore(db);
-    const runtime1 = createRuntime({ agent: first.agent, store: store1, busyPolicy: 'collect', debounceMs: 0 });
+    const runtime1 = createRuntime({ commitDelayMs: 0, agent: first.agent, store: store1, busyPolicy: 'collect', debounceMs: 0 });
     await runtime1.send('s', { id: 'm1', content: 'a long turn' });
     await settle();
     expect(first.calls).toHaveLength(1);
@@ -26,7 +26,7 @@ describe('settings outside snapshots (C4, C12)', () => {
 
     const second = controlledAgent();
     const store2 = new SqliteStore(db);
-    const runtime2 = createRuntime({ agent: second.agent, store: store2, busyPolicy: 'reject', debounceMs: 0 });
+    const runtime2 = createRuntime({ commitDelayMs: 0, agent: second.agent, store: store2, busyPolicy: 'reject', debounceMs: 0 });
     await settle(); // recovery re-runs the interrupted turn
     expect(second.calls.map((c) => c.turn.inputs.map((i) => i.id))).toEqual([['m1']]);
     const receipt = await runtime2.send('s', { id: 'm2', content: 'while busy' });

@@ -43,14 +43,14 @@ describe('createRuntime options', () => {
     [{ agent: 'not a function' }, /option "agent" .* got "not a function"/],
     [{ debounce: 10 }, /unknown option "debounce"/],
   ])('rejects %o with a TypeError naming the option and the value', (bad, message) => {
-    expect(() => createRuntime({ agent, ...bad } as unknown as RuntimeOptions)).toThrow(TypeError);
-    expect(() => createRuntime({ agent, ...bad } as unknown as RuntimeOptions)).toThrow(message);
+    expect(() => createRuntime({ commitDelayMs: 0, agent, ...bad } as unknown as RuntimeOptions)).toThrow(TypeError);
+    expect(() => createRuntime({ commitDelayMs: 0, agent, ...bad } as unknown as RuntimeOptions)).toThrow(message);
   });
 
   it('rejects commands that replace a built-in or have no handler', () => {
-    expect(() => createRuntime({ agent, commands: { stop: () => 'x' } })).toThrow(/built in/);
-    expect(() => createRuntime({ agent, commands: { 'bad name': () => 'x' } })).toThrow(/must match/);
-    expect(() => createRuntime({ agent, commands: { x: {} as never } })).toThrow(/needs a handler/);
+    expect(() => createRuntime({ commitDelayMs: 0, agent, commands: { stop: () => 'x' } })).toThrow(/built in/);
+    expect(() => createRuntime({ commitDelayMs: 0, agent, commands: { 'bad name': () => 'x' } })).toThrow(/must match/);
+    expect(() => createRuntime({ commitDelayMs: 0, agent, commands: { x: {} as never } })).toThrow(/needs a handler/);
   });
 
   it('validates per-session settings when a session is created', async () => {
