@@ -1,3 +1,4 @@
+import { transaction } from './postgres-transaction.ts';
 import type { Sql, TransactionSql } from 'postgres';
 
 /**
@@ -75,7 +76,7 @@ export const MIGRATIONS: readonly string[] = [
  */
 export async function migrate(sql: Sql, schema: string, upTo = MIGRATIONS.length): Promise<void> {
   for (let done = false; !done; ) {
-    done = await sql.begin(async (tx) => {
+    done = await transaction(sql, async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`baton migrations ${schema}`}, 0))`;
       const current = await version(tx, schema);
       if (current > MIGRATIONS.length) {

@@ -5,6 +5,7 @@ import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
 import { writeSteps, type Claim } from './postgres-commit.ts';
 import { entryOf, key } from './postgres-wave.ts';
 import { fits, hint, listenHints } from './postgres-hints.ts';
+import { transaction } from './postgres-transaction.ts';
 import { NodeLease } from './postgres-lease.ts';
 import { migrate } from './postgres-migrations.ts';
 import { resolvePostgresOptions, type PostgresStoreOptions, type ResolvedPostgresOptions } from './postgres-options.ts';
@@ -136,7 +137,7 @@ export class PostgresStore implements ClusterStore {
     const { id: node, incarnation } = this.#owner();
     const ctx = { node, incarnation, keepEvents: this.#opts.keepEvents, channel: this.#opts.schema, claims: this.#claims, trimInbox: this.#trimInbox };
     try {
-      const { claimed, forgotten } = await this.#sql.begin((tx) => writeSteps(tx, steps, ctx));
+      const { claimed, forgotten } = await transaction(this.#sql, (tx) => writeSteps(tx, steps, ctx), this.#opts.leaseTtlMs);
       for (const id of forgotten) this.#forget(id);
       if (incarnation === this.#lease.incarnation) for (const [id, claim] of claimed) this.#claims.set(id, claim);
     } catch (error) {
@@ -239,7 +240,7 @@ export class PostgresStore implements ClusterStore {
     this.#lease.stop();
     this.#claims.clear();
     this.#untrimmed.clear();
-    await this.#sql.begin(async (tx) => {
+    await transaction(this.#sql, async (tx) => {
       await tx`UPDATE sessions SET owner_node = NULL, owner_incarnation = NULL, epoch = epoch + 1 WHERE owner_node = ${id} AND owner_incarnation = ${incarnation}`;
       await tx`DELETE FROM nodes WHERE id = ${id} AND incarnation = ${incarnation}`;
     });
@@ -258,7 +259,13 @@ export class PostgresStore implements ClusterStore {
    * work while the join that would migrate is still under way. A failure is tried again.
    */
   #schema(): Promise<void> {
-    this.#migrated ??= migrate(this.#sql, this.#opts.schema).catch((error: unknown) => {
+    this.#migrated ??= migrate(this.#sql, this.#opts.schema).then(() => {
+      // The client reads the server's array types on every new connection, in a query whose
+      // failure (the connection terminated meanwhile) nothing can catch: the process dies of
+      // an unhandled rejection. The types are known now (the migration's connection read them
+      // into the options all connections share), so later connections skip the query.
+      this.#sql.options.fetch_types = false;
+    }, (error: unknown) => {
       this.#migrated = undefined;
       throw error;
     });
