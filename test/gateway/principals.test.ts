@@ -220,3 +220,16 @@ describe('C18 principals: admin API, inspector and metrics over HTTP', () => {
     expect((await fetch(`${http}/healthz`)).status).toBe(200);
   });
 });
+
+describe('C18 principals: options', () => {
+  it('C18: createGateway refuses an empty token, a short HS256 secret and a jwt with two keys, quoting the option', async () => {
+    const { createRuntime, demoAgent } = await import('../../src/index.ts');
+    const { createGateway } = await import('../../src/gateway/index.ts');
+    const runtime = createRuntime({ agent: demoAgent() });
+    expect(() => createGateway({ runtime, token: '' })).toThrow(/option "token" .*must not be empty/);
+    expect(() => createGateway({ runtime, jwt: { secret: 'short' } })).toThrow(/option "jwt.secret" .*at least 32 characters/);
+    expect(() => createGateway({ runtime, jwt: { secret: SECRET, jwksUrl: 'https://id.example.com/jwks' } })).toThrow(/exactly one of secret, publickey, jwks, jwksurl/i);
+    expect(() => createGateway({ runtime, jwt: { publicKey: 'not a pem' } })).toThrow();
+    await runtime.shutdown({ drainMs: 0 });
+  });
+});
