@@ -116,6 +116,26 @@ export class ConversationAlreadyCompleteError extends BatonError {
   }
 }
 
+/** C18: a credential is required (the gateway has authentication on) and none was given. */
+export class AuthRequiredError extends BatonError {
+  constructor(message = 'a credential is required: send it as init.auth.token') {
+    super('AUTH_REQUIRED', message);
+  }
+}
+
+/**
+ * C18: the credential is wrong, expired or badly signed, or the principal may not do this
+ * to this session. The message never quotes the credential.
+ */
+export class UnauthorizedError extends BatonError {
+  /** The session key the refused action was for, when there was one. */
+  readonly sessionId: string | undefined;
+  constructor(message: string, sessionId?: string, options?: { cause?: unknown }) {
+    super('UNAUTHORIZED', message, options);
+    this.sessionId = sessionId;
+  }
+}
+
 /** Builds the typed error for a code the session machine decided. */
 export function errorFor(code: ErrorCode, sessionId: string, message?: string): BatonError {
   switch (code) {

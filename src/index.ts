@@ -22,6 +22,8 @@ export {
   InvalidMessageError,
   SessionBusyError,
   SessionNotFoundError,
+  AuthRequiredError,
+  UnauthorizedError,
   SessionTerminatedError,
   RuntimeShuttingDownError,
   WorkerCrashError,

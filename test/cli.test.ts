@@ -42,6 +42,10 @@ describe('CLI usage errors exit 2 with the usage (C15)', () => {
     [['serve', '--agent', 'openai'], /--agent openai needs --model/],
     [['serve', '--store', 'memory', '--port', '99999'], /--port must be an integer from 0 to 65535, got "99999"/],
     [['serve', '--store', 'memory', '--idle-timeout-ms', '0'], /--idle-timeout-ms must be an integer of at least 1/],
+    // C18: an empty token is an error, never "no authentication".
+    [['serve', '--store', 'memory', '--token', ''], /--token is empty/],
+    [['serve', '--store', 'memory', '--jwt-secret', 'short'], /--jwt-secret must be at least 32 characters/],
+    [['serve', '--store', 'memory', '--jwt-public-key', 'missing.pem'], /--jwt-public-key missing.pem: not a readable PEM/],
   ])('baton %j', (args, pattern) => {
     const { code, stderr, stdout } = baton(...args);
     expect(code).toBe(2);

@@ -25,6 +25,8 @@ export async function serve(argv: string[]): Promise<void> {
       port: { type: 'string' },
       host: { type: 'string' },
       token: { type: 'string' },
+      'jwt-secret': { type: 'string' },
+      'jwt-public-key': { type: 'string' },
       'demo-delay-ms': { type: 'string' },
       'debounce-ms': { type: 'string' },
       'max-wait-ms': { type: 'string' },
@@ -62,7 +64,7 @@ export async function serve(argv: string[]): Promise<void> {
   const agentName = oneOf('--agent', values.agent ?? 'echo', ['echo', 'openai']);
   const model = values.model ?? env('BATON_MODEL');
   if (agentName === 'openai' && !model) throw new UsageError('--agent openai needs --model NAME (or BATON_MODEL)');
-  const token = values.token ?? env('BATON_TOKEN');
+  const { token, jwt } = await authOptions(values.token, values['jwt-secret'], values['jwt-public-key']);
 
   const logger = pino({ level }, pino.destination(2));
   const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
@@ -84,7 +86,8 @@ export async function serve(argv: string[]): Promise<void> {
     drainMs,
     maxConnections,
     logger,
-    ...(token ? { token } : {}),
+    ...(token !== undefined && { token }),
+    ...(jwt && { jwt }),
   });
   const { url, host, port: bound } = await gateway.listen().catch(async (error: unknown) => {
     await runtime.shutdown({ drainMs: 0 }).catch(() => {});
@@ -118,6 +121,39 @@ export async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/**
+ * C18: the static token and signed tokens. An empty token is an error, never "no
+ * authentication": a deploy script whose secret variable came out empty must not open the
+ * gateway to everyone.
+ */
+async function authOptions(
+  tokenFlag: string | undefined,
+  secretFlag: string | undefined,
+  publicKeyFile: string | undefined,
+): Promise<{ token: string | undefined; jwt: { secret: string } | { publicKey: string } | undefined }> {
+  const token = tokenFlag ?? process.env.BATON_TOKEN;
+  if (token !== undefined && token.trim() === '') {
+    throw new UsageError(`${tokenFlag !== undefined ? '--token' : 'BATON_TOKEN'} is empty: give a token, or leave it out to run without authentication`);
+  }
+  const secret = secretFlag ?? process.env.BATON_JWT_SECRET;
+  if (secret !== undefined && secret.length < 32) {
+    throw new UsageError(`${secretFlag !== undefined ? '--jwt-secret' : 'BATON_JWT_SECRET'} must be at least 32 characters (an HS256 key of 256 bits), got ${secret.length}`);
+  }
+  if (secret !== undefined && publicKeyFile !== undefined) throw new UsageError('--jwt-secret and --jwt-public-key exclude each other: choose one way to sign tokens');
+  if (publicKeyFile === '') throw new UsageError('--jwt-public-key needs a FILE');
+  if (publicKeyFile === undefined) return { token, jwt: secret === undefined ? undefined : { secret } };
+  const { readFile } = await import('node:fs/promises');
+  const { createPublicKey } = await import('node:crypto');
+  let pem: string;
+  try {
+    pem = await readFile(publicKeyFile, 'utf8');
+    createPublicKey(pem);
+  } catch (error) {
+    throw new UsageError(`--jwt-public-key ${publicKeyFile}: not a readable PEM public key or certificate (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return { token, jwt: { publicKey: pem } };
 }
 
 /** `--agent openai`: any OpenAI-compatible API (OPENAI_BASE_URL, OPENAI_API_KEY). */

@@ -6,7 +6,11 @@ Commands:
   serve   run the AEP v1 gateway with the demo agent (the default command)
             --port N            (PORT, default 8080)
             --host HOST         (default 127.0.0.1)
-            --token SECRET      (BATON_TOKEN; when set, clients must send it in init.auth.token)
+            --token SECRET      (BATON_TOKEN; development: whoever sends it in init.auth.token, or
+                                 as Authorization: Bearer, is the admin principal; must not be empty)
+            --jwt-secret SECRET (BATON_JWT_SECRET; clients send a JWT signed HS256 with it, at least
+                                 32 characters; its sub is the principal, its scope the scopes)
+            --jwt-public-key FILE (a PEM public key or certificate: JWTs signed RS256/ES256/...)
             --agent A           (echo | openai; default echo, the demo agent)
             --model NAME        (BATON_MODEL; the model for --agent openai; OPENAI_BASE_URL and
                                  OPENAI_API_KEY choose the endpoint and key; needs: npm install openai)

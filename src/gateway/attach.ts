@@ -1,5 +1,5 @@
 import type { OutboundFrame } from '../../machines/connection.ts';
-import { InvalidMessageError } from '../errors.ts';
+import { InvalidMessageError, SessionNotFoundError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { SessionEvent } from '../runtime/types.ts';
 import { PROTOCOL_VERSION, type ClientFrame } from './envelope.ts';
@@ -15,6 +15,10 @@ export interface AttachWatch {
   gone(): boolean;
   /** Advertised as `server_caps.max_frame_size`. */
   readonly maxFrameBytes: number;
+  /** The session id as the client named it, for `init_ack.session_id`. @default sessionId */
+  readonly wireId?: string;
+  /** Whether a session that does not exist yet is created; if not, the attach fails with `SESSION_NOT_FOUND`. @default true */
+  readonly create?: boolean;
 }
 
 /** A connection's attach to its session: the `init_ack` to write first and the replay behind it. */
@@ -39,6 +43,7 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
   // session's own first events follow init_ack.
   const before = await runtime.status(sessionId);
   if (watch.gone()) return undefined;
+  if (before === undefined && watch.create === false) throw new SessionNotFoundError(watch.wireId ?? sessionId);
   const status = await runtime.open(sessionId, { kind: data.worker_type ?? 'agent' });
   if (watch.gone()) return undefined;
   if (status.kind === 'onboarding' && status.state === 'created') {
@@ -63,7 +68,7 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
     type: 'init_ack',
     seq: 0,
     data: {
-      session_id: sessionId,
+      session_id: watch.wireId ?? sessionId,
       state: wireState(status),
       server_caps: { protocol_version: PROTOCOL_VERSION, supports_resume: true, supports_delta: true, max_frame_size: watch.maxFrameBytes },
       seq: attachedAt,

@@ -1,10 +1,10 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { createActor, type Actor } from 'xstate';
 import type { Subscription } from 'rxjs';
 import { connectionMachine, type ConnectionEvent, type OutboundFrame, type HandshakeFailure } from '../../machines/connection.ts';
-import { BatonError, StoreUnavailableError } from '../errors.ts';
+import { BatonError, StoreUnavailableError, UnauthorizedError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionEvent } from '../runtime/types.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
@@ -13,6 +13,7 @@ import { attachSession, frameOf, type InitData } from './attach.ts';
 import { Replies } from './replies.ts';
 import { wireState } from './wire-state.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import { isAdmin, ownerOf, sessionKey, type Authorize, type Principal, type SessionAction } from './principal.ts';
 import type { Logger } from 'pino';
 
 /** Corked frames are flushed early past this many bytes (a burst of errors, a replay). */
@@ -47,7 +48,9 @@ export const END_GRACE_MS = 1000;
 /** What every connection of one gateway shares. */
 export interface ConnectionContext {
   readonly runtime: Runtime;
-  readonly token: string | undefined;
+  /** C18: names the principal of `init.auth.token`, or throws the typed refusal; `undefined`: authentication is off. */
+  readonly authenticate: ((token: string | undefined) => Promise<Principal>) | undefined;
+  readonly authorize: Authorize;
   readonly maxFrameBytes: number;
   readonly initTimeoutMs: number;
   readonly maxBufferedBytes: number;
@@ -73,7 +76,13 @@ export class Connection {
   readonly #ctx: ConnectionContext;
   readonly #actor: Actor<typeof connectionMachine>;
   readonly #bucket: TokenBucket;
+  /** The session key the runtime knows (C18: `<owner>/<id>` for a principal's session). */
   #sessionId = '';
+  /** The session id as this client named it: what its envelopes and `init_ack` say. */
+  #wireId = '';
+  /** Who this connection acts for; `undefined` when authentication is off (trusted). */
+  #principal: Principal | undefined;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #subscription: Subscription | undefined;
   /** A delta of the running turn was dropped for this client: its `done` says so. */
   #dropped = false;
@@ -205,6 +214,10 @@ export class Connection {
     if (isProblem(frame)) return this.#replies.now([this.#errorFrame(frame.code, frame.message, frame.id)]);
     const { runtime } = this.#ctx;
     const id = frame.id;
+    const action = actionOf(frame);
+    if (action && !this.#may(action)) {
+      return this.#replies.now([this.#errorFrame('UNAUTHORIZED', `not allowed to ${action} session "${this.#wireId}"`, id)]);
+    }
     switch (frame.type) {
       case 'init':
         return this.#replies.now([this.#errorFrame('PROTOCOL_VIOLATION', 'already initialized', id)]);
@@ -261,12 +274,7 @@ export class Connection {
     if (data.version !== PROTOCOL_VERSION) {
       return this.#reject({ code: 'VERSION_MISMATCH', message: `this server speaks ${PROTOCOL_VERSION}, not ${JSON.stringify(data.version)}` });
     }
-    const token = this.#ctx.token;
-    if (token !== undefined) {
-      const given = data.auth?.token;
-      if (given === undefined) return this.#reject({ code: 'AUTH_REQUIRED', message: 'init.auth.token is required' });
-      if (!sameSecret(given, token)) return this.#reject({ code: 'UNAUTHORIZED', message: 'wrong token' });
-    }
+    if (this.#ctx.authenticate && !data.auth?.token) return this.#refuseAuth({ code: 'AUTH_REQUIRED', message: 'init.auth.token is required' });
     if (this.#ctx.closing()) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: 'the gateway is shutting down; reconnect later' });
     const overload = this.#ctx.overloaded();
     if (overload) return this.#reject({ code: 'GATEWAY_OVERLOAD', message: overload });
@@ -279,7 +287,71 @@ export class Connection {
       this.#ctx.initTimeoutMs,
     );
     this.#attachTimer.unref?.();
-    this.#attach(data).catch((error: unknown) => this.#attachFailed(error));
+    this.#authenticated(data)
+      .then((ok) => (ok ? this.#attach(data) : undefined))
+      .catch((error: unknown) => this.#attachFailed(error));
+  }
+
+  /**
+   * C18: names the principal, the session key its `session_id` means, and checks it may
+   * attach (and replay); `false` if the handshake was refused or the connection went away.
+   */
+  async #authenticated(data: InitData): Promise<boolean> {
+    const authenticate = this.#ctx.authenticate;
+    let principal: Principal | undefined;
+    if (authenticate) {
+      try {
+        principal = await authenticate(data.auth?.token);
+      } catch (error) {
+        if (!(error instanceof BatonError)) throw error;
+        this.#refuseAuth({ code: error.code, message: error.message });
+        return false;
+      }
+      if (this.#gone()) return false;
+    }
+    this.#principal = principal;
+    this.#wireId = data.session_id || `sess_${randomUUID()}`;
+    this.#sessionId = sessionKey(principal, this.#wireId);
+    const refused = !this.#may('attach') ? 'attach' : data.last_seq !== undefined && !this.#may('replay') ? 'replay' : undefined;
+    if (refused) {
+      this.#refuseAuth({ code: 'UNAUTHORIZED', message: `not allowed to ${refused} session "${this.#wireId}"` });
+      return false;
+    }
+    return true;
+  }
+
+  /** Whether this connection's principal may do `action` to its session; always, without authentication. */
+  #may(action: SessionAction): boolean {
+    const principal = this.#principal;
+    if (!principal) return true;
+    try {
+      return this.#ctx.authorize({ principal, sessionId: this.#sessionId, owner: ownerOf(this.#sessionId), action });
+    } catch (error) {
+      this.#ctx.logger.error({ err: error, principal: principal.id, sessionId: this.#sessionId, action }, 'authorize threw: refused');
+      return false;
+    }
+  }
+
+  /** A refused credential or attach: logged with the principal and why, never with the credential. */
+  #refuseAuth(failure: HandshakeFailure): void {
+    this.#ctx.logger.info({ code: failure.code, reason: failure.message, principal: this.#principal?.id, sessionId: this.#sessionId || undefined }, 'handshake refused');
+    this.#reject(failure);
+  }
+
+  /** The credential expires: the connection is told (UNAUTHORIZED) and closed (1008); a client reconnects with a new one. */
+  #armExpiry(): void {
+    const expiresAt = this.#principal?.expiresAt;
+    if (expiresAt === undefined) return;
+    // Timers hold at most 2^31-1 ms: a later expiry re-arms.
+    const delay = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
+    this.#expiryTimer = setTimeout(() => {
+      if (Date.now() < expiresAt) return this.#armExpiry();
+      this.#ctx.logger.info({ principal: this.#principal?.id, sessionId: this.#sessionId }, 'credential expired: connection closed');
+      this.send({ type: 'error', seq: 0, data: { code: 'UNAUTHORIZED', message: 'the credential has expired; reconnect with a new one' } });
+      this.#ctx.metrics.error('UNAUTHORIZED');
+      this.#toGate({ type: 'close', code: 1008, reason: 'UNAUTHORIZED' });
+    }, Math.max(delay, 0));
+    this.#expiryTimer.unref?.();
   }
 
   /**
@@ -288,7 +360,8 @@ export class Connection {
    * await may find the connection gone: then it stops, and the subscription is already undone.
    */
   async #attach(data: InitData): Promise<void> {
-    const sessionId = (this.#sessionId = data.session_id || `sess_${randomUUID()}`);
+    const sessionId = this.#sessionId;
+    const principal = this.#principal;
     this.#subscription = this.#ctx.runtime.eventsOf(sessionId).subscribe({
       next: (e) => this.#sessionEvent(e),
       // The store failed (C16): say so, then close with "try again later"; a client that
@@ -308,10 +381,15 @@ export class Connection {
       firstLiveSeq: () => this.#firstLiveSeq,
       gone: () => this.#gone(),
       maxFrameBytes: this.#ctx.maxFrameBytes,
+      wireId: this.#wireId,
+      // C18: only in its own namespace (or as an admin) does an attach create the session:
+      // a principal an `authorize` hook lets into another's namespace cannot squat an id there.
+      create: !principal || isAdmin(principal) || ownerOf(sessionId) === principal.id,
     });
     if (!attachment || this.#gone()) return;
     clearTimeout(this.#attachTimer);
-    this.#ctx.logger.debug({ sessionId, kind: data.worker_type ?? 'agent' }, 'attached');
+    this.#armExpiry();
+    this.#ctx.logger.debug({ sessionId, principal: principal?.id, kind: data.worker_type ?? 'agent' }, 'attached');
     this.#attached = true;
     this.#ctx.attached(sessionId);
     this.#toGate({ type: 'attached', ...attachment });
@@ -451,7 +529,7 @@ export class Connection {
       this.#dropped = false;
     }
     this.#cork();
-    socket.send(serverEnvelope(this.#sessionId, { ...frame, data }));
+    socket.send(serverEnvelope(this.#wireId, { ...frame, data }));
   }
 
   /**
@@ -476,6 +554,7 @@ export class Connection {
   #cleanup(): void {
     clearTimeout(this.#attachTimer);
     clearTimeout(this.#endTimer);
+    clearTimeout(this.#expiryTimer);
     this.#waiting = undefined;
     this.#subscription?.unsubscribe();
     if (this.#attached) this.#ctx.detached(this.#sessionId);
@@ -494,8 +573,16 @@ function withMetadata(frame: Extract<ClientFrame, { type: 'input' }>) {
   return metadata ? { id: frame.id, content, metadata } : { id: frame.id, content };
 }
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** The action a client frame asks of its session (C18); `undefined` for frames that only read what the attach allowed. */
+function actionOf(frame: ClientFrame): SessionAction | undefined {
+  switch (frame.type) {
+    case 'input':
+      return 'input';
+    case 'question_response':
+      return 'answer';
+    case 'control':
+      return frame.data.action;
+    default:
+      return undefined;
+  }
 }

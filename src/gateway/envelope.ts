@@ -15,7 +15,11 @@ const envelopeSchema = z.looseObject({
   event: z.looseObject({ type: z.string().min(1), data: z.looseObject({}) }),
 });
 
-const sessionIdSchema = z.string().max(256).regex(/^[\w.:-]*$/, 'letters, digits, _ . : - only');
+/**
+ * A session id: letters, digits, `_ . : -`; `/` and `@ %` too, for a full key (C18:
+ * `<owner>/<id>`, the owner `%`-encoded), which only an admin or an `authorize` hook reaches.
+ */
+const sessionIdSchema = z.string().max(512).regex(/^[\w.:@%/-]*$/, 'letters, digits, _ . : - only (and / @ % in a full key)');
 
 export const initDataSchema = z.looseObject({
   version: z.string(),

@@ -5,8 +5,12 @@ import { pino } from 'pino';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { createInspector } from './inspector/inspector.ts';
-import { timingSafeEqual } from 'node:crypto';
 import { gatewayDefaults, parseGatewayOptions, type GatewayOptions } from './options.ts';
+import { createAuthenticator } from './authenticate.ts';
+import { createHttpAuth } from './http-auth.ts';
+import { createAdminApi } from './admin.ts';
+import { loginPage } from './inspector/page.ts';
+import { ADMIN_SCOPE, METRICS_SCOPE, isAdmin, ownerOrAdmin, type Principal } from './principal.ts';
 
 export interface Gateway {
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
@@ -19,6 +23,9 @@ export interface Gateway {
   /** Open connections, for tests and dashboards. */
   connections(): number;
 }
+
+/** Who acts over HTTP when authentication is off: the network is trusted. */
+const TRUSTED: Principal = { id: 'trusted', scopes: [ADMIN_SCOPE] };
 
 /**
  * The AEP v1 gateway: a WebSocket server at `/ws` on Node's `http` server, with
@@ -38,10 +45,16 @@ export function createGateway(options: GatewayOptions): Gateway {
   const clients = new Map<string, number>();
   const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0 });
   let closing: Promise<void> | undefined;
+  // C18: with a static token, signed tokens or a hook, every connection and every HTTP
+  // endpoint but /healthz needs a credential; without, the gateway trusts its network.
+  const authenticate = createAuthenticator(opts);
+  const httpAuth = authenticate && createHttpAuth(authenticate);
+  const admin = createAdminApi(opts.runtime, { logger, clientsOf: (key) => clients.get(key) ?? 0, connections: () => connections.size });
 
   const ctx: ConnectionContext = {
     runtime: opts.runtime,
-    token: opts.token,
+    authenticate,
+    authorize: opts.authorize ?? ownerOrAdmin,
     maxFrameBytes: opts.maxFrameBytes,
     initTimeoutMs: opts.initTimeoutMs,
     maxBufferedBytes: opts.maxBufferedBytes,
@@ -112,30 +125,52 @@ export function createGateway(options: GatewayOptions): Gateway {
           ...(node && { node }),
         }),
       );
+    } else if (req.method === 'POST' && path === '/inspect/login' && httpAuth) {
+      const principal = await httpAuth.login(req, res, isAdmin, '/inspect', loginPage);
+      logger.info({ principal: principal?.id, ok: principal !== undefined }, 'inspector login');
     } else if (req.method === 'GET' && path.startsWith('/inspect')) {
-      // The inspector shows every session: with a token set, it needs the token too.
-      if (!authorized(req)) {
-        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: 'UNAUTHORIZED' }));
+      // The inspector shows every session: an admin's only (Bearer, or the login form's cookie).
+      const principal = await principalOf(req, true);
+      if (principal === null) {
+        if (path === '/inspect') res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(loginPage(false));
+        else refuse(res, 401);
+      } else if (principal && !isAdmin(principal)) {
+        refuse(res, 403);
       } else if (!(await inspector.handle(req, res, path))) {
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
       }
+    } else if (path.startsWith('/admin/')) {
+      // Bearer only: a cookie would let another site's form act as the admin (CSRF).
+      const principal = await principalOf(req, false);
+      if (principal === null) refuse(res, 401);
+      else if (principal && !isAdmin(principal)) refuse(res, 403);
+      else if (!(await admin.handle(req, res, principal ?? TRUSTED))) res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
     } else if (req.method === 'GET' && path === '/metrics') {
-      const body = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+      const principal = await principalOf(req, true);
+      if (principal === null) refuse(res, 401);
+      else if (principal && !principal.scopes.some((s) => s === ADMIN_SCOPE || s === METRICS_SCOPE)) refuse(res, 403);
+      else {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+      }
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
     }
   }
 
-  /** `?token=` or `Authorization: Bearer`, when the gateway has a token. */
-  function authorized(req: IncomingMessage): boolean {
-    if (opts.token === undefined) return true;
-    const url = new URL(req.url ?? '/', 'http://x');
-    const given = url.searchParams.get('token') ?? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (given === undefined || given === null) return false;
-    const a = Buffer.from(given);
-    const b = Buffer.from(opts.token);
-    return a.length === b.length && timingSafeEqual(a, b);
+  /**
+   * The request's principal: `undefined` when authentication is off (trusted), `null` when it
+   * is on and the request has no valid credential. A `?token=` in the URL is not one: URLs
+   * end up in logs.
+   */
+  async function principalOf(req: IncomingMessage, cookie: boolean): Promise<Principal | null | undefined> {
+    if (!httpAuth) return undefined;
+    return (await httpAuth.principalOf(req, { cookie })) ?? null;
+  }
+
+  function refuse(res: ServerResponse, status: 401 | 403): void {
+    const body = status === 401 ? { error: 'UNAUTHORIZED', message: 'a credential is required: Authorization: Bearer <token>' } : { error: 'UNAUTHORIZED', message: 'this needs the admin scope' };
+    res.writeHead(status, { 'content-type': 'application/json', ...(status === 401 && { 'www-authenticate': 'Bearer' }) }).end(JSON.stringify(body));
   }
 
   async function shutdown(): Promise<void> {

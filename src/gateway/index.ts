@@ -12,3 +12,7 @@ export { createGateway } from './gateway.ts';
 export type { Gateway } from './gateway.ts';
 export { gatewayDefaults } from './options.ts';
 export type { GatewayOptions } from './options.ts';
+export { ADMIN_SCOPE, METRICS_SCOPE, ownerOrAdmin, sessionKey, ownerOf } from './principal.ts';
+export type { Principal, SessionAction, AuthorizeRequest, Authorize } from './principal.ts';
+export { jwtAuthenticator } from './authenticate.ts';
+export type { Authenticate, JwtOptions } from './authenticate.ts';

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { validateOptions } from '../validate.ts';
 import type { Logger } from 'pino';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { Authenticate, JwtOptions } from './authenticate.ts';
+import type { Authorize } from './principal.ts';
 
 export interface GatewayOptions {
   /** The runtime whose sessions the gateway serves. Required. */
@@ -10,8 +12,25 @@ export interface GatewayOptions {
   port?: number;
   /** @default '127.0.0.1' */
   host?: string;
-  /** When set, `init.auth.token` must equal it (`AUTH_REQUIRED`, `UNAUTHORIZED`). @default none */
+  /**
+   * A static token for development: a client presenting it (`init.auth.token`, or
+   * `Authorization: Bearer` over HTTP) is the admin principal `admin` (C18). @default none
+   */
   token?: string;
+  /** Signed tokens (JWT): `sub` is the principal, `exp` honoured (C18). @default none */
+  jwt?: JwtOptions;
+  /**
+   * Your own check of `init.auth.token`: resolve with a principal, `undefined` if it is not
+   * yours, or throw `UnauthorizedError`. Tried after `token` and `jwt`. With any of the
+   * three set, every connection and every HTTP endpoint but `/healthz` needs a credential.
+   * @default none
+   */
+  authenticate?: Authenticate;
+  /**
+   * Whether a principal may do an action to a session, asked for every attach, replay,
+   * input, answer and control. @default ownerOrAdmin (its own sessions; an admin every one)
+   */
+  authorize?: Authorize;
   /** Larger frames close the socket with 1009. @default 32768 */
   maxFrameBytes?: number;
   /** The first frame must be `init` within this time. @default 30000 */
@@ -52,7 +71,22 @@ const schema = z.strictObject({
   runtime: z.looseObject({ send: z.function() }),
   port: z.number().int().min(0).max(65535).optional(),
   host: z.string().min(1).optional(),
-  token: z.string().min(1).optional(),
+  token: z.string().min(1, 'must not be empty (leave it out to turn authentication off)').optional(),
+  jwt: z
+    .strictObject({
+      secret: z.string().min(32, 'must be at least 32 characters (256 bits) for HS256').optional(),
+      publicKey: z.union([z.string().min(1), z.looseObject({ type: z.literal('public') })]).optional(),
+      jwks: z.looseObject({ keys: z.array(z.looseObject({})) }).optional(),
+      jwksUrl: z.url().optional(),
+      issuer: z.string().min(1).optional(),
+      audience: z.string().min(1).optional(),
+    })
+    .refine((jwt) => [jwt.secret, jwt.publicKey, jwt.jwks, jwt.jwksUrl].filter((k) => k !== undefined).length === 1, {
+      message: 'needs exactly one of secret, publicKey, jwks, jwksUrl',
+    })
+    .optional(),
+  authenticate: z.function().optional(),
+  authorize: z.function().optional(),
   maxFrameBytes: z.number().int().min(256).optional(),
   initTimeoutMs: z.number().int().min(1).optional(),
   maxBufferedBytes: z.number().int().min(1024).optional(),

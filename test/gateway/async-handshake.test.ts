@@ -64,7 +64,8 @@ class InstantSocket extends EventEmitter {
 function connectionContext(runtime: Runtime): ConnectionContext {
   return {
     runtime,
-    token: undefined,
+    authenticate: undefined,
+    authorize: () => true,
     maxFrameBytes: 32768,
     initTimeoutMs: 30000,
     maxBufferedBytes: 1 << 20,

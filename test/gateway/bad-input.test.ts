@@ -1,10 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
 import { Client, gatewayPerTest } from './client.ts';
+import { ownerOrAdmin } from '../../src/gateway/index.ts';
 
 const gateway = gatewayPerTest();
 
-const KNOWN_CODES = ['INVALID_MESSAGE', 'PROTOCOL_VIOLATION', 'VERSION_MISMATCH', 'SESSION_BUSY', 'RATE_LIMITED', 'SESSION_TERMINATED'];
+const KNOWN_CODES = ['INVALID_MESSAGE', 'PROTOCOL_VIOLATION', 'VERSION_MISMATCH', 'SESSION_BUSY', 'RATE_LIMITED', 'SESSION_TERMINATED', 'UNAUTHORIZED'];
+const SECRET = 'the-fuzzer-secret-of-at-least-32-characters';
+const tokenFor = (sub: string) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 
 describe('C15 bad input over the wire', () => {
   it.each([
@@ -68,10 +72,12 @@ describe('C15 bad input over the wire', () => {
     expect(client.frames.find((f) => f.event.type === 'error')?.event.data).toMatchObject({ code: 'INVALID_MESSAGE', event_id: 'bad-1' });
   });
 
-  it('survives 10,000 random frames from a fuzzer while serving another client', async () => {
-    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 } } });
-    const bystander = await Client.attach(url);
-    const fuzzer = await Client.attach(url);
+  it('survives 10,000 random frames from a fuzzer while serving another client, with authentication on (C18)', async () => {
+    // Principals authenticated by JWT; terminating is refused, so the fuzz reaches the UNAUTHORIZED path too.
+    const authorize = (r: Parameters<typeof ownerOrAdmin>[0]) => ownerOrAdmin(r) && r.action !== 'terminate';
+    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 }, jwt: { secret: SECRET }, authorize } });
+    const bystander = await Client.attach(url, { auth: { token: await tokenFor('bystander') } });
+    const fuzzer = await Client.attach(url, { auth: { token: await tokenFor('fuzzer') } });
     const field = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.object({ maxDepth: 1 }));
     const frame = fc.oneof(
       fc.string({ maxLength: 40 }),
@@ -98,6 +104,7 @@ describe('C15 bad input over the wire', () => {
     const errors = fuzzer.client.frames.filter((f) => f.event.type === 'error');
     expect(errors.length).toBeGreaterThan(1000);
     for (const error of errors) expect(KNOWN_CODES).toContain(error.event.data.code);
+    expect(errors.some((e) => e.event.data.code === 'UNAUTHORIZED')).toBe(true);
     // The bystander is unaffected throughout.
     bystander.client.send('input', { content: 'hello' });
     expect((await bystander.client.type('done')).event.data.success).toBe(true);

@@ -130,15 +130,28 @@ describe('handshake (PROTOCOL.md §Handshake, C9)', () => {
 });
 
 describe('inspector endpoints', () => {
-  it('refuse a request without the token when one is set, and serve it with the token', async () => {
+  it('C18: refuse a request without an admin credential, never take one from the URL, and serve it with Bearer or the login cookie', async () => {
     const { http } = await gateway({ gateway: { token: 's3cret' } });
-    expect((await fetch(`${http}/inspect`)).status).toBe(401);
+    const login = await fetch(`${http}/inspect`);
+    expect(login.status).toBe(401);
+    expect(await login.text()).toContain('action="/inspect/login"');
     expect((await fetch(`${http}/inspect/events`)).status).toBe(401);
-    expect((await fetch(`${http}/inspect?token=wrong`)).status).toBe(401);
-    const page = await fetch(`${http}/inspect?token=s3cret`);
+    // A credential in a URL ends up in access logs: it is not one.
+    expect((await fetch(`${http}/inspect?token=s3cret`)).status).toBe(401);
+    const page = await fetch(`${http}/inspect`, { headers: { authorization: 'Bearer s3cret' } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<title>Baton inspector</title>');
     const svg = await fetch(`${http}/inspect/machine/agent.svg`, { headers: { authorization: 'Bearer s3cret' } });
     expect(await svg.text()).toContain('session.running.busy');
+
+    const refused = await fetch(`${http}/inspect/login`, { method: 'POST', body: new URLSearchParams({ token: 'guess' }), redirect: 'manual' });
+    expect(refused.status).toBe(401);
+    const loggedIn = await fetch(`${http}/inspect/login`, { method: 'POST', body: new URLSearchParams({ token: 's3cret' }), redirect: 'manual' });
+    expect(loggedIn.status).toBe(303);
+    const cookie = loggedIn.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).not.toContain('s3cret');
+    const withCookie = await fetch(`${http}/inspect`, { headers: { cookie: cookie.split(';')[0]! } });
+    expect(withCookie.status).toBe(200);
   });
 });

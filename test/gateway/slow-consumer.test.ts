@@ -42,7 +42,8 @@ describe('C15 slow consumers', () => {
     const socket = new FakeSocket();
     new Connection(socket as unknown as WebSocket, {
       runtime,
-      token: undefined,
+      authenticate: undefined,
+      authorize: () => true,
       maxFrameBytes: 32768,
       initTimeoutMs: 30000,
       maxBufferedBytes: 4000,

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { recorded, type HistoryWriter, type SentRecord } from './history.ts';
+import { soakToken } from './settings.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -45,6 +46,8 @@ export class Conn {
           version: 'aep/v1',
           session_id: session.id,
           worker_type: session.workerType,
+          // C18: the session's owner, by the first segment of its full key.
+          auth: { token: soakToken(session.id.slice(0, session.id.indexOf('/'))) },
           ...(lastSeq !== undefined && { last_seq: lastSeq }),
         };
         this.#history.write({ k: 'open', t: now(), conn: this.id, session: session.id, ...(lastSeq !== undefined && { lastSeq }), ...(node !== undefined && { node }) });

@@ -18,6 +18,7 @@ import { Conn } from './client-connection.ts';
 import { ACTIONS, CALM, MALFORMED, MALFORMED_WEIGHTS } from './faults.ts';
 import { historyWriter } from './history.ts';
 import { hash, pick, prng } from './random.ts';
+import { soakSessionId } from './settings.ts';
 
 const { values } = parseArgs({
   options: {
@@ -246,7 +247,7 @@ const to = Number(values.to ?? 10);
 const sessions: Session[] = [];
 for (let i = from; i < to; i++) {
   const random = prng(hash(seed, 'kind', i));
-  sessions.push(new Session(`soak-${seed}-${i}`, agentKind, random() < 0.1));
+  sessions.push(new Session(soakSessionId(seed, i), agentKind, random() < 0.1));
 }
 // Stagger the starts so the gateway sees arrivals, not one wall of handshakes.
 await Promise.all(sessions.map(async (s, i) => {

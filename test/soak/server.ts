@@ -20,7 +20,7 @@ import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults,
 import { createGateway } from '../../src/gateway/index.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
-import { SOAK_SETTINGS } from './settings.ts';
+import { SOAK_JWT_SECRET, SOAK_SETTINGS } from './settings.ts';
 import { FaultyStore, RecordingPostgresStore } from './stores.ts';
 
 const { values } = parseArgs({
@@ -71,6 +71,8 @@ const runtime = createRuntime({
 });
 const gateway = createGateway({
   runtime,
+  // C18: every soak client authenticates as its session's owner.
+  jwt: { secret: SOAK_JWT_SECRET },
   port: Number(values.port ?? 0),
   rateLimit: { perSecond: 100, burst: 200 },
   initTimeoutMs: 5000,

@@ -1,6 +1,6 @@
 /**
  * The inspector page: one HTML document, no build step. It reads server-sent events from
- * `/inspect/events` (passing on the page's `?token=`), lists the sessions, draws the
+ * `/inspect/events` (with the login cookie, sent by the browser itself: no credential in a URL), lists the sessions, draws the
  * selected session's machine with its active states highlighted, its recent events, and
  * the gateway's counters over the last minute.
  */
@@ -49,8 +49,6 @@ export const INSPECTOR_PAGE = `<!doctype html>
   </div>
 </main>
 <script>
-const token = new URLSearchParams(location.search).get('token');
-const q = token ? '?token=' + encodeURIComponent(token) : '';
 const sessions = new Map();
 const recent = new Map();
 const samples = [];
@@ -78,7 +76,7 @@ async function select(id) {
   const s = sessions.get(id);
   $('selected-title').textContent = id + ' (' + (s ? s.kind : '?') + ')';
   if (s && s.kind !== drawnKind) {
-    const res = await fetch('/inspect/machine/' + encodeURIComponent(s.kind) + '.svg' + q);
+    const res = await fetch('/inspect/machine/' + encodeURIComponent(s.kind) + '.svg');
     $('diagram').innerHTML = res.ok ? await res.text() : '<p class="muted">no diagram for this kind</p>';
     drawnKind = s.kind;
   }
@@ -123,7 +121,7 @@ function drawChart() {
   g.fillStyle = '#8a93a8'; g.fillText('max ' + max.toFixed(1) + '/s', 4, 10);
 }
 
-const source = new EventSource('/inspect/events' + q);
+const source = new EventSource('/inspect/events');
 source.onopen = () => { $('conn').textContent = 'live'; };
 source.onerror = () => { $('conn').textContent = 'reconnecting…'; };
 source.addEventListener('sessions', (e) => {
@@ -150,3 +148,25 @@ source.addEventListener('counters', (e) => {
 </body>
 </html>
 `;
+
+/**
+ * The inspector's login form (C18): the credential goes in a POST body, and comes back as an
+ * HttpOnly cookie holding an opaque id — never in a URL, which access logs and proxies record.
+ */
+export function loginPage(failed: boolean): string {
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Baton inspector: log in</title>
+<style>body { font: 14px system-ui, sans-serif; margin: 15vh auto; max-width: 360px; color: #1d2433; } input { width: 100%; padding: 6px; margin: 8px 0; box-sizing: border-box; } .failed { color: #b91c1c; }</style>
+</head>
+<body>
+<h1>Baton inspector</h1>
+<p>The inspector shows every session: it needs an admin credential (the static token, or a JWT with the <code>admin</code> scope).</p>
+${failed ? '<p class="failed">That credential was refused, or it is not an admin\'s.</p>' : ''}
+<form method="post" action="/inspect/login">
+<label>Token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+<button type="submit">Log in</button>
+</form>
+</body>
+</html>`;
+}
