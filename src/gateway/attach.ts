@@ -1,5 +1,5 @@
 import type { OutboundFrame } from '../../machines/connection.ts';
-import { InvalidMessageError } from '../errors.ts';
+import { InvalidMessageError, RateLimitedError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { SessionEvent } from '../runtime/types.ts';
 import { PROTOCOL_VERSION, type ClientFrame } from './envelope.ts';
@@ -15,6 +15,8 @@ export interface AttachWatch {
   gone(): boolean;
   /** Advertised as `server_caps.max_frame_size`. */
   readonly maxFrameBytes: number;
+  /** Whether the connection may create a session now (its quota); a session that exists is attached regardless. */
+  mayCreate?(): boolean;
 }
 
 /** A connection's attach to its session: the `init_ack` to write first and the replay behind it. */
@@ -39,6 +41,9 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
   // session's own first events follow init_ack.
   const before = await runtime.status(sessionId);
   if (watch.gone()) return undefined;
+  if (before === undefined && watch.mayCreate && !watch.mayCreate()) {
+    throw new RateLimitedError('too many new sessions from this client; attach to an existing one or retry later');
+  }
   const status = await runtime.open(sessionId, { kind: data.worker_type ?? 'agent' });
   if (watch.gone()) return undefined;
   if (status.kind === 'onboarding' && status.state === 'created') {

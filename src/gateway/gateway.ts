@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { pino } from 'pino';
 import { Connection, type ConnectionContext } from './connection.ts';
@@ -7,6 +7,9 @@ import { GatewayMetrics } from './metrics.ts';
 import { createInspector } from './inspector/inspector.ts';
 import { timingSafeEqual } from 'node:crypto';
 import { gatewayDefaults, parseGatewayOptions, type GatewayOptions } from './options.ts';
+import { Admission } from './admission.ts';
+import { KeyedRateLimiter } from './rate-limit.ts';
+import { securityHeaders } from './inspector/headers.ts';
 
 export interface Gateway {
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
@@ -38,6 +41,15 @@ export function createGateway(options: GatewayOptions): Gateway {
   const clients = new Map<string, number>();
   const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0 });
   let closing: Promise<void> | undefined;
+  const admission = new Admission({
+    maxConnections: opts.maxConnections,
+    maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
+    maxHandshakesPerAddress: opts.maxHandshakesPerAddress,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs,
+    refused: (reason) => metrics.handshakeRefused(reason),
+  });
+  /** Session creations by quota key: the remote address (a principal, once there are principals). */
+  const creations = new KeyedRateLimiter(opts.sessionRate.perSecond, opts.sessionRate.burst);
 
   const ctx: ConnectionContext = {
     runtime: opts.runtime,
@@ -46,6 +58,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     initTimeoutMs: opts.initTimeoutMs,
     maxBufferedBytes: opts.maxBufferedBytes,
     rateLimit: opts.rateLimit,
+    frameBudget: opts.frameBudget,
+    mayCreateSession: (key) => creations.take(key),
     metrics,
     logger,
     closing: () => closing !== undefined,
@@ -70,6 +84,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const server = createServer((req, res) => {
+    if (admission.refused(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
+    admission.request(req.socket);
+    securityHeaders(res);
     serveHttp(req, res).catch((error: unknown) => {
       logger.error({ err: error }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500).end();
@@ -78,13 +98,23 @@ export function createGateway(options: GatewayOptions): Gateway {
   // ws closes a socket whose frame exceeds maxPayload with 1009, as the protocol asks.
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes });
 
-  server.on('upgrade', (req, socket, head) => {
+  // Admission counts every socket from its accept, before any handshake (see Admission).
+  server.on('connection', (socket: Socket) => admission.accept(socket));
+  server.on('upgrade', (req, socket: Socket, head) => {
+    if (admission.refused(socket)) {
+      socket.destroy();
+      return;
+    }
     if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
+      admission.request(socket);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
+    const deadlineMs = admission.upgrade(socket);
+    if (deadlineMs === undefined) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      connections.add(new Connection(ws, ctx, socket));
+      const admitted = { deadlineMs, key: socket.remoteAddress ?? '', started: () => admission.started(socket) };
+      connections.add(new Connection(ws, ctx, socket, admitted));
       metrics.connections.set(connections.size);
     });
   });

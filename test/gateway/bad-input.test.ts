@@ -69,7 +69,7 @@ describe('C15 bad input over the wire', () => {
   });
 
   it('survives 10,000 random frames from a fuzzer while serving another client', async () => {
-    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 } } });
+    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 }, frameBudget: { perSecond: 1e6, burst: 1e6 } } });
     const bystander = await Client.attach(url);
     const fuzzer = await Client.attach(url);
     const field = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.object({ maxDepth: 1 }));

@@ -8,6 +8,7 @@ import { lastErrorOf } from '../../runtime/directory.ts';
 import { PACKAGE_ROOT } from '../../package-root.ts';
 import { toDot } from '../../visualize/dot.ts';
 import { INSPECTOR_PAGE } from './page.ts';
+import { PAGE_CSP } from './headers.ts';
 
 /** One row of the inspector's session list. */
 export interface SessionEntry {
@@ -127,7 +128,7 @@ export function createInspector(
     /** Answers an inspector request; `false` if the path is not the inspector's. */
     async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
       if (path === '/inspect') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(INSPECTOR_PAGE);
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': PAGE_CSP }).end(INSPECTOR_PAGE);
         return true;
       }
       if (path === '/inspect/events') {
