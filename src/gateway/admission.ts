@@ -35,6 +35,13 @@ interface PerAddress {
 
 const REFUSAL = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 30\r\nConnection: close\r\n\r\n{"error":"GATEWAY_OVERLOAD"}\r\n';
 
+/**
+ * Sockets beyond `maxConnections` that may still be accepted: until its first request a
+ * socket may be a health check or a metrics scrape, which must get through to a full gateway.
+ * Whether a socket may become a WebSocket is decided at its upgrade request.
+ */
+export const HTTP_HEADROOM = 64;
+
 /** A refused socket is given this long to read its 503 and close before it is cut off. */
 const REFUSED_LINGER_MS = 1000;
 
@@ -43,7 +50,9 @@ const REFUSED_LINGER_MS = 1000;
  * WebSocket handshake, so sockets that never send `init` — or never finish their upgrade
  * request — cannot hold the gateway's capacity: past `maxConnections` (all of them),
  * `maxConnectionsPerAddress` or `maxHandshakesPerAddress` (handshakes in flight from one
- * address) a socket gets `503` and is closed; one that has not sent its first WebSocket
+ * address) a socket gets `503` and is closed — at its accept, or, for the overall cap, at its
+ * upgrade request (a few sockets beyond the cap are accepted so that health checks and
+ * metrics scrapes reach a full gateway); one that has not sent its first WebSocket
  * frame `handshakeTimeoutMs` after it was accepted is cut off. A socket that turns out to be
  * a plain HTTP request stops counting.
  *
@@ -67,7 +76,7 @@ export class Admission {
   /** A new TCP socket: admitted (and its handshake deadline armed), or answered 503 and closed. */
   accept(socket: Socket): void {
     const tracked: Tracked = { address: socket.remoteAddress ?? '', acceptedAt: Date.now(), stage: 'http', upgraded: false, timer: undefined };
-    const refusal = this.#admit(tracked.address, true);
+    const refusal = this.#admit(tracked.address, HTTP_HEADROOM);
     if (refusal) return this.#refuse(socket, refusal);
     this.#sockets.set(socket, tracked);
     this.#enter(tracked, 'handshake');
@@ -103,18 +112,24 @@ export class Admission {
       this.#refuse(socket, 'capacity');
       return undefined;
     }
+    clearTimeout(tracked.timer);
     if (tracked.stage === 'http') {
       // A keep-alive socket that served plain requests and now upgrades: admitted anew.
-      const refusal = this.#admit(tracked.address, true);
+      const refusal = this.#admit(tracked.address, 0);
       if (refusal) {
         this.#refuse(socket, refusal);
         return undefined;
       }
       this.#enter(tracked, 'handshake');
-      tracked.timer = undefined;
+      tracked.upgraded = true;
       return this.#opts.handshakeTimeoutMs;
     }
-    clearTimeout(tracked.timer);
+    // Counted since its accept: the cap holds if the others leave room for it.
+    if (this.#connections - 1 >= this.#opts.maxConnections) {
+      this.#enter(tracked, 'http');
+      this.#refuse(socket, 'capacity');
+      return undefined;
+    }
     tracked.upgraded = true;
     return Math.max(1, tracked.acceptedAt + this.#opts.handshakeTimeoutMs - Date.now());
   }
@@ -130,12 +145,13 @@ export class Admission {
     return this.#connections;
   }
 
-  #admit(address: string, handshake: boolean): AdmissionRefusal | undefined {
+  /** Whether one more socket from `address` may be counted, `headroom` beyond `maxConnections`. */
+  #admit(address: string, headroom: number): AdmissionRefusal | undefined {
     const { maxConnections, maxConnectionsPerAddress, maxHandshakesPerAddress } = this.#opts;
-    if (this.#connections >= maxConnections) return 'capacity';
+    if (this.#connections >= maxConnections + headroom) return 'capacity';
     const counts = this.#addresses.get(address);
     if (counts && counts.connections >= maxConnectionsPerAddress) return 'address_connections';
-    if (handshake && counts && counts.handshakes >= maxHandshakesPerAddress) return 'address_handshakes';
+    if (counts && counts.handshakes >= maxHandshakesPerAddress) return 'address_handshakes';
     return undefined;
   }
 

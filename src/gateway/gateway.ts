@@ -39,7 +39,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const connections = new Set<Connection>();
   /** Clients attached per session, for the inspector. */
   const clients = new Map<string, number>();
-  const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0 });
+  const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0, dropped: () => metrics.inspectorReaderDropped() });
   let closing: Promise<void> | undefined;
   const admission = new Admission({
     maxConnections: opts.maxConnections,
