@@ -8,7 +8,11 @@ import { connect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client, gatewayPerTest, type Frame } from './client.ts';
+import { createRuntime, demoAgent, type Runtime } from '../../src/index.ts';
+import { createInspector } from '../../src/gateway/inspector/inspector.ts';
 
 const gateway = gatewayPerTest();
 
@@ -243,4 +247,86 @@ describe('security headers', () => {
       expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     }
   });
+});
+
+describe('slow inspector readers (C15)', () => {
+  /** An inspector on its own HTTP server, `readers` of `/inspect/events` that never read, and sessions kept busy. */
+  async function slowReaders(
+    options: Parameters<typeof createInspector>[1],
+    readers: number,
+    run: (inspector: ReturnType<typeof createInspector>, runtime: Runtime) => Promise<void>,
+  ) {
+    const runtime = createRuntime({ agent: demoAgent({ delayMs: 0 }), debounceMs: 0, commitDelayMs: 0 });
+    const inspector = createInspector(runtime, options);
+    const server = createServer((req, res) => void inspector.handle(req, res, new URL(req.url ?? '/', 'http://x').pathname));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const sockets = await Promise.all(
+      Array.from({ length: readers }, () =>
+        silentSocket(port).then((socket) => {
+          socket.write('GET /inspect/events HTTP/1.1\r\nHost: x\r\n\r\n');
+          socket.pause(); // never reads a byte
+          return socket;
+        }),
+      ),
+    );
+    try {
+      await run(inspector, runtime);
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      inspector.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await runtime.shutdown({ drainMs: 0 });
+    }
+  }
+
+  /** Keeps 200 sessions changing (every row and event goes to every reader) until `stop()`. */
+  async function churn(runtime: { send: Runtime['send'] }, stop: () => boolean) {
+    const ids = Array.from({ length: 200 }, (_, i) => `churn-${i}`);
+    while (!stop()) await Promise.all(ids.map((id) => runtime.send(id, { id: randomUUID(), content: `some words for ${id}` })));
+  }
+
+  it('ten readers that never read: what is buffered for them stays bounded while sessions churn', async () => {
+    const readerBufferBytes = 16_384;
+    await slowReaders({ flushMs: 10, readerBufferBytes, stallMs: 60_000 }, 10, async (inspector, runtime) => {
+      let maxBuffered = 0;
+      let sawBehind = false;
+      const until = Date.now() + 3000;
+      const watch = setInterval(() => {
+        const stats = inspector.stats();
+        maxBuffered = Math.max(maxBuffered, stats.buffered);
+        sawBehind ||= stats.behind > 0;
+      }, 5);
+      await churn(runtime, () => Date.now() > until);
+      clearInterval(watch);
+      // Bound: 16 × readerBufferBytes per reader (then it is dropped), i.e. 2.5 MB for ten; unbounded it grew 8.5 MB/s.
+      expect(sawBehind).toBe(true);
+      expect(maxBuffered).toBeLessThan(10 * 16 * readerBufferBytes);
+      expect(inspector.stats().readers).toBe(10);
+    });
+  }, 20_000);
+});
+
+describe('slow inspector readers are dropped (C15)', () => {
+  it('drops a reader that stays behind longer than stallMs, and counts it', async () => {
+    const runtime = createRuntime({ agent: demoAgent({ delayMs: 0 }), debounceMs: 0, commitDelayMs: 0 });
+    let dropped = 0;
+    const inspector = createInspector(runtime, { flushMs: 10, readerBufferBytes: 1024, stallMs: 200, dropped: () => dropped++ });
+    const server = createServer((req, res) => void inspector.handle(req, res, new URL(req.url ?? '/', 'http://x').pathname));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = await silentSocket((server.address() as AddressInfo).port);
+    socket.write('GET /inspect/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.pause();
+    const ids = Array.from({ length: 200 }, (_, i) => `drop-${i}`);
+    const until = Date.now() + 10_000;
+    while (dropped === 0 && Date.now() < until) await Promise.all(ids.map((id) => runtime.send(id, { id: randomUUID(), content: `words for ${id}` })));
+    expect(dropped).toBe(1);
+    expect(inspector.stats().readers).toBe(0);
+    await closed(socket.resume()); // the server ended it
+    inspector.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await runtime.shutdown({ drainMs: 0 });
+  }, 20_000);
 });
