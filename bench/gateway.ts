@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createRuntime, demoAgent } from '../src/index.ts';
 import { createGateway } from '../src/gateway/index.ts';
+import { UNLIMITED } from './unlimited.ts';
 
 export interface Server {
   url: string;
@@ -16,7 +17,7 @@ export interface Server {
 
 export async function batonServer(): Promise<Server> {
   const runtime = createRuntime({ agent: demoAgent({ delayMs: 0 }), debounceMs: 0 });
-  const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
+  const gateway = createGateway({ runtime, port: 0, ...UNLIMITED });
   const { url } = await gateway.listen();
   return { url, close: () => gateway.close() };
 }

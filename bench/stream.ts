@@ -18,6 +18,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { createRuntime, MemoryStore, type Agent, type Store } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { createGateway } from '../src/gateway/index.ts';
+import { UNLIMITED } from './unlimited.ts';
 import { sequential, type Contender } from './turns.ts';
 import { captureFrom, envelope, until, type Server } from './gateway.ts';
 
@@ -54,7 +55,7 @@ export function removeTempDbs(): void {
 
 export async function batonStreamServer(name: string, store: Store, shape: StreamShape, commitDelayMs = 4): Promise<NamedServer> {
   const runtime = createRuntime({ agent: streamingAgent(shape), debounceMs: 0, store, commitDelayMs });
-  const gateway = createGateway({ runtime, port: 0, rateLimit: { perSecond: 1e9, burst: 1e9 } });
+  const gateway = createGateway({ runtime, port: 0, ...UNLIMITED });
   const { url } = await gateway.listen();
   return {
     name,

@@ -28,6 +28,33 @@ export class InvalidMessageError extends BatonError {
   }
 }
 
+/** The names of the runtime's input limits (options of `createRuntime`). */
+export type InputLimitName = 'maxContentBytes' | 'maxInputIdLength' | 'maxSessionIdLength' | 'maxMetadataDepth' | 'maxMetadataBytes';
+
+/**
+ * An input over one of the runtime's limits (`maxContentBytes`, `maxInputIdLength`,
+ * `maxSessionIdLength`, `maxMetadataDepth`, `maxMetadataBytes`): refused before it reaches a
+ * session, naming the input. On the wire it is `error{INVALID_MESSAGE, event_id}`.
+ *
+ * @example
+ * const receipt = await runtime.send('s1', { id: 'm1', content: huge });
+ * if (receipt.error instanceof InputLimitError) console.log(receipt.error.inputId, receipt.error.limit); // 'm1', 'maxContentBytes'
+ */
+export class InputLimitError extends InvalidMessageError {
+  /** The id of the input refused (cut short if the id itself is over `maxInputIdLength`). */
+  readonly inputId: string;
+  /** The option whose limit the input exceeds. */
+  readonly limit: InputLimitName;
+  /** That option's value. */
+  readonly max: number;
+  constructor(inputId: string, limit: InputLimitName, max: number, detail: string) {
+    super(`input "${inputId}": ${detail}; the limit ${limit} is ${max}`);
+    this.inputId = inputId;
+    this.limit = limit;
+    this.max = max;
+  }
+}
+
 /** Policy `reject` while a turn runs, or the backlog cap is reached. Nothing was queued. */
 export class SessionBusyError extends BatonError {
   readonly sessionId: string;

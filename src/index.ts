@@ -20,6 +20,7 @@ export type { SessionEvent, Receipt, SessionStatus, InputMessage, AnswerMessage 
 export {
   BatonError,
   InvalidMessageError,
+  InputLimitError,
   SessionBusyError,
   SessionNotFoundError,
   AuthRequiredError,
@@ -34,7 +35,7 @@ export {
   StoreUnavailableError,
 } from './errors.ts';
 export { MissingPeerDependencyError } from './peer.ts';
-export type { ErrorCode } from './errors.ts';
+export type { ErrorCode, InputLimitName } from './errors.ts';
 export { sessionMachine } from '../machines/session.ts';
 export type {
   BusyPolicy,

@@ -46,6 +46,10 @@ describe('CLI usage errors exit 2 with the usage (C15)', () => {
     [['serve', '--store', 'memory', '--token', ''], /--token is empty/],
     [['serve', '--store', 'memory', '--jwt-secret', 'short'], /--jwt-secret must be at least 32 characters/],
     [['serve', '--store', 'memory', '--jwt-public-key', 'missing.pem'], /--jwt-public-key missing.pem: not a readable PEM/],
+    // Safe defaults: a non-loopback address without authentication is refused unless --insecure says so.
+    [['serve', '--store', 'memory', '--host', '0.0.0.0'], /--host 0\.0\.0\.0 is reachable from other machines: set --token, --jwt-secret or --jwt-public-key, or pass --insecure/],
+    [['serve', '--store', 'memory', '--host', '::'], /--host :: is reachable from other machines/],
+    [['serve', '--store', 'memory', '--handshake-timeout-ms', '60000'], /--handshake-timeout-ms must be an integer from 1 to 30000, got "60000"/],
   ])('baton %j', (args, pattern) => {
     const { code, stderr, stdout } = baton(...args);
     expect(code).toBe(2);
@@ -69,7 +73,7 @@ describe('CLI runtime failures: one line, exit 1', () => {
   });
 
   it('an address this machine does not have', () => {
-    const { code, stderr } = baton('serve', '--store', 'memory', '--port', '0', '--host', '192.0.2.1');
+    const { code, stderr } = baton('serve', '--store', 'memory', '--port', '0', '--host', '192.0.2.1', '--token', 't');
     expect(code).toBe(1);
     expectOneLine(stderr, /no such address on this machine; check --host/);
   });
@@ -92,6 +96,17 @@ describe('CLI runtime failures: one line, exit 1', () => {
     const { code, stderr } = baton('serve', '--port', '0', '--store', 'memory', '--agent', 'openai', '--model', 'm');
     expect(code).toBe(1);
     expectOneLine(stderr, /needs an API key: set OPENAI_API_KEY/);
+  });
+});
+
+describe('safe defaults', () => {
+  // Nothing is bound beyond loopback: 192.0.2.1 (TEST-NET-1) is no address of this machine, so
+  // getting as far as listening on it shows that --insecure lifted the refusal.
+  it('--insecure lets a non-loopback --host go without authentication, and warns that it does', () => {
+    const { code, stderr } = baton('serve', '--store', 'memory', '--port', '0', '--host', '192.0.2.1', '--insecure');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/warning: --insecure: 192\.0\.2\.1 is served without authentication/);
+    expect(stderr).toMatch(/no such address on this machine; check --host/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRuntime, runtimeDefaults, SessionNotFoundError, type RuntimeOptions } from '../src/index.ts';
+import { createRuntime, InputLimitError, runtimeDefaults, SessionNotFoundError, type RuntimeOptions } from '../src/index.ts';
 import { MAX_METADATA_DEPTH } from '../src/runtime/validate-input.ts';
 import { controlledAgent, settle, testRuntime } from './helpers.ts';
 
@@ -30,6 +30,11 @@ describe('createRuntime options', () => {
       retentionMs: 2_592_000_000,
       clusterSweepMs: 2000,
       commitDelayMs: 4,
+      maxContentBytes: 262_144,
+      maxInputIdLength: 256,
+      maxSessionIdLength: 1024,
+      maxMetadataDepth: 32,
+      maxMetadataBytes: 65_536,
     });
   });
 
@@ -94,6 +99,45 @@ describe('send input validation', () => {
     expect(receipt.error?.message).toMatch(message);
     await settle();
     expect(a.calls).toHaveLength(0);
+  });
+
+  it.each([
+    ['maxContentBytes', { maxContentBytes: 1000 }, 's', { id: 'big', content: 'x'.repeat(1001) }],
+    // Bytes, not characters: 400 three-byte characters are 1200 bytes.
+    ['maxContentBytes', { maxContentBytes: 1000 }, 's', { id: 'big', content: '€'.repeat(400) }],
+    ['maxContentBytes', {}, 's', { id: 'big', content: 'x'.repeat(10 * 1024 * 1024) }],
+    ['maxSessionIdLength', {}, 's'.repeat(100_000), { id: 'big', content: 'x' }],
+    ['maxSessionIdLength', { maxSessionIdLength: 8 }, 'sessionXY', { id: 'big', content: 'x' }],
+    ['maxInputIdLength', { maxInputIdLength: 8 }, 's', { id: 'big'.repeat(3), content: 'x' }],
+    ['maxMetadataDepth', { maxMetadataDepth: 3 }, 's', { id: 'big', content: 'x', metadata: nested(5) }],
+    ['maxMetadataBytes', { maxMetadataBytes: 100 }, 's', { id: 'big', content: 'x', metadata: { text: 'x'.repeat(100) } }],
+  ])('C15: refuses an input over %s with InputLimitError naming it, and runs nothing', async (limit, options, sessionId, input) => {
+    const a = controlledAgent();
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, ...options });
+    const receipt = await t.runtime.send(sessionId, input);
+    expect(receipt).toMatchObject({ status: 'rejected', code: 'INVALID_MESSAGE' });
+    expect(receipt.error).toBeInstanceOf(InputLimitError);
+    expect(receipt.error).toMatchObject({ limit, inputId: expect.stringMatching(/^big/) });
+    expect(receipt.error?.message).toContain(limit);
+    await settle();
+    expect(a.calls).toHaveLength(0);
+    expect(t.runtime.sessionIds()).toEqual([]);
+  });
+
+  it('C15: takes an input exactly at every limit', async () => {
+    const a = controlledAgent();
+    const limits = { maxContentBytes: 12, maxInputIdLength: 4, maxSessionIdLength: 4, maxMetadataDepth: 2, maxMetadataBytes: 22 };
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, ...limits });
+    const receipt = await t.runtime.send('ssss', { id: 'iiii', content: '€€€€', metadata: { a: { b: 'xxxxxxxx' } } });
+    expect(receipt).toMatchObject({ status: 'accepted' });
+  });
+
+  it('C15: refuses an answer over maxContentBytes with InputLimitError naming it', async () => {
+    const t = testRuntime({ agent, maxContentBytes: 10 });
+    await t.runtime.open('onb', { kind: 'onboarding' });
+    const receipt = await t.runtime.respond('onb', { id: 'ans-1', questionId: 'q1', answers: { q: 'x'.repeat(11) } });
+    expect(receipt.error).toBeInstanceOf(InputLimitError);
+    expect(receipt.error).toMatchObject({ inputId: 'ans-1', limit: 'maxContentBytes' });
   });
 
   it('passes metadata through to the agent', async () => {

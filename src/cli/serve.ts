@@ -33,6 +33,11 @@ export async function serve(argv: string[]): Promise<void> {
       'busy-policy': { type: 'string' },
       'drain-ms': { type: 'string' },
       'max-connections': { type: 'string' },
+      'max-connections-per-address': { type: 'string' },
+      'max-handshakes-per-address': { type: 'string' },
+      'handshake-timeout-ms': { type: 'string' },
+      'sessions-per-second': { type: 'string' },
+      insecure: { type: 'boolean' },
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
       store: { type: 'string' },
@@ -65,8 +70,20 @@ export async function serve(argv: string[]): Promise<void> {
   const model = values.model ?? env('BATON_MODEL');
   if (agentName === 'openai' && !model) throw new UsageError('--agent openai needs --model NAME (or BATON_MODEL)');
   const { token, jwt } = await authOptions(values.token, values['jwt-secret'], values['jwt-public-key']);
+  const admission = {
+    maxConnectionsPerAddress: int('--max-connections-per-address', values['max-connections-per-address'], 256, { min: 1 }),
+    maxHandshakesPerAddress: int('--max-handshakes-per-address', values['max-handshakes-per-address'], 32, { min: 1 }),
+    handshakeTimeoutMs: int('--handshake-timeout-ms', values['handshake-timeout-ms'], 5000, { min: 1, max: 30_000 }),
+  };
+  const sessionsPerSecond = int('--sessions-per-second', values['sessions-per-second'], 10, { min: 1 });
+  const host = values.host ?? '127.0.0.1';
+  // Safe by default: a gateway reachable from other machines has authentication, or says it has none on purpose.
+  if (!isLoopback(host) && !token && !jwt && !values.insecure) {
+    throw new UsageError(`--host ${host} is reachable from other machines: set --token, --jwt-secret or --jwt-public-key, or pass --insecure to serve it without authentication`);
+  }
 
   const logger = pino({ level }, pino.destination(2));
+  if (!isLoopback(host) && !token && !jwt) process.stderr.write(`baton: warning: --insecure: ${host} is served without authentication\n`);
   const agent = agentName === 'openai' ? await openai(model!) : demoAgent({ delayMs: demoDelayMs });
   const inspector = values.inspect ? await skyInspector(logger) : undefined;
   const store = await openStore(storeSpec, leaseTtlMs);
@@ -82,19 +99,21 @@ export async function serve(argv: string[]): Promise<void> {
   const gateway = createGateway({
     runtime,
     port,
-    host: values.host ?? '127.0.0.1',
+    host,
     drainMs,
     maxConnections,
+    ...admission,
+    sessionRate: { perSecond: sessionsPerSecond, burst: 2 * sessionsPerSecond },
     logger,
     ...(token !== undefined && { token }),
     ...(jwt && { jwt }),
   });
-  const { url, host, port: bound } = await gateway.listen().catch(async (error: unknown) => {
+  const { url, host: boundHost, port: bound } = await gateway.listen().catch(async (error: unknown) => {
     await runtime.shutdown({ drainMs: 0 }).catch(() => {});
     await store.close();
     throw error;
   });
-  const http = `http://${host}:${bound}`;
+  const http = `http://${boundHost}:${bound}`;
   process.stdout.write(`Baton gateway on ${url} (inspector: ${http}/inspect, health: ${http}/healthz, metrics: ${http}/metrics)\n`);
   let stopping = false;
   const stop = (signal: string) => {
@@ -239,6 +258,12 @@ async function openStore(spec: StoreSpec, leaseTtlMs: number): Promise<Store> {
   } catch (error) {
     throw storeFailure(spec.spec, error);
   }
+}
+
+/** Whether `host` is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1` (or 127.x mapped to IPv6). */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
 }
 
 /** An environment variable; set but empty counts as unset. */

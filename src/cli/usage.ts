@@ -5,7 +5,10 @@ export const USAGE = `Usage: baton-runtime <command> [options]
 Commands:
   serve   run the AEP v1 gateway with the demo agent (the default command)
             --port N            (PORT, default 8080)
-            --host HOST         (default 127.0.0.1)
+            --host HOST         (default 127.0.0.1; an address other than loopback needs --token
+                                 or --insecure)
+            --insecure          (serve a non-loopback --host without authentication: anyone who
+                                 reaches the port may use every session)
             --token SECRET      (BATON_TOKEN; development: whoever sends it in init.auth.token, or
                                  as Authorization: Bearer, is the admin principal; must not be empty)
             --jwt-secret SECRET (BATON_JWT_SECRET; clients send a JWT signed HS256 with it, at least
@@ -19,7 +22,14 @@ Commands:
             --max-wait-ms N     (default 2000)
             --busy-policy P     (collect | followup | interrupt | reject | steer; default collect)
             --drain-ms N        (default 5000: how long turns may finish on SIGTERM)
-            --max-connections N (default 10000: handshakes past it get GATEWAY_OVERLOAD)
+            --max-connections N (default 10000: sockets past it get HTTP 503 before the
+                                 WebSocket handshake)
+            --max-connections-per-address N (default 256: per remote address)
+            --max-handshakes-per-address N  (default 32: sockets of one address still in their
+                                 handshake)
+            --handshake-timeout-ms N (default 5000, at most 30000: from accept to the init frame)
+            --sessions-per-second N  (default 10, bursts of twice as many: new sessions per
+                                 remote address)
             --store S           (BATON_STORE; memory | sqlite:PATH | postgres://URL; default
                                  sqlite:./.baton/baton.db; sqlite needs: npm install better-sqlite3;
                                  postgres (a cluster node) needs: npm install postgres;

@@ -1,5 +1,5 @@
 import type { OutboundFrame } from '../../machines/connection.ts';
-import { InvalidMessageError, SessionNotFoundError } from '../errors.ts';
+import { InvalidMessageError, RateLimitedError, SessionNotFoundError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { SessionEvent } from '../runtime/types.ts';
 import { PROTOCOL_VERSION, type ClientFrame } from './envelope.ts';
@@ -19,6 +19,8 @@ export interface AttachWatch {
   readonly wireId?: string;
   /** Whether a session that does not exist yet is created; if not, the attach fails with `SESSION_NOT_FOUND`. @default true */
   readonly create?: boolean;
+  /** Whether the connection may create a session now (its quota); a session that exists is attached regardless. */
+  mayCreate?(): boolean;
 }
 
 /** A connection's attach to its session: the `init_ack` to write first and the replay behind it. */
@@ -44,6 +46,9 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
   const before = await runtime.status(sessionId);
   if (watch.gone()) return undefined;
   if (before === undefined && watch.create === false) throw new SessionNotFoundError(watch.wireId ?? sessionId);
+  if (before === undefined && watch.mayCreate && !watch.mayCreate()) {
+    throw new RateLimitedError('too many new sessions from this client; attach to an existing one or retry later');
+  }
   const status = await runtime.open(sessionId, { kind: data.worker_type ?? 'agent' });
   if (watch.gone()) return undefined;
   if (status.kind === 'onboarding' && status.state === 'created') {

@@ -8,7 +8,7 @@ import { BatonError, StoreUnavailableError, UnauthorizedError } from '../errors.
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionEvent } from '../runtime/types.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
-import { TokenBucket } from './rate-limit.ts';
+import { FrameBudget, TokenBucket, type Charge } from './rate-limit.ts';
 import { attachSession, frameOf, type InitData } from './attach.ts';
 import { Replies } from './replies.ts';
 import { wireState } from './wire-state.ts';
@@ -55,6 +55,7 @@ export interface ConnectionContext {
   readonly initTimeoutMs: number;
   readonly maxBufferedBytes: number;
   readonly rateLimit: { readonly perSecond: number; readonly burst: number };
+  readonly frameBudget: { readonly perSecond: number; readonly burst: number };
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   /** True once the gateway is shutting down: new handshakes are refused. */
@@ -65,7 +66,22 @@ export interface ConnectionContext {
   attached(sessionId: string): void;
   detached(sessionId: string): void;
   closed(connection: Connection): void;
+  /** Whether `key` (the connection's address) may create one more session now (the gateway's `sessionRate`). */
+  mayCreateSession(key: string): boolean;
 }
+
+/** What the gateway's admission decided for one socket (see `Admission`). */
+export interface Admitted {
+  /** Left of the handshake deadline: the first frame must come within it. @default the context's `initTimeoutMs` */
+  readonly deadlineMs?: number;
+  /** The connection's remote address: its admission slots, and its session quota when authentication is off. */
+  readonly key?: string;
+  /** Called once, at the first client frame: the handshake is no longer in flight. */
+  readonly started?: () => void;
+}
+
+/** A connection closed for flooding is cut off this long after its close frame if the client does not close. */
+const FLOOD_CUTOFF_MS = 1000;
 
 /**
  * One WebSocket connection: parses client frames, talks to the runtime, and writes every
@@ -76,6 +92,12 @@ export class Connection {
   readonly #ctx: ConnectionContext;
   readonly #actor: Actor<typeof connectionMachine>;
   readonly #bucket: TokenBucket;
+  readonly #budget: FrameBudget;
+  readonly #admitted: Admitted;
+  /** The first client frame arrived. */
+  #started = false;
+  /** The code of the handshake failure the host decided (an init_ack refusal without one is the machine's timeout). */
+  #refusal: string | undefined;
   /** The session key the runtime knows (C18: `<owner>/<id>` for a principal's session). */
   #sessionId = '';
   /** The session id as this client named it: what its envelopes and `init_ack` say. */
@@ -109,13 +131,19 @@ export class Connection {
   readonly #raw: Duplex | undefined;
   #corked = false;
 
-  constructor(socket: WebSocket, ctx: ConnectionContext, raw?: Duplex) {
+  constructor(socket: WebSocket, ctx: ConnectionContext, raw?: Duplex, admitted: Admitted = {}) {
     this.#socket = socket;
     this.#raw = raw;
     this.#ctx = ctx;
+    this.#admitted = admitted;
     this.#bucket = new TokenBucket(ctx.rateLimit.perSecond, ctx.rateLimit.burst);
-    this.#actor = createActor(connectionMachine, { input: { initTimeoutMs: ctx.initTimeoutMs } });
-    this.#actor.on('write', ({ frame }) => this.#write(frame));
+    this.#budget = new FrameBudget(ctx.frameBudget.perSecond, ctx.frameBudget.burst);
+    const initTimeoutMs = Math.min(ctx.initTimeoutMs, admitted.deadlineMs ?? ctx.initTimeoutMs);
+    this.#actor = createActor(connectionMachine, { input: { initTimeoutMs } });
+    this.#actor.on('write', ({ frame }) => {
+      if (frame.type === 'init_ack' && frame.data.state === 'deleted') this.#counted(frame);
+      this.#write(frame);
+    });
     this.#actor.on('close', ({ code, reason }) => this.#socket.close(code, reason));
     this.#actor.subscribe({ error: (error) => ctx.logger.error({ err: error }, 'connection actor failed') });
     this.#actor.start();
@@ -152,6 +180,14 @@ export class Connection {
   }
 
   #receive(text: string | null): void {
+    if (this.#gone()) return;
+    if (!this.#started) {
+      this.#started = true;
+      this.#admitted.started?.();
+    }
+    // Every frame costs, before it is even parsed: a flood is answered with less work than it is.
+    const charge = this.#budget.charge();
+    if (charge !== 'ok') return this.#overBudget(charge);
     let frame: ClientFrame | FrameProblem | undefined;
     try {
       frame = text === null ? { code: 'INVALID_MESSAGE', message: 'binary frames are not supported' } : parseFrame(text);
@@ -245,12 +281,30 @@ export class Connection {
     this.#socket.resume();
   }
 
-  #flooded(): void {
+  #flooded(message = `more than ${MAX_OWED_ANSWERS} frames awaiting an answer`): void {
     this.#ctx.logger.warn({ sessionId: this.#sessionId }, 'flooding client closed');
-    // Out of frame order on purpose: it is the last frame, and the answers it would wait behind are dropped.
-    this.send({ type: 'error', seq: 0, data: { code: 'RATE_LIMITED', message: `more than ${MAX_OWED_ANSWERS} frames awaiting an answer` } });
-    this.#ctx.metrics.error('RATE_LIMITED');
-    this.#toGate({ type: 'close', code: 1008, reason: 'RATE_LIMITED' });
+    if (this.#actor.getSnapshot().value !== 'open') {
+      this.#reject({ code: 'RATE_LIMITED', message });
+    } else {
+      // Out of frame order on purpose: it is the last frame, and the answers it would wait behind are dropped.
+      this.send({ type: 'error', seq: 0, data: { code: 'RATE_LIMITED', message } });
+      this.#ctx.metrics.error('RATE_LIMITED');
+      this.#toGate({ type: 'close', code: 1008, reason: 'RATE_LIMITED' });
+    }
+    // Nothing more it sends is read; a client that does not answer the close is cut off.
+    this.#socket.pause();
+    setTimeout(() => this.#socket.terminate(), FLOOD_CUTOFF_MS).unref();
+  }
+
+  /** A frame over the connection's budget: answered once per episode, then dropped; a client that keeps on is closed. */
+  #overBudget(charge: Exclude<Charge, 'ok'>): void {
+    const { perSecond } = this.#ctx.frameBudget;
+    if (charge === 'close') return this.#flooded(`kept sending more than ${perSecond} frames a second`);
+    this.#ctx.metrics.frameDropped();
+    if (charge === 'warn') {
+      this.send({ type: 'error', seq: 0, data: { code: 'RATE_LIMITED', message: `more than ${perSecond} frames a second: frames are dropped unanswered; keep on and the connection is closed` } });
+      this.#ctx.metrics.error('RATE_LIMITED');
+    }
   }
 
   /** The answer to frame `id` once the runtime settles it; a rejection is a typed error naming the frame. */
@@ -385,6 +439,8 @@ export class Connection {
       // C18: only in its own namespace (or as an admin) does an attach create the session:
       // a principal an `authorize` hook lets into another's namespace cannot squat an id there.
       create: !principal || isAdmin(principal) || ownerOf(sessionId) === principal.id,
+      // Quotas count a principal's creations wherever it connects from; without authentication, an address's.
+      mayCreate: () => this.#ctx.mayCreateSession(principal ? `principal:${principal.id}` : `address:${this.#admitted.key ?? ''}`),
     });
     if (!attachment || this.#gone()) return;
     clearTimeout(this.#attachTimer);
@@ -487,10 +543,23 @@ export class Connection {
     if (this.#gone()) return;
     clearTimeout(this.#attachTimer);
     this.#waiting = undefined;
-    this.#ctx.metrics.error(failure.code);
+    this.#refusal = failure.code;
     this.#toGate({ type: 'reject', failure });
     // A refused handshake attaches nothing: its subscription goes now, not at the socket's close.
     if (!this.#attached) this.#subscription?.unsubscribe();
+  }
+
+  /**
+   * A refusing `init_ack` is counted as it is written, whoever decided it: the host (`#reject`)
+   * or the machine (no `init` in time). One the machine writes because the client left during
+   * the handshake refuses nobody and is not counted.
+   */
+  #counted(frame: OutboundFrame): void {
+    const code = String(frame.data.code);
+    const reason = this.#refusal ?? (this.#started ? undefined : 'timeout');
+    if (reason === undefined) return;
+    this.#ctx.metrics.error(code);
+    this.#ctx.metrics.handshakeRefused(reason);
   }
 
   /** The only place a frame reaches the socket, called by the gate. Applies the slow-consumer rules. */

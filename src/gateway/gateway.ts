@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { pino } from 'pino';
 import { Connection, type ConnectionContext } from './connection.ts';
@@ -11,6 +11,9 @@ import { createHttpAuth } from './http-auth.ts';
 import { createAdminApi } from './admin.ts';
 import { loginPage } from './inspector/page.ts';
 import { ADMIN_SCOPE, METRICS_SCOPE, isAdmin, ownerOrAdmin, type Principal } from './principal.ts';
+import { Admission } from './admission.ts';
+import { KeyedRateLimiter } from './rate-limit.ts';
+import { securityHeaders } from './inspector/headers.ts';
 
 export interface Gateway {
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
@@ -43,13 +46,22 @@ export function createGateway(options: GatewayOptions): Gateway {
   const connections = new Set<Connection>();
   /** Clients attached per session, for the inspector. */
   const clients = new Map<string, number>();
-  const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0 });
+  const inspector = createInspector(opts.runtime, { clientsOf: (sessionId) => clients.get(sessionId) ?? 0, dropped: () => metrics.inspectorReaderDropped() });
   let closing: Promise<void> | undefined;
   // C18: with a static token, signed tokens or a hook, every connection and every HTTP
   // endpoint but /healthz needs a credential; without, the gateway trusts its network.
   const authenticate = createAuthenticator(opts);
   const httpAuth = authenticate && createHttpAuth(authenticate);
   const admin = createAdminApi(opts.runtime, { logger, clientsOf: (key) => clients.get(key) ?? 0, connections: () => connections.size });
+  const admission = new Admission({
+    maxConnections: opts.maxConnections,
+    maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
+    maxHandshakesPerAddress: opts.maxHandshakesPerAddress,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs,
+    refused: (reason) => metrics.handshakeRefused(reason),
+  });
+  /** Session creations by quota key: the principal, or without authentication the remote address. */
+  const creations = new KeyedRateLimiter(opts.sessionRate.perSecond, opts.sessionRate.burst);
 
   const ctx: ConnectionContext = {
     runtime: opts.runtime,
@@ -59,6 +71,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     initTimeoutMs: opts.initTimeoutMs,
     maxBufferedBytes: opts.maxBufferedBytes,
     rateLimit: opts.rateLimit,
+    frameBudget: opts.frameBudget,
+    mayCreateSession: (key) => creations.take(key),
     metrics,
     logger,
     closing: () => closing !== undefined,
@@ -83,6 +97,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const server = createServer((req, res) => {
+    if (admission.refused(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
+    admission.request(req.socket);
+    securityHeaders(res);
     serveHttp(req, res).catch((error: unknown) => {
       logger.error({ err: error }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500).end();
@@ -91,13 +111,23 @@ export function createGateway(options: GatewayOptions): Gateway {
   // ws closes a socket whose frame exceeds maxPayload with 1009, as the protocol asks.
   const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes });
 
-  server.on('upgrade', (req, socket, head) => {
+  // Admission counts every socket from its accept, before any handshake (see Admission).
+  server.on('connection', (socket: Socket) => admission.accept(socket));
+  server.on('upgrade', (req, socket: Socket, head) => {
+    if (admission.refused(socket)) {
+      socket.destroy();
+      return;
+    }
     if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
+      admission.request(socket);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
+    const deadlineMs = admission.upgrade(socket);
+    if (deadlineMs === undefined) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      connections.add(new Connection(ws, ctx, socket));
+      const admitted = { deadlineMs, key: socket.remoteAddress ?? '', started: () => admission.started(socket) };
+      connections.add(new Connection(ws, ctx, socket, admitted));
       metrics.connections.set(connections.size);
     });
   });

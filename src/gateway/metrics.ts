@@ -29,6 +29,22 @@ export class GatewayMetrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
+  readonly #refused = new Counter({
+    name: 'baton_handshakes_refused_total',
+    help: 'Connections refused or cut off before their handshake completed, by reason: capacity, address_connections, address_handshakes (503 at accept or upgrade), timeout (no upgrade or no init in time), or the code of a refusing init_ack.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #flooded = new Counter({
+    name: 'baton_frames_dropped_total',
+    help: 'Client frames neither handled nor answered because their connection was over its frame budget.',
+    registers: [this.registry],
+  });
+  readonly #inspectorDropped = new Counter({
+    name: 'baton_inspector_readers_dropped_total',
+    help: 'Inspector streams (/inspect/events) closed because their reader fell too far behind.',
+    registers: [this.registry],
+  });
   readonly connections = new Gauge({ name: 'baton_connections', help: 'Open WebSocket connections.', registers: [this.registry] });
 
   constructor(runtime: Runtime) {
@@ -88,5 +104,18 @@ export class GatewayMetrics {
 
   error(code: string): void {
     this.#errors.inc({ code });
+  }
+
+  /** A handshake refused or timed out, at any stage (the admission of a socket, or a refusing `init_ack`). */
+  handshakeRefused(reason: string): void {
+    this.#refused.inc({ reason });
+  }
+
+  frameDropped(): void {
+    this.#flooded.inc();
+  }
+
+  inspectorReaderDropped(): void {
+    this.#inspectorDropped.inc();
   }
 }

@@ -33,8 +33,48 @@ export interface GatewayOptions {
   authorize?: Authorize;
   /** Larger frames close the socket with 1009. @default 32768 */
   maxFrameBytes?: number;
-  /** The first frame must be `init` within this time. @default 30000 */
+  /**
+   * The first frame must be `init` within this time; also how long the attach after `init` may
+   * take (past it `GATEWAY_OVERLOAD`, close 1013). The deadline for `init` is the shorter of
+   * this and `handshakeTimeoutMs`. At most 30000 (AEP's limit).
+   * @default 30000
+   */
   initTimeoutMs?: number;
+  /**
+   * From the moment a socket is accepted, how long it may take to upgrade to a WebSocket and
+   * send its first frame (`init`). A socket that has not upgraded by then is closed; one that
+   * upgraded gets `init_ack{code:"PROTOCOL_VIOLATION"}` and close 1008. Sockets in their
+   * handshake count against every connection cap, so a short deadline frees them fast.
+   * At most 30000 (AEP's limit).
+   * @default 5000
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Connections (WebSockets and sockets still in their handshake) from one remote address at
+   * once; past it a socket gets HTTP 503 and is closed.
+   * @default 256
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Sockets from one remote address still in their handshake (accepted, but no WebSocket
+   * frame yet) at once; past it a socket gets HTTP 503 and is closed.
+   * @default 32
+   */
+  maxHandshakesPerAddress?: number;
+  /**
+   * Every client frame — `init`, `ping`, malformed, anything — costs one token of this
+   * per-connection bucket before it is parsed. Over it a frame is not handled: the first of an
+   * episode is answered `error{RATE_LIMITED}`, the rest not at all; a client that sends `burst`
+   * frames over budget before its bucket has filled up again is closed with 1008.
+   * @default { perSecond: 100, burst: 200 }
+   */
+  frameBudget?: { perSecond: number; burst: number };
+  /**
+   * Sessions created (an `init` whose session does not exist yet) per second per remote
+   * address, with bursts; past it the handshake is refused with `RATE_LIMITED` (close 1008).
+   * @default { perSecond: 10, burst: 20 }
+   */
+  sessionRate?: { perSecond: number; burst: number };
   /**
    * Outbound bytes a slow client may leave unread. Past a quarter of it `message.delta`
    * frames are dropped (and the turn's `done` says `dropped: true`); past half, the client
@@ -45,9 +85,10 @@ export interface GatewayOptions {
   /** Inputs per second per connection, with bursts; past it `RATE_LIMITED`. @default { perSecond: 20, burst: 40 } */
   rateLimit?: { perSecond: number; burst: number };
   /**
-   * Open connections the gateway serves at once; a handshake past it is refused with
-   * `GATEWAY_OVERLOAD` (init_ack, then close 1008), so a flood of clients cannot exhaust
-   * memory. @default 10000
+   * Connections the gateway serves at once, counted from the moment a socket is accepted
+   * (sockets still in their HTTP or WebSocket handshake included; plain HTTP requests are not);
+   * past it a socket gets HTTP 503 before any WebSocket handshake, so a flood of clients cannot
+   * exhaust memory. @default 10000
    */
   maxConnections?: number;
   /** How long running turns may finish at shutdown (C14). @default 5000 */
@@ -61,11 +102,18 @@ export const gatewayDefaults = {
   host: '127.0.0.1',
   maxFrameBytes: 32_768,
   initTimeoutMs: 30_000,
+  handshakeTimeoutMs: 5000,
+  maxConnectionsPerAddress: 256,
+  maxHandshakesPerAddress: 32,
+  frameBudget: { perSecond: 100, burst: 200 },
+  sessionRate: { perSecond: 10, burst: 20 },
   maxBufferedBytes: 1_048_576,
   rateLimit: { perSecond: 20, burst: 40 },
   maxConnections: 10_000,
   drainMs: 5000,
 } as const;
+
+const rate = z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().min(1) });
 
 const schema = z.strictObject({
   runtime: z.looseObject({ send: z.function() }),
@@ -88,9 +136,14 @@ const schema = z.strictObject({
   authenticate: z.function().optional(),
   authorize: z.function().optional(),
   maxFrameBytes: z.number().int().min(256).optional(),
-  initTimeoutMs: z.number().int().min(1).optional(),
+  initTimeoutMs: z.number().int().min(1).max(30_000).optional(),
+  handshakeTimeoutMs: z.number().int().min(1).max(30_000).optional(),
+  maxConnectionsPerAddress: z.number().int().min(1).optional(),
+  maxHandshakesPerAddress: z.number().int().min(1).optional(),
+  frameBudget: rate.optional(),
+  sessionRate: rate.optional(),
   maxBufferedBytes: z.number().int().min(1024).optional(),
-  rateLimit: z.strictObject({ perSecond: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+  rateLimit: rate.optional(),
   maxConnections: z.number().int().min(1).optional(),
   drainMs: z.number().int().min(0).optional(),
   logger: z.looseObject({}).optional(),

@@ -154,6 +154,35 @@ export interface RuntimeOptions extends SessionOptions {
    * @default 4
    */
   commitDelayMs?: number;
+  /**
+   * An input's `content` (or an answer's text) longer than this many UTF-8 bytes is refused
+   * with `InputLimitError` (`INVALID_MESSAGE`) naming it; nothing of it is stored.
+   * @default 262144 (256 KiB)
+   */
+  maxContentBytes?: number;
+  /**
+   * An input id (the client message id, C10) longer than this many characters is refused
+   * with `InputLimitError`. Ids are kept in every session's idempotency window.
+   * @default 256
+   */
+  maxInputIdLength?: number;
+  /**
+   * A session id longer than this many characters is refused: by `send` and `respond` with
+   * `InputLimitError` naming the input, by `open` with that error thrown.
+   * @default 1024 (a gateway principal's session key is its id, `/`, and a session id of up to 512)
+   */
+  maxSessionIdLength?: number;
+  /**
+   * Input metadata nested deeper than this (objects and arrays; a cycle counts as too deep) is
+   * refused with `InputLimitError`: stores serialize it recursively.
+   * @default 32
+   */
+  maxMetadataDepth?: number;
+  /**
+   * Input metadata longer than this many UTF-8 bytes as JSON is refused with `InputLimitError`.
+   * @default 65536 (64 KiB)
+   */
+  maxMetadataBytes?: number;
 }
 
 export const sessionDefaults = {
@@ -177,6 +206,11 @@ export const runtimeDefaults = {
   retentionMs: 30 * 24 * 3_600_000,
   clusterSweepMs: 2000,
   commitDelayMs: 4,
+  maxContentBytes: 262_144,
+  maxInputIdLength: 256,
+  maxSessionIdLength: 1024,
+  maxMetadataDepth: 32,
+  maxMetadataBytes: 65_536,
 } as const;
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -217,6 +251,12 @@ const runtimeSchema = z.strictObject({
   retentionMs: z.number().int().min(1).optional(),
   clusterSweepMs: millis.min(10).optional(),
   commitDelayMs: z.number().min(0).max(1000).optional(),
+  maxContentBytes: z.number().int().min(1).optional(),
+  maxInputIdLength: z.number().int().min(1).optional(),
+  maxSessionIdLength: z.number().int().min(1).optional(),
+  // Deeper metadata would overflow the stack where stores serialize it.
+  maxMetadataDepth: z.number().int().min(0).max(1000).optional(),
+  maxMetadataBytes: z.number().int().min(2).optional(),
 });
 
 /** Validates `createRuntime` options (see {@link validateOptions}). */

@@ -27,7 +27,7 @@ import type { SessionKind } from './kind.ts';
 import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
-import { answerText, plainMetadata, validate } from './validate-input.ts';
+import { answerText, plainMetadata, validate, type InputLimits } from './validate-input.ts';
 
 /**
  * `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good;
@@ -132,6 +132,13 @@ export interface NodeHealth {
  */
 export function createRuntime(options: RuntimeOptions): Runtime {
   const opts = { ...runtimeDefaults, ...parseRuntimeOptions(options) };
+  const limits: InputLimits = {
+    maxContentBytes: opts.maxContentBytes,
+    maxInputIdLength: opts.maxInputIdLength,
+    maxSessionIdLength: opts.maxSessionIdLength,
+    maxMetadataDepth: opts.maxMetadataDepth,
+    maxMetadataBytes: opts.maxMetadataBytes,
+  };
   const commands = commandRegistry(options.commands);
   const commandHelp = [...commands].map(([name, spec]) => ({ name, description: spec.description }));
   const clock = opts.clock ?? systemClock;
@@ -423,11 +430,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   function send(sessionId: string, input: InputMessage, options: KindOption = {}): Promise<Receipt> {
     if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
-    const problem = validate(sessionId, input);
-    if (problem) return Promise.resolve(rejected(new InvalidMessageError(problem)));
+    const problem = validate(sessionId, input, limits);
+    if (problem) return Promise.resolve(rejected(problem));
     const { id, content } = input;
-    const metadata = input.metadata === undefined ? undefined : plainMetadata(input.metadata);
-    if (typeof metadata === 'string') return Promise.resolve(rejected(new InvalidMessageError(`input "${id}": ${metadata}`)));
+    const metadata = input.metadata === undefined ? undefined : plainMetadata(id, input.metadata, limits);
+    if (metadata instanceof BatonError) return Promise.resolve(rejected(metadata));
     return receiptOf(
       sessionId,
       registry.with(sessionId, { create: true, kind: options.kind }, (host) => {
@@ -466,10 +473,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function respond(sessionId: string, answer: AnswerMessage): Promise<Receipt> {
     if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
     const content = answerText(answer);
-    const problem = validate(sessionId, { id: answer?.id, content: content ?? '' }) ??
-      (typeof answer.questionId !== 'string' || answer.questionId === '' ? 'answer.questionId must be a non-empty string' : undefined) ??
-      (content === undefined ? 'answer.answers must map question texts to answers' : undefined);
-    if (problem) return Promise.resolve(rejected(new InvalidMessageError(problem)));
+    const problem =
+      validate(sessionId, { id: answer?.id, content: content ?? '' }, limits) ??
+      (typeof answer.questionId !== 'string' || answer.questionId === '' ? new InvalidMessageError('answer.questionId must be a non-empty string') : undefined) ??
+      (content === undefined ? new InvalidMessageError('answer.answers must map question texts to answers') : undefined);
+    if (problem) return Promise.resolve(rejected(problem));
     return receiptOf(
       sessionId,
       registry.with(sessionId, { create: false }, (host) => {
@@ -538,8 +546,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function open(sessionId: string, options: KindOption): Promise<SessionStatus> {
     if (shutdown) throw new RuntimeShuttingDownError();
-    const problem = validate(sessionId, { id: 'open', content: '' });
-    if (problem) throw new InvalidMessageError(problem);
+    if (typeof sessionId === 'string' && sessionId.length > limits.maxSessionIdLength) {
+      throw new InvalidMessageError(`the session id is ${sessionId.length} characters; the limit maxSessionIdLength is ${limits.maxSessionIdLength}`);
+    }
+    const problem = validate(sessionId, { id: 'open', content: '' }, limits);
+    if (problem) throw problem;
     const answer = await registry.with(
       sessionId,
       { create: true, kind: options.kind },

@@ -56,6 +56,7 @@ class InstantSocket extends EventEmitter {
   }
   pause() {}
   resume() {}
+  terminate() {}
   receive(type: string, data: Record<string, unknown>) {
     this.emit('message', Buffer.from(JSON.stringify({ version: 'aep/v1', id: `c${Math.random()}`, event: { type, data } })), false);
   }
@@ -70,6 +71,8 @@ function connectionContext(runtime: Runtime): ConnectionContext {
     initTimeoutMs: 30000,
     maxBufferedBytes: 1 << 20,
     rateLimit: { perSecond: 100, burst: 100 },
+    frameBudget: { perSecond: 1e6, burst: 1e6 },
+    mayCreateSession: () => true,
     metrics: new GatewayMetrics(runtime),
     logger: pino({ level: 'silent' }),
     closing: () => false,
@@ -244,6 +247,8 @@ describe('answers in frame order over an asynchronous runtime', () => {
     let stalled = false;
     let stalledCalls = 0;
     const { url } = await gateway({
+      // This client pipelines on purpose, past any frame budget: the owed-answers rules are tested, not the budget.
+      gateway: { frameBudget: { perSecond: 1e6, burst: 1e6 } },
       serve: (runtime: Runtime) => {
         const inner = asyncRuntime(runtime).runtime;
         const status = (sessionId: string) => {

@@ -75,7 +75,7 @@ describe('C15 bad input over the wire', () => {
   it('survives 10,000 random frames from a fuzzer while serving another client, with authentication on (C18)', async () => {
     // Principals authenticated by JWT; terminating is refused, so the fuzz reaches the UNAUTHORIZED path too.
     const authorize = (r: Parameters<typeof ownerOrAdmin>[0]) => ownerOrAdmin(r) && r.action !== 'terminate';
-    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 }, jwt: { secret: SECRET }, authorize } });
+    const { url, gateway: gw } = await gateway({ gateway: { rateLimit: { perSecond: 1e6, burst: 1e6 }, frameBudget: { perSecond: 1e6, burst: 1e6 }, jwt: { secret: SECRET }, authorize } });
     const bystander = await Client.attach(url, { auth: { token: await tokenFor('bystander') } });
     const fuzzer = await Client.attach(url, { auth: { token: await tokenFor('fuzzer') } });
     const field = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.object({ maxDepth: 1 }));

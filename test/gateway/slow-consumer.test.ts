@@ -48,6 +48,8 @@ describe('C15 slow consumers', () => {
       initTimeoutMs: 30000,
       maxBufferedBytes: 4000,
       rateLimit: { perSecond: 100, burst: 100 },
+      frameBudget: { perSecond: 1e6, burst: 1e6 },
+      mayCreateSession: () => true,
       metrics: new GatewayMetrics(runtime),
       logger: pino({ level: 'silent' }),
       closing: () => false,

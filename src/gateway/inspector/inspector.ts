@@ -8,6 +8,7 @@ import { lastErrorOf } from '../../runtime/directory.ts';
 import { PACKAGE_ROOT } from '../../package-root.ts';
 import { toDot } from '../../visualize/dot.ts';
 import { INSPECTOR_PAGE } from './page.ts';
+import { PAGE_CSP } from './headers.ts';
 
 /** One row of the inspector's session list. */
 export interface SessionEntry {
@@ -28,17 +29,57 @@ export interface SessionEntry {
 const VISUALIZATIONS = join(PACKAGE_ROOT, 'visualizations');
 const FILES: Record<string, string> = { agent: 'session.svg', onboarding: 'onboarding.svg' };
 
+export interface InspectorOptions {
+  /** How often updates go out, coalesced. @default 100 */
+  flushMs?: number;
+  /** Clients attached to a session. */
+  clientsOf?: (sessionId: string) => number;
+  /** Streams open at once; past it `503`. @default 32 */
+  maxReaders?: number;
+  /**
+   * Unread bytes past which a reader is behind: it gets nothing more (what changed meanwhile
+   * is remembered, coalesced, and sent once it has read); past 16 times as much it is dropped.
+   * @default 65536
+   */
+  readerBufferBytes?: number;
+  /** A reader behind this long, or behind by more than 10,000 sessions, is dropped. @default 30000 */
+  stallMs?: number;
+  /** Told of every reader dropped for being too slow. */
+  dropped?: () => void;
+}
+
+/** One `/inspect/events` stream. */
+interface Reader {
+  readonly res: ServerResponse;
+  /** While behind: the sessions that changed since it last got an update, when it fell behind, and the events it missed. */
+  behind: { ids: Set<string>; since: number; events: number } | undefined;
+}
+
+/** One flush: what every reader that keeps up gets (`shared`), and what a reader that was behind needs for its own. */
+interface Tick {
+  readonly shared: string;
+  /** The `events` and `counters` part of `shared`. */
+  readonly tail: string;
+  readonly changed: readonly string[];
+  readonly rows: ReadonlyMap<string, unknown>;
+  readonly events: number;
+  readonly now: number;
+}
+
+/** A reader behind by more sessions than this is dropped (it would need everything again anyway). */
+const MAX_BEHIND_SESSIONS = 10_000;
+
 /**
  * The live inspector: `GET /inspect` (the page), `GET /inspect/events` (server-sent events:
  * sessions, their recent events, counters) and `GET /inspect/machine/<kind>.svg`. Updates
- * are coalesced and sent every 100 ms, so a busy gateway cannot flood an inspector.
- * Session data goes only to these endpoints, never to WebSocket clients.
+ * are coalesced and sent every 100 ms, so a busy gateway cannot flood an inspector; a reader
+ * that does not keep up gets nothing more until it has read (what changed meanwhile is sent
+ * then, coalesced), and one that stays behind is dropped, so unread streams cost bounded
+ * memory. Session data goes only to these endpoints, never to WebSocket clients.
  */
-export function createInspector(
-  runtime: Runtime,
-  { flushMs = 100, clientsOf = () => 0 }: { flushMs?: number; clientsOf?: (sessionId: string) => number } = {},
-) {
-  const streams = new Set<ServerResponse>();
+export function createInspector(runtime: Runtime, options: InspectorOptions = {}) {
+  const { flushMs = 100, clientsOf = () => 0, maxReaders = 32, readerBufferBytes = 65_536, stallMs = 30_000, dropped = () => {} } = options;
+  const streams = new Map<ServerResponse, Reader>();
   const dirty = new Set<string>();
   let recent: { sessionId: string; type: string; seq: number; at: number }[] = [];
 
@@ -77,7 +118,50 @@ export function createInspector(
     const { turns, inputs, errors } = runtime.directory.get().context;
     return { at: Date.now(), turns, inputs, errors };
   };
-  const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  const send = (res: ServerResponse, event: string, data: unknown) => res.write(sse(event, data));
+
+  /** Ends a reader that fell too far behind: it may reconnect and start afresh. */
+  function drop(reader: Reader): void {
+    streams.delete(reader.res);
+    dropped();
+    reader.res.destroy();
+  }
+
+  /** This tick's update for one reader: the shared one, or — for one that was behind — its own, coalesced. */
+  function deliver(reader: Reader, tick: Tick): void {
+    const { shared, tail, changed, rows, events, now } = tick;
+    const { res } = reader;
+    const unread = res.writableLength;
+    if (unread > 16 * readerBufferBytes) return drop(reader);
+    if (unread > readerBufferBytes) {
+      reader.behind ??= { ids: new Set(), since: now, events: 0 };
+      for (const id of changed) reader.behind.ids.add(id);
+      reader.behind.events += events;
+      if (reader.behind.ids.size > MAX_BEHIND_SESSIONS || now - reader.behind.since > stallMs) drop(reader);
+      return;
+    }
+    const behind = reader.behind;
+    if (!behind) {
+      res.write(shared);
+      return;
+    }
+    reader.behind = undefined;
+    for (const id of changed) behind.ids.add(id);
+    const own = [...behind.ids].map((id) => rows.get(id)).filter((row) => row !== undefined);
+    res.write((own.length > 0 ? sse('sessions', own) : '') + sse('dropped', { events: behind.events }) + tail);
+  }
+
+  /** Buffered bytes and readers, for tests and dashboards. */
+  function stats() {
+    let buffered = 0;
+    let behind = 0;
+    for (const reader of streams.values()) {
+      buffered += reader.res.writableLength;
+      if (reader.behind) behind++;
+    }
+    return { readers: streams.size, buffered, behind };
+  }
 
   /** Streams still being opened: what changes meanwhile must wait for them, not be cleared. */
   let opening = 0;
@@ -88,16 +172,20 @@ export function createInspector(
       if (opening === 0) dirty.clear();
       return;
     }
-    const ids = [...dirty];
+    const changed = [...dirty];
     dirty.clear();
     const events = recent;
     recent = [];
-    const sessions = await entries(ids);
-    for (const res of streams) {
-      if (sessions.length > 0) send(res, 'sessions', sessions);
-      if (events.length > 0) send(res, 'events', events);
-      send(res, 'counters', counters());
-    }
+    // The rows of what changed now, and of what changed while a reader was behind.
+    const ids = new Set(changed);
+    for (const reader of streams.values()) for (const id of reader.behind?.ids ?? []) ids.add(id);
+    const rows = new Map((await entries([...ids])).map((row) => [row.id, row] as const));
+    const sessions = changed.map((id) => rows.get(id)).filter((row) => row !== undefined);
+    // Serialized once for every reader that keeps up.
+    const tail = (events.length > 0 ? sse('events', events) : '') + sse('counters', counters());
+    const shared = (sessions.length > 0 ? sse('sessions', sessions) : '') + tail;
+    const tick: Tick = { shared, tail, changed, rows, events: events.length, now: Date.now() };
+    for (const reader of [...streams.values()]) deliver(reader, tick);
   }
   const timer = setInterval(() => {
     if (flushing) return;
@@ -127,10 +215,14 @@ export function createInspector(
     /** Answers an inspector request; `false` if the path is not the inspector's. */
     async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
       if (path === '/inspect') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(INSPECTOR_PAGE);
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': PAGE_CSP }).end(INSPECTOR_PAGE);
         return true;
       }
       if (path === '/inspect/events') {
+        if (streams.size + opening >= maxReaders) {
+          res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5' }).end(JSON.stringify({ error: 'too many inspector streams' }));
+          return true;
+        }
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         let gone = false;
         req.on('close', () => {
@@ -144,7 +236,7 @@ export function createInspector(
           if (gone) return true;
           send(res, 'sessions', sessions);
           send(res, 'counters', counters());
-          streams.add(res);
+          streams.set(res, { res, behind: undefined });
         } finally {
           opening--;
         }
@@ -162,8 +254,9 @@ export function createInspector(
     close(): void {
       clearInterval(timer);
       subscription.unsubscribe();
-      for (const res of streams) res.end();
+      for (const res of streams.keys()) res.end();
       streams.clear();
     },
+    stats,
   };
 }
