@@ -5,6 +5,9 @@
  *
  *   npm run bench:cluster [-- --quick] [-- --rounds N]     (BATON_BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/test)
  *
+ * A round (every configuration once) takes about 80 s; a full run has 3 rounds (`--quick`:
+ * one round of shorter measures, about 40 s, and RESULTS.md is left alone).
+ *
  * Configurations: one node on SQLite, then one, two and three nodes on one PostgreSQL schema
  * (a fresh one per configuration, dropped afterwards). Clients are spread evenly over the
  * nodes, round robin; each session is claimed by the node its client attached to. Measures
@@ -31,7 +34,8 @@ import WebSocket from 'ws';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, rounds: { type: 'string' } } });
 const quick = values.quick ?? false;
-const rounds = Number(values.rounds ?? 1);
+const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
 const pgUrl = process.env.BATON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const size = quick
   ? { warmSeconds: 1, seconds: 2, connections: 20, streams: 20, deltas: 100, latencySessions: 4, latencySeconds: 3, thinkMs: 30 }
@@ -440,6 +444,9 @@ async function runConfig(config: Config, round: number): Promise<Figures> {
 // The run
 
 const loadAtStart = load();
+const server = postgres(pgUrl, { max: 1, onnotice: () => {} });
+const [{ server_version: pgVersion } = { server_version: '?' }] = await server<{ server_version: string }[]>`SHOW server_version`;
+await server.end({ timeout: 1 });
 progress(`${quick ? 'quick' : 'full'} run, ${rounds} round(s); ${cpus().length} cores, load average ${loadAtStart}`);
 const results = new Map<string, Figures[]>(configs.map((c) => [c.name, []]));
 for (let round = 0; round < rounds; round++) {
@@ -501,8 +508,8 @@ if (!quick) {
     START,
     '## Cluster (`npm run bench:cluster`)',
     '',
-    `Run on ${machine}: load average ${loadAtStart} at the start, ${loadAtEnd} at the end (1 / 5 / 15 min; other jobs share this machine). ` +
-      `Real node processes (bench/cluster-node.ts: \`baton serve\`'s store and cluster settings, commit delay 4 ms, with the per-connection rate limit off) on 127.0.0.1 and one PostgreSQL 15 on the same machine; ` +
+    `Run on ${machine}: load average ${loadAtStart} at the start, ${loadAtEnd} at the end (1 / 5 / 15 min; it counts this benchmark's own processes — up to three nodes, PostgreSQL and the client — and other jobs that share this machine). ` +
+      `Real node processes (bench/cluster-node.ts: \`baton serve\`'s store and cluster settings, commit delay 4 ms, with the per-connection rate limit off) on 127.0.0.1 and one PostgreSQL ${pgVersion.split(' ')[0]} on the same machine; ` +
       `${size.connections} clients for turns (demo echo agent, no delay), ${size.streams} for streaming (${size.deltas} deltas a turn, one per tick), spread round robin over the nodes, each session owned by the node its client attached to; ` +
       `${size.seconds} s per measure after ${size.warmSeconds} s of warm-up${rounds > 1 ? `; ${rounds} rounds, the configurations interleaved and every node started afresh in each: the figures are those of the round with the median turns/s, the range over all rounds in parentheses` : ', one round'}.`,
     '',
