@@ -403,6 +403,15 @@ async function runConfig(config: Config, round: number): Promise<Figures> {
     }
     const urls = nodes.map((n) => n.url);
     const trouble = noTrouble();
+    // Latency first, on fresh nodes and a fresh schema: measured right after the throughput
+    // runs (whose aftermath — PostgreSQL vacuuming what they wrote and trimmed, the nodes' heaps
+    // — may still be at work) the same light load gave latencies up to 3 × those of fresh nodes.
+    let latency: Awaited<ReturnType<typeof driveLatency>> | undefined;
+    if (config.nodes > 1) {
+      progress(`${config.name}: latency, owner against another node, ${size.latencySessions} sessions × 2 clients × ${size.latencySeconds} s`);
+      latency = await driveLatency(nodes, schema, size.latencySessions, size.latencySeconds, size.thinkMs);
+      addTrouble(trouble, latency.trouble);
+    }
     progress(`${config.name}: turns, ${size.connections} clients × ${size.seconds} s (after ${size.warmSeconds} s of warm-up)`);
     addTrouble(trouble, (await driveTurns(urls, size.connections, size.warmSeconds)).trouble);
     const turns = await driveTurns(urls, size.connections, size.seconds);
@@ -411,12 +420,6 @@ async function runConfig(config: Config, round: number): Promise<Figures> {
     addTrouble(trouble, (await driveStreams(urls, size.streams, size.warmSeconds, size.deltas)).trouble);
     const stream = await driveStreams(urls, size.streams, size.seconds, size.deltas);
     addTrouble(trouble, stream.trouble);
-    let latency: Awaited<ReturnType<typeof driveLatency>> | undefined;
-    if (config.nodes > 1) {
-      progress(`${config.name}: latency, owner against another node, ${size.latencySessions} sessions × 2 clients × ${size.latencySeconds} s`);
-      latency = await driveLatency(nodes, schema, size.latencySessions, size.latencySeconds, size.thinkMs);
-      addTrouble(trouble, latency.trouble);
-    }
     const figures: Figures = {
       turns_per_s: turns.perSecond,
       turn_p50_ms: turns.p50,
@@ -518,7 +521,7 @@ if (!quick) {
     '',
     throughput,
     '',
-    `The latency of an input sent through a node that does not own its session: ${size.latencySessions} sessions, each with one client on its owner and one on another node, taking turns one input at a time (think time ${size.thinkMs} ms on average), ${size.latencySeconds} s after 1 s of warm-up${rounds > 1 ? `; the samples of all ${rounds} rounds together` : ''}. ` +
+    `The latency of an input sent through a node that does not own its session: ${size.latencySessions} sessions, each with one client on its owner and one on another node, taking turns one input at a time (think time ${size.thinkMs} ms on average), on fresh nodes before the throughput runs, ${size.latencySeconds} s after 1 s of warm-up${rounds > 1 ? `; the samples of all ${rounds} rounds together` : ''}. ` +
       'Such an input is committed to the session\'s inbox before its `input.ack`, its owner is woken by NOTIFY, and its events come back to that node from the events table. ' +
       'The owner acknowledges an input when the step that accepted it is committed (group commit, 4 ms commit delay while the store is busy), which is why its `input.ack` can be the slower one. ' +
       'The echo agent with no delay replies within one step, so its deltas arrive with its `done`; the first session event is the turn\'s `state: running`.',
