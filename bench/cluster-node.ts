@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { createRuntime, demoAgent, type Agent, type Store } from '../src/index.ts';
 import { createGateway } from '../src/gateway/index.ts';
 import { streamingAgent } from './stream.ts';
+import { UNLIMITED } from './unlimited.ts';
 
 const { values } = parseArgs({ options: { store: { type: 'string' }, 'node-id': { type: 'string' } } });
 const spec = values.store ?? 'memory';
@@ -47,7 +48,7 @@ const runtime = createRuntime({
   clusterSweepMs: 2000,
   onError: (error) => logger.error({ err: error }, 'reported error'),
 });
-const gateway = createGateway({ runtime, port: 0, host: '127.0.0.1', logger, rateLimit: { perSecond: 1e9, burst: 1e9 } });
+const gateway = createGateway({ runtime, port: 0, host: '127.0.0.1', logger, ...UNLIMITED });
 const { url } = await gateway.listen();
 process.stdout.write(`listening ${url}\n`);
 let stopping = false;
