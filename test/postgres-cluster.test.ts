@@ -150,3 +150,28 @@ describe('PostgresStore node lease', () => {
     await waitFor(() => !a.store.selfFenced(), 'the rejoin');
   });
 });
+
+describe('PostgresStore node ids (C17)', () => {
+  const quick = { leaseTtlMs: 600, renewMs: 150 };
+
+  it('C17: a node id whose holder is alive and renewing is refused at join, and the holder keeps its lease', async () => {
+    const holder = await pg.node(schema, { nodeId: 'n', ...quick });
+    const second = pg.store(schema, { nodeId: 'n', ...quick });
+    await expect(second.join(new Heard())).rejects.toThrow(/node id "n" is held by another live process/);
+    expect(holder.store.selfFenced()).toBe(false);
+    expect(await nodes()).toEqual([{ id: 'n', incarnation: holder.store.node.incarnation }]);
+  });
+
+  it('C17: a node restarted after a crash waits out its predecessor\'s lease (at most a TTL), then joins under a new incarnation', async () => {
+    const crashed = await pg.node(schema, { nodeId: 'n', ...quick });
+    const before = crashed.store.node.incarnation;
+    // As after kill -9: nobody renews the lease, nobody leaves.
+    await crashed.store.close();
+    const restarted = pg.store(schema, { nodeId: 'n', ...quick });
+    const started = Date.now();
+    await restarted.join(new Heard());
+    expect(Date.now() - started).toBeLessThan(quick.leaseTtlMs + 1_000);
+    expect(restarted.node.incarnation).toBeGreaterThan(before);
+    expect(await nodes()).toEqual([{ id: 'n', incarnation: restarted.node.incarnation }]);
+  });
+});

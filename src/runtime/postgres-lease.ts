@@ -39,23 +39,55 @@ export class NodeLease {
     return this.#state === 'held';
   }
 
-  /** Takes a lease under a new incarnation and starts renewing it. */
+  /**
+   * Takes a lease under a new incarnation and starts renewing it. A live lease under this
+   * node id is waited out, not taken: after a crash (kill -9) the restarted node finds its
+   * predecessor's lease for up to a TTL. One that is renewed meanwhile belongs to another
+   * live process, and the join is refused — two processes with one id would take the lease
+   * from each other in turn.
+   */
   async join(): Promise<void> {
-    const sent = Date.now();
+    for (;;) {
+      const sent = Date.now();
+      const row = await this.#take();
+      if (row) {
+        if (this.#state === 'left') return;
+        this.incarnation = row.incarnation;
+        this.#state = 'held';
+        this.#confirm(sent);
+        return;
+      }
+      await this.#outlive();
+    }
+  }
+
+  async #take(): Promise<{ incarnation: number } | undefined> {
     const { nodeId, leaseTtlMs } = this.#opts;
     const [row] = await this.#sql<{ incarnation: number }[]>`
       INSERT INTO nodes (id, incarnation, lease_until)
       VALUES (${nodeId}, nextval('incarnations'), now() + ${leaseTtlMs}::int * interval '1 millisecond')
       ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation, lease_until = excluded.lease_until, joined_at = now()
-        -- A live lease of another process under this node id is not taken: two processes
-        -- with one id would take it from each other in turn. This node's own rejoin may.
         WHERE nodes.lease_until < now() OR nodes.incarnation = ${this.incarnation}
       RETURNING incarnation`;
-    if (!row) throw new Error(`node id "${nodeId}" is held by another live process: give each node its own --node-id (nodeId)`);
-    if (this.#state === 'left') return;
-    this.incarnation = row.incarnation;
-    this.#state = 'held';
-    this.#confirm(sent);
+    return row;
+  }
+
+  /** Waits until the lease held under this node id runs out; throws if its holder renews it. */
+  async #outlive(): Promise<void> {
+    const read = async () => {
+      const [row] = await this.#sql<{ incarnation: number; until: number; left: number }[]>`
+        SELECT incarnation, extract(epoch FROM lease_until) * 1000 AS until, extract(epoch FROM lease_until - now()) * 1000 AS "left"
+        FROM nodes WHERE id = ${this.#opts.nodeId}`;
+      return row && { incarnation: row.incarnation, until: Number(row.until), left: Number(row.left) };
+    };
+    const first = await read();
+    for (let now = first; now && now.left > 0; now = await read()) {
+      if (now.incarnation !== first!.incarnation || now.until > first!.until) {
+        throw new Error(`node id "${this.#opts.nodeId}" is held by another live process: give each node its own --node-id (nodeId)`);
+      }
+      if (this.#state === 'left') return;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(10, Math.min(this.#opts.renewMs, now.left + 5))));
+    }
   }
 
   selfFenced(): boolean {
