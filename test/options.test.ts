@@ -32,7 +32,7 @@ describe('createRuntime options', () => {
       commitDelayMs: 4,
       maxContentBytes: 262_144,
       maxInputIdLength: 256,
-      maxSessionIdLength: 1024,
+      maxSessionIdLength: 4096,
       maxMetadataDepth: 32,
       maxMetadataBytes: 65_536,
     });

@@ -2,6 +2,7 @@
  * `baton serve`: the gateway with the demo (or an OpenAI-compatible) agent on a store.
  * Optional peers (better-sqlite3, openai, @statelyai/inspect) load only when chosen.
  */
+import { isLoopback } from '../gateway/web-origin.ts';
 import { parseArgs } from 'node:util';
 import { pino, type Level, type Logger } from 'pino';
 import { createRuntime } from '../runtime/runtime.ts';
@@ -260,11 +261,6 @@ async function openStore(spec: StoreSpec, leaseTtlMs: number): Promise<Store> {
   }
 }
 
-/** Whether `host` is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1` (or 127.x mapped to IPv6). */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
-}
 
 /** An environment variable; set but empty counts as unset. */
 function env(name: string): string | undefined {

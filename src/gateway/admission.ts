@@ -16,7 +16,8 @@ export interface AdmissionOptions {
  * - `handshake`: accepted, and not yet known to be plain HTTP; or upgraded to a WebSocket that
  *   has not sent its first frame. Counts as a connection and as a handshake in flight.
  * - `open`: a WebSocket that sent its first frame. Counts as a connection.
- * - `http`: a plain HTTP request (health, metrics, inspector). Counts for nothing.
+ * - `http`: a plain HTTP request (health, metrics, inspector). Counts only against its
+ *   address's `maxConnectionsPerAddress` (as every socket does, until it closes).
  */
 type Stage = 'handshake' | 'open' | 'http';
 
@@ -29,7 +30,8 @@ interface Tracked {
 }
 
 interface PerAddress {
-  connections: number;
+  /** Every socket of the address, plain HTTP ones included: a request that never ends holds one too. */
+  sockets: number;
   handshakes: number;
 }
 
@@ -79,6 +81,7 @@ export class Admission {
     const refusal = this.#admit(tracked.address, HTTP_HEADROOM);
     if (refusal) return this.#refuse(socket, refusal);
     this.#sockets.set(socket, tracked);
+    this.#counts(tracked.address).sockets++;
     this.#enter(tracked, 'handshake');
     tracked.timer = setTimeout(() => this.#expired(socket), this.#opts.handshakeTimeoutMs);
     tracked.timer.unref();
@@ -86,6 +89,9 @@ export class Admission {
       clearTimeout(tracked.timer);
       this.#enter(tracked, 'http');
       this.#sockets.delete(socket);
+      const counts = this.#counts(tracked.address);
+      counts.sockets--;
+      this.#tidy(tracked.address, counts);
     });
   }
 
@@ -115,7 +121,7 @@ export class Admission {
     clearTimeout(tracked.timer);
     if (tracked.stage === 'http') {
       // A keep-alive socket that served plain requests and now upgrades: admitted anew.
-      const refusal = this.#admit(tracked.address, 0);
+      const refusal = this.#admit(tracked.address, 0, 1);
       if (refusal) {
         this.#refuse(socket, refusal);
         return undefined;
@@ -145,12 +151,15 @@ export class Admission {
     return this.#connections;
   }
 
-  /** Whether one more socket from `address` may be counted, `headroom` beyond `maxConnections`. */
-  #admit(address: string, headroom: number): AdmissionRefusal | undefined {
+  /**
+   * Whether one more socket from `address` may be counted, `headroom` beyond `maxConnections`
+   * (`counted`: the socket is one of its address's already).
+   */
+  #admit(address: string, headroom: number, counted = 0): AdmissionRefusal | undefined {
     const { maxConnections, maxConnectionsPerAddress, maxHandshakesPerAddress } = this.#opts;
     if (this.#connections >= maxConnections + headroom) return 'capacity';
     const counts = this.#addresses.get(address);
-    if (counts && counts.connections >= maxConnectionsPerAddress) return 'address_connections';
+    if (counts && counts.sockets - counted >= maxConnectionsPerAddress) return 'address_connections';
     if (counts && counts.handshakes >= maxHandshakesPerAddress) return 'address_handshakes';
     return undefined;
   }
@@ -160,14 +169,22 @@ export class Admission {
     const from = tracked.stage;
     if (from === stage) return;
     tracked.stage = stage;
-    let counts = this.#addresses.get(tracked.address);
-    if (!counts) this.#addresses.set(tracked.address, (counts = { connections: 0, handshakes: 0 }));
+    const counts = this.#counts(tracked.address);
     const connection = (s: Stage) => (s === 'http' ? 0 : 1);
     const handshake = (s: Stage) => (s === 'handshake' ? 1 : 0);
     this.#connections += connection(stage) - connection(from);
-    counts.connections += connection(stage) - connection(from);
     counts.handshakes += handshake(stage) - handshake(from);
-    if (counts.connections === 0 && counts.handshakes === 0) this.#addresses.delete(tracked.address);
+    this.#tidy(tracked.address, counts);
+  }
+
+  #counts(address: string): PerAddress {
+    let counts = this.#addresses.get(address);
+    if (!counts) this.#addresses.set(address, (counts = { sockets: 0, handshakes: 0 }));
+    return counts;
+  }
+
+  #tidy(address: string, counts: PerAddress): void {
+    if (counts.sockets === 0 && counts.handshakes === 0) this.#addresses.delete(address);
   }
 
   /** No upgrade request in time (a plain request stops the timer; an upgrade hands it to the connection). */

@@ -131,6 +131,8 @@ function validPrincipal(principal: Principal): Principal {
   if (typeof principal.id !== 'string' || principal.id === '' || principal.id.length > 256) {
     throw new UnauthorizedError('the credential names no principal');
   }
+  // A lone surrogate has no UTF-8 form: its namespace would be U+FFFD's, another principal's.
+  if (/\p{Cs}/u.test(principal.id)) throw new UnauthorizedError('the principal id is not well-formed Unicode (a lone surrogate)');
   if (!Array.isArray(principal.scopes)) return { ...principal, scopes: [] };
   return principal;
 }

@@ -12,6 +12,7 @@ import { createAdminApi } from './admin.ts';
 import { loginPage } from './inspector/page.ts';
 import { ADMIN_SCOPE, METRICS_SCOPE, isAdmin, ownerOrAdmin, type Principal } from './principal.ts';
 import { Admission } from './admission.ts';
+import { crossSite, type WebOriginPolicy } from './web-origin.ts';
 import { KeyedRateLimiter } from './rate-limit.ts';
 import { securityHeaders } from './inspector/headers.ts';
 
@@ -51,6 +52,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // C18: with a static token, signed tokens or a hook, every connection and every HTTP
   // endpoint but /healthz needs a credential; without, the gateway trusts its network.
   const authenticate = createAuthenticator(opts);
+  const webOrigin: WebOriginPolicy = { authenticated: authenticate !== undefined, listenHost: opts.host, allowedOrigins: opts.allowedOrigins, allowedHosts: opts.allowedHosts };
   const httpAuth = authenticate && createHttpAuth(authenticate);
   const admin = createAdminApi(opts.runtime, { logger, clientsOf: (key) => clients.get(key) ?? 0, connections: () => connections.size });
   const admission = new Admission({
@@ -103,6 +105,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     admission.request(req.socket);
     securityHeaders(res);
+    const refusal = crossSite(req, webOrigin, false);
+    if (refusal) {
+      logger.warn({ host: req.headers.host, origin: req.headers.origin, path: req.url, why: refusal }, 'cross-site request refused');
+      res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: refusal === 'host' ? 'unknown Host' : 'cross-site request' }));
+      return;
+    }
     serveHttp(req, res).catch((error: unknown) => {
       logger.error({ err: error }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500).end();
@@ -121,6 +129,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
       admission.request(socket);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const refusal = crossSite(req, webOrigin, true);
+    if (refusal) {
+      // A page on another site (or a rebound domain) cannot open a session without a credential.
+      admission.request(socket);
+      metrics.handshakeRefused(refusal === 'host' ? 'cross_site_host' : 'cross_site_origin');
+      logger.warn({ host: req.headers.host, origin: req.headers.origin, why: refusal }, 'cross-site WebSocket refused');
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     const deadlineMs = admission.upgrade(socket);
@@ -166,8 +183,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         else refuse(res, 401);
       } else if (principal && !isAdmin(principal)) {
         refuse(res, 403);
-      } else if (!(await inspector.handle(req, res, path))) {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
+      } else {
+        if (principal) endAtExpiry(res, principal);
+        if (!(await inspector.handle(req, res, path))) res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
       }
     } else if (path.startsWith('/admin/')) {
       // Bearer only: a cookie would let another site's form act as the admin (CSRF).
@@ -186,6 +204,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
     }
+  }
+
+  /** A response (an event stream) ends when its principal's credential expires, as a WebSocket does. */
+  function endAtExpiry(res: ServerResponse, principal: Principal): void {
+    if (principal.expiresAt === undefined) return;
+    const timer = setTimeout(() => res.destroy(), Math.max(0, Math.min(principal.expiresAt - Date.now(), 2 ** 31 - 1)));
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
   }
 
   /**

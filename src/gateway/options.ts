@@ -50,8 +50,23 @@ export interface GatewayOptions {
    */
   handshakeTimeoutMs?: number;
   /**
-   * Connections (WebSockets and sockets still in their handshake) from one remote address at
-   * once; past it a socket gets HTTP 503 and is closed.
+   * Browser origins (`https://app.example`) whose pages may open WebSockets and send
+   * non-GET requests. Without authentication, only the gateway's own origin may (a page on any
+   * other site could otherwise reach every session through the local user's browser); with
+   * authentication on, any origin may, unless this list is set.
+   * @default undefined
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * `Host` names requests may be addressed to (`chat.example`, or with a port). Without
+   * authentication on a loopback address, only loopback names are served (a DNS-rebound
+   * domain is refused); otherwise any, unless this list is set.
+   * @default undefined
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Sockets (WebSockets, sockets still in their handshake, and plain HTTP requests) from one
+   * remote address at once; past it a socket gets HTTP 503 and is closed.
    * @default 256
    */
   maxConnectionsPerAddress?: number;
@@ -138,6 +153,8 @@ const schema = z.strictObject({
   maxFrameBytes: z.number().int().min(256).optional(),
   initTimeoutMs: z.number().int().min(1).max(30_000).optional(),
   handshakeTimeoutMs: z.number().int().min(1).max(30_000).optional(),
+  allowedOrigins: z.array(z.url()).optional(),
+  allowedHosts: z.array(z.string().min(1)).optional(),
   maxConnectionsPerAddress: z.number().int().min(1).optional(),
   maxHandshakesPerAddress: z.number().int().min(1).optional(),
   frameBudget: rate.optional(),

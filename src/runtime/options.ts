@@ -169,7 +169,7 @@ export interface RuntimeOptions extends SessionOptions {
   /**
    * A session id longer than this many characters is refused: by `send` and `respond` with
    * `InputLimitError` naming the input, by `open` with that error thrown.
-   * @default 1024 (a gateway principal's session key is its id, `/`, and a session id of up to 512)
+   * @default 4096 (a gateway principal's session key: its id of up to 256 characters, escaped (up to 9 characters each), `/`, and a session id of up to 512)
    */
   maxSessionIdLength?: number;
   /**
@@ -208,7 +208,7 @@ export const runtimeDefaults = {
   commitDelayMs: 4,
   maxContentBytes: 262_144,
   maxInputIdLength: 256,
-  maxSessionIdLength: 1024,
+  maxSessionIdLength: 4096,
   maxMetadataDepth: 32,
   maxMetadataBytes: 65_536,
 } as const;
