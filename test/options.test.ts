@@ -26,6 +26,7 @@ describe('createRuntime options', () => {
       maxLiveSessions: 50_000,
       historyWindow: 50,
       storeRetryMs: 1000,
+      loadTimeoutMs: 30_000,
       ownerCheckMs: 1000,
       retentionMs: 2_592_000_000,
       clusterSweepMs: 2000,

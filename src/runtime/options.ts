@@ -126,6 +126,17 @@ export interface RuntimeOptions extends SessionOptions {
    */
   storeRetryMs?: number;
   /**
+   * How long an activation waits for the store to read (and, on a cluster, claim) a
+   * session. A read not answered by then is given up: the sends waiting for it are rejected
+   * with `StoreUnavailableError` (`INTERNAL_ERROR` on the wire), a retry after a failed
+   * commit tries again later, and the next input reads again; a late answer is dropped.
+   * A network store can lose a query with its connection and never answer it (measured with
+   * the `postgres` client under `pg_terminate_backend`); without this the session's sends
+   * would wait forever. Longer than a store's own lock waits (PostgreSQL: `leaseTtlMs`).
+   * @default 30000
+   */
+  loadTimeoutMs?: number;
+  /**
    * How often the runtime asks a store that can be shared (SQLite) whether this process
    * still owns it (C17); a fenced process stops every session and reports the fence.
    * @default 1000
@@ -202,6 +213,7 @@ export const runtimeDefaults = {
   maxLiveSessions: 50_000,
   historyWindow: 50,
   storeRetryMs: 1000,
+  loadTimeoutMs: 30_000,
   ownerCheckMs: 1000,
   retentionMs: 30 * 24 * 3_600_000,
   clusterSweepMs: 2000,
@@ -247,6 +259,7 @@ const runtimeSchema = z.strictObject({
     .optional(),
   onError: z.function().optional(),
   storeRetryMs: millis.min(1).optional(),
+  loadTimeoutMs: millis.min(1).optional(),
   ownerCheckMs: millis.min(1).optional(),
   retentionMs: z.number().int().min(1).optional(),
   clusterSweepMs: millis.min(10).optional(),

@@ -1,5 +1,6 @@
 import { BatonError, InvalidMessageError, StoreUnavailableError } from '../errors.ts';
 import { attempt, isPromise, type Awaitable } from './awaitable.ts';
+import type { Clock } from './clock.ts';
 import type { SessionHost } from './session-host.ts';
 import type { LoadedSession, OwnedElsewhere } from './store.ts';
 import { isOwnedElsewhere } from './cluster-store.ts';
@@ -17,6 +18,13 @@ export interface RegistryDeps {
   load(sessionId: string): Awaitable<LoadedSession | OwnedElsewhere | undefined>;
   /** Why no session may be activated now (the store was fenced), if so. */
   refusal(sessionId: string): BatonError | undefined;
+  /**
+   * How long a read waits for the store (`loadTimeoutMs`), on `clock`: a read a network
+   * store lost (its connection died and the client never answers) must not hold every
+   * caller of the session, and the store's retry, for good.
+   */
+  readonly loadTimeoutMs: number;
+  readonly clock: Clock;
   /** Creates, registers and starts a host (restored from `loaded`, or new); a BatonError if it cannot be had. */
   start(sessionId: string, kind: string | undefined, loaded: LoadedSession | undefined): SessionHost | BatonError;
 }
@@ -78,17 +86,29 @@ export class SessionRegistry {
     );
     if (!isPromise(loaded)) return this.#arrive(sessionId, loaded, claim, use, elsewhere);
     const waiters: Waiter[] = [];
-    const activation: Activation = {
-      waiters,
-      done: loaded.then((value) => {
-        activation.loaded = value;
-        this.#activating.delete(sessionId);
-        // In arrival order, synchronously, in one go: nothing can slip in between the first
-        // caller and the rest (a promise per waiter would let other microtasks in).
-        for (const waiter of waiters) waiter();
-      }),
+    let answered: () => void = () => {};
+    const activation: Activation = { waiters, done: new Promise<void>((resolve) => (answered = resolve)) };
+    // The store's answer, or — if it has none by the deadline — a refusal: the callers are
+    // told, the session is free to be read again, and a late answer is dropped (a claim it
+    // took is this node's already, and the next read finds it).
+    const { clock, loadTimeoutMs } = this.#deps;
+    const answer = (value: Loaded): void => {
+      if (this.#activating.get(sessionId) !== activation) return;
+      clock.clearTimeout(deadline);
+      activation.loaded = value;
+      this.#activating.delete(sessionId);
+      // In arrival order, synchronously, in one go: nothing can slip in between the first
+      // caller and the rest (a promise per waiter would let other microtasks in).
+      for (const waiter of waiters) waiter();
+      answered();
     };
+    const deadline = clock.setTimeout(
+      () => answer(new StoreUnavailableError(sessionId, `the store did not answer the read within ${loadTimeoutMs} ms`)),
+      loadTimeoutMs,
+    );
+    (deadline as { unref?: () => void }).unref?.();
     this.#activating.set(sessionId, activation);
+    void loaded.then(answer);
     return this.#queue(waiters, () => this.#arrive(sessionId, activation.loaded, claim, use, elsewhere));
   }
 

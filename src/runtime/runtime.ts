@@ -237,6 +237,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const registry = new SessionRegistry({
     // A cluster node claims nothing before it has joined.
     load: (sessionId) => (cluster ? cluster.joined.then(() => store.load(sessionId, loadOptions)) : store.load(sessionId, loadOptions)),
+    loadTimeoutMs: opts.loadTimeoutMs,
+    clock,
     refusal: (sessionId) => (supervisor.fenced ? new StoreUnavailableError(sessionId, supervisor.fenced) : undefined),
     start(sessionId, kindName, loaded) {
       const name = loaded?.session.kind ?? kindName ?? 'agent';

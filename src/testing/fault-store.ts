@@ -24,6 +24,13 @@ export class FaultStore implements Store {
   readonly durable: boolean;
   /** While set, commits fail with it. */
   failing: Error | undefined;
+  /**
+   * While set, reads of a session (`load`) are never answered: a network store's query lost
+   * with its connection, as the `postgres` client does now and then when the server ends it.
+   */
+  stalled = false;
+  /** Loads asked for while stalled (none of them is ever answered). */
+  stalledLoads = 0;
   /** Commits taken, and commits refused. */
   commits = 0;
   refused = 0;
@@ -41,6 +48,10 @@ export class FaultStore implements Store {
   }
 
   load(sessionId: string, options: LoadOptions): Awaitable<LoadedSession | OwnedElsewhere | undefined> {
+    if (this.stalled) {
+      this.stalledLoads++;
+      return new Promise(() => {});
+    }
     return this.#answer(() => this.inner.load(sessionId, options));
   }
 
