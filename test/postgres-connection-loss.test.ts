@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 describe('PostgresStore when the server ends its connections', () => {
-  it('C12, C16: pool connections terminated under load (pg_terminate_backend) mid-transaction: the process lives on, no durable input is lost or run twice', async () => {
+  it('C12, C16: pool connections terminated under load (pg_terminate_backend) mid-transaction: the process lives on, no durable input is lost or published twice', async () => {
     pg = new PgFixture();
     const schema = pg.schema();
     const store = new PostgresStore({ url: pgUrl(), schema, nodeId: 'victim' });
@@ -56,7 +56,12 @@ describe('PostgresStore when the server ends its connections', () => {
     // Every durable-acked input runs, once (the runtime recovers from what was committed).
     const done = () => new Set(events.flatMap((e) => (e.type === 'done' ? e.data.input_ids : [])));
     await waitFor(() => durable.every((id) => done().has(id)), 'every durable input to be done', 20_000);
-    expect(durable.filter((id) => (ran.get(id) ?? 0) !== 1)).toEqual([]);
+    // Published once: every durable input is in exactly one done. (The agent may have been
+    // called twice for it: a turn whose closing commit failed runs again after recovery, and
+    // only the second run's output is ever seen — C16's at-least-once for the agent's work.)
+    const dones = events.flatMap((e) => (e.type === 'done' ? e.data.input_ids : []));
+    expect(durable.filter((id) => dones.filter((d) => d === id).length !== 1)).toEqual([]);
+    expect(durable.filter((id) => (ran.get(id) ?? 0) === 0)).toEqual([]);
     // No session is left out of service (a lost read used to hold one, and the retry, for good).
     await waitFor(() => runtime.health().failedSessions === 0, 'every session back in service', 10_000);
     expect(await runtime.send('after', { id: 'after-1', content: 'x' })).toMatchObject({ status: 'accepted', durability: 'durable' });
