@@ -46,6 +46,19 @@ async function load(store: Store, sessionId: string, options: LoadOptions = all)
 }
 
 describe.each(stores)('%s', (_name, { make, keepsDeletedEvents }) => {
+  it('C18: counts the stored sessions of a namespace (a principal\'s quota), by prefix, wildcards taken literally', async () => {
+    const store = await make();
+    const ids = ['alice/a', 'alice/b', 'alice%2Fx/c', 'alicex/d', 'bob/a', 'a_c/x', 'abc/x'];
+    for (const id of ids) await store.commit([{ sessionId: id, events: [], consumed: [], session: { ...session(0), sessionId: id } }]);
+    expect(await store.countSessions!('alice/')).toBe(2);
+    expect(await store.countSessions!('bob/')).toBe(1);
+    // `_` and `%` are LIKE wildcards: a prefix is compared as it is.
+    expect(await store.countSessions!('a_c/')).toBe(1);
+    expect(await store.countSessions!('nobody/')).toBe(0);
+    await store.commit([{ sessionId: 'alice/a', events: [], consumed: [], deleted: true }]);
+    expect(await store.countSessions!('alice/')).toBe(1);
+  });
+
   it('C12: a commit takes inputs into the inbox, in arrival order, until a later one consumes them', async () => {
     const store = await make();
     await store.commit([

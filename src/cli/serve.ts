@@ -38,6 +38,7 @@ export async function serve(argv: string[]): Promise<void> {
       'max-handshakes-per-address': { type: 'string' },
       'handshake-timeout-ms': { type: 'string' },
       'sessions-per-second': { type: 'string' },
+      'max-sessions-per-principal': { type: 'string' },
       insecure: { type: 'boolean' },
       'log-level': { type: 'string' },
       inspect: { type: 'boolean' },
@@ -77,6 +78,7 @@ export async function serve(argv: string[]): Promise<void> {
     handshakeTimeoutMs: int('--handshake-timeout-ms', values['handshake-timeout-ms'], 5000, { min: 1, max: 30_000 }),
   };
   const sessionsPerSecond = int('--sessions-per-second', values['sessions-per-second'], 10, { min: 1 });
+  const maxSessionsPerPrincipal = int('--max-sessions-per-principal', values['max-sessions-per-principal'], 1000, { min: 1 });
   const host = values.host ?? '127.0.0.1';
   // Safe by default: a gateway reachable from other machines has authentication, or says it has none on purpose.
   if (!isLoopback(host) && !token && !jwt && !values.insecure) {
@@ -105,6 +107,7 @@ export async function serve(argv: string[]): Promise<void> {
     maxConnections,
     ...admission,
     sessionRate: { perSecond: sessionsPerSecond, burst: 2 * sessionsPerSecond },
+    maxSessionsPerPrincipal,
     logger,
     ...(token !== undefined && { token }),
     ...(jwt && { jwt }),

@@ -29,7 +29,8 @@ Commands:
                                  handshake)
             --handshake-timeout-ms N (default 5000, at most 30000: from accept to the init frame)
             --sessions-per-second N  (default 10, bursts of twice as many: new sessions per
-                                 remote address)
+                                 principal, or remote address without authentication)
+            --max-sessions-per-principal N (default 1000: stored sessions one principal holds)
             --store S           (BATON_STORE; memory | sqlite:PATH | postgres://URL; default
                                  sqlite:./.baton/baton.db; sqlite needs: npm install better-sqlite3;
                                  postgres (a cluster node) needs: npm install postgres;

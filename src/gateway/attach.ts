@@ -19,8 +19,8 @@ export interface AttachWatch {
   readonly wireId?: string;
   /** Whether a session that does not exist yet is created; if not, the attach fails with `SESSION_NOT_FOUND`. @default true */
   readonly create?: boolean;
-  /** Whether the connection may create a session now (its quota); a session that exists is attached regardless. */
-  mayCreate?(): boolean;
+  /** Why the connection may not create a session now (its quotas), or `undefined`; a session that exists is attached regardless. */
+  mayCreate?(): Promise<string | undefined>;
 }
 
 /** A connection's attach to its session: the `init_ack` to write first and the replay behind it. */
@@ -46,8 +46,10 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
   const before = await runtime.status(sessionId);
   if (watch.gone()) return undefined;
   if (before === undefined && watch.create === false) throw new SessionNotFoundError(watch.wireId ?? sessionId);
-  if (before === undefined && watch.mayCreate && !watch.mayCreate()) {
-    throw new RateLimitedError('too many new sessions from this client; attach to an existing one or retry later');
+  if (before === undefined && watch.mayCreate) {
+    const refusal = await watch.mayCreate();
+    if (watch.gone()) return undefined;
+    if (refusal !== undefined) throw new RateLimitedError(refusal);
   }
   const status = await runtime.open(sessionId, { kind: data.worker_type ?? 'agent' });
   if (watch.gone()) return undefined;

@@ -66,8 +66,11 @@ export interface ConnectionContext {
   attached(sessionId: string): void;
   detached(sessionId: string): void;
   closed(connection: Connection): void;
-  /** Whether `key` (the connection's address) may create one more session now (the gateway's `sessionRate`). */
-  mayCreateSession(key: string): boolean;
+  /**
+   * Why this principal (or, without authentication, this remote address) may not create one
+   * more session now — the gateway's `sessionRate` and `maxSessionsPerPrincipal` — or `undefined`.
+   */
+  mayCreateSession(principal: Principal | undefined, address: string): Promise<string | undefined>;
 }
 
 /** What the gateway's admission decided for one socket (see `Admission`). */
@@ -439,8 +442,8 @@ export class Connection {
       // C18: only in its own namespace (or as an admin) does an attach create the session:
       // a principal an `authorize` hook lets into another's namespace cannot squat an id there.
       create: !principal || isAdmin(principal) || ownerOf(sessionId) === principal.id,
-      // Quotas count a principal's creations wherever it connects from; without authentication, an address's.
-      mayCreate: () => this.#ctx.mayCreateSession(principal ? `principal:${principal.id}` : `address:${this.#admitted.key ?? ''}`),
+      // Quotas count a principal's sessions wherever it connects from; without authentication, an address's creations.
+      mayCreate: () => this.#ctx.mayCreateSession(principal, this.#admitted.key ?? ''),
     });
     if (!attachment || this.#gone()) return;
     clearTimeout(this.#attachTimer);

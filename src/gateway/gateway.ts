@@ -10,7 +10,7 @@ import { createAuthenticator } from './authenticate.ts';
 import { createHttpAuth } from './http-auth.ts';
 import { createAdminApi } from './admin.ts';
 import { loginPage } from './inspector/page.ts';
-import { ADMIN_SCOPE, METRICS_SCOPE, isAdmin, ownerOrAdmin, type Principal } from './principal.ts';
+import { ADMIN_SCOPE, METRICS_SCOPE, encodeOwner, isAdmin, ownerOrAdmin, type Principal } from './principal.ts';
 import { Admission } from './admission.ts';
 import { crossSite, type WebOriginPolicy } from './web-origin.ts';
 import { KeyedRateLimiter } from './rate-limit.ts';
@@ -74,7 +74,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxBufferedBytes: opts.maxBufferedBytes,
     rateLimit: opts.rateLimit,
     frameBudget: opts.frameBudget,
-    mayCreateSession: (key) => creations.take(key),
+    async mayCreateSession(principal, address) {
+      if (!creations.take(principal ? `principal:${principal.id}` : `address:${address}`)) {
+        return 'too many new sessions from this client; attach to an existing one or retry later';
+      }
+      // A principal's stored sessions, its namespace (admins have none: their keys are global).
+      if (!principal || isAdmin(principal)) return undefined;
+      const held = await opts.runtime.countSessions(`${encodeOwner(principal.id)}/`);
+      return held >= opts.maxSessionsPerPrincipal
+        ? `principal "${principal.id}" has ${held} sessions, the most maxSessionsPerPrincipal (${opts.maxSessionsPerPrincipal}) allows; delete one first`
+        : undefined;
+    },
     metrics,
     logger,
     closing: () => closing !== undefined,

@@ -50,6 +50,12 @@ export interface GatewayOptions {
    */
   handshakeTimeoutMs?: number;
   /**
+   * Stored sessions one principal (not an admin) may hold; creating one more is refused
+   * (`init_ack{code:"RATE_LIMITED"}`, close 1008) until it deletes one (or retention does).
+   * @default 1000
+   */
+  maxSessionsPerPrincipal?: number;
+  /**
    * Browser origins (`https://app.example`) whose pages may open WebSockets and send
    * non-GET requests. Without authentication, only the gateway's own origin may (a page on any
    * other site could otherwise reach every session through the local user's browser); with
@@ -122,6 +128,7 @@ export const gatewayDefaults = {
   maxHandshakesPerAddress: 32,
   frameBudget: { perSecond: 100, burst: 200 },
   sessionRate: { perSecond: 10, burst: 20 },
+  maxSessionsPerPrincipal: 1000,
   maxBufferedBytes: 1_048_576,
   rateLimit: { perSecond: 20, burst: 40 },
   maxConnections: 10_000,
@@ -153,6 +160,7 @@ const schema = z.strictObject({
   maxFrameBytes: z.number().int().min(256).optional(),
   initTimeoutMs: z.number().int().min(1).max(30_000).optional(),
   handshakeTimeoutMs: z.number().int().min(1).max(30_000).optional(),
+  maxSessionsPerPrincipal: z.number().int().min(1).optional(),
   allowedOrigins: z.array(z.url()).optional(),
   allowedHosts: z.array(z.string().min(1)).optional(),
   maxConnectionsPerAddress: z.number().int().min(1).optional(),

@@ -223,6 +223,12 @@ export class PostgresStore implements ClusterStore {
     return rows.map((r) => r.session_id);
   }
 
+  async countSessions(prefix: string): Promise<number> {
+    await this.#schema();
+    const [row] = await this.#sql<{ n: number }[]>`SELECT count(*)::int AS n FROM sessions WHERE starts_with(id, ${prefix})`;
+    return row?.n ?? 0;
+  }
+
   async sessionIds(limit: number): Promise<string[]> {
     const rows = await this.#sql<{ id: string }[]>`SELECT id FROM sessions ORDER BY updated_at DESC LIMIT ${Math.max(0, Math.floor(limit))}`;
     return rows.map((r) => r.id);

@@ -81,6 +81,8 @@ export interface Runtime {
    * written first, up to `limit`): for tools that list them, like the inspector.
    */
   listSessions(limit?: number): Promise<string[]>;
+  /** How many sessions have an id starting with `prefix` (stored ones, if the store can count them; else live ones), for quotas. */
+  countSessions(prefix: string): Promise<number>;
   /** The machine of a session kind (`agent`, `onboarding`, or one of yours), for tools that draw it. */
   machineOf(kind: string): AnyStateMachine | undefined;
   /** Totals, last errors and attached clients, as an `@xstate/store` store (read it, subscribe to it). */
@@ -682,6 +684,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     machineOf: (kind) => kinds.get(kind)?.machine,
     directory,
     sessionIds: () => [...sessions.keys()],
+    countSessions: async (prefix) => {
+      if (store.countSessions) return store.countSessions(prefix);
+      return [...sessions.keys()].filter((id) => id.startsWith(prefix)).length;
+    },
     listSessions: async (limit = 500) => {
       const live = [...sessions.keys()];
       if (!cluster) return live.slice(0, limit);

@@ -81,6 +81,8 @@ export class SqliteStore implements Store {
       accept: db.prepare('INSERT OR IGNORE INTO inbox (session_id, input_id, content, metadata) VALUES (?, ?, ?, ?)'),
       pending: db.prepare<[string], Row>('SELECT input_id, content, metadata FROM inbox WHERE session_id = ? AND consumed = 0 ORDER BY n'),
       withPending: db.prepare<[], { session_id: string }>('SELECT DISTINCT session_id FROM inbox WHERE consumed = 0'),
+      // A range on the primary key, not LIKE (whose wildcards a prefix may hold).
+      countPrefix: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM sessions WHERE id >= ? AND id < ?'),
       recent: db.prepare<[string, number], Row>(
         'SELECT input_id, content, metadata FROM (SELECT * FROM inbox WHERE session_id = ? ORDER BY n DESC LIMIT ?) ORDER BY n',
       ),
@@ -196,6 +198,10 @@ export class SqliteStore implements Store {
 
   sessionsWithPending(): string[] {
     return this.#q.withPending.all().map((r) => r.session_id);
+  }
+
+  countSessions(prefix: string): number {
+    return this.#q.countPrefix.get(prefix, `${prefix}\u{10FFFF}`)?.n ?? 0;
   }
 
   eventsAfter(sessionId: string, seq: number): SessionEvent[] {

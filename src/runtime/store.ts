@@ -149,6 +149,11 @@ export interface Store {
   /** Sessions with pending inputs: the work to re-run after a restart. */
   sessionsWithPending(): Awaitable<string[]>;
   /**
+   * How many stored sessions have an id starting with `prefix` (a principal's namespace,
+   * `alice/`), for quotas. Optional: without it, only live sessions are counted.
+   */
+  countSessions?(prefix: string): Awaitable<number>;
+  /**
    * Retention: deletes — with their inbox, events and transcript — the stored sessions last
    * written before `before` (runtime clock) that have no waiting input and for which
    * `isLive` is false. Returns how many went.
@@ -247,6 +252,12 @@ export class MemoryStore implements Store {
     // Memory is not an archive: the newest TRANSCRIPT_KEEP entries are held (SQLite keeps all).
     if (list.length > 2 * TRANSCRIPT_KEEP) list.splice(0, list.length - TRANSCRIPT_KEEP);
     this.#transcripts.set(sessionId, list);
+  }
+
+  countSessions(prefix: string): number {
+    let n = 0;
+    for (const id of this.#sessions.keys()) if (id.startsWith(prefix)) n++;
+    return n;
   }
 
   sessionsWithPending(): string[] {

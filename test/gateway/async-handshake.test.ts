@@ -72,7 +72,7 @@ function connectionContext(runtime: Runtime): ConnectionContext {
     maxBufferedBytes: 1 << 20,
     rateLimit: { perSecond: 100, burst: 100 },
     frameBudget: { perSecond: 1e6, burst: 1e6 },
-    mayCreateSession: () => true,
+    mayCreateSession: async () => undefined,
     metrics: new GatewayMetrics(runtime),
     logger: pino({ level: 'silent' }),
     closing: () => false,

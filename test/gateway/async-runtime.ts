@@ -91,6 +91,7 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
     snapshot: (sessionId) => inner.snapshot(sessionId),
     sessionIds: () => inner.sessionIds(),
     listSessions: (limit) => lagged(inner.listSessions(limit)),
+    countSessions: (prefix) => lagged(inner.countSessions(prefix)),
     machineOf: (kind) => inner.machineOf(kind),
     directory: inner.directory,
     shutdown: (options) => inner.shutdown(options),

@@ -233,3 +233,27 @@ describe('C18 principals: options', () => {
     await runtime.shutdown({ drainMs: 0 });
   });
 });
+
+describe('C18 quotas', () => {
+  it('C18: a principal holds at most maxSessionsPerPrincipal sessions: one more is refused by name (RATE_LIMITED), others and existing sessions are not affected, a deletion frees a place', async () => {
+    const { url } = await gateway({ gateway: { jwt: { secret: SECRET }, maxSessionsPerPrincipal: 2 } });
+    for (const id of ['a', 'b']) {
+      const { client, ack } = await as(url, 'alice', { session_id: id });
+      expect(ack.event.data.code).toBeUndefined();
+      await client.close();
+    }
+    await refused(as(url, 'alice', { session_id: 'c' }), 'RATE_LIMITED');
+    // Its own sessions still open; another principal's quota is its own.
+    const again = await as(url, 'alice', { session_id: 'a' });
+    expect(again.ack.event.data.code).toBeUndefined();
+    const bob = await as(url, 'bob', { session_id: 'c' });
+    expect(bob.ack.event.data.code).toBeUndefined();
+    await bob.client.close();
+    // Deleting one frees its place.
+    again.client.send('control', { action: 'delete' });
+    await again.client.closed;
+    const third = await as(url, 'alice', { session_id: 'c' });
+    expect(third.ack.event.data.code).toBeUndefined();
+    await third.client.close();
+  });
+});

@@ -49,7 +49,7 @@ describe('C15 slow consumers', () => {
       maxBufferedBytes: 4000,
       rateLimit: { perSecond: 100, burst: 100 },
       frameBudget: { perSecond: 1e6, burst: 1e6 },
-      mayCreateSession: () => true,
+      mayCreateSession: async () => undefined,
       metrics: new GatewayMetrics(runtime),
       logger: pino({ level: 'silent' }),
       closing: () => false,
