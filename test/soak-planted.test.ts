@@ -13,7 +13,7 @@ describe('soak: a planted bug is caught', () => {
     expect(child.status).toBe(1);
     const summary = JSON.parse(child.stdout.trim().split('\n').at(-1)!);
     expect(summary.violations.C1).toBeGreaterThan(0);
-    expect(child.stdout).toMatch(/VIOLATION C1 in soak-5-\d+: turn msg_\d+ started at seq \d+ while msg_\d+ \(seq \d+\) had not ended/);
+    expect(child.stdout).toMatch(/VIOLATION C1 in u\d+\/soak-5-\d+: turn msg_\d+ started at seq \d+ while msg_\d+ \(seq \d+\) had not ended/);
     expect(child.stdout).toContain('"type":"message.start"');
     expect(child.stdout).toContain('replay with: npm run soak -- --seed 5');
   }, 130_000);
