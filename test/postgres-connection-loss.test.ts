@@ -55,7 +55,7 @@ describe('PostgresStore when the server ends its connections', () => {
     expect(durable.length).toBeGreaterThan(0);
     // Every durable-acked input runs, once (the runtime recovers from what was committed).
     const done = () => new Set(events.flatMap((e) => (e.type === 'done' ? e.data.input_ids : [])));
-    await waitFor(() => durable.every((id) => done().has(id)), 'every durable input to be done', 20_000);
+    await waitFor(() => durable.every((id) => done().has(id)), 'every durable input to be done', 40_000);
     // Published once: every durable input is in exactly one done. (The agent may have been
     // called twice for it: a turn whose closing commit failed runs again after recovery, and
     // only the second run's output is ever seen — C16's at-least-once for the agent's work.)
@@ -66,5 +66,5 @@ describe('PostgresStore when the server ends its connections', () => {
     await waitFor(() => runtime.health().failedSessions === 0, 'every session back in service', 10_000);
     expect(await runtime.send('after', { id: 'after-1', content: 'x' })).toMatchObject({ status: 'accepted', durability: 'durable' });
     await runtime.shutdown({ drainMs: 100 });
-  });
+  }, 90_000);
 });

@@ -15,11 +15,12 @@ import type { SessionEvent } from './types.ts';
 export { StaleEpochError };
 
 /**
- * A group commit not settled by then is given up (a safety net: the client has been seen to
- * leave one pending for good after its connection died). Generous, so a loaded server's
- * slow commit is not cut short; a lost connection is answered at once anyway.
+ * A group commit not settled within a lease TTL, and at least this long, is given up: a
+ * safety net, since the client has been seen to leave one pending for good after its
+ * connection died, and every commit of the node waits behind it. Not shorter, so that a
+ * loaded server's slow commit is not cut short (a lost connection is answered at once anyway).
  */
-const COMMIT_DEADLINE_MS = 30_000;
+const MIN_COMMIT_DEADLINE_MS = 10_000;
 
 /** How often (in steps that consume inputs) a session's consumed inbox entries are trimmed to INBOX_KEEP. */
 const TRIM_EVERY = 32;
@@ -144,7 +145,7 @@ export class PostgresStore implements ClusterStore {
     const { id: node, incarnation } = this.#owner();
     const ctx = { node, incarnation, keepEvents: this.#opts.keepEvents, channel: this.#opts.schema, claims: this.#claims, trimInbox: this.#trimInbox };
     try {
-      const { claimed, forgotten } = await transaction(this.#sql, (tx) => writeSteps(tx, steps, ctx), COMMIT_DEADLINE_MS);
+      const { claimed, forgotten } = await transaction(this.#sql, (tx) => writeSteps(tx, steps, ctx), Math.max(this.#opts.leaseTtlMs, MIN_COMMIT_DEADLINE_MS));
       for (const id of forgotten) this.#forget(id);
       if (incarnation === this.#lease.incarnation) for (const [id, claim] of claimed) this.#claims.set(id, claim);
     } catch (error) {

@@ -80,7 +80,9 @@ describe('C18 attacks: principals', () => {
 
   it('C18: an inspector event stream opened with a token is closed when that token expires', async () => {
     const { http } = await gateway({ gateway: { jwt: { secret: SECRET } } });
-    const token = await tokenFor('root', { ttl: 1, scope: 'admin' });
+    // Valid for 2–3 s (exp is in whole seconds): time to open the stream on a loaded machine.
+    const token = await tokenFor('root', { ttl: 3, scope: 'admin' });
+    const expiresAt = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp * 1000;
     const abort = new AbortController();
     const res = await fetch(`${http}/inspect/events`, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal });
     expect(res.status).toBe(200);
@@ -92,7 +94,7 @@ describe('C18 attacks: principals', () => {
       .catch(() => {})
       .finally(() => (ended = true));
     // A WebSocket of this principal is closed at exp (UNAUTHORIZED, 1008); the stream of every session is not.
-    await sleep(3000);
+    await sleep(expiresAt - Date.now() + 1500);
     const stillStreaming = !ended;
     abort.abort();
     expect(stillStreaming).toBe(false);
