@@ -87,6 +87,11 @@ export class ClusterLink {
     if (!this.#deps.live(sessionId)) this.#events(sessionId);
   }
 
+  /** Reads a session's mail now, if this node runs it (mail left untaken while its release was in flight). */
+  wake(sessionId: string): void {
+    this.#mail(sessionId);
+  }
+
   /**
    * Resolves once a watched session's stream has its starting point. A status read after it
    * names a seq at or after that point, so an attach point taken from it has no gap before
@@ -108,6 +113,9 @@ export class ClusterLink {
       for (const sessionId of deps.watched()) if (!deps.live(sessionId)) this.#events(sessionId);
       for (const sessionId of await deps.store.orphans(100)) if (!deps.live(sessionId)) deps.activate(sessionId);
       for (const sessionId of await deps.store.mailWaiting()) this.#mail(sessionId);
+      // Owned here by the store's word, with work waiting, yet not run here: nobody else
+      // would claim it (its owner is alive), so this node activates it again.
+      for (const sessionId of (await deps.store.stranded?.()) ?? []) if (!deps.live(sessionId)) deps.activate(sessionId);
     } catch (error) {
       deps.report(error);
     }

@@ -214,6 +214,15 @@ export class PostgresStore implements ClusterStore {
     return rows.map((r) => r.session_id);
   }
 
+  async stranded(): Promise<string[]> {
+    await this.#schema();
+    const { id, incarnation } = this.node;
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT DISTINCT i.session_id FROM sessions s JOIN inbox i ON i.session_id = s.id AND NOT i.consumed
+      WHERE s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
+    return rows.map((r) => r.session_id);
+  }
+
   async orphans(limit: number): Promise<string[]> {
     await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`

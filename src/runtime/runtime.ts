@@ -282,14 +282,22 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function passivate(host: SessionHost): void {
     if (passivating.has(host)) return;
     passivating.add(host);
-    void host.checkpoint({ release: true }).then((stored) => {
+    const done = host.checkpoint({ release: true }).then((stored) => {
       passivating.delete(host);
       // A failed store took the host out of service already (C16). A step with activity did
       // not give the session up (the host keeps it, and its claim): the next sweep tries again.
-      if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) return;
+      if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) {
+        // Kept here: mail that came during the release waits untaken.
+        if (cluster && sessions.get(host.id) === host) cluster.wake(host.id);
+        return;
+      }
       host.stop();
       sessions.delete(host.id);
     });
+    // On a cluster the release gives the session up: an input, command or control for it waits
+    // for the commit, then finds it live still or claims it anew (C17), never writes under a
+    // claim the release ended.
+    if (cluster) registry.holdWhile(host.id, done);
   }
 
   // C16, C17 and retention: the runtime's watch over its store.
@@ -358,6 +366,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
    * session's own event; mail seen before (a hint read twice) is only marked taken.
    */
   function takeMail(host: SessionHost, mail: readonly Mail[]): void {
+    // Its release is being committed: the mail stays untaken, for this node if it keeps the
+    // session (the sweep's mailWaiting) or for whichever node claims it next (orphans).
+    if (passivating.has(host)) return;
     host.step(() => {
       const consumed: string[] = [];
       for (const { entry, kind } of mail) {
