@@ -21,6 +21,13 @@ export interface LinkDeps {
   begin(sessionId: string, seq: number): void;
   /** Hands committed events of a session run elsewhere to this node's subscribers (it skips seqs they have seen). */
   deliver(sessionId: string, events: readonly SessionEvent[]): void;
+  /**
+   * This node's stream of a session run elsewhere fell further behind than the store keeps
+   * events (`keepEvents`): the events after `seq` up to `next` are gone. Its subscribers'
+   * streams end with an error (they resume by last_seq and are told the resume is
+   * incomplete) rather than skipping events silently (C8).
+   */
+  behind(sessionId: string, seq: number, next: number): void;
   /** Claims and activates a session with waiting work and no live owner. */
   activate(sessionId: string): void;
   /** Mail from another node for a session this node runs. */
@@ -138,7 +145,10 @@ export class ClusterLink {
       const from = this.#deps.delivered(sessionId);
       if (from === undefined) return; // its start failed; the sweep tries again
       const events = await this.#deps.store.eventsAfter(sessionId, from);
-      if (events.length > 0 && !this.#deps.live(sessionId)) this.#deps.deliver(sessionId, events);
+      if (events.length === 0 || this.#deps.live(sessionId)) return;
+      // The store trimmed events this node's subscribers have not seen (they lag too far).
+      if (events[0]!.seq > from + 1 && this.#deps.delivered(sessionId) === from) return this.#deps.behind(sessionId, from, events[0]!.seq);
+      this.#deps.deliver(sessionId, events);
     });
   }
 

@@ -347,6 +347,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
               for (const subscriber of subscribers) subscriber.next(event);
             }
           },
+          behind(id, seq, next) {
+            const subscribers = listeners.get(id);
+            listeners.delete(id);
+            seen.delete(id);
+            const why = `this node's stream of it fell behind what the store keeps (events ${seq + 1} to ${next - 1} are gone); resume from last_seq`;
+            for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(id, why));
+          },
           activate: (id) => {
             if (!shutdown) void registry.with(id, { create: false }, () => undefined);
           },
