@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
+import { createRuntime, type Runtime, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
 import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
 import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
 
@@ -138,5 +138,37 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(errors).toEqual([]);
     expect(runtime.health().fencedCommits).toBe(0);
     expect(runtime.sessionIds()).toEqual(['s']);
+  });
+
+  it('C11, C17: an input that arrives while a passivation\'s release is being committed waits for it, then claims the session anew: accepted, run once, no commit refused', async () => {
+    const clock = new SimulatedClock();
+    /** Release commits take a while, as under load; `inFlight` while one does. */
+    class SlowRelease extends PostgresStore {
+      inFlight = false;
+      override async commit(steps: readonly StepRecord[]): Promise<void> {
+        if (!steps.some((s) => s.release)) return super.commit(steps);
+        this.inFlight = true;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        try {
+          return await super.commit(steps);
+        } finally {
+          this.inFlight = false;
+        }
+      }
+    }
+    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const errors: unknown[] = [];
+    const runtime = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, onError: (error) => errors.push(error) });
+    runtimes.push(runtime);
+    const events: SessionEvent[] = [];
+    runtime.events$.subscribe((e) => events.push(e));
+    await runtime.open('s', {});
+    clock.increment(2_000);
+    await waitFor(() => store.inFlight, 'the release commit to be under way');
+    expect(await runtime.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'the turn of m1 to end');
+    expect(events.filter((e) => e.type === 'done').map((e) => e.data.success)).toEqual([true]);
+    expect(errors).toEqual([]);
+    expect(runtime.health().fencedCommits).toBe(0);
   });
 });
