@@ -171,4 +171,39 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(errors).toEqual([]);
     expect(runtime.health().fencedCommits).toBe(0);
   });
+
+  it('C12, C17: a session this node still owns but stopped running (it fenced its own commit while its lease stood) is activated again by the sweep: its durable-acked input runs', async () => {
+    let fenced = false;
+    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    // The same store, whose own clock says for a moment that its lease may have run out.
+    const store = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'selfFenced') return () => fenced;
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    let first = true;
+    let finish: () => void = () => {};
+    const agent = async () => {
+      if (first) {
+        first = false;
+        await new Promise<void>((resolve) => (finish = resolve));
+      }
+      return 'ok';
+    };
+    const a = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: () => {} });
+    runtimes.push(a);
+    const events: SessionEvent[] = [];
+    a.events$.subscribe((e) => events.push(e));
+    expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => !first, 'the first agent call');
+    // The turn's end is not committed: the node fences itself, the session stops here; the store still names this node.
+    fenced = true;
+    finish();
+    await waitFor(() => a.health().fencedCommits === 1, 'the fenced commit');
+    fenced = false;
+    expect(await real.ownerOf('s')).toMatchObject({ id: 'a' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'm1 to run again', 5_000);
+  });
 });
