@@ -206,4 +206,34 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(await real.ownerOf('s')).toMatchObject({ id: 'a' });
     await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'm1 to run again', 5_000);
   });
+
+  it('C12, C17: mail that reaches the owner while its release is being committed is not left to a later sweep: the session is claimed again at once and runs it', async () => {
+    const clock = new SimulatedClock();
+    class SlowRelease extends PostgresStore {
+      inFlight = false;
+      override async commit(steps: readonly StepRecord[]): Promise<void> {
+        if (!steps.some((s) => s.release)) return super.commit(steps);
+        this.inFlight = true;
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        try {
+          return await super.commit(steps);
+        } finally {
+          this.inFlight = false;
+        }
+      }
+    }
+    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    // No sweep in this test's time: only the hint and the release's own follow-up can run the mail.
+    const a = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
+    const b = createRuntime({ agent: async () => 'ok', store: new PostgresStore({ url: pgUrl(), schema, nodeId: 'b', leaseTtlMs: 5_000, renewMs: 1_000 }), debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
+    runtimes.push(a, b);
+    const events: SessionEvent[] = [];
+    a.events$.subscribe((e) => events.push(e));
+    b.events$.subscribe((e) => events.push(e));
+    await a.open('s', {});
+    clock.increment(2_000);
+    await waitFor(() => store.inFlight, 'the release commit to be under way');
+    expect(await b.send('s', { id: 'm1', content: 'by mail' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'durable' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'm1 to run', 3_000);
+  });
 });

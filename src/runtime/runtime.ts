@@ -279,6 +279,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
    * it live).
    */
   const passivating = new Set<SessionHost>();
+  /** Hosts that were hinted of mail while their release was being committed (a cluster). */
+  const mailDuringRelease = new Set<SessionHost>();
   function passivate(host: SessionHost): void {
     if (passivating.has(host)) return;
     passivating.add(host);
@@ -286,6 +288,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       passivating.delete(host);
       // A failed store took the host out of service already (C16). A step with activity did
       // not give the session up (the host keeps it, and its claim): the next sweep tries again.
+      const missed = mailDuringRelease.delete(host);
       if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) {
         // Kept here: mail that came during the release waits untaken.
         if (cluster && sessions.get(host.id) === host) cluster.wake(host.id);
@@ -293,6 +296,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       }
       host.stop();
       sessions.delete(host.id);
+      // Given up with mail waiting that its sender left to this node: claimed again at once,
+      // rather than left to the next sweep's orphans.
+      if (missed && !shutdown) void registry.with(host.id, { create: false }, () => undefined);
     });
     // On a cluster the release gives the session up: an input, command or control for it waits
     // for the commit, then finds it live still or claims it anew (C17), never writes under a
@@ -375,7 +381,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function takeMail(host: SessionHost, mail: readonly Mail[]): void {
     // Its release is being committed: the mail stays untaken, for this node if it keeps the
     // session (the sweep's mailWaiting) or for whichever node claims it next (orphans).
-    if (passivating.has(host)) return;
+    if (passivating.has(host)) return void mailDuringRelease.add(host);
     host.step(() => {
       const consumed: string[] = [];
       for (const { entry, kind } of mail) {
