@@ -153,6 +153,11 @@ describe('the soak checker', () => {
     // Answers go in frame order: behind an input whose ack still waited for its commit when the client closed, the error could not be written.
     const owed = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1000, true);
     expect(contracts(owed)).toEqual([]);
+    // So is a later oversized frame's close (1009), which the WebSocket makes at once.
+    const owedThenOversized = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').sent('a', 'big2', 'oversized').close('a', 1009);
+    expect(contracts(owedThenOversized)).toEqual([]);
+    // A gateway's own close that the protocol does not name is no excuse.
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1011))).toEqual(['C15']);
     // An input answered before the close is no excuse.
     const answeredFirst = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').refuse('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1000, true);
     expect(contracts(answeredFirst)).toEqual(['C15']);

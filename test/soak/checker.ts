@@ -278,12 +278,14 @@ export function check({ history, boundaries = new Map(), resources, health, stor
     // the protocol names, which may take the answer with it. A client's own close is no
     // excuse: the gateway answers a frame before it reads the next, the close included.
     const behindOversized = own.some((r) => r.k === 'sent' && r.bad === 'oversized' && r.t < sent.t);
-    // The client closed while an input it sent before this frame was still unanswered: the
-    // gateway answers frames in their order, and an input's ack waits for its commit (C16),
-    // which on a store across the network (PostgreSQL) takes a round trip or more; the
-    // WebSocket answers the client's close at once, and nothing is written after it.
+    // The connection closed — by the client, or by the WebSocket for a later oversized frame
+    // (1009) — while an input sent before this frame was still unanswered: the gateway
+    // answers frames in their order, and an input's ack waits for its commit (C16), which on
+    // a store across the network (PostgreSQL) takes a round trip or more; the WebSocket
+    // answers the client's close, or closes on the oversized frame, at once, and nothing is
+    // written after it.
     const behindOwed =
-      closed?.byClient === true &&
+      closed !== undefined && (closed.byClient === true || closed.code === 1009) &&
       own.some(
         (r) =>
           r.k === 'sent' && r.type === 'input' && r.bad === undefined && r.t < sent.t &&
