@@ -83,8 +83,9 @@ export class PostgresStore implements ClusterStore {
     // The lease has a connection of its own: on the pool, a renewal waited behind every
     // commit and read queued before it, and a node busy with commits lost its lease (and so
     // every session) for want of a free connection, though the database was there. Its
-    // statements use no array types, so it never reads them (see #schema).
-    const leaseConfig = { ...config, max: 1, fetch_types: false, connection: { ...config.connection, application_name: `baton ${nodeId} lease`.slice(0, 63) } };
+    // statements use no array types, so it never reads them (see #schema). One connection for
+    // the node's life: no recycling timer (`max_lifetime`), whose handle would be one more.
+    const leaseConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null, connection: { ...config.connection, application_name: `baton ${nodeId} lease`.slice(0, 63) } };
     this.#leaseSql = url === undefined ? postgres(leaseConfig) : postgres(url, leaseConfig);
     this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
   }
