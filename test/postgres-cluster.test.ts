@@ -151,6 +151,26 @@ describe('PostgresStore node lease', () => {
   });
 });
 
+describe('PostgresStore lease under load', () => {
+  it('renews on a connection of its own: a pool busy with slow statements does not cost the node its lease', async () => {
+    const a = await pg.node(schema, { nodeId: 'a', leaseTtlMs: 500, renewMs: 100, max: 1 });
+    // Every statement of the pool now waits (its one connection is blocked for longer than the TTL).
+    const blocker = pg.admin.begin(async (tx) => {
+      await tx`LOCK TABLE ${tx(schema)}.sessions IN ACCESS EXCLUSIVE MODE`;
+      const busy = a.store.sessionIds(10);
+      const queued = a.store.sessionIds(10);
+      const until = Date.now() + 1200;
+      while (Date.now() < until) {
+        expect(a.store.selfFenced()).toBe(false);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return [busy, queued];
+    });
+    await Promise.all(await blocker);
+    expect(a.heard.lost).toEqual([]);
+  });
+});
+
 describe('PostgresStore node ids (C17)', () => {
   const quick = { leaseTtlMs: 600, renewMs: 150 };
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
+import { createRuntime, type Runtime, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
 import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
 import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
 
@@ -138,5 +138,102 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     expect(errors).toEqual([]);
     expect(runtime.health().fencedCommits).toBe(0);
     expect(runtime.sessionIds()).toEqual(['s']);
+  });
+
+  it('C11, C17: an input that arrives while a passivation\'s release is being committed waits for it, then claims the session anew: accepted, run once, no commit refused', async () => {
+    const clock = new SimulatedClock();
+    /** Release commits take a while, as under load; `inFlight` while one does. */
+    class SlowRelease extends PostgresStore {
+      inFlight = false;
+      override async commit(steps: readonly StepRecord[]): Promise<void> {
+        if (!steps.some((s) => s.release)) return super.commit(steps);
+        this.inFlight = true;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        try {
+          return await super.commit(steps);
+        } finally {
+          this.inFlight = false;
+        }
+      }
+    }
+    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const errors: unknown[] = [];
+    const runtime = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, onError: (error) => errors.push(error) });
+    runtimes.push(runtime);
+    const events: SessionEvent[] = [];
+    runtime.events$.subscribe((e) => events.push(e));
+    await runtime.open('s', {});
+    clock.increment(2_000);
+    await waitFor(() => store.inFlight, 'the release commit to be under way');
+    expect(await runtime.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'the turn of m1 to end');
+    expect(events.filter((e) => e.type === 'done').map((e) => e.data.success)).toEqual([true]);
+    expect(errors).toEqual([]);
+    expect(runtime.health().fencedCommits).toBe(0);
+  });
+
+  it('C12, C17: a session this node still owns but stopped running (it fenced its own commit while its lease stood) is activated again by the sweep: its durable-acked input runs', async () => {
+    let fenced = false;
+    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    // The same store, whose own clock says for a moment that its lease may have run out.
+    const store = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'selfFenced') return () => fenced;
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    let first = true;
+    let finish: () => void = () => {};
+    const agent = async () => {
+      if (first) {
+        first = false;
+        await new Promise<void>((resolve) => (finish = resolve));
+      }
+      return 'ok';
+    };
+    const a = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: () => {} });
+    runtimes.push(a);
+    const events: SessionEvent[] = [];
+    a.events$.subscribe((e) => events.push(e));
+    expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted', durability: 'durable' });
+    await waitFor(() => !first, 'the first agent call');
+    // The turn's end is not committed: the node fences itself, the session stops here; the store still names this node.
+    fenced = true;
+    finish();
+    await waitFor(() => a.health().fencedCommits === 1, 'the fenced commit');
+    fenced = false;
+    expect(await real.ownerOf('s')).toMatchObject({ id: 'a' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'm1 to run again', 5_000);
+  });
+
+  it('C12, C17: mail that reaches the owner while its release is being committed is not left to a later sweep: the session is claimed again at once and runs it', async () => {
+    const clock = new SimulatedClock();
+    class SlowRelease extends PostgresStore {
+      inFlight = false;
+      override async commit(steps: readonly StepRecord[]): Promise<void> {
+        if (!steps.some((s) => s.release)) return super.commit(steps);
+        this.inFlight = true;
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        try {
+          return await super.commit(steps);
+        } finally {
+          this.inFlight = false;
+        }
+      }
+    }
+    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    // No sweep in this test's time: only the hint and the release's own follow-up can run the mail.
+    const a = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
+    const b = createRuntime({ agent: async () => 'ok', store: new PostgresStore({ url: pgUrl(), schema, nodeId: 'b', leaseTtlMs: 5_000, renewMs: 1_000 }), debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
+    runtimes.push(a, b);
+    const events: SessionEvent[] = [];
+    a.events$.subscribe((e) => events.push(e));
+    b.events$.subscribe((e) => events.push(e));
+    await a.open('s', {});
+    clock.increment(2_000);
+    await waitFor(() => store.inFlight, 'the release commit to be under way');
+    expect(await b.send('s', { id: 'm1', content: 'by mail' })).toEqual({ status: 'accepted', mode: 'queued', durability: 'durable' });
+    await waitFor(() => events.some((e) => e.type === 'done' && e.data.input_ids.includes('m1')), 'm1 to run', 3_000);
   });
 });

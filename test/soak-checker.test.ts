@@ -11,7 +11,7 @@ function history() {
     open: (conn: string, lastSeq?: number) => (records.push({ k: 'open', t: t++, conn, session: 's', ...(lastSeq !== undefined && { lastSeq }) }), api),
     frame: (conn: string, seq: number, type: string, data: Record<string, unknown> = {}) => (records.push({ k: 'frame', t: t++, conn, session: 's', seq, type, data }), api),
     sent: (conn: string, id: string, bad?: 'malformed' | 'oversized', expect?: { code: string; byId: boolean }) =>
-      (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: 'raw', ...(bad && { bad }), ...(expect && { expect }) }), api),
+      (records.push({ k: 'sent', t: t++, conn, session: 's', id, type: bad ? 'raw' : 'input', ...(bad && { bad }), ...(expect && { expect }) }), api),
     close: (conn: string, code: number, byClient = false) => (records.push({ k: 'close', t: t++, conn, session: 's', code, byClient }), api),
     kill: () => (records.push({ k: 'server', t: t++, event: 'kill', planned: true }), api),
     exit: (planned: boolean) => (records.push({ k: 'server', t: t++, event: 'exit', planned, code: 1 }), api),
@@ -150,6 +150,17 @@ describe('the soak checker', () => {
     // The client's own close is no excuse (the gateway answers a frame before it reads the next); a 1013 close for slowness is.
     expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').close('a', 1000, true))).toEqual(['C15']);
     expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'bad1', 'malformed').close('a', 1013))).toEqual([]);
+    // Answers go in frame order: behind an input whose ack still waited for its commit when the client closed, the error could not be written.
+    const owed = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1000, true);
+    expect(contracts(owed)).toEqual([]);
+    // So is a later oversized frame's close (1009), which the WebSocket makes at once.
+    const owedThenOversized = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').sent('a', 'big2', 'oversized').close('a', 1009);
+    expect(contracts(owedThenOversized)).toEqual([]);
+    // A gateway's own close that the protocol does not name is no excuse.
+    expect(contracts(history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1011))).toEqual(['C15']);
+    // An input answered before the close is no excuse.
+    const answeredFirst = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).sent('a', 'm1').refuse('a', 'm1').sent('a', 'bad1', 'malformed').close('a', 1000, true);
+    expect(contracts(answeredFirst)).toEqual(['C15']);
     expect(contracts(history().kill().exit(true))).toEqual([]);
   });
 

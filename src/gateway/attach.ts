@@ -27,6 +27,12 @@ export interface AttachWatch {
 export interface Attachment {
   readonly ack: OutboundFrame;
   readonly replay: readonly OutboundFrame[];
+  /**
+   * The client has every event up to this seq once the ack and the replay are written: its
+   * `last_seq` (when the session has it), else the attach point. Session events at or
+   * before it that arrive later must not be written again (C8).
+   */
+  readonly through: number;
 }
 
 /**
@@ -61,8 +67,12 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
     if (watch.gone()) return undefined;
   }
   // An event the subscription delivered already is not replayed: the attach point is before it.
-  const attachedAt = Math.min(before?.seq ?? 0, (watch.firstLiveSeq() ?? Infinity) - 1);
+  // A resuming client that has seen more than that keeps its own point, if the session has
+  // it (on a cluster node whose stream of the session lags behind the store, the stream may
+  // deliver events the client saw: they are not written again, see the connection's #write).
   const lastSeq = data.last_seq;
+  const live = Math.min(before?.seq ?? 0, (watch.firstLiveSeq() ?? Infinity) - 1);
+  const attachedAt = lastSeq !== undefined && lastSeq > live && lastSeq <= (before?.seq ?? 0) ? lastSeq : live;
   const missed = lastSeq === undefined || lastSeq >= attachedAt ? [] : await runtime.eventsAfter(sessionId, lastSeq);
   if (watch.gone()) return undefined;
   // Resume: the stored events after the client's last_seq, up to the attach point; live
@@ -82,7 +92,8 @@ export async function attachSession(runtime: Runtime, sessionId: string, data: I
       ...(lastSeq !== undefined && { resume: { from: lastSeq, replayed: replay.length, complete } }),
     },
   };
-  return { ack, replay };
+  const through = lastSeq !== undefined && lastSeq <= (before?.seq ?? 0) ? Math.max(lastSeq, 0) : attachedAt;
+  return { ack, replay, through };
 }
 
 /** A session event as a frame for the client. */

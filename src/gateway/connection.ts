@@ -451,7 +451,11 @@ export class Connection {
     this.#ctx.logger.debug({ sessionId, principal: principal?.id, kind: data.worker_type ?? 'agent' }, 'attached');
     this.#attached = true;
     this.#ctx.attached(sessionId);
-    this.#toGate({ type: 'attached', ...attachment });
+    // C8: the client has every event up to its last_seq (resume), or up to the attach point;
+    // held or later live events at or before it (a cluster node's stream that lags behind the
+    // store delivers them late) are not written again.
+    this.#lastSeq = Math.max(this.#lastSeq, attachment.through);
+    this.#toGate({ type: 'attached', ack: attachment.ack, replay: attachment.replay });
     // The frames that arrived meanwhile, in arrival order, as if they arrived now.
     const waiting = this.#waiting ?? [];
     this.#waiting = undefined;

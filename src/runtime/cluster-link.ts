@@ -21,6 +21,13 @@ export interface LinkDeps {
   begin(sessionId: string, seq: number): void;
   /** Hands committed events of a session run elsewhere to this node's subscribers (it skips seqs they have seen). */
   deliver(sessionId: string, events: readonly SessionEvent[]): void;
+  /**
+   * This node's stream of a session run elsewhere fell further behind than the store keeps
+   * events (`keepEvents`): the events after `seq` up to `next` are gone. Its subscribers'
+   * streams end with an error (they resume by last_seq and are told the resume is
+   * incomplete) rather than skipping events silently (C8).
+   */
+  behind(sessionId: string, seq: number, next: number): void;
   /** Claims and activates a session with waiting work and no live owner. */
   activate(sessionId: string): void;
   /** Mail from another node for a session this node runs. */
@@ -87,6 +94,11 @@ export class ClusterLink {
     if (!this.#deps.live(sessionId)) this.#events(sessionId);
   }
 
+  /** Reads a session's mail now, if this node runs it (mail left untaken while its release was in flight). */
+  wake(sessionId: string): void {
+    this.#mail(sessionId);
+  }
+
   /**
    * Resolves once a watched session's stream has its starting point. A status read after it
    * names a seq at or after that point, so an attach point taken from it has no gap before
@@ -108,6 +120,9 @@ export class ClusterLink {
       for (const sessionId of deps.watched()) if (!deps.live(sessionId)) this.#events(sessionId);
       for (const sessionId of await deps.store.orphans(100)) if (!deps.live(sessionId)) deps.activate(sessionId);
       for (const sessionId of await deps.store.mailWaiting()) this.#mail(sessionId);
+      // Owned here by the store's word, with work waiting, yet not run here: nobody else
+      // would claim it (its owner is alive), so this node activates it again.
+      for (const sessionId of (await deps.store.stranded?.()) ?? []) if (!deps.live(sessionId)) deps.activate(sessionId);
     } catch (error) {
       deps.report(error);
     }
@@ -130,7 +145,10 @@ export class ClusterLink {
       const from = this.#deps.delivered(sessionId);
       if (from === undefined) return; // its start failed; the sweep tries again
       const events = await this.#deps.store.eventsAfter(sessionId, from);
-      if (events.length > 0 && !this.#deps.live(sessionId)) this.#deps.deliver(sessionId, events);
+      if (events.length === 0 || this.#deps.live(sessionId)) return;
+      // The store trimmed events this node's subscribers have not seen (they lag too far).
+      if (events[0]!.seq > from + 1 && this.#deps.delivered(sessionId) === from) return this.#deps.behind(sessionId, from, events[0]!.seq);
+      this.#deps.deliver(sessionId, events);
     });
   }
 

@@ -64,6 +64,13 @@ export interface ClusterStore extends Store {
   mail(sessionId: string): Promise<Mail[]>;
   /** Sessions this node owns with mail not yet taken (the sweep's fallback for lost hints). */
   mailWaiting(): Promise<string[]>;
+  /**
+   * Sessions the store says this node (this incarnation) owns that have inputs or mail not
+   * yet consumed. One this node does not run is stranded — its host stopped without giving
+   * it up (a commit this node fenced itself, a failed activation) — and, since its owner is
+   * alive, no other node claims it: this node must activate it again.
+   */
+  stranded?(): Promise<string[]>;
   /** Sessions with waiting inputs whose owner is gone (or none): to claim and run. */
   orphans(limit: number): Promise<string[]>;
   /** Stored sessions, the most recently written first, up to `limit` (for tools that list them). */

@@ -30,7 +30,7 @@ export interface PostgresStoreOptions {
   renewMs?: number;
   /** Events held per session for resume. @default 256 (DEFAULT_KEEP_EVENTS) */
   keepEvents?: number;
-  /** Connections in the pool (one more is held for LISTEN). @default 10 */
+  /** Connections in the pool (one more is held for LISTEN, and one for the node lease). @default 10 */
   max?: number;
 }
 

@@ -54,6 +54,7 @@ export class PostgresStore implements ClusterStore {
   readonly durable = true;
   readonly #opts: ResolvedPostgresOptions;
   readonly #sql: Sql;
+  readonly #leaseSql: Sql;
   readonly #lease: NodeLease;
   /** Sessions this node claimed, by key: the epoch every commit of theirs must still find. */
   readonly #claims = new Map<string, Claim>();
@@ -87,7 +88,14 @@ export class PostgresStore implements ClusterStore {
       },
     };
     this.#sql = url === undefined ? postgres(config) : postgres(url, config);
-    this.#lease = new NodeLease(this.#sql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
+    // The lease has a connection of its own: on the pool, a renewal waited behind every
+    // commit and read queued before it, and a node busy with commits lost its lease (and so
+    // every session) for want of a free connection, though the database was there. Its
+    // statements use no array types, so it never reads them (see #schema). One connection for
+    // the node's life: no recycling timer (`max_lifetime`), whose handle would be one more.
+    const leaseConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null, connection: { ...config.connection, application_name: `baton ${nodeId} lease`.slice(0, 63) } };
+    this.#leaseSql = url === undefined ? postgres(leaseConfig) : postgres(url, leaseConfig);
+    this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
   }
 
   get node(): NodeIdentity {
@@ -222,6 +230,15 @@ export class PostgresStore implements ClusterStore {
     return rows.map((r) => r.session_id);
   }
 
+  async stranded(): Promise<string[]> {
+    await this.#schema();
+    const { id, incarnation } = this.node;
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT DISTINCT i.session_id FROM sessions s JOIN inbox i ON i.session_id = s.id AND NOT i.consumed
+      WHERE s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}`;
+    return rows.map((r) => r.session_id);
+  }
+
   async orphans(limit: number): Promise<string[]> {
     await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`
@@ -264,7 +281,7 @@ export class PostgresStore implements ClusterStore {
   /** Ends the pool and the LISTEN connection. Without {@link leave}, the lease runs out by itself. */
   close(): Promise<void> {
     this.#lease.stop();
-    this.#closing ??= this.#sql.end({ timeout: 5 });
+    this.#closing ??= Promise.all([this.#sql.end({ timeout: 5 }), this.#leaseSql.end({ timeout: 5 })]).then(() => {});
     return this.#closing;
   }
 

@@ -49,6 +49,8 @@ interface Activation {
 export class SessionRegistry {
   readonly live = new Map<string, SessionHost>();
   readonly #activating = new Map<string, Activation>();
+  /** Live sessions whose release (passivation) is being committed, with the callers waiting for it, in order. */
+  readonly #releasing = new Map<string, Waiter[]>();
   readonly #deps: RegistryDeps;
 
   constructor(deps: RegistryDeps) {
@@ -65,6 +67,29 @@ export class SessionRegistry {
   }
 
   /**
+   * A live session may be given up (a passivation's release is being committed): callers
+   * wait until `done`, then find it live still, or gone — and activate it again, claiming
+   * it anew. Without the wait, an input taken by the host meanwhile would be written after
+   * the release, under a claim that is no longer this node's: refused, and the session
+   * would churn between nodes.
+   */
+  holdWhile(sessionId: string, done: Promise<unknown>): void {
+    if (this.#releasing.has(sessionId)) return;
+    const waiters: Waiter[] = [];
+    this.#releasing.set(sessionId, waiters);
+    const resume = () => {
+      this.#releasing.delete(sessionId);
+      for (const waiter of waiters) waiter();
+    };
+    done.then(resume, resume);
+  }
+
+  /** Whether callers of this session wait for its release to be committed. */
+  releasing(sessionId: string): boolean {
+    return this.#releasing.has(sessionId);
+  }
+
+  /**
    * Runs `use` on the session — live, activated from the store, or (with `create`) new.
    * `undefined` when there is no such session and `claim.create` is false.
    */
@@ -74,6 +99,8 @@ export class SessionRegistry {
     use: (host: SessionHost) => Awaitable<R>,
     elsewhere?: (owner: OwnedElsewhere) => Awaitable<R | BatonError>,
   ): Awaitable<R | BatonError | undefined> {
+    const releasing = this.#releasing.get(sessionId);
+    if (releasing) return this.#queue(releasing, () => this.with(sessionId, claim, use, elsewhere));
     const live = this.live.get(sessionId);
     if (live) return kindProblem(sessionId, live.kindName, claim.kind) ?? use(live);
     const pending = this.#activating.get(sessionId);

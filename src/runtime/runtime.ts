@@ -283,17 +283,31 @@ export function createRuntime(options: RuntimeOptions): Runtime {
    * it live).
    */
   const passivating = new Set<SessionHost>();
+  /** Hosts that were hinted of mail while their release was being committed (a cluster). */
+  const mailDuringRelease = new Set<SessionHost>();
   function passivate(host: SessionHost): void {
     if (passivating.has(host)) return;
     passivating.add(host);
-    void host.checkpoint({ release: true }).then((stored) => {
+    const done = host.checkpoint({ release: true }).then((stored) => {
       passivating.delete(host);
       // A failed store took the host out of service already (C16). A step with activity did
       // not give the session up (the host keeps it, and its claim): the next sweep tries again.
-      if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) return;
+      const missed = mailDuringRelease.delete(host);
+      if (!stored || sessions.get(host.id) !== host || !host.released || !host.quiescent() || !host.settled()) {
+        // Kept here: mail that came during the release waits untaken.
+        if (cluster && sessions.get(host.id) === host) cluster.wake(host.id);
+        return;
+      }
       host.stop();
       sessions.delete(host.id);
+      // Given up with mail waiting that its sender left to this node: claimed again at once,
+      // rather than left to the next sweep's orphans.
+      if (missed && !shutdown) void registry.with(host.id, { create: false }, () => undefined);
     });
+    // On a cluster the release gives the session up: an input, command or control for it waits
+    // for the commit, then finds it live still or claims it anew (C17), never writes under a
+    // claim the release ended.
+    if (cluster) registry.holdWhile(host.id, done);
   }
 
   // C16, C17 and retention: the runtime's watch over its store.
@@ -343,6 +357,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
               for (const subscriber of subscribers) subscriber.next(event);
             }
           },
+          behind(id, seq, next) {
+            const subscribers = listeners.get(id);
+            listeners.delete(id);
+            seen.delete(id);
+            const why = `this node's stream of it fell behind what the store keeps (events ${seq + 1} to ${next - 1} are gone); resume from last_seq`;
+            for (const subscriber of subscribers ?? []) subscriber.error(new StoreUnavailableError(id, why));
+          },
           activate: (id) => {
             if (!shutdown) void registry.with(id, { create: false }, () => undefined);
           },
@@ -362,6 +383,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
    * session's own event; mail seen before (a hint read twice) is only marked taken.
    */
   function takeMail(host: SessionHost, mail: readonly Mail[]): void {
+    // Its release is being committed: the mail stays untaken, for this node if it keeps the
+    // session (the sweep's mailWaiting) or for whichever node claims it next (orphans).
+    if (passivating.has(host)) return void mailDuringRelease.add(host);
     host.step(() => {
       const consumed: string[] = [];
       for (const { entry, kind } of mail) {

@@ -278,7 +278,20 @@ export function check({ history, boundaries = new Map(), resources, health, stor
     // the protocol names, which may take the answer with it. A client's own close is no
     // excuse: the gateway answers a frame before it reads the next, the close included.
     const behindOversized = own.some((r) => r.k === 'sent' && r.bad === 'oversized' && r.t < sent.t);
-    if (answered || killed || behindOversized || closed?.code === 1013) continue;
+    // The connection closed — by the client, or by the WebSocket for a later oversized frame
+    // (1009) — while an input sent before this frame was still unanswered: the gateway
+    // answers frames in their order, and an input's ack waits for its commit (C16), which on
+    // a store across the network (PostgreSQL) takes a round trip or more; the WebSocket
+    // answers the client's close, or closes on the oversized frame, at once, and nothing is
+    // written after it.
+    const behindOwed =
+      closed !== undefined && (closed.byClient === true || closed.code === 1009) &&
+      own.some(
+        (r) =>
+          r.k === 'sent' && r.type === 'input' && r.bad === undefined && r.t < sent.t &&
+          !own.some((a) => a.k === 'frame' && a.seq === 0 && a.t <= closed.t && (a.type === 'input.ack' ? a.data.client_message_id : a.type === 'error' ? a.data.event_id : undefined) === r.id),
+      );
+    if (answered || killed || behindOversized || behindOwed || closed?.code === 1013) continue;
     violations.push({ contract: 'C15', session: sent.session, message: `${sent.bad} frame ${sent.id} on ${sent.conn} got neither its error (${code}) nor its close`, slice: [sent, ...(closed ? [closed] : [])] });
   }
   for (const exit of history.filter((r): r is ServerRecord => r.k === 'server' && r.event === 'exit' && !r.planned)) {
