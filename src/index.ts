@@ -61,7 +61,7 @@ export type {
   Profile,
   QuestionId,
 } from '../machines/onboarding.ts';
-export { demoAgent } from './agents/demo.ts';
+export { demoAgent, echoUpper } from './agents/demo.ts';
 export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';

@@ -23,9 +23,16 @@ export interface Tool<TInput = unknown, TOutput = unknown> {
    * that needs one is refused with a `denied` result (code `approval_required`), never run.
    * @default false
    */
-  readonly needsApproval?: boolean | ((input: TInput) => boolean);
+  readonly needsApproval?: boolean | ApprovalCheck<TInput>;
   run(input: TInput, context: ToolContext): Promise<TOutput> | TOutput;
 }
+
+/**
+ * `needsApproval` as a function of the input. Written as a method's type so a
+ * `Tool<{ city: string }>` still fits where any tool does (`tools: Tool[]`): method
+ * parameters are compared both ways, plain function types only contravariantly.
+ */
+type ApprovalCheck<TInput> = { check(input: TInput): boolean }['check'];
 
 /** Why a tool call did not produce an output. */
 export type ToolErrorCode =
