@@ -1,7 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTool, demoAgent, toolSchema, type Agent, type ToolContext, type ToolResult, type Turn } from '../src/index.ts';
-import { seqGaps, settle, testRuntime, turnOverlaps } from './helpers.ts';
+import { SqliteStore } from '../src/sqlite.ts';
+import type { StepRecord } from '../src/index.ts';
+import { seqGaps, settle, stored, testRuntime, turnOverlaps } from './helpers.ts';
+
+/** SQLite in memory whose commits fail while `failing` is set (C16). */
+class FaultyStore extends SqliteStore {
+  failing = false;
+  constructor() {
+    super(':memory:');
+  }
+  override commit(steps: readonly StepRecord[]): void {
+    if (this.failing) throw new Error('database or disk is full');
+    super.commit(steps);
+  }
+}
 
 const upper = defineTool({
   name: 'upper',
@@ -197,5 +211,37 @@ describe('C19 tools', () => {
       { id: 'call_1_1', status: 'ok', output: 'HELLO WORLD' },
     ]);
     expect(t.of('s').filter((e) => e.type === 'message.delta').map((e) => (e.data as { content: string }).content).join('')).toBe('echo_upper: HELLO WORLD');
+  });
+
+  it('C19: the tool runs only once its tool_call is committed; a failed commit shows and runs nothing (C16)', async () => {
+    const store = new FaultyStore();
+    let ran = 0;
+    const counted = defineTool({ name: 'counted', description: 'Counts runs', parameters: z.object({}), run: () => ++ran });
+    let turn: Turn | undefined;
+    const agent: Agent = (t) => {
+      turn = t;
+      return new Promise(() => {}); // the test calls the tool itself
+    };
+    const t = testRuntime({ agent, tools: [counted], store, debounceMs: 0, storeRetryMs: 60_000, onError: () => {} });
+    await t.runtime.send('s', { id: 'm1', content: 'go' });
+    await settle();
+    store.failing = true;
+    void turn!.callTool('counted', {});
+    await settle();
+    expect(ran).toBe(0);
+    expect(t.types('s')).not.toContain('tool_call');
+  });
+
+  it('C19: tool entries survive a store round trip (SQLite)', async () => {
+    const store = new SqliteStore(':memory:');
+    const t = testRuntime({ agent: callingAgent('upper'), tools: [upper], store, debounceMs: 0 });
+    await t.runtime.send('s', { id: 'm1', content: '{"text":"hi"}' });
+    await settle();
+    expect((await stored(store, 's'))?.history.map((e) => [e.role, e.role.startsWith('tool_') ? JSON.parse(e.content).id : e.content])).toEqual([
+      ['user', '{"text":"hi"}'],
+      ['tool_call', 'call_1_1'],
+      ['tool_result', 'call_1_1'],
+      ['assistant', 'got HI'],
+    ]);
   });
 });
