@@ -244,4 +244,25 @@ describe('C19 tools', () => {
       ['assistant', 'got HI'],
     ]);
   });
+
+  it('C19: an input under busy policy interrupt cancels the running call once, then the next turn runs', async () => {
+    const held = heldTool();
+    const t = testRuntime({ agent: callingAgent('held'), tools: [held.tool], debounceMs: 0, busyPolicy: 'interrupt' });
+    await t.runtime.send('s', { id: 'm1', content: '{"n":1}' });
+    await settle();
+    await t.runtime.send('s', { id: 'm2', content: '{"n":2}' });
+    await settle();
+    expect(held.runs[0]!.context.signal.aborted).toBe(true);
+    expect(held.runs).toHaveLength(2);
+    held.runs[1]!.resolve('second');
+    await settle();
+    expect(toolEvents(t.of('s')).map((e) => [e.type, (e.data as { id: string }).id, (e.data as { status?: string }).status])).toEqual([
+      ['tool_call', 'call_1_1', undefined],
+      ['tool_result', 'call_1_1', 'cancelled'],
+      ['tool_call', 'call_2_1', undefined],
+      ['tool_result', 'call_2_1', 'ok'],
+    ]);
+    expect(t.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
+    expect(turnOverlaps(t.events)).toEqual([]);
+  });
 });

@@ -95,6 +95,8 @@ export class TurnTools {
   #run(id: string, tool: Tool, input: unknown, controller: AbortController): void {
     if (!this.#open.has(id)) return; // cancelled before it could start
     const signal = AbortSignal.any([this.#host.signal(), controller.signal]);
+    // Aborted while its tool_call was being committed: the tool never starts.
+    if (signal.aborted) return this.#finish(id, failure(id, 'cancelled', 'cancelled', 'the turn was aborted before the tool ran'));
     const settled = (output: { ok: true; value: unknown } | { ok: false; error: unknown }) => {
       if (!this.#open.has(id)) return; // already cancelled: the late outcome is dropped
       if (signal.aborted) return this.#finish(id, failure(id, 'cancelled', 'cancelled', 'the turn was aborted while the tool ran'));
