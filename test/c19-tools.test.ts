@@ -265,4 +265,19 @@ describe('C19 tools', () => {
     expect(t.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
     expect(turnOverlaps(t.events)).toEqual([]);
   });
+
+  it('C19: a shutdown past drainMs cancels the running call before its done (memory store)', async () => {
+    const held = heldTool();
+    const t = testRuntime({ agent: callingAgent('held'), tools: [held.tool], debounceMs: 0 });
+    await t.runtime.send('s', { id: 'm1', content: '{"n":1}' });
+    await settle();
+    const down = t.runtime.shutdown({ drainMs: 100 });
+    await t.advance(100);
+    await down;
+    expect(held.runs[0]!.context.signal.aborted).toBe(true);
+    const types = t.types('s');
+    expect(toolEvents(t.of('s')).map((e) => (e.data as { status?: string }).status ?? e.type)).toEqual(['tool_call', 'cancelled']);
+    expect(types.indexOf('tool_result')).toBeLessThan(types.lastIndexOf('done'));
+    expect(t.dones('s')).toEqual([expect.objectContaining({ reason: 'shutdown' })]);
+  });
 });
