@@ -64,7 +64,27 @@ export type AepEvent =
     }
   | { readonly type: 'done'; readonly data: DoneData }
   | { readonly type: 'error'; readonly data: { readonly code: ErrorCode; readonly message: string; readonly event_id?: string } }
-  | { readonly type: 'question_request'; readonly data: { readonly id: string; readonly questions: readonly Question[] } };
+  | { readonly type: 'question_request'; readonly data: { readonly id: string; readonly questions: readonly Question[] } }
+  | { readonly type: 'tool_call'; readonly data: ToolCallData }
+  | { readonly type: 'tool_result'; readonly data: ToolResultData };
+
+/** A turn called a tool (C19): `id` names the call; its `tool_result` carries the same id. */
+export interface ToolCallData {
+  readonly id: string;
+  readonly name: string;
+  readonly input: unknown;
+}
+
+/**
+ * The one result of a tool call (C19): `output` when `status` is `ok`, else `error`
+ * (`cancelled` when the turn ended while the tool ran).
+ */
+export interface ToolResultData {
+  readonly id: string;
+  readonly status: 'ok' | 'failed' | 'denied' | 'cancelled';
+  readonly output?: unknown;
+  readonly error?: { readonly code: string; readonly message: string };
+}
 
 /**
  * What a machine emits as session output. Identical to {@link AepEvent} except that a

@@ -86,6 +86,12 @@ export function chat(options: ChatOptions): Promise<number> {
           const [q] = d.questions as { question: string }[];
           return line(`? ${q?.question ?? ''}`);
         }
+        case 'tool_call':
+          return line(`[tool ${String(d.id)}: ${String(d.name)}(${JSON.stringify(d.input)})]`);
+        case 'tool_result': {
+          const error = d.error as { code: string; message: string } | undefined;
+          return line(`[tool ${String(d.id)} ${String(d.status)}: ${error ? `${error.code} — ${error.message}` : JSON.stringify(d.output)}]`);
+        }
         case 'done':
           if (!d.success) line(`[turn ended: ${String(d.reason)}]`);
           return settle([...(d.input_ids as string[]), ...((d.cancelled_input_ids as string[] | undefined) ?? [])]);

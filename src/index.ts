@@ -14,6 +14,8 @@ export { demoAnalyzer } from './agents/demo-analyzer.ts';
 export type { RuntimeOptions, SessionOptions } from './runtime/options.ts';
 export { sessionDefaults, runtimeDefaults } from './runtime/options.ts';
 export type { Agent, Turn } from './runtime/turn.ts';
+export { defineTool, toolSchema } from './runtime/tool.ts';
+export type { Tool, ToolContext, ToolResult, ToolError, ToolErrorCode } from './runtime/tool.ts';
 export type { Clock } from './runtime/clock.ts';
 export type { CommandHandler, CommandSpec, CommandContext } from './runtime/commands.ts';
 export type { SessionEvent, Receipt, SessionStatus, InputMessage, AnswerMessage } from './runtime/types.ts';
@@ -47,7 +49,7 @@ export type {
   SessionMachineEvent,
   SessionEffect,
 } from '../machines/session.ts';
-export type { AepEvent, DoneData, DoneReason, MachineOutput, Question, SessionStateName } from '../machines/events.ts';
+export type { AepEvent, DoneData, DoneReason, MachineOutput, Question, SessionStateName, ToolCallData, ToolResultData } from '../machines/events.ts';
 export { onboardingMachine } from '../machines/onboarding.ts';
 export type {
   Analysis,
@@ -59,7 +61,7 @@ export type {
   Profile,
   QuestionId,
 } from '../machines/onboarding.ts';
-export { demoAgent } from './agents/demo.ts';
+export { demoAgent, echoUpper } from './agents/demo.ts';
 export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';

@@ -57,7 +57,8 @@ export function openaiAgent(options: OpenAIAgentOptions): Agent {
     turn.steer?.drain(); // accept steering from the start of the turn
     const messages: ChatCompletionMessageParam[] = [
       ...(options.system ? [{ role: 'system' as const, content: options.system }] : []),
-      ...turn.history.map((entry) => ({
+      // Tool entries (C19) are not sent to OpenAI yet: this adapter offers it no tools.
+      ...turn.history.flatMap((entry) => (entry.role === 'user' || entry.role === 'assistant' ? [{ ...entry, role: entry.role }] : [])).map((entry) => ({
         role: entry.role,
         content: entry.status ? `${entry.content}\n[reply ${entry.status}]` : entry.content,
       })),

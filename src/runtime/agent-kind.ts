@@ -18,10 +18,14 @@ import type { TranscriptEntry } from './store.ts';
 import { BatonError } from '../errors.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
+import type { Tool, ToolResult } from './tool.ts';
+import { TurnTools } from './tool-calls.ts';
 
 export interface AgentKindOptions {
   readonly agent: Agent;
   readonly commands: ReadonlyMap<string, CommandSpec>;
+  /** The tools `turn.callTool` reaches: the runtime's and the agent's (C19). @default none */
+  readonly tools?: ReadonlyMap<string, Tool>;
   settingsFor(sessionId: string): SessionSettings;
 }
 
@@ -78,6 +82,8 @@ export function agentKind(options: AgentKindOptions): SessionKind {
   };
 }
 
+const noTools: ReadonlyMap<string, Tool> = new Map();
+
 /** The host side of one running turn. */
 interface TurnRecord {
   readonly id: number;
@@ -86,6 +92,8 @@ interface TurnRecord {
   readonly steer: SteerChannel | undefined;
   /** The turn's inputs, steered ones included once pulled: what the transcript records. */
   readonly inputs: SessionInput[];
+  /** The turn's tool calls (C19). */
+  readonly tools: TurnTools;
   /** The reply so far, streamed or returned. */
   text: string;
   streamed: boolean;
@@ -122,6 +130,10 @@ class AgentTurn implements Turn {
 
   get history(): readonly TranscriptEntry[] {
     return (this.#history ??= this.#driver.history());
+  }
+
+  callTool(name: string, input: unknown): Promise<ToolResult> {
+    return this.#record.tools.call(name, input);
   }
 }
 
@@ -177,6 +189,8 @@ class AgentDriver implements KindDriver {
   closeTurn(done: Omit<DoneData, 'stats'>): { durationMs: number; transcript?: readonly TranscriptEntry[] } {
     const record = this.#turn;
     if (!record) return { durationMs: 0 };
+    // C19: a call still open gets its `cancelled` result before the turn's done.
+    record.tools.close();
     record.ended = true;
     this.#turn = undefined;
     this.#session.clock.clearTimeout(record.timer);
@@ -186,6 +200,7 @@ class AgentDriver implements KindDriver {
       const input = byId.get(id);
       return input ? [{ role: 'user' as const, content: input.content, inputId: id }] : [];
     });
+    entries.push(...record.tools.entries);
     const status = done.success ? undefined : done.reason === 'failed' ? 'failed' : 'interrupted';
     entries.push({ role: 'assistant', content: record.text, ...(status && { status }) });
     return { durationMs: this.#session.now() - record.startedAt, transcript: entries };
@@ -215,9 +230,28 @@ class AgentDriver implements KindDriver {
           },
         )
       : undefined;
+    const controller = new LazyAbort();
+    const session = this.#session;
+    const tools = new TurnTools(
+      {
+        sessionId: session.sessionId,
+        tools: this.#options.tools ?? noTools,
+        signal: () => controller.signal,
+        // Like a delta: an event of a turn the machine opened and has not closed.
+        output: (event) => {
+          if (!record.ended && record === this.#turn) session.output(event);
+        },
+        defer: (task) => session.defer(task),
+        report: (error) => session.defer(() => {
+          throw error;
+        }),
+      },
+      `call_${turnId}`,
+    );
     const record: TurnRecord = {
       id: turnId,
-      controller: new LazyAbort(),
+      controller,
+      tools,
       startedAt: this.#session.now(),
       steer,
       inputs: turn.inputs.map((ref) => this.#input(ref.id)),

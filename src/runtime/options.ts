@@ -3,6 +3,7 @@ import { validateOptions } from '../validate.ts';
 import type { BusyPolicy, CommandLane } from '../../machines/session.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { Agent } from './turn.ts';
+import type { Tool } from './tool.ts';
 
 export type InspectionObserver = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 import type { Clock } from './clock.ts';
@@ -58,6 +59,12 @@ export interface RuntimeOptions extends SessionOptions {
   commandPrefix?: string;
   /** Extra commands by name (without the prefix): a handler or `{ description, handler }`. */
   commands?: Record<string, CommandHandler | CommandSpec>;
+  /**
+   * Tools every agent turn may call with `turn.callTool` (C19), made with `defineTool`.
+   * An agent's own `agent.tools` are added; a name given twice is a `TypeError`.
+   * @default []
+   */
+  tools?: readonly Tool[];
   /**
    * Time source for every delay (batching, timeouts, drain). Inject XState's
    * `SimulatedClock` in tests.
@@ -240,6 +247,7 @@ const runtimeSchema = z.strictObject({
   agent: z.function(),
   commandPrefix: z.string().min(1).optional(),
   commands: z.record(z.string(), z.unknown()).optional(),
+  tools: z.array(z.looseObject({ name: z.string(), parameters: z.object({}).loose(), run: z.function() })).optional(),
   clock: z.object({ setTimeout: z.function(), clearTimeout: z.function() }).loose().optional(),
   settingsFor: z.function().optional(),
   idempotencyWindow: z.number().int().min(1).optional(),

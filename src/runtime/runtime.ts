@@ -22,6 +22,7 @@ import { attempt, when, type Awaitable } from './awaitable.ts';
 import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
 import { agentKind } from './agent-kind.ts';
+import { toolsByName } from './tool.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
 import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
@@ -227,7 +228,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   const kinds = new Map<string, SessionKind>([
-    ['agent', agentKind({ agent: opts.agent, commands, settingsFor })],
+    ['agent', agentKind({ agent: opts.agent, commands, settingsFor, tools: toolsByName('createRuntime', opts.tools, opts.agent.tools) })],
     ['onboarding', onboardingKind(opts.onboarding)],
   ]);
   for (const [name, kind] of Object.entries(opts.kinds ?? {})) {

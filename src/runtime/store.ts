@@ -33,7 +33,12 @@ export interface InboxEntry {
  * that was stopped or failed records its inputs and marks its reply.
  */
 export interface TranscriptEntry {
-  readonly role: 'user' | 'assistant';
+  /**
+   * `tool_call` and `tool_result` entries (C19) come between a turn's inputs and its reply,
+   * in call order; their `content` is the event's `data` as JSON (`{ id, name, input }`,
+   * `{ id, status, output | error }`), so every store keeps them as it keeps text.
+   */
+  readonly role: 'user' | 'assistant' | 'tool_call' | 'tool_result';
   readonly content: string;
   /** For user entries: the client message id of the input. */
   readonly inputId?: string;

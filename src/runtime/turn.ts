@@ -1,5 +1,6 @@
 import type { SessionInput } from '../../machines/session.ts';
 import type { TranscriptEntry } from './store.ts';
+import type { Tool, ToolResult } from './tool.ts';
 
 /**
  * Steering (busy policy `steer`): inputs that arrive while the turn runs. Iterate it to
@@ -41,6 +42,19 @@ export interface Turn {
    * `interrupted` or `failed`).
    */
   readonly history: readonly TranscriptEntry[];
+  /**
+   * Calls a tool registered with the runtime or the agent (C19): the input is validated
+   * against the tool's `parameters`, `tool_call` is emitted (and committed) before the tool
+   * runs with a signal aborted when the turn ends, and `tool_result` follows — exactly once,
+   * `cancelled` if the turn is stopped, interrupted or times out first. Both go to the
+   * transcript. Never throws: bad input, an unknown tool, a tool that throws are results
+   * with `status: 'failed'`.
+   *
+   * @example
+   * const result = await turn.callTool('echo_upper', { text: 'hi' });
+   * if (result.status === 'ok') turn.emit(String(result.output));
+   */
+  callTool(name: string, input: unknown): Promise<ToolResult>;
 }
 
 /**
@@ -48,4 +62,7 @@ export interface Turn {
  * text (sent as one delta when nothing was streamed). Throwing or rejecting fails the
  * turn with `WORKER_CRASH` (C7).
  */
-export type Agent = (turn: Turn) => Promise<string | void> | string | void;
+export type Agent = ((turn: Turn) => Promise<string | void> | string | void) & {
+  /** Tools this agent calls, besides the runtime's `tools` (C19). @default none */
+  readonly tools?: readonly Tool[];
+};

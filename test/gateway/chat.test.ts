@@ -50,6 +50,15 @@ describe('chat client: at end of input it leaves once every input it sent is ans
     expect(printed).toMatch(/< echo: hi\n/);
   });
 
+  it('C19: shows a tool call and its result', async () => {
+    const { url } = await gateway();
+    const { code, printed } = await pipe(url, ['tool hi']);
+    expect(code).toBe(0);
+    expect(printed).toMatch(/\[tool call_1_1: echo_upper\(\{"text":"hi"\}\)\]/);
+    expect(printed).toMatch(/\[tool call_1_1 ok: "HI"\]/);
+    expect(printed).toMatch(/echo_upper: HI/);
+  });
+
   it('C15: exits after a rejection naming its input (RATE_LIMITED)', async () => {
     const { url } = await gateway({ gateway: { rateLimit: { perSecond: 0.001, burst: 1 } } });
     const { code, printed } = await pipe(url, ['first', 'second']);
