@@ -51,7 +51,12 @@ describe('C16: a read the store never answers', () => {
     expect(receipt.error).toBeInstanceOf(StoreUnavailableError);
 
     // The retry goes on (its pass ended with the refusal), reads again and recovers.
-    for (let i = 0; i < 50 && t.runtime.health().failedSessions > 0; i++) await t.advance(40);
+    // Backoff doubles after a refused pass (1 s, 2 s, …): up to 16 s of simulated time, with a
+    // real pause between steps so a loaded machine's store answers land.
+    for (let i = 0; i < 400 && t.runtime.health().failedSessions > 0; i++) {
+      await t.advance(40);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     expect(t.runtime.health()).toMatchObject({ ok: true, failedSessions: 0 });
     await expect.poll(() => agent.calls.length, { timeout: 2000, interval: 1 }).toBe(2);
     expect(agent.calls[1]!.turn.inputs.map((i) => i.id)).toEqual(['m1']);
