@@ -7,23 +7,11 @@ import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { SignJWT } from 'jose';
 import pino from 'pino';
+import { SECRET, tokenFor } from './jwt.ts';
 import { Client, gatewayPerTest, type Frame } from './client.ts';
 
 const gateway = gatewayPerTest();
-const SECRET = 'a-test-secret-of-at-least-32-characters';
-const key = new TextEncoder().encode(SECRET);
-
-function tokenFor(sub: string, { ttl = 3600, scope }: { ttl?: number; scope?: string } = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(scope ? { scope } : {})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuedAt(now - 10)
-    .setExpirationTime(now + ttl)
-    .sign(key);
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

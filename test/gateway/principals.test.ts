@@ -4,23 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
+import { SECRET, tokenFor } from './jwt.ts';
 import { Client, gatewayPerTest } from './client.ts';
 import { ownerOrAdmin, type Authorize } from '../../src/gateway/index.ts';
 
 const gateway = gatewayPerTest();
-const SECRET = 'a-test-secret-of-at-least-32-characters';
-const key = new TextEncoder().encode(SECRET);
-
-/** An HS256 token for `sub`, valid for `ttl` seconds (negative: already expired). */
-function tokenFor(sub: string, { ttl = 3600, scope }: { ttl?: number; scope?: string } = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(scope ? { scope } : {})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuedAt(now - 10)
-    .setExpirationTime(now + ttl)
-    .sign(key);
-}
 
 async function as(url: string, sub: string, init: Record<string, unknown> = {}, scope?: string) {
   return Client.attach(url, { auth: { token: await tokenFor(sub, scope ? { scope } : {}) }, ...init });
