@@ -46,7 +46,9 @@ describe('C16 commit cost', () => {
     const long = await turnWith(100);
     expect(short.deltas).toBe(5);
     expect(long.deltas).toBe(100);
-    expect(long.snapshots).toBe(short.snapshots);
+    // The same handful either way (which steps a group commit meets can move one by one; a
+    // delta that rewrote the snapshot would add a hundred).
+    expect(long.snapshots).toBeLessThanOrEqual(short.snapshots + 1);
     expect(long.snapshots).toBeLessThanOrEqual(4);
   });
 });
