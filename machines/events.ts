@@ -66,7 +66,21 @@ export type AepEvent =
   | { readonly type: 'error'; readonly data: { readonly code: ErrorCode; readonly message: string; readonly event_id?: string } }
   | { readonly type: 'question_request'; readonly data: { readonly id: string; readonly questions: readonly Question[] } }
   | { readonly type: 'tool_call'; readonly data: ToolCallData }
-  | { readonly type: 'tool_result'; readonly data: ToolResultData };
+  | { readonly type: 'tool_result'; readonly data: ToolResultData }
+  | { readonly type: 'permission_request'; readonly data: PermissionRequestData };
+
+/**
+ * A tool call waits for the user's approval (C19). It is open until the call's
+ * `tool_result` (same `id`): answered by `permission_response{id, allowed, reason?}`, or
+ * denied by itself at `expires_at` (ms since the epoch, on the runtime's clock).
+ */
+export interface PermissionRequestData {
+  readonly id: string;
+  readonly tool_name: string;
+  readonly input: unknown;
+  readonly description?: string;
+  readonly expires_at: number;
+}
 
 /** A turn called a tool (C19): `id` names the call; its `tool_result` carries the same id. */
 export interface ToolCallData {

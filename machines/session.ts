@@ -16,6 +16,12 @@
  * `busy` while a turn runs (`running.busy`), `quiescent` where nothing runs and nothing
  * waits (`running.idle.quiet`, `terminated`) — the runtime may passivate the session there.
  *
+ * Approvals (C19): a turn whose tool call needs the user's approval waits in
+ * `running.busy.waiting` (tags `waiting-for-user` and `quiescent`: the agent is parked on
+ * the decision, so the session may passivate and re-run the turn from its journal when the
+ * decision comes). The pending call ids are `context.approvals`; a turn that ends, however
+ * it ends, leaves none.
+ *
  * Pure: imports only from xstate, so it pastes into the Stately visualizer unchanged.
  */
 import { setup, and, not, assign, emit, enqueueActions } from 'xstate';
@@ -86,6 +92,11 @@ export interface SessionContext {
   readonly drained: boolean;
   /** Inputs a shutdown cancelled, reported with the last `done`. */
   readonly cancelled: readonly string[];
+  /**
+   * Tool call ids of the running turn waiting for the user's decision (C19). Kept when a
+   * restored turn re-runs: the decision is still owed.
+   */
+  readonly approvals: readonly string[];
 }
 
 export type SessionMachineEvent =
@@ -106,6 +117,14 @@ export type SessionMachineEvent =
    * turn in the machine (`after`) cost a fifth of every turn in XState's scheduler.
    */
   | { type: 'agent.timeout'; turnId: number }
+  /** A tool call of the turn needs the user's approval (its `permission_request` is out). */
+  | { type: 'approval.request'; turnId: number; callId: string }
+  /** The approval's deadline passed: a denial. */
+  | { type: 'approval.timeout'; callId: string }
+  /** A re-run turn no longer makes the call (its agent took another path): nothing is owed. */
+  | { type: 'approval.withdraw'; callId: string }
+  /** The user's decision (AEP `permission_response`); `reason` goes to the host, never to context. */
+  | { type: 'permission'; decision: { id: string; allowed: boolean; reason?: string } }
   | { type: 'command.done'; commandId: string; text?: string }
   /** `code`: `TURN_TIMEOUT` when the handler ran past turnTimeoutMs; `INTERNAL_ERROR` otherwise. */
   | { type: 'command.error'; commandId: string; message: string; code?: ErrorCode }
@@ -122,9 +141,11 @@ export type SessionEffect =
   | { type: 'turn.abort'; turnId: number }
   | { type: 'turn.steer'; turnId: number; input: InputRef }
   | { type: 'command.run'; command: SessionCommand }
+  /** A pending approval was decided — by the user, or by its deadline (`timedOut`). */
+  | { type: 'approval.decided'; callId: string; allowed: boolean; reason?: string; timedOut?: boolean }
   | { type: 'drained' };
 
-type Enqueue = { emit: (effect: SessionEffect) => void };
+type Enqueue = { emit: (effect: SessionEffect) => void; assign: (fields: Partial<SessionContext>) => void };
 
 // Output helpers. They are plain functions, not actions, so several outputs can be
 // emitted from one action in a fixed order.
@@ -146,6 +167,8 @@ function endTurn(
   turn: RunningTurn,
   outcome: { reason?: DoneReason; error?: { code: ErrorCode; message: string }; cancelled?: readonly string[] },
 ) {
+  // C19: an ended turn owes no decision (the host gives its open calls their results).
+  enqueue.assign({ approvals: [] });
   out(enqueue, { type: 'message.end', data: { message_id: messageId(turn) } });
   if (outcome.error) out(enqueue, { type: 'error', data: outcome.error });
   const { reason, cancelled } = outcome;
@@ -215,6 +238,13 @@ export const sessionMachine = setup({
     holdsWork: ({ context }) => context.command !== null || context.commands.length > 0 || pending(context) > 0,
     drainComplete: ({ context }) =>
       context.draining && !context.drained && context.turn === null && context.command === null,
+    awaitingApproval: ({ context }) => context.approvals.length > 0,
+    /** The decision names a call that waits for one (and the session is not shut down meanwhile). */
+    isPendingApproval: ({ context, event }) => {
+      const id = event.type === 'permission' ? event.decision.id : 'callId' in event ? event.callId : undefined;
+      return !context.drained && id !== undefined && context.approvals.includes(id);
+    },
+    laneFree: ({ context }) => context.command === null,
   },
   actions: {
     announceCreated: emit({ type: 'output', event: { type: 'state', data: { state: 'created' } } }),
@@ -226,6 +256,14 @@ export const sessionMachine = setup({
       type: 'receipt',
       receipt: { status: 'rejected', code: 'SESSION_BUSY', message: 'the session is busy or its backlog is full' },
     }),
+    rejectDecision: emit(({ event }) => ({
+      type: 'receipt' as const,
+      receipt: {
+        status: 'rejected' as const,
+        code: 'INVALID_MESSAGE' as const,
+        message: `no permission request "${event.type === 'permission' ? event.decision.id : ''}" is waiting for a decision`,
+      },
+    })),
     rejectTerminated: emit({
       type: 'receipt',
       receipt: { status: 'rejected', code: 'SESSION_TERMINATED', message: 'the session is terminated' },
@@ -313,6 +351,25 @@ export const sessionMachine = setup({
       enqueue.emit({ type: 'turn.steer', turnId: turn.id, input });
       receipt(enqueue, { status: 'accepted', mode: 'injected' });
     }),
+    /** C19: a tool call of the running turn waits for the user. */
+    awaitApproval: assign(({ context, event }) =>
+      event.type === 'approval.request' && !context.approvals.includes(event.callId) ? { approvals: [...context.approvals, event.callId] } : {},
+    ),
+    /** The decision settles the call: the host runs the tool or gives it its denied result. */
+    decideApproval: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'permission') {
+        const { id, allowed, reason } = event.decision;
+        enqueue.assign({ approvals: context.approvals.filter((a) => a !== id) });
+        enqueue.emit({ type: 'approval.decided', callId: id, allowed, ...(reason !== undefined && { reason }) });
+        receipt(enqueue, { status: 'accepted' });
+      } else if (event.type === 'approval.timeout') {
+        enqueue.assign({ approvals: context.approvals.filter((a) => a !== event.callId) });
+        enqueue.emit({ type: 'approval.decided', callId: event.callId, allowed: false, timedOut: true });
+      }
+    }),
+    withdrawApproval: assign(({ context, event }) =>
+      event.type === 'approval.withdraw' ? { approvals: context.approvals.filter((a) => a !== event.callId) } : {},
+    ),
     acceptSteering: assign(({ context }) => (context.turn ? { turn: { ...context.turn, steering: true } } : {})),
     /** The agent pulled a steered input: it now belongs to this turn. */
     takeSteered: assign(({ context, event }) => {
@@ -430,6 +487,7 @@ export const sessionMachine = setup({
     draining: false,
     drained: false,
     cancelled: [],
+    approvals: [],
   }),
   initial: 'created',
   states: {
@@ -444,6 +502,7 @@ export const sessionMachine = setup({
         terminate: { target: 'terminated', actions: 'stopAll' },
         delete: { target: 'deleted', actions: 'stopAll' },
         shutdown: { actions: ['beginDrain', 'finishDrain'] },
+        permission: { actions: 'rejectDecision' },
       },
     },
     // The command lane (C5) lives in context, not in a parallel region: a user command is
@@ -467,6 +526,8 @@ export const sessionMachine = setup({
         'shutdown.abort': { actions: 'dropCommand' },
         // Restored: a command that was running may have finished before the crash.
         resume: { actions: ['undrain', 'abandonCommand'] },
+        // No turn waits for a decision here (busy answers the ones that do).
+        permission: { actions: 'rejectDecision' },
       },
       states: {
         // Split by what the lane holds, so the `quiescent` tag is exact: the host passivates on
@@ -524,7 +585,29 @@ export const sessionMachine = setup({
         busy: {
           tags: ['busy'],
           entry: 'startTurn',
+          initial: 'working',
+          states: {
+            working: { always: { guard: 'awaitingApproval', target: 'waiting' } },
+            // C19: the turn waits for the user's decision on a tool call. The agent is parked,
+            // so the session may passivate here; the decision brings it back.
+            waiting: {
+              tags: ['waiting-for-user', 'quiescent'],
+              always: { guard: not('awaitingApproval'), target: 'working' },
+              on: {
+                // Nothing to drain: a durable store keeps the turn and its pending approval for
+                // the next start; otherwise the wait ends now.
+                shutdown: [
+                  { guard: and(['keepWork', 'laneFree']), actions: ['beginDrain', 'finishDrain'] },
+                  { target: '#session.running.idle', actions: ['beginDrain', 'abortForShutdown', 'announceIdle'] },
+                ],
+              },
+            },
+          },
           on: {
+            'approval.request': { guard: 'isCurrentTurn', actions: 'awaitApproval' },
+            permission: [{ guard: 'isPendingApproval', actions: 'decideApproval' }, { actions: 'rejectDecision' }],
+            'approval.timeout': { guard: 'isPendingApproval', actions: 'decideApproval' },
+            'approval.withdraw': { actions: 'withdrawApproval' },
             input: [
               { guard: 'backlogFull', actions: 'rejectBusy' },
               { guard: 'rejectWhenBusy', actions: 'rejectBusy' },
@@ -566,6 +649,7 @@ export const sessionMachine = setup({
       tags: ['quiescent'],
       entry: 'announceTerminated',
       on: {
+        permission: { actions: 'rejectDecision' },
         resume: { actions: 'undrain' },
         input: { actions: 'rejectTerminated' },
         command: { actions: 'rejectTerminated' },
@@ -600,7 +684,8 @@ function dequeueCommand(c: SessionContext): Partial<SessionContext> {
 function builtinReply(command: SessionCommand, c: SessionContext): string {
   if (command.name === 'status') {
     const state = c.turn !== null ? 'busy' : c.batch.length > 0 ? 'collecting' : 'idle';
-    return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}`;
+    const waiting = c.approvals.length > 0 ? `; waiting for approval: ${c.approvals.join(', ')}` : '';
+    return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}${waiting}`;
   }
   const registered = c.settings.commandHelp.map((h) => `/${h.name} — ${h.description}`);
   return ['/stop — stop the running turn and clear the backlog', '/status — the session state and backlog size', '/help — this list', ...registered].join('\n');

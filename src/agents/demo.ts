@@ -10,6 +10,8 @@ export interface DemoAgentOptions {
 
 /**
  * The demo agent's tool: the text in upper case, after `delayMs` (aborted with its turn).
+ * It needs the user's approval (C19), so `npm run chat` shows the whole flow without a
+ * model: `tool hello` → `permission_request` → y/n → `tool_result`.
  *
  * @example
  * createRuntime({ agent, tools: [echoUpper()] });
@@ -19,6 +21,7 @@ export function echoUpper({ delayMs = 20 }: DemoAgentOptions = {}) {
     name: 'echo_upper',
     description: 'Returns the text in upper case',
     parameters: z.object({ text: z.string() }),
+    needsApproval: true,
     run: async ({ text }, { signal }) => {
       if (delayMs > 0) await sleep(delayMs, undefined, { signal });
       return text.toUpperCase();
@@ -30,8 +33,8 @@ export function echoUpper({ delayMs = 20 }: DemoAgentOptions = {}) {
  * The demo agent `npm start` uses: replies `echo: <the batch's inputs joined by newline>`,
  * streamed one word (split on spaces) per `message.delta`, waiting `delayMs` before each
  * word, and stopping as soon as its turn is aborted. An input `tool <text>` calls its tool
- * `echo_upper` with `{ text }` (a `tool_call`, then a `tool_result`, C19) and replies with
- * the output.
+ * `echo_upper` with `{ text }` — a `tool_call`, a `permission_request` the user answers,
+ * then a `tool_result` (C19) — and replies with the output or the denial.
  *
  * @example
  * createRuntime({ agent: demoAgent({ delayMs: 0 }) });

@@ -275,6 +275,16 @@ export class Connection {
           () => runtime.respond(this.#sessionId, { id, questionId: frame.data.id, answers: frame.data.answers }),
           (receipt) => this.#ack(id, receipt),
         );
+      case 'permission_response': {
+        if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
+        const { id: callId, allowed, reason } = frame.data;
+        // Accepted: the call's tool_result says what came of it. Refused: an error naming the frame.
+        return this.#answer(
+          id,
+          () => runtime.decide(this.#sessionId, { id: callId, allowed, ...(reason !== undefined && { reason }) }),
+          (receipt) => (receipt.status === 'rejected' ? this.#ack(id, receipt) : []),
+        );
+      }
     }
   }
 
@@ -656,6 +666,8 @@ function actionOf(frame: ClientFrame): SessionAction | undefined {
       return 'input';
     case 'question_response':
       return 'answer';
+    case 'permission_response':
+      return 'approve';
     case 'control':
       return frame.data.action;
     default:

@@ -35,6 +35,11 @@ const inputDataSchema = z.looseObject({
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 const controlDataSchema = z.looseObject({ action: z.enum(['stop', 'terminate', 'delete']) });
+const permissionResponseSchema = z.looseObject({
+  id: z.string().min(1),
+  allowed: z.boolean(),
+  reason: z.string().optional(),
+});
 const questionResponseSchema = z.looseObject({
   id: z.string().min(1),
   answers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
@@ -45,6 +50,7 @@ export type ClientFrame =
   | { type: 'input'; id: string; data: z.infer<typeof inputDataSchema> }
   | { type: 'control'; id: string; data: z.infer<typeof controlDataSchema> }
   | { type: 'question_response'; id: string; data: z.infer<typeof questionResponseSchema> }
+  | { type: 'permission_response'; id: string; data: z.infer<typeof permissionResponseSchema> }
   | { type: 'ping'; id: string };
 
 /** Why a frame was refused: the error code and a message that says what to fix. */
@@ -59,6 +65,7 @@ const dataSchemas = {
   input: inputDataSchema,
   control: controlDataSchema,
   question_response: questionResponseSchema,
+  permission_response: permissionResponseSchema,
   ping: z.looseObject({}),
 } as const;
 

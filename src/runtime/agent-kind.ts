@@ -19,15 +19,20 @@ import { BatonError } from '../errors.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
 import type { Tool, ToolResult } from './tool.ts';
-import { TurnTools } from './tool-calls.ts';
+import { TurnTools, type TurnJournal } from './tool-calls.ts';
 
 export interface AgentKindOptions {
   readonly agent: Agent;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   /** The tools `turn.callTool` reaches: the runtime's and the agent's (C19). @default none */
   readonly tools?: ReadonlyMap<string, Tool>;
+  /** How long a permission request waits for the user before it is a denial (C19). @default 300000 */
+  readonly approvalTimeoutMs?: number;
   settingsFor(sessionId: string): SessionSettings;
 }
+
+/** AEP's auto-deny: a permission request nobody answers is denied after five minutes. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
 
 /** The default kind: the session machine, with the agent and command handlers run by the runtime. */
 export function agentKind(options: AgentKindOptions): SessionKind {
@@ -39,11 +44,19 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     // enters idle's initial child, which is what it meant.
     // 3: inputs in context are ids only (payloads come from the inbox). Older snapshots hold
     // whole inputs, whose ids are all this version reads.
-    version: 3,
-    migrate: (snapshot, from) => (from < 3 ? snapshot : undefined),
+    // 4: `busy` has children (`working`, `waiting`) and context has `approvals` (C19). An older
+    // `{ running: 'busy' }` enters busy's initial child; `restore` gives it no approvals.
+    version: 4,
+    migrate: (snapshot, from) => (from < 4 ? snapshot : undefined),
     // Settings come from the runtime at every activation; drain flags belong to one process.
     persist: (snapshot) => withContext(snapshot, { settings: undefined, draining: false, drained: false }),
-    restore: (snapshot, input) => withContext(snapshot, { settings: (input as { settings: SessionSettings }).settings, draining: false, drained: false }),
+    restore: (snapshot, input) =>
+      withContext(snapshot, {
+        settings: (input as { settings: SessionSettings }).settings,
+        draining: false,
+        drained: false,
+        approvals: (snapshot.context as Partial<SessionContext> | undefined)?.approvals ?? [],
+      }),
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
     // The turn a crash cut off is closed (its reply ended, its done says interrupted, its
     // inputs stay in the inbox) before `resume` runs it again.
@@ -146,6 +159,10 @@ class AgentDriver implements KindDriver {
   #commandTimer: unknown;
   readonly #steering: boolean;
   readonly #turnTimeoutMs: number;
+  /** The tool calls a previous run of the restored turn made (C19): its re-run replays them. */
+  #restored: TurnJournal | undefined;
+  /** Deadlines of the running turn's pending approvals, by call id. */
+  readonly #approvals = new Map<string, unknown>();
 
   get sessionId(): string {
     return this.#session.sessionId;
@@ -156,6 +173,12 @@ class AgentDriver implements KindDriver {
     this.#options = options;
     this.#steering = settings.busyPolicy === 'steer';
     this.#turnTimeoutMs = settings.turnTimeoutMs;
+    this.#restored = session.journal as TurnJournal | undefined;
+  }
+
+  /** The running turn's tool calls, stored beside the snapshot. */
+  journal(): unknown {
+    return this.#turn?.tools.journal();
   }
 
   effect(e: EventObject): void {
@@ -182,6 +205,17 @@ class AgentDriver implements KindDriver {
       case 'command.run':
         session.defer(() => this.#runCommand(effect.command));
         return;
+      case 'approval.decided': {
+        const record = this.#turn;
+        this.#settleApproval(effect.callId);
+        // Journaled in this step: the tool runs (or the denial is seen) once it is committed.
+        record?.tools.decided(effect.callId, {
+          allowed: effect.allowed,
+          ...(effect.reason !== undefined && { reason: effect.reason }),
+          ...(effect.timedOut && { timedOut: true }),
+        });
+        return;
+      }
     }
   }
 
@@ -193,6 +227,8 @@ class AgentDriver implements KindDriver {
     record.tools.close();
     record.ended = true;
     this.#turn = undefined;
+    this.#session.journalChanged();
+    this.#clearApprovals();
     this.#session.clock.clearTimeout(record.timer);
     if (record.steer) this.#session.defer(() => record.steer?.close());
     const byId = new Map(record.inputs.map((i) => [i.id, i]));
@@ -200,13 +236,14 @@ class AgentDriver implements KindDriver {
       const input = byId.get(id);
       return input ? [{ role: 'user' as const, content: input.content, inputId: id }] : [];
     });
-    entries.push(...record.tools.entries);
+    entries.push(...record.tools.entries());
     const status = done.success ? undefined : done.reason === 'failed' ? 'failed' : 'interrupted';
     entries.push({ role: 'assistant', content: record.text, ...(status && { status }) });
     return { durationMs: this.#session.now() - record.startedAt, transcript: entries };
   }
 
   stop(): void {
+    this.#clearApprovals();
     if (this.#turn) this.#session.clock.clearTimeout(this.#turn.timer);
     this.#turn?.controller.abort(new Error('session stopped'));
     this.#turn?.steer?.close();
@@ -236,6 +273,19 @@ class AgentDriver implements KindDriver {
       {
         sessionId: session.sessionId,
         tools: this.#options.tools ?? noTools,
+        approvalTimeoutMs: this.#options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+        now: () => session.now(),
+        changed: () => session.journalChanged(),
+        awaitApproval: (callId, expiresAt) => {
+          if (record !== this.#turn || record.ended) return;
+          this.#armApproval(record, callId, expiresAt);
+          this.#send({ type: 'approval.request', turnId, callId });
+        },
+        withdrawApproval: (callId) => {
+          if (record !== this.#turn || record.ended || !this.#approvals.has(callId)) return;
+          this.#settleApproval(callId);
+          this.#send({ type: 'approval.withdraw', callId });
+        },
         signal: () => controller.signal,
         // Like a delta: an event of a turn the machine opened and has not closed.
         output: (event) => {
@@ -247,6 +297,8 @@ class AgentDriver implements KindDriver {
         }),
       },
       `call_${turnId}`,
+      // The journal belongs to the turn the restored machine held, which this one re-runs.
+      this.#takeRestored(),
     );
     const record: TurnRecord = {
       id: turnId,
@@ -262,9 +314,48 @@ class AgentDriver implements KindDriver {
     };
     // A turn restarted without a done (a restored session re-runs it) drops the old timer.
     if (this.#turn) this.#session.clock.clearTimeout(this.#turn.timer);
-    record.timer = this.#session.clock.setTimeout(() => this.#send({ type: 'agent.timeout', turnId }), this.#turnTimeoutMs);
+    this.#clearApprovals();
     this.#turn = record;
+    // Approvals the previous run still waits for keep their deadlines (the machine kept them).
+    for (const { callId, expiresAt } of tools.pendingApprovals()) this.#armApproval(record, callId, expiresAt);
+    if (this.#approvals.size === 0) this.#armTurnTimer(record);
     return record;
+  }
+
+  #takeRestored(): TurnJournal | undefined {
+    const journal = this.#restored;
+    this.#restored = undefined;
+    return journal;
+  }
+
+  /** C7: the turn's timeout. Time spent waiting for the user does not count: the timer stops while a decision is owed. */
+  #armTurnTimer(record: TurnRecord): void {
+    const turnId = record.id;
+    this.#session.clock.clearTimeout(record.timer);
+    record.timer = this.#session.clock.setTimeout(() => this.#send({ type: 'agent.timeout', turnId }), this.#turnTimeoutMs);
+  }
+
+  /** A decision is owed: its deadline is armed and the turn's own timer waits. */
+  #armApproval(record: TurnRecord, callId: string, expiresAt: number): void {
+    const clock = this.#session.clock;
+    clock.clearTimeout(this.#approvals.get(callId));
+    clock.clearTimeout(record.timer);
+    const delay = Math.max(0, expiresAt - this.#session.now());
+    this.#approvals.set(callId, clock.setTimeout(() => this.#send({ type: 'approval.timeout', callId }), delay));
+  }
+
+  /** A decision came (or is no longer owed): the last one restarts the turn's timer. */
+  #settleApproval(callId: string): void {
+    if (!this.#approvals.has(callId)) return;
+    this.#session.clock.clearTimeout(this.#approvals.get(callId));
+    this.#approvals.delete(callId);
+    const record = this.#turn;
+    if (this.#approvals.size === 0 && record && !record.ended) this.#armTurnTimer(record);
+  }
+
+  #clearApprovals(): void {
+    for (const timer of this.#approvals.values()) this.#session.clock.clearTimeout(timer);
+    this.#approvals.clear();
   }
 
   /**

@@ -23,8 +23,11 @@ export interface ClusterHints {
  */
 export interface Mail {
   readonly entry: InboxEntry;
-  /** `answer`: an onboarding answer, its question id in `entry.metadata.questionId`. */
-  readonly kind: 'input' | 'command' | 'control' | 'answer';
+  /**
+   * `answer`: an onboarding answer, its question id in `entry.metadata.questionId`.
+   * `decision`: a permission decision (C19), `entry.content` is its JSON `{ id, allowed, reason? }`.
+   */
+  readonly kind: 'input' | 'command' | 'control' | 'answer' | 'decision';
 }
 
 /**

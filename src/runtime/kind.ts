@@ -156,6 +156,13 @@ export interface DriverContext<TEvent extends EventObject = EventObject> {
   history(): readonly TranscriptEntry[];
   /** Runs `task` after the actor's current step (never call user code while it processes). */
   defer(task: () => void): void;
+  /**
+   * What {@link KindDriver.journal} returned when the session was last stored, if it was
+   * restored from a store: the driver's own state, which the machine's context must not hold.
+   */
+  readonly journal: unknown;
+  /** The driver's journal changed: it is stored (with the snapshot) in the session's next commit. */
+  journalChanged(): void;
   now(): number;
   /** The runtime's clock (simulated in tests); its callbacks run like any event, after the step. */
   readonly clock: Clock;
@@ -171,6 +178,12 @@ export interface KindDriver<TEffect extends EventObject = EventObject> {
   closeTurn?(done: Omit<DoneData, 'stats'>): { durationMs: number; transcript?: readonly TranscriptEntry[] };
   /** The session is being stopped: abort what runs. */
   stop(): void;
+  /**
+   * The driver's own durable state (JSON-safe), stored beside the snapshot whenever it
+   * reports {@link DriverContext.journalChanged} and handed back on restore: the agent kind
+   * keeps the running turn's tool calls here (C19). `undefined`: nothing to keep.
+   */
+  journal?(): unknown;
 }
 
 /** Per session actor system: the commit of the session's current step (see {@link whenCommitted}). */

@@ -94,6 +94,13 @@ export interface RuntimeOptions extends SessionOptions {
    */
   store?: Store;
   /**
+   * How long a `permission_request` waits for the user's decision before it is a denial
+   * (C19): the tool does not run, and the turn goes on with a `denied` result (code
+   * `approval_timeout`). The deadline is stored: it survives passivation and restarts.
+   * @default 300000 (5 minutes, as AEP's auto-deny)
+   */
+  approvalTimeoutMs?: number;
+  /**
    * How many transcript entries the agent gets as `turn.history`.
    * @default 50
    */
@@ -219,6 +226,7 @@ export const runtimeDefaults = {
   idleTimeoutMs: 600_000,
   maxLiveSessions: 50_000,
   historyWindow: 50,
+  approvalTimeoutMs: 300_000,
   storeRetryMs: 1000,
   loadTimeoutMs: 30_000,
   ownerCheckMs: 1000,
@@ -256,6 +264,7 @@ const runtimeSchema = z.strictObject({
   idleTimeoutMs: millis.min(1).optional(),
   maxLiveSessions: z.number().int().min(1).optional(),
   historyWindow: z.number().int().min(0).optional(),
+  approvalTimeoutMs: millis.min(1).optional(),
   onboarding: z
     .strictObject({
       analyzer: z.function().optional(),

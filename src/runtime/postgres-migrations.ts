@@ -67,6 +67,9 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE inbox ADD CONSTRAINT inbox_kind_check CHECK (kind IN ('input', 'command', 'control', 'answer'));
    ALTER TABLE inbox ADD COLUMN taken boolean NOT NULL DEFAULT false;
    CREATE INDEX inbox_untaken ON inbox (session_id, n) WHERE NOT taken AND NOT consumed;`,
+  // 3: mail of kind 'decision' (a permission decision for a tool call, C19).
+  `ALTER TABLE inbox DROP CONSTRAINT inbox_kind_check;
+   ALTER TABLE inbox ADD CONSTRAINT inbox_kind_check CHECK (kind IN ('input', 'command', 'control', 'answer', 'decision'));`,
 ];
 
 /**

@@ -27,8 +27,8 @@ import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
 import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
-import type { AnswerMessage, InputMessage, Receipt, SessionEvent, SessionStatus } from './types.ts';
-import { answerText, plainMetadata, validate, type InputLimits } from './validate-input.ts';
+import type { AnswerMessage, InputMessage, PermissionDecision, Receipt, SessionEvent, SessionStatus } from './types.ts';
+import { answerText, plainMetadata, validate, validateDecision, type InputLimits } from './validate-input.ts';
 
 /**
  * `stop` = `/stop` (C6); `terminate` ends the session; `delete` removes it for good;
@@ -64,6 +64,14 @@ export interface Runtime {
    * `SESSION_NOT_FOUND` for an unknown session, `INVALID_MESSAGE` if its kind asks no questions.
    */
   respond(sessionId: string, answer: AnswerMessage): Promise<Receipt>;
+  /**
+   * The user's decision on a tool call waiting for approval (AEP `permission_response`,
+   * C19). A passivated session is activated for it. Rejected with `INVALID_MESSAGE` when no
+   * request by that id waits (unknown, already decided, expired, or its turn ended), and
+   * `SESSION_NOT_FOUND` for an unknown session. Accepted means stored: the decision is
+   * journaled with the step that took it, and is never asked again.
+   */
+  decide(sessionId: string, decision: PermissionDecision): Promise<Receipt>;
   /** Stops, terminates or deletes a session. Throws {@link SessionNotFoundError}. */
   control(sessionId: string, action: ControlAction): Promise<void>;
   /**
@@ -228,7 +236,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   const kinds = new Map<string, SessionKind>([
-    ['agent', agentKind({ agent: opts.agent, commands, settingsFor, tools: toolsByName('createRuntime', opts.tools, opts.agent.tools) })],
+    ['agent', agentKind({ agent: opts.agent, commands, settingsFor, tools: toolsByName('createRuntime', opts.tools, opts.agent.tools), approvalTimeoutMs: opts.approvalTimeoutMs })],
     ['onboarding', onboardingKind(opts.onboarding)],
   ]);
   for (const [name, kind] of Object.entries(opts.kinds ?? {})) {
@@ -396,6 +404,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
           const questionId = entry.metadata?.['questionId'];
           const input = { id: entry.id, content: entry.content, questionId };
           host.offerStored({ type: 'input', input } as EventObject, { id: entry.id, content: entry.content }, 'from another node');
+        } else if (kind === 'decision') {
+          // Said in the session's stream, as any other mail's outcome: the sender acknowledged it already.
+          consumed.push(entry.id);
+          const receipt = host.send({ type: 'permission', decision: JSON.parse(entry.content) as PermissionDecision } as EventObject);
+          if (receipt?.status !== 'accepted') host.reportError('INVALID_MESSAGE', receipt?.message ?? 'the session asks for no approvals', entry.id);
         } else {
           consumed.push(entry.id);
           host.recent.remember(entry.id, entry.content);
@@ -494,7 +507,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
           ? { status: 'duplicate', ...((message.kind === 'input' || message.kind === 'answer') && { durability: 'durable' }) }
           : message.kind === 'input' || message.kind === 'answer'
             ? { status: 'accepted', mode: 'queued', durability: 'durable' }
-            : { status: 'accepted', mode: 'command' },
+            : message.kind === 'decision'
+              ? { status: 'accepted' }
+              : { status: 'accepted', mode: 'command' },
       (error: unknown) => rejected(new StoreUnavailableError(sessionId, error)),
     );
   }
@@ -517,6 +532,26 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         if (owner.kind !== undefined && !kinds.get(owner.kind)?.answers) return new InvalidMessageError(`session "${sessionId}" asks no questions`);
         return mail(sessionId, { entry: { id: answer.id, content: content!, metadata: { questionId: answer.questionId } }, kind: 'answer' });
       }),
+    );
+  }
+
+  function decidePermission(sessionId: string, decision: PermissionDecision): Promise<Receipt> {
+    if (shutdown) return Promise.resolve(rejected(new RuntimeShuttingDownError()));
+    const problem = validateDecision(sessionId, decision, limits);
+    if (problem) return Promise.resolve(rejected(problem));
+    const { id, allowed } = decision;
+    const event = { type: 'permission', decision: { id, allowed, ...(decision.reason !== undefined && { reason: decision.reason }) } };
+    return receiptOf(
+      sessionId,
+      registry.with(sessionId, { create: false }, (host) => {
+        const decided = host.send(event as EventObject);
+        if (decided?.status !== 'accepted') {
+          const message = decided?.message ?? `session "${sessionId}" (${host.kindName}) asks for no approvals`;
+          return rejected(new InvalidMessageError(message));
+        }
+        // Accepted means stored: the decision is journaled with the step that took it.
+        return host.committed().then((stored) => (stored ? { status: 'accepted' as const } : rejected(unavailable(host.id))));
+      }, () => mail(sessionId, { entry: { id: `permission:${id}`, content: JSON.stringify(event.decision) }, kind: 'decision' })),
     );
   }
 
@@ -693,6 +728,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   return {
     send,
     respond,
+    decide: decidePermission,
     control,
     open: (sessionId, options = {}) => open(sessionId, options),
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),

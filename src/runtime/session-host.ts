@@ -87,6 +87,8 @@ export class SessionHost {
   readonly #payloads = new Map<string, InboxEntry>();
   /** The transcript's newest entries, for `turn.history`. */
   #history: TranscriptEntry[];
+  /** The driver's journal changed since the last commit: the next one writes the snapshot (it travels with it). */
+  #journalChanged = false;
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -124,6 +126,11 @@ export class SessionHost {
       payload: (inputId) => this.#payloads.get(inputId),
       history: () => this.#history.slice(),
       defer: (task) => this.#gate.hold(task),
+      journal: loaded === undefined || this.#rebuilt ? undefined : journalOf(loaded.session),
+      journalChanged: () => {
+        this.#journalChanged = true;
+        this.#gate.touch();
+      },
       now: deps.now,
       clock: deps.clock,
     });
@@ -263,7 +270,7 @@ export class SessionHost {
 
   /** Everything the session did is committed, its snapshot included: it may be stopped without loss. */
   settled(): boolean {
-    return this.#gate.settled && this.#actor.getSnapshot() === this.#committed;
+    return this.#gate.settled && !this.#journalChanged && this.#actor.getSnapshot() === this.#committed;
   }
 
   /**
@@ -339,10 +346,15 @@ export class SessionHost {
     this.#drained?.();
   }
 
-  /** The persisted snapshot as the store keeps it: session state, no configuration. */
+  /**
+   * The persisted snapshot as the store keeps it: session state, no configuration — and
+   * the driver's journal beside it (never in the machine's context, see {@link JOURNAL_KEY}).
+   */
   #persisted(): unknown {
     const snapshot = this.#actor.getPersistedSnapshot() as PersistedSnapshot;
-    return this.kind.persist ? this.kind.persist(snapshot) : snapshot;
+    const persisted = this.kind.persist ? this.kind.persist(snapshot) : snapshot;
+    const journal = this.#driver?.journal?.();
+    return journal === undefined ? persisted : { ...persisted, [JOURNAL_KEY]: journal };
   }
 
   /** Takes the session out of service as a failed commit would (the store was fenced, C17). */
@@ -445,7 +457,8 @@ export class SessionHost {
     // only the events are written. Every other step writes it, whatever the store: recovery
     // after a failed commit starts from what the store holds.
     const current = this.#actor.getSnapshot();
-    const changed = this.#ending === undefined && (current !== this.#committed || (checkpoint && this.#committed === undefined));
+    const changed = this.#ending === undefined && (current !== this.#committed || this.#journalChanged || (checkpoint && this.#committed === undefined));
+    this.#journalChanged = false;
     if (!changed && !release && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
     if (changed) this.#committing = current;
     if (events.length > 0) this.#committingSeq = events.at(-1)!.seq;
@@ -516,13 +529,34 @@ export function waitsForUser(kind: SessionKind | undefined, snapshot: unknown): 
 }
 
 /**
+ * Where a stored snapshot carries its driver's journal: a key of the stored JSON beside
+ * XState's own, so every store keeps it without knowing of it, and the machine's context —
+ * which XState revives on restore — never holds what tools took in and gave back.
+ */
+const JOURNAL_KEY = 'baton:journal';
+
+function journalOf(session: StoredSession): unknown {
+  return isRecord(session.snapshot) ? session.snapshot[JOURNAL_KEY] : undefined;
+}
+
+function withoutJournal(snapshot: unknown): unknown {
+  if (!isRecord(snapshot) || !(JOURNAL_KEY in snapshot)) return snapshot;
+  const { [JOURNAL_KEY]: _journal, ...rest } = snapshot;
+  return rest;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/**
  * The stored snapshot as this activation restores it: migrated if an older version of the
  * kind wrote it, with this activation's configuration put in; `undefined` to rebuild.
  */
 function restorable(kind: SessionKind, restored: StoredSession, input: unknown): unknown {
   const version = kind.version ?? 1;
   const from = restored.version ?? 1;
-  let snapshot: PersistedSnapshot | undefined = restored.snapshot as PersistedSnapshot;
+  let snapshot: PersistedSnapshot | undefined = withoutJournal(restored.snapshot) as PersistedSnapshot;
   if (from !== version) snapshot = from < version ? kind.migrate?.(snapshot, from) : undefined;
   if (snapshot === undefined) return undefined;
   return kind.restore ? kind.restore(snapshot, input) : snapshot;

@@ -6,107 +6,243 @@ import type { Tool, ToolError, ToolResult } from './tool.ts';
 export interface ToolCallHost {
   readonly sessionId: string;
   readonly tools: ReadonlyMap<string, Tool>;
+  /** How long a permission request waits before it is a denial. */
+  readonly approvalTimeoutMs: number;
+  now(): number;
   /** The turn's signal: aborted on stop, interrupt, timeout, shutdown. */
   signal(): AbortSignal;
   /** Numbers and gates an event of the turn (C8, C16); dropped once the turn is over. */
   output(event: MachineOutput): void;
   /** Runs `task` once what was emitted so far is committed (C16). */
   defer(task: () => void): void;
+  /** The journal changed: it is stored with the session's next commit. */
+  changed(): void;
+  /** The call waits for the user: the machine enters `waiting`, the deadline is armed. */
+  awaitApproval(callId: string, expiresAt: number): void;
+  /** The call no longer waits (the re-run agent went another way, or the call was settled). */
+  withdrawApproval(callId: string): void;
   /** User code threw where nobody awaits it. */
   report(error: unknown): void;
 }
 
-interface OpenCall {
-  readonly controller: AbortController;
-  readonly resolve: (result: ToolResult) => void;
+/**
+ * One call as the turn's journal keeps it (C19): enough to replay it when the turn re-runs
+ * after a crash or a passivation. JSON-safe: it is stored with the session's snapshot.
+ */
+export interface CallRecord {
+  readonly id: string;
+  readonly name: string;
+  /** The input as `tool_call` carried it (a JSON copy). */
+  readonly input: unknown;
+  /** Set when the call needs the user's approval. */
+  approval?: { readonly expiresAt: number; decision?: { readonly allowed: boolean; readonly reason?: string; readonly timedOut?: boolean } };
+  /** How many times its tool was started: more than one only after a crash while it ran (at-least-once). */
+  attempts: number;
+  result?: ToolResult;
+  /** Where its `tool_call` and `tool_result` stand among the turn's tool events (transcript order). */
+  readonly calledAt: number;
+  resultAt?: number;
+}
+
+/** The tool calls of the running turn, as stored: the calls and the order the last run made them in. */
+export interface TurnJournal {
+  readonly calls: readonly CallRecord[];
+  /** Ids of the calls of the latest run, in the order its agent made them: what a re-run replays. */
+  readonly sequence: readonly string[];
+  readonly events: number;
 }
 
 /**
- * The tool calls of one turn (C19). Each call emits `tool_call`, runs its tool only once
- * that event is committed, and gets exactly one `tool_result`: the tool's, or `cancelled`
- * when the turn closes first ({@link close}). Both events are also transcript entries, kept
- * in call order for the turn's closing step. Nothing here touches the machine: tool events
- * change nothing in it, like streamed deltas. (Approvals, when they come, are states.)
+ * The tool calls of one turn (C19). Each call emits `tool_call`; a call that needs approval
+ * emits `permission_request` and waits for the decision; the tool runs only once what
+ * allowed it is committed; and the call gets exactly one `tool_result`: the tool's, a
+ * denial, or `cancelled` when the turn closes first ({@link close}). Both events are
+ * transcript entries, written when the turn closes.
+ *
+ * The journal makes a turn replayable: when a restored turn re-runs, its agent's n-th call
+ * with the same name and input is the journal's n-th call — its recorded result is returned,
+ * its recorded decision is not asked again, and its tool runs again only if it was running
+ * when the process stopped (attempt + 1). A re-run that calls something else leaves the
+ * replay: the old calls it will not make are cancelled.
  */
 export class TurnTools {
-  /** The transcript entries of the turn's calls, in the order their events were emitted. */
-  readonly entries: TranscriptEntry[] = [];
   readonly #host: ToolCallHost;
   readonly #prefix: string;
-  readonly #open = new Map<string, OpenCall>();
+  readonly #calls: CallRecord[];
+  /** The previous run's calls, in its order: the replay. */
+  readonly #replay: readonly CallRecord[];
+  #replaying: boolean;
+  readonly #sequence: string[] = [];
+  readonly #waiters = new Map<string, ((result: ToolResult) => void)[]>();
+  readonly #controllers = new Map<string, AbortController>();
+  #events: number;
   #count = 0;
   #closed = false;
 
-  /** `prefix` makes call ids unique in the session (`call_<turn>_<n>`). */
-  constructor(host: ToolCallHost, prefix: string) {
+  /** `prefix` makes call ids unique in the session (`call_<turn>_<n>`); `journal` is what a previous run of the turn left. */
+  constructor(host: ToolCallHost, prefix: string, journal?: TurnJournal) {
     this.#host = host;
     this.#prefix = prefix;
+    this.#calls = (journal?.calls ?? []).map((c) => ({ ...c }));
+    const byId = new Map(this.#calls.map((c) => [c.id, c]));
+    this.#replay = (journal?.sequence ?? []).flatMap((id) => byId.get(id) ?? []);
+    this.#replaying = this.#replay.length > 0;
+    this.#events = journal?.events ?? 0;
+  }
+
+  /** What a re-run needs; `undefined` while the turn has made no call. */
+  journal(): TurnJournal | undefined {
+    if (this.#calls.length === 0) return undefined;
+    return { calls: this.#calls, sequence: this.#sequence, events: this.#events };
+  }
+
+  /** Calls inherited from a previous run that still wait for a decision: their deadlines are re-armed. */
+  pendingApprovals(): { callId: string; expiresAt: number }[] {
+    return this.#calls.flatMap((c) => (c.approval && !c.approval.decision && !c.result ? [{ callId: c.id, expiresAt: c.approval.expiresAt }] : []));
   }
 
   /** `turn.callTool`: never throws; a failure is a result. */
   call(name: string, input: unknown): Promise<ToolResult> {
-    const id = `${this.#prefix}_${++this.#count}`;
-    if (this.#closed) return Promise.resolve(failure(id, 'cancelled', 'cancelled', 'the turn is over'));
-    // Events are stored as JSON: an input that is not JSON never reaches the store (C15).
+    const n = this.#count++;
     const wire = jsonCopy(input);
-    this.#emit({ type: 'tool_call', data: { id, name, input: wire.ok ? wire.value : null } });
-    return new Promise((resolve) => {
-      const controller = new AbortController();
-      this.#open.set(id, { controller, resolve });
-      const refused = wire.ok ? this.#refusal(id, name, wire.value) : failure(id, 'failed', 'invalid_input', 'input is not JSON-serializable');
-      if (typeof refused === 'object' && 'status' in refused) return this.#finish(id, refused);
-      const { tool, input: parsed } = refused;
-      this.#host.defer(() => this.#run(id, tool, parsed, controller));
-    });
+    if (this.#closed) return Promise.resolve(failure(`${this.#prefix}_${n + 1}`, 'cancelled', 'cancelled', 'the turn is over'));
+    const replayed = this.#replayed(n, name, wire);
+    if (replayed) return this.#resume(replayed);
+    const record: CallRecord = { id: `${this.#prefix}_${n + 1}`, name, input: wire.ok ? wire.value : null, attempts: 0, calledAt: this.#events++ };
+    this.#calls.push(record);
+    this.#sequence.push(record.id);
+    this.#host.changed();
+    this.#host.output({ type: 'tool_call', data: { id: record.id, name, input: record.input } });
+    const waiting = this.#wait(record);
+    const checked = wire.ok ? this.#check(record) : failure(record.id, 'failed', 'invalid_input', 'input is not JSON-serializable');
+    if ('status' in checked) this.#finish(record, checked);
+    else if (checked.approval) this.#ask(record, checked.tool);
+    else this.#start(record, checked.tool, checked.input);
+    return waiting;
   }
 
   /**
-   * The turn is closing: every open call gets its `cancelled` result now — before the
-   * turn's `done`, in the same step — and its tool's signal is aborted once that is committed.
+   * The user (or the deadline) decided a pending approval. A denial is the call's result at
+   * once; an approval runs the tool — now, or when the re-running agent reaches the call.
+   */
+  decided(callId: string, decision: { allowed: boolean; reason?: string; timedOut?: boolean }): void {
+    const record = this.#calls.find((c) => c.id === callId);
+    if (!record?.approval || record.approval.decision || record.result) return;
+    record.approval.decision = decision;
+    this.#host.changed();
+    if (!decision.allowed) return this.#finish(record, denial(record, decision));
+    if (!this.#sequence.includes(record.id)) return; // the re-run has not reached it yet
+    const checked = this.#check(record);
+    if ('status' in checked) this.#finish(record, checked);
+    else this.#start(record, checked.tool, checked.input);
+  }
+
+  /**
+   * The turn is closing: every call without a result gets `cancelled` now — before the
+   * turn's done, in the same step — and its tool's signal is aborted once that is committed.
    */
   close(): void {
     this.#closed = true;
-    for (const [id, call] of [...this.#open]) {
-      this.#finish(id, failure(id, 'cancelled', 'cancelled', 'the turn ended while the tool ran'));
-      this.#host.defer(() => call.controller.abort(new Error('tool call cancelled')));
+    for (const record of this.#calls) {
+      if (record.result) continue;
+      this.#finish(record, failure(record.id, 'cancelled', 'cancelled', 'the turn ended before the call finished'));
     }
+    for (const controller of this.#controllers.values()) this.#host.defer(() => controller.abort(new Error('tool call cancelled')));
+    this.#controllers.clear();
   }
 
-  /** Why a call may not run (a result), or the tool and its parsed input. */
-  #refusal(id: string, name: string, input: unknown): ToolResult | { tool: Tool; input: unknown } {
-    const tool = this.#host.tools.get(name);
-    if (!tool) return failure(id, 'failed', 'unknown_tool', `no tool named "${name}"`);
-    const parsed = tool.parameters.safeParse(input);
+  /** The turn's tool entries for the transcript, in the order their events were emitted. */
+  entries(): TranscriptEntry[] {
+    const placed: [number, TranscriptEntry][] = [];
+    for (const c of this.#calls) {
+      placed.push([c.calledAt, { role: 'tool_call', content: JSON.stringify({ id: c.id, name: c.name, input: c.input }) }]);
+      if (c.result && c.resultAt !== undefined) placed.push([c.resultAt, { role: 'tool_result', content: JSON.stringify(c.result) }]);
+    }
+    return placed.sort((a, b) => a[0] - b[0]).map(([, entry]) => entry);
+  }
+
+  /** The previous run's n-th call, if this one is the same; leaving the replay cancels the rest of it. */
+  #replayed(n: number, name: string, wire: { ok: boolean; value?: unknown }): CallRecord | undefined {
+    if (!this.#replaying) return undefined;
+    const old = this.#replay[n];
+    if (old && old.name === name && wire.ok && JSON.stringify(old.input) === JSON.stringify(wire.value ?? null)) return old;
+    this.#replaying = false;
+    for (const stale of this.#replay.slice(n)) {
+      if (stale.result) continue;
+      this.#host.withdrawApproval(stale.id);
+      this.#finish(stale, failure(stale.id, 'cancelled', 'cancelled', 'the re-run turn did not make this call again'));
+    }
+    return undefined;
+  }
+
+  /** A replayed call: its result if it has one; else it goes on from where the journal left it. */
+  #resume(record: CallRecord): Promise<ToolResult> {
+    this.#sequence.push(record.id);
+    this.#host.changed();
+    if (record.result) return Promise.resolve(record.result);
+    const waiting = this.#wait(record);
+    if (record.approval && !record.approval.decision) return waiting; // still the user's turn to decide
+    const checked = this.#check(record);
+    if ('status' in checked) this.#finish(record, checked);
+    else this.#start(record, checked.tool, checked.input);
+    return waiting;
+  }
+
+  /** The tool and parsed input, whether it needs an approval — or the result that refuses it. */
+  #check(record: CallRecord): ToolResult | { tool: Tool; input: unknown; approval: boolean } {
+    const tool = this.#host.tools.get(record.name);
+    if (!tool) return failure(record.id, 'failed', 'unknown_tool', `no tool named "${record.name}"`);
+    const parsed = tool.parameters.safeParse(record.input);
     if (!parsed.success) {
       const message = parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');
-      return failure(id, 'failed', 'invalid_input', message);
+      return failure(record.id, 'failed', 'invalid_input', message);
     }
     let approval: boolean;
     try {
       approval = typeof tool.needsApproval === 'function' ? tool.needsApproval(parsed.data) : tool.needsApproval === true;
     } catch (error) {
-      return failure(id, 'failed', 'tool_failed', `needsApproval threw: ${describe(error)}`);
+      return failure(record.id, 'failed', 'tool_failed', `needsApproval threw: ${describe(error)}`);
     }
-    if (approval) return failure(id, 'denied', 'approval_required', `"${name}" needs an approval, and approvals are not supported yet`);
-    return { tool, input: parsed.data };
+    return { tool, input: parsed.data, approval };
   }
 
-  /** Runs the tool once its `tool_call` is committed; its settling is the call's result unless the turn closed first. */
-  #run(id: string, tool: Tool, input: unknown, controller: AbortController): void {
-    if (!this.#open.has(id)) return; // cancelled before it could start
+  /** The call waits for the user: `permission_request` goes out with its deadline. */
+  #ask(record: CallRecord, tool: Tool): void {
+    const expiresAt = this.#host.now() + this.#host.approvalTimeoutMs;
+    record.approval = { expiresAt };
+    this.#host.output({
+      type: 'permission_request',
+      data: { id: record.id, tool_name: record.name, input: record.input, description: tool.description, expires_at: expiresAt },
+    });
+    this.#host.awaitApproval(record.id, expiresAt);
+  }
+
+  /** Runs the tool once the step that allowed it (its `tool_call`, or the decision) is committed. */
+  #start(record: CallRecord, tool: Tool, input: unknown): void {
+    record.attempts++;
+    this.#host.changed();
+    const controller = new AbortController();
+    this.#controllers.set(record.id, controller);
+    this.#host.defer(() => this.#run(record, tool, input, controller));
+  }
+
+  #run(record: CallRecord, tool: Tool, input: unknown, controller: AbortController): void {
+    if (record.result) return; // cancelled before it could start
     const signal = AbortSignal.any([this.#host.signal(), controller.signal]);
-    // Aborted while its tool_call was being committed: the tool never starts.
-    if (signal.aborted) return this.#finish(id, failure(id, 'cancelled', 'cancelled', 'the turn was aborted before the tool ran'));
+    // Aborted while what allowed it was being committed: the tool never starts.
+    if (signal.aborted) return this.#finish(record, failure(record.id, 'cancelled', 'cancelled', 'the turn was aborted before the tool ran'));
+    const attempt = record.attempts;
     const settled = (output: { ok: true; value: unknown } | { ok: false; error: unknown }) => {
-      if (!this.#open.has(id)) return; // already cancelled: the late outcome is dropped
-      if (signal.aborted) return this.#finish(id, failure(id, 'cancelled', 'cancelled', 'the turn was aborted while the tool ran'));
-      if (!output.ok) return this.#finish(id, failure(id, 'failed', 'tool_failed', describe(output.error)));
+      this.#controllers.delete(record.id);
+      if (record.result) return; // already cancelled: the late outcome is dropped
+      if (signal.aborted) return this.#finish(record, failure(record.id, 'cancelled', 'cancelled', 'the turn was aborted while the tool ran'));
+      if (!output.ok) return this.#finish(record, failure(record.id, 'failed', 'tool_failed', describe(output.error)));
       const json = jsonCopy(output.value);
-      this.#finish(id, json.ok ? { id, status: 'ok', output: json.value } : failure(id, 'failed', 'tool_failed', 'output is not JSON-serializable'));
+      this.#finish(record, json.ok ? { id: record.id, status: 'ok', output: json.value } : failure(record.id, 'failed', 'tool_failed', 'output is not JSON-serializable'));
     };
     try {
-      const result = tool.run(input, { sessionId: this.#host.sessionId, callId: id, signal });
-      Promise.resolve(result).then(
+      const context = { sessionId: this.#host.sessionId, callId: record.id, attempt, idempotencyKey: `${record.id}:${attempt}`, signal };
+      Promise.resolve(tool.run(input, context)).then(
         (value) => settled({ ok: true, value }),
         (error: unknown) => settled({ ok: false, error }),
       ).catch((error: unknown) => this.#host.report(error));
@@ -115,19 +251,33 @@ export class TurnTools {
     }
   }
 
-  /** The call's one result: emitted, recorded, and handed to the agent once committed. */
-  #finish(id: string, result: ToolResult): void {
-    const call = this.#open.get(id);
-    if (!call) return;
-    this.#open.delete(id);
-    this.#emit({ type: 'tool_result', data: result as ToolResultData });
-    this.#host.defer(() => call.resolve(result));
+  /** Resolves with the call's one result. */
+  #wait(record: CallRecord): Promise<ToolResult> {
+    return new Promise((resolve) => {
+      const list = this.#waiters.get(record.id) ?? [];
+      list.push(resolve);
+      this.#waiters.set(record.id, list);
+    });
   }
 
-  #emit(event: Extract<MachineOutput, { type: 'tool_call' | 'tool_result' }>): void {
-    this.entries.push({ role: event.type, content: JSON.stringify(event.data) });
-    this.#host.output(event);
+  /** The call's one result: emitted, journaled, and handed to the agent once committed. */
+  #finish(record: CallRecord, result: ToolResult): void {
+    if (record.result) return;
+    record.result = result;
+    record.resultAt = this.#events++;
+    this.#host.changed();
+    this.#host.output({ type: 'tool_result', data: result as ToolResultData });
+    const waiters = this.#waiters.get(record.id) ?? [];
+    this.#waiters.delete(record.id);
+    this.#host.defer(() => {
+      for (const resolve of waiters) resolve(result);
+    });
   }
+}
+
+function denial(record: CallRecord, decision: { reason?: string; timedOut?: boolean }): ToolResult {
+  if (decision.timedOut) return failure(record.id, 'denied', 'approval_timeout', 'no decision came before the permission request expired');
+  return failure(record.id, 'denied', 'denied', decision.reason ?? 'the user denied the call');
 }
 
 function failure(id: string, status: 'failed' | 'denied' | 'cancelled', code: ToolError['code'], message: string): ToolResult {

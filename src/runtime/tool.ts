@@ -5,6 +5,17 @@ export interface ToolContext {
   readonly sessionId: string;
   /** The call's id (the `id` of its `tool_call` and `tool_result` events). */
   readonly callId: string;
+  /**
+   * 1 on the first run. A tool that was running when the process died (or the session was
+   * moved) runs again after the restart — at-least-once — with `attempt` 2, 3, ….
+   */
+  readonly attempt: number;
+  /**
+   * `<callId>:<attempt>`: hand it to whatever the tool calls (a payment API, an email
+   * service) so a retried run is recognised there. A decision or a finished result is never
+   * repeated; only a run cut off midway is.
+   */
+  readonly idempotencyKey: string;
   /** Aborted when the turn is stopped, interrupted, times out or ends with the call still open. */
   readonly signal: AbortSignal;
 }
@@ -19,8 +30,9 @@ export interface Tool<TInput = unknown, TOutput = unknown> {
   readonly description: string;
   readonly parameters: z.ZodType<TInput>;
   /**
-   * The call needs a user's approval before it runs. Approvals are not built yet: a call
-   * that needs one is refused with a `denied` result (code `approval_required`), never run.
+   * The call needs a user's approval before it runs: `permission_request` goes out, the turn
+   * waits (the session's state is tagged `waiting-for-user`), and the tool runs only if the
+   * user allows it before `approvalTimeoutMs`. A denial or the deadline is a `denied` result.
    * @default false
    */
   readonly needsApproval?: boolean | ApprovalCheck<TInput>;
@@ -42,9 +54,11 @@ export type ToolErrorCode =
   | 'unknown_tool'
   /** The tool threw or rejected. */
   | 'tool_failed'
-  /** The tool needs an approval, and approvals are not built yet. */
-  | 'approval_required'
-  /** The turn was stopped, interrupted, timed out or ended while the tool ran. */
+  /** The user denied the call (`permission_response{allowed:false}`). */
+  | 'denied'
+  /** No decision came before the permission request expired (`approvalTimeoutMs`). */
+  | 'approval_timeout'
+  /** The turn was stopped, interrupted, timed out or ended while the tool ran or waited for approval. */
   | 'cancelled';
 
 export interface ToolError {

@@ -64,6 +64,15 @@ export interface InputMessage {
   readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
+/** The user's decision on a tool call that waits for approval (`permission_response` on the wire, C19). */
+export interface PermissionDecision {
+  /** The id of the `permission_request` (the tool call's id). */
+  readonly id: string;
+  readonly allowed: boolean;
+  /** Why: handed to the agent in a denial's `error.message`. */
+  readonly reason?: string;
+}
+
 /** An onboarding answer (`question_response` on the wire). */
 export interface AnswerMessage {
   /** The client message id (C10). */

@@ -84,3 +84,14 @@ function deeperThan(value: unknown, levels: number): boolean {
   for (const child of Object.values(value)) if (deeperThan(child, levels - 1)) return true;
   return false;
 }
+
+/** A `runtime.decide` decision as the runtime takes it (C19): the checks of an input, on `{ id, allowed, reason? }`. */
+export function validateDecision(sessionId: unknown, decision: unknown, limits: InputLimits): BatonError | undefined {
+  if (typeof decision !== 'object' || decision === null) return new InvalidMessageError('a decision must be an object { id, allowed, reason? }');
+  const { id, allowed, reason } = decision as Record<string, unknown>;
+  const base = validate(sessionId, { id, content: typeof reason === 'string' ? reason : '' }, limits);
+  if (base) return base;
+  if (typeof allowed !== 'boolean') return new InvalidMessageError(`permission "${String(id)}": allowed must be true or false`);
+  if (reason !== undefined && typeof reason !== 'string') return new InvalidMessageError(`permission "${String(id)}": reason must be a string`);
+  return undefined;
+}

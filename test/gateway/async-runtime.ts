@@ -70,6 +70,10 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
       record(`respond ${answer.questionId}`);
       return lagged(inner.respond(sessionId, answer));
     },
+    decide: (sessionId, decision) => {
+      record(`decide ${decision.id}`);
+      return lagged(inner.decide(sessionId, decision));
+    },
     control: (sessionId, action) => {
       record(`control ${action}`);
       return lagged(inner.control(sessionId, action));
