@@ -135,6 +135,10 @@ class AgentTurn implements Turn {
   callTool(name: string, input: unknown): Promise<ToolResult> {
     return this.#record.tools.call(name, input);
   }
+
+  get tools(): readonly Tool[] {
+    return this.#driver.tools();
+  }
 }
 
 /** Runs a session's turns and commands as its machine asks, and reports back with tagged events. */
@@ -146,6 +150,7 @@ class AgentDriver implements KindDriver {
   #commandTimer: unknown;
   readonly #steering: boolean;
   readonly #turnTimeoutMs: number;
+  #tools: readonly Tool[] | undefined;
 
   get sessionId(): string {
     return this.#session.sessionId;
@@ -286,6 +291,11 @@ class AgentDriver implements KindDriver {
     } catch (error) {
       this.#fail(record, error);
     }
+  }
+
+  /** Listed only if an agent asks, once per activation; frozen, since every turn shares it. */
+  tools(): readonly Tool[] {
+    return (this.#tools ??= Object.freeze([...(this.#options.tools ?? noTools).values()]));
   }
 
   /** Copied only if the agent asks. */
