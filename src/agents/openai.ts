@@ -58,8 +58,8 @@ interface AgentConfig {
  * When a response asks for some, each is called with `turn.callTool` — together, as the
  * model asked for them together — so the stream shows `tool_call` / `tool_result`; the
  * results go back as `tool` messages and the model is asked again, until it answers without
- * tools. Arguments that are not JSON are passed as the text they are, which the tool's
- * schema refuses (`invalid_input`, told to the model like any failed result). After
+ * tools. Arguments that are not JSON are passed as the text they are, which an object schema
+ * refuses (`invalid_input`, told to the model like any failed result). After
  * `maxToolRounds` rounds, a response that still asks for tools ends the turn with
  * `[stopped: …]` in the reply: a bound reached is a policy, not a crash, and the note stays in
  * the transcript, so the next turn's model knows its work was cut short. Tool entries of
@@ -154,9 +154,11 @@ async function callTools(turn: Turn, reply: StreamedReply): Promise<ChatCompleti
 }
 
 /**
- * The model's arguments, parsed. Text that is not JSON is passed as it is: the tool's schema
+ * The model's arguments, parsed. Text that is not JSON is passed as it is: an object schema
  * refuses it (`invalid_input`), so the call is in the stream and the transcript with its
- * failed result, and the model is told. No arguments at all mean none: `{}`.
+ * failed result, and the model is told — rather than a result made up here, which clients
+ * would never see. (A tool whose `parameters` accept a bare string would get the text;
+ * OpenAI accepts only object schemas for functions.) No arguments at all mean none: `{}`.
  */
 function argumentsOf(call: StreamedCall): unknown {
   if (call.arguments.trim() === '') return {};
