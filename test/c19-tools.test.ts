@@ -194,6 +194,17 @@ describe('C19 tools', () => {
     expect(() => defineTool({ name: 'bad name', description: '', parameters: z.object({}), run: () => 1 })).toThrow(/bad name/);
   });
 
+  it('C19: turn.tools lists the runtime\'s tools, then the agent\'s, read-only', async () => {
+    const turns: Turn[] = [];
+    const held = heldTool();
+    const agent = Object.assign((turn: Turn) => void turns.push(turn), { tools: [held.tool] });
+    const t = testRuntime({ agent, tools: [upper], debounceMs: 0 });
+    await t.runtime.send('s', { id: 'm1', content: 'go' });
+    await settle();
+    expect(turns[0]!.tools.map((tool) => tool.name)).toEqual(['upper', 'held']);
+    expect(Object.isFrozen(turns[0]!.tools)).toBe(true);
+  });
+
   it('C19: the demo agent calls echo_upper for "tool <text>", which needs the user\'s approval', async () => {
     const t = testRuntime({ agent: demoAgent({ delayMs: 0 }), debounceMs: 0 });
     await t.runtime.send('s', { id: 'm1', content: 'tool hello world' });

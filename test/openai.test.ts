@@ -1,83 +1,35 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { firstValueFrom, filter } from 'rxjs';
-import { createRuntime, type RuntimeOptions, type SessionEvent } from '../src/index.ts';
-import { openaiAgent } from '../src/openai.ts';
+import type { RuntimeOptions } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
+import { FakeOpenAI, openaiRuntime, words } from './fake-openai.ts';
 
 /**
- * A local stand-in for an OpenAI-compatible server: chat completions streamed as
- * server-sent events in the API's format. What a request gets depends on its last user
- * message: `#429` and `#500` fail, `#slow` streams 200 chunks 10 ms apart; anything else
- * streams its words back.
+ * What a request gets depends on its last user message: `#429` and `#500` fail, `#slow`
+ * streams 200 chunks 10 ms apart; anything else streams its words back.
  */
-interface Seen {
-  messages: { role: string; content: string }[];
-  closedEarly: boolean;
-}
-const requests: Seen[] = [];
-let server: Server;
+const server = new FakeOpenAI(({ messages }) => {
+  const last = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
+  if (last.includes('#429')) return { status: 429, message: 'Rate limit reached' };
+  if (last.includes('#500')) return { status: 500, message: 'Upstream exploded' };
+  if (last.includes('#slow')) return { deltas: Array.from({ length: 200 }, (_, i) => ({ content: `t${i} ` })), chunkMs: 10 };
+  return { deltas: words(last) };
+});
+const requests = server.requests;
 let baseURL: string;
 const dir = mkdtempSync(join(tmpdir(), 'baton-openai-'));
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const { messages } = JSON.parse(body) as { messages: Seen['messages'] };
-      const seen: Seen = { messages, closedEarly: false };
-      requests.push(seen);
-      const last = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-      if (last.includes('#429') || last.includes('#500')) {
-        const status = last.includes('#429') ? 429 : 500;
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { message: status === 429 ? 'Rate limit reached' : 'Upstream exploded', type: 'server_error' } }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const chunks = last.includes('#slow') ? Array.from({ length: 200 }, (_, i) => `t${i} `) : last.split(' ').map((w, i) => (i ? ` ${w}` : w));
-      let i = 0;
-      let finished = false;
-      res.on('close', () => {
-        if (!finished) seen.closedEarly = true;
-      });
-      const tick = () => {
-        if (res.destroyed) return;
-        if (i === chunks.length) {
-          finished = true;
-          res.end('data: [DONE]\n\n');
-          return;
-        }
-        const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 0, model: 'fake', choices: [{ index: 0, delta: { content: chunks[i++] }, finish_reason: null }] };
-        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-        setTimeout(tick, last.includes('#slow') ? 10 : 0);
-      };
-      tick();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  baseURL = await server.start();
 });
 afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function runtimeWith(options: Partial<RuntimeOptions> = {}) {
-  const runtime = createRuntime({ agent: openaiAgent({ model: 'fake', baseURL, apiKey: 'test' }), debounceMs: 0, ...options });
-  const events: SessionEvent[] = [];
-  runtime.events$.subscribe((e) => events.push(e));
-  const next = (match: (e: SessionEvent) => boolean) => firstValueFrom(runtime.events$.pipe(filter(match)));
-  const done = (sessionId: string) => next((e) => e.type === 'done' && e.sessionId === sessionId);
-  const text = (sessionId: string) =>
-    events.flatMap((e) => (e.type === 'message.delta' && e.sessionId === sessionId ? [e.data.content] : [])).join('');
-  return { runtime, events, next, done, text };
-}
+const runtimeWith = (options: Partial<RuntimeOptions> = {}) => openaiRuntime(baseURL, options);
 
 describe('OpenAI-compatible agent', () => {
   it('streams each chunk as a message.delta and records the turn in the transcript', async () => {

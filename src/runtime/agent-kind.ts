@@ -148,6 +148,10 @@ class AgentTurn implements Turn {
   callTool(name: string, input: unknown): Promise<ToolResult> {
     return this.#record.tools.call(name, input);
   }
+
+  get tools(): readonly Tool[] {
+    return this.#driver.tools();
+  }
 }
 
 /** Runs a session's turns and commands as its machine asks, and reports back with tagged events. */
@@ -163,6 +167,7 @@ class AgentDriver implements KindDriver {
   #restored: TurnJournal | undefined;
   /** Deadlines of the running turn's pending approvals, by call id. */
   readonly #approvals = new Map<string, unknown>();
+  #tools: readonly Tool[] | undefined;
 
   get sessionId(): string {
     return this.#session.sessionId;
@@ -377,6 +382,11 @@ class AgentDriver implements KindDriver {
     } catch (error) {
       this.#fail(record, error);
     }
+  }
+
+  /** Listed only if an agent asks, once per activation; frozen, since every turn shares it. */
+  tools(): readonly Tool[] {
+    return (this.#tools ??= Object.freeze([...(this.#options.tools ?? noTools).values()]));
   }
 
   /** Copied only if the agent asks. */

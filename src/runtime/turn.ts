@@ -55,6 +55,15 @@ export interface Turn {
    * if (result.status === 'ok') turn.emit(String(result.output));
    */
   callTool(name: string, input: unknown): Promise<ToolResult>;
+  /**
+   * The tools `callTool` reaches: the runtime's `tools`, then the agent's own `agent.tools`
+   * (C19). Read-only, the same for every turn of the runtime; an agent describes them to a
+   * model with `toolSchema` (from the package root).
+   *
+   * @example
+   * const functions = turn.tools.map(toolSchema); // [{ name, description, parameters }]
+   */
+  readonly tools: readonly Tool[];
 }
 
 /**
