@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { createRuntime, type Runtime, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
+import { z } from 'zod';
+import { createRuntime, defineTool, type RuntimeOptions, type Runtime, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
 import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
 import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
 
@@ -17,7 +18,7 @@ afterEach(async () => {
 });
 
 /** A node: a runtime on its own PostgresStore, recording its events and the agent calls it made. */
-function node(nodeId: string) {
+function node(nodeId: string, options: Partial<RuntimeOptions> = {}) {
   const store = new PostgresStore({ url: pgUrl(), schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
   const ran: string[] = [];
   const agent = async (turn: Turn) => {
@@ -25,13 +26,57 @@ function node(nodeId: string) {
     return `echo: ${turn.inputs.map((i) => i.content).join(' + ')}`;
   };
   const errors: unknown[] = [];
-  const runtime = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: (error) => errors.push(error) });
+  const runtime = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: (error) => errors.push(error), ...options });
   runtimes.push(runtime);
   const events: SessionEvent[] = [];
   runtime.events$.subscribe((e) => events.push(e));
   const done = (inputId: string) => events.some((e) => e.type === 'done' && e.data.input_ids.includes(inputId));
   return { store, runtime, events, ran, done, errors };
 }
+
+/** A tool that needs approval, and the nodes it ran on. */
+function guarded(ranOn: string[], nodeId: string) {
+  return defineTool({
+    name: 'guarded',
+    description: 'Needs the user',
+    parameters: z.object({}),
+    needsApproval: true,
+    run: (_input, { idempotencyKey }) => void ranOn.push(`${nodeId} ${idempotencyKey}`),
+  });
+}
+const callGuarded = async (turn: Turn) => (await turn.callTool('guarded', {})).status;
+
+describe('approvals on a cluster (C19)', () => {
+  it('C19, C17: a decision sent through a node that does not own the session is mailed to its owner; the tool runs once, there', async () => {
+    const ranOn: string[] = [];
+    const a = node('a', { agent: callGuarded, tools: [guarded(ranOn, 'a')] });
+    const b = node('b', { agent: callGuarded, tools: [guarded(ranOn, 'b')] });
+    await a.runtime.send('s', { id: 'm1', content: 'go' });
+    await waitFor(() => a.events.some((e) => e.type === 'permission_request'), 'the request on a');
+    expect(await b.runtime.decide('s', { id: 'call_1_1', allowed: true })).toEqual({ status: 'accepted' });
+    await waitFor(() => a.done('m1'), 'the turn to end on a');
+    expect(ranOn).toEqual(['a call_1_1:1']);
+    expect(a.events.filter((e) => e.type === 'tool_result').map((e) => e.data)).toEqual([{ id: 'call_1_1', status: 'ok', output: null }]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it('C19, C17: the owner dies while the turn waits; the decision through another node claims the session there and runs the tool once', async () => {
+    const ranOn: string[] = [];
+    const a = node('a', { agent: callGuarded, tools: [guarded(ranOn, 'a')] });
+    const b = node('b', { agent: callGuarded, tools: [guarded(ranOn, 'b')] });
+    await a.runtime.send('s', { id: 'm1', content: 'go' });
+    await waitFor(() => a.events.some((e) => e.type === 'permission_request'), 'the request on a');
+    // a is gone, and as after a crash the session still names it as its owner.
+    await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
+    await a.store.close();
+    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    await waitFor(async () => (await b.runtime.decide('s', { id: 'call_1_1', allowed: true })).status === 'accepted', 'b to take the decision', 10_000);
+    await waitFor(() => b.done('m1'), 'the turn to end on b', 10_000);
+    expect(ranOn).toEqual(['b call_1_1:1']);
+    expect(b.events.filter((e) => e.type === 'permission_request')).toEqual([]); // not asked again
+    expect(b.events.filter((e) => e.type === 'tool_result').map((e) => e.data)).toEqual([{ id: 'call_1_1', status: 'ok', output: null }]);
+  });
+});
 
 describe('runtimes sharing a PostgresStore (a cluster)', () => {
   it('C17: an input sent through a node that does not run the session runs once, on its owner; the sender\'s subscriber gets the events', async () => {
