@@ -97,11 +97,18 @@ export interface SessionContext {
    * restored turn re-runs: the decision is still owed.
    */
   readonly approvals: readonly string[];
+  /**
+   * When the open batch seals (C3) — `debounce` after its latest input, `maxWait` after its
+   * first — as times, so a restored batch seals when it would have (C20). `null` without
+   * an open batch, or when inputs came without `at`.
+   */
+  readonly sealAt: { readonly debounce: number; readonly maxWait: number } | null;
 }
 
 export type SessionMachineEvent =
   | { type: 'activate' }
-  | { type: 'input'; input: SessionInput }
+  /** `at`: when it arrived (the runtime's clock, which the machine cannot read): the batch's deadlines are times (C20). */
+  | { type: 'input'; input: SessionInput; at?: number }
   | { type: 'command'; command: SessionCommand }
   | { type: 'stop' }
   | { type: 'terminate' }
@@ -131,8 +138,11 @@ export type SessionMachineEvent =
   /** `keep`: a durable store keeps waiting work for the next start instead of cancelling it. */
   | { type: 'shutdown'; keep?: boolean }
   | { type: 'shutdown.abort'; keep?: boolean }
-  /** Restored from a store: timers are not restored, so seal, re-run, or carry on. */
-  | { type: 'resume' };
+  /**
+   * Restored from a store at `at`. XState does not re-arm a restored snapshot's timers: a
+   * collecting batch re-arms them from its stored deadlines (C20); a turn re-runs.
+   */
+  | { type: 'resume'; at?: number };
 
 export type SessionEffect =
   | { type: 'output'; event: MachineOutput }
@@ -203,8 +213,8 @@ export const sessionMachine = setup({
     emitted: {} as SessionEffect,
   },
   delays: {
-    debounce: ({ context }) => context.settings.debounceMs,
-    maxWait: ({ context }) => context.settings.maxWaitMs,
+    debounce: ({ context, event }) => delay(context, event, 'debounce'),
+    maxWait: ({ context, event }) => delay(context, event, 'maxWait'),
   },
   guards: {
     isStop: ({ event }) => isStopCommand(event),
@@ -272,7 +282,10 @@ export const sessionMachine = setup({
     /** An input joins the open batch (idle or collecting). */
     addToBatch: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'input') return;
-      enqueue.assign({ batch: [...context.batch, refOf(event.input)] });
+      const { debounceMs, maxWaitMs } = context.settings;
+      const sealAt =
+        event.at === undefined ? null : { debounce: event.at + debounceMs, maxWait: context.sealAt && context.batch.length > 0 ? context.sealAt.maxWait : event.at + maxWaitMs };
+      enqueue.assign({ batch: [...context.batch, refOf(event.input)], sealAt });
       receipt(enqueue, { status: 'accepted', mode: 'primary' });
     }),
     /** An input waits in the queue (busy, activating, or behind an ordered command). */
@@ -290,7 +303,7 @@ export const sessionMachine = setup({
     /** busy's entry: the batch becomes the turn. */
     startTurn: enqueueActions(({ context, enqueue }) => {
       const turn: RunningTurn = { id: context.turns + 1, inputs: context.batch, steering: false, steered: [] };
-      enqueue.assign({ turn, turns: turn.id, batch: [] });
+      enqueue.assign({ turn, turns: turn.id, batch: [], sealAt: null });
       out(enqueue, { type: 'state', data: { state: 'running' } });
       out(enqueue, { type: 'message.start', data: { id: messageId(turn), role: 'assistant', content_type: 'text' } });
       enqueue.emit({ type: 'turn.start', turn });
@@ -488,6 +501,7 @@ export const sessionMachine = setup({
     drained: false,
     cancelled: [],
     approvals: [],
+    sealAt: null,
   }),
   initial: 'created',
   states: {
@@ -565,8 +579,9 @@ export const sessionMachine = setup({
             stop: { target: 'idle', actions: 'stopAll' },
             // The open batch is cancelled or kept: a drained session must not seal it later.
             shutdown: { target: 'idle', actions: 'beginDrain' },
-            // Restored: the batch's timers are gone, so it seals now.
-            resume: { target: 'busy', actions: ['undrain', 'abandonCommand'] },
+            // Restored: XState does not re-arm the batch's timers; re-entering arms them again
+            // from the stored deadlines (sealing at once if they passed while it was down).
+            resume: { target: 'collecting', reenter: true, actions: ['undrain', 'abandonCommand'] },
           },
           states: {
             debouncing: {
@@ -662,6 +677,17 @@ export const sessionMachine = setup({
 });
 
 const BUILTINS = new Set(['status', 'help']);
+
+/**
+ * A batch timer's delay: the setting, or — when `resume` re-arms a restored batch — what is
+ * left of it at the stored deadline (none if that has passed; a snapshot stored without
+ * deadlines seals at once, as it did before they were stored).
+ */
+function delay(context: SessionContext, event: SessionMachineEvent, timer: 'debounce' | 'maxWait'): number {
+  if (event.type !== 'resume') return timer === 'debounce' ? context.settings.debounceMs : context.settings.maxWaitMs;
+  if (context.sealAt === null || event.at === undefined) return 0;
+  return Math.max(0, context.sealAt[timer] - event.at);
+}
 
 function leadingInputs(queue: readonly Work[]): number {
   const firstCommand = queue.findIndex((w) => w.kind === 'command');

@@ -69,7 +69,7 @@ describe('C12 durability and recovery', () => {
     expect(third.calls).toHaveLength(0);
   });
 
-  it('runs a batch that was collecting at the crash: its inputs are batched again and sealed', async () => {
+  it('C20: runs a batch that was collecting at the crash: restored mid-debounce, it seals at its original deadline', async () => {
     const store = new SqliteStore(':memory:') // durable: what it took survives the crash;
     const first = controlledAgent();
     const before = testRuntime({ agent: first.agent, debounceMs: 300, store });
@@ -77,30 +77,60 @@ describe('C12 durability and recovery', () => {
     expect((await before.runtime.status('s'))?.state).toBe('collecting');
     const second = controlledAgent();
     const after = restart(store, { agent: second.agent, debounceMs: 300 });
+    after.clock.set(before.clock.now() + 100); // restored 100 ms into its 300 ms debounce
     await settle();
-    // Restored mid-collection (the snapshot of that step was committed), the batch is sealed
-    // at once: XState does not restore the debounce timer.
-    expect(second.contents()).toEqual([['one', 'two']]);
-    await after.advance(300);
+    expect(second.contents()).toEqual([]); // not sealed at restore: its timers are re-armed
+    await after.advance(199);
+    expect(second.contents()).toEqual([]);
+    await after.advance(1);
     expect(second.contents()).toEqual([['one', 'two']]);
     expect(first.calls).toHaveLength(0);
   });
 
-  it('seals a batch whose snapshot was saved mid-collection at once: XState does not restore after-timers', () => {
-    const input = { sessionId: 's', settings: settings({ debounceMs: 300 }) };
+  it('C20: a batch restored past its deadline seals at once; maxWait is kept from the first input', () => {
+    const input = { sessionId: 's', settings: settings({ debounceMs: 300, maxWaitMs: 1000 }) };
     const live = createActor(sessionMachine, { input });
     live.start();
     live.send({ type: 'activate' });
-    live.send({ type: 'input', input: { id: 'm1', content: 'one' } });
+    live.send({ type: 'input', input: { id: 'm1', content: 'one' }, at: 0 });
+    live.send({ type: 'input', input: { id: 'm2', content: 'two' }, at: 900 });
     const saved = live.getPersistedSnapshot();
     live.stop();
-    const restored = createActor(sessionMachine, { input, snapshot: saved, clock: new SimulatedClock() });
-    const starts: unknown[] = [];
-    restored.on('turn.start', (e) => starts.push(e.turn.inputs.map((i) => i.id)));
-    restored.start();
-    expect(restored.getSnapshot().matches({ running: 'collecting' })).toBe(true);
-    restored.send({ type: 'resume' });
-    expect(starts).toEqual([['m1']]);
+    expect((saved as unknown as { context: { sealAt: unknown } }).context.sealAt).toEqual({ debounce: 1200, maxWait: 1000 });
+    for (const [at, sealedAfter] of [[950, 50], [2000, 0]] as const) {
+      const clock = new SimulatedClock();
+      clock.set(at);
+      const restored = createActor(sessionMachine, { input, snapshot: saved, clock });
+      const starts: unknown[] = [];
+      restored.on('turn.start', (e) => starts.push(e.turn.inputs.map((i) => i.id)));
+      restored.start();
+      expect(restored.getSnapshot().matches({ running: 'collecting' })).toBe(true);
+      restored.send({ type: 'resume', at });
+      if (sealedAfter > 0) {
+        clock.increment(sealedAfter - 1);
+        expect(starts, `restored at ${at}`).toEqual([]);
+      }
+      clock.increment(1);
+      expect(starts, `restored at ${at}`).toEqual([['m1', 'm2']]);
+    }
+  });
+
+  it('C20: a turn restored mid-turn keeps its original timeout: the re-run gets what was left of turnTimeoutMs', async () => {
+    const store = new SqliteStore(':memory:');
+    const first = controlledAgent();
+    const before = testRuntime({ agent: first.agent, debounceMs: 0, turnTimeoutMs: 1000, store });
+    await before.runtime.send('s', { id: 'm1', content: 'slow' });
+    await settle();
+    await before.advance(600); // the process dies 600 ms into the turn
+    const second = controlledAgent();
+    const after = restart(store, { agent: second.agent, debounceMs: 0, turnTimeoutMs: 1000 });
+    after.clock.set(before.clock.now());
+    await settle();
+    expect(second.contents()).toEqual([['slow']]);
+    await after.advance(399);
+    expect(after.dones('s').map((d) => d.reason)).toEqual(['interrupted']);
+    await after.advance(1);
+    expect(after.dones('s').map((d) => d.reason)).toEqual(['interrupted', 'timeout']);
   });
 
   it('re-runs a turn whose snapshot was saved mid-turn, as a new turn (its own timeout)', () => {

@@ -31,6 +31,12 @@ export interface AgentKindOptions {
   settingsFor(sessionId: string): SessionSettings;
 }
 
+/** What a running turn keeps beside the snapshot: its tool calls (C19) and when it times out (C20). */
+interface DriverJournal {
+  readonly timeoutAt?: number;
+  readonly tools?: TurnJournal;
+}
+
 /** AEP's auto-deny: a permission request nobody answers is denied after five minutes. */
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
 
@@ -56,6 +62,7 @@ export function agentKind(options: AgentKindOptions): SessionKind {
         draining: false,
         drained: false,
         approvals: (snapshot.context as Partial<SessionContext> | undefined)?.approvals ?? [],
+        sealAt: (snapshot.context as Partial<SessionContext> | undefined)?.sealAt ?? null,
       }),
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
     // The turn a crash cut off is closed (its reply ended, its done says interrupted, its
@@ -113,6 +120,8 @@ interface TurnRecord {
   ended: boolean;
   /** The turn's timeout (C7): `agent.timeout` when it fires, cleared when the turn ends. */
   timer: unknown;
+  /** When it fires; `undefined` while it is held (a decision is owed). Stored, so a re-run keeps it (C20). */
+  timeoutAt: number | undefined;
 }
 
 /**
@@ -163,8 +172,8 @@ class AgentDriver implements KindDriver {
   #commandTimer: unknown;
   readonly #steering: boolean;
   readonly #turnTimeoutMs: number;
-  /** The tool calls a previous run of the restored turn made (C19): its re-run replays them. */
-  #restored: TurnJournal | undefined;
+  /** What the restored turn's previous run left (C19, C20): its re-run replays it. */
+  #restored: DriverJournal | undefined;
   /** Deadlines of the running turn's pending approvals, by call id. */
   readonly #approvals = new Map<string, unknown>();
   #tools: readonly Tool[] | undefined;
@@ -178,12 +187,15 @@ class AgentDriver implements KindDriver {
     this.#options = options;
     this.#steering = settings.busyPolicy === 'steer';
     this.#turnTimeoutMs = settings.turnTimeoutMs;
-    this.#restored = session.journal as TurnJournal | undefined;
+    this.#restored = session.journal as DriverJournal | undefined;
   }
 
   /** The running turn's tool calls, stored beside the snapshot. */
-  journal(): unknown {
-    return this.#turn?.tools.journal();
+  journal(): DriverJournal | undefined {
+    const record = this.#turn;
+    if (!record) return undefined;
+    const tools = record.tools.journal();
+    return { ...(record.timeoutAt !== undefined && { timeoutAt: record.timeoutAt }), ...(tools && { tools }) };
   }
 
   effect(e: EventObject): void {
@@ -274,6 +286,9 @@ class AgentDriver implements KindDriver {
       : undefined;
     const controller = new LazyAbort();
     const session = this.#session;
+    // The journal belongs to the turn the restored machine held, which this one re-runs.
+    const restored = this.#restored;
+    this.#restored = undefined;
     const tools = new TurnTools(
       {
         sessionId: session.sessionId,
@@ -302,8 +317,7 @@ class AgentDriver implements KindDriver {
         }),
       },
       `call_${turnId}`,
-      // The journal belongs to the turn the restored machine held, which this one re-runs.
-      this.#takeRestored(),
+      restored?.tools,
     );
     const record: TurnRecord = {
       id: turnId,
@@ -316,6 +330,7 @@ class AgentDriver implements KindDriver {
       streamed: false,
       ended: false,
       timer: undefined,
+      timeoutAt: undefined,
     };
     // A turn restarted without a done (a restored session re-runs it) drops the old timer.
     if (this.#turn) this.#session.clock.clearTimeout(this.#turn.timer);
@@ -323,21 +338,21 @@ class AgentDriver implements KindDriver {
     this.#turn = record;
     // Approvals the previous run still waits for keep their deadlines (the machine kept them).
     for (const { callId, expiresAt } of tools.pendingApprovals()) this.#armApproval(record, callId, expiresAt);
-    if (this.#approvals.size === 0) this.#armTurnTimer(record);
+    // A re-run keeps the timeout its first run had (C20); a fresh turn gets turnTimeoutMs.
+    if (this.#approvals.size === 0) this.#armTurnTimer(record, restored?.timeoutAt);
     return record;
   }
 
-  #takeRestored(): TurnJournal | undefined {
-    const journal = this.#restored;
-    this.#restored = undefined;
-    return journal;
-  }
-
-  /** C7: the turn's timeout. Time spent waiting for the user does not count: the timer stops while a decision is owed. */
-  #armTurnTimer(record: TurnRecord): void {
+  /**
+   * C7: the turn's timeout, at `at` or turnTimeoutMs from now. Time spent waiting for the
+   * user does not count: the timer is held while a decision is owed.
+   */
+  #armTurnTimer(record: TurnRecord, at = this.#session.now() + this.#turnTimeoutMs): void {
     const turnId = record.id;
     this.#session.clock.clearTimeout(record.timer);
-    record.timer = this.#session.clock.setTimeout(() => this.#send({ type: 'agent.timeout', turnId }), this.#turnTimeoutMs);
+    record.timeoutAt = at;
+    record.timer = this.#session.clock.setTimeout(() => this.#send({ type: 'agent.timeout', turnId }), Math.max(0, at - this.#session.now()));
+    this.#session.journalChanged();
   }
 
   /** A decision is owed: its deadline is armed and the turn's own timer waits. */
@@ -345,6 +360,8 @@ class AgentDriver implements KindDriver {
     const clock = this.#session.clock;
     clock.clearTimeout(this.#approvals.get(callId));
     clock.clearTimeout(record.timer);
+    record.timeoutAt = undefined;
+    this.#session.journalChanged();
     const delay = Math.max(0, expiresAt - this.#session.now());
     this.#approvals.set(callId, clock.setTimeout(() => this.#send({ type: 'approval.timeout', callId }), delay));
   }

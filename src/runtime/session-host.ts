@@ -188,7 +188,7 @@ export class SessionHost {
     this.#deps.dispatcher.run(() => {
       this.#actor.start();
       // A rebuilt session starts afresh and takes every waiting input again, in order.
-      this.#actor.send({ type: this.#rebuilt ? 'activate' : 'resume' });
+      this.#actor.send(this.#rebuilt ? { type: 'activate' } : ({ type: 'resume', at: this.#deps.now() } as EventObject));
       const held = new Set(this.#rebuilt ? [] : (this.kind.holds?.(this.#actor.getSnapshot()) ?? []));
       for (const entry of loaded.pending) if (!held.has(entry.id)) this.offerStored({ type: 'input', input: entry } as EventObject, entry, 'after a restart');
     });
@@ -374,8 +374,10 @@ export class SessionHost {
 
   #dispatch(event: EventObject): void {
     if (this.#stopped) return;
-    this.lastActive = this.#deps.now();
-    this.#deps.dispatcher.run(() => this.#actor.send(event));
+    const now = (this.lastActive = this.#deps.now());
+    // Stamped with the runtime's clock, which machines cannot read: deadlines are times (C20).
+    const stamped = event.type === 'input' ? { ...event, at: now } : event;
+    this.#deps.dispatcher.run(() => this.#actor.send(stamped));
   }
 
   /**
