@@ -34,6 +34,9 @@ export interface SessionInput {
   readonly id: string;
   readonly content: string;
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /** `timer`: a schedule fired (C20); its id, due time and payload are in `schedule`. @default a user's input */
+  readonly kind?: 'timer';
+  readonly schedule?: { readonly id: string; readonly dueAt: number; readonly payload?: unknown };
 }
 
 /**

@@ -20,6 +20,7 @@ import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
 import type { Tool, ToolResult } from './tool.ts';
 import { TurnTools, type TurnJournal } from './tool-calls.ts';
+import { sessionInput } from './timer-input.ts';
 
 export interface AgentKindOptions {
   readonly agent: Agent;
@@ -385,7 +386,8 @@ class AgentDriver implements KindDriver {
    * An input the host cannot find (its store lost it) still reaches the agent, with empty content.
    */
   #input(inputId: string): SessionInput {
-    return this.#session.payload(inputId) ?? { id: inputId, content: '' };
+    const entry = this.#session.payload(inputId);
+    return entry ? sessionInput(entry) : { id: inputId, content: '' };
   }
 
   #runAgent(record: TurnRecord): void {

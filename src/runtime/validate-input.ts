@@ -1,5 +1,6 @@
 import { InputLimitError, InvalidMessageError, type BatonError, type InputLimitName } from '../errors.ts';
 import type { AnswerMessage } from './types.ts';
+import { TIMER_ID_PREFIX } from './timer-input.ts';
 
 /** AEP's `answers` (question text → answer) as one text, answers in their given order. */
 export function answerText(answer: AnswerMessage | undefined): string | undefined {
@@ -58,6 +59,7 @@ function problem(sessionId: unknown, input: unknown, limits: InputLimits): Baton
   if (typeof id !== 'string' || id === '') return new InvalidMessageError('input.id must be a non-empty string');
   // The id is checked first: every later refusal names the input by it.
   if (id.length > limits.maxInputIdLength) return new InputLimitError(id.slice(0, 64) + '…', 'maxInputIdLength', limits.maxInputIdLength, `input.id is ${id.length} characters`);
+  if (id.startsWith(TIMER_ID_PREFIX)) return new InvalidMessageError(`input "${id}": ids starting with "${TIMER_ID_PREFIX}" are the runtime's (schedules fire as such inputs, C20)`);
   if (typeof sessionId !== 'string' || sessionId === '') return new InvalidMessageError(`input "${id}": sessionId must be a non-empty string`);
   if (sessionId.length > limits.maxSessionIdLength) {
     return new InputLimitError(id, 'maxSessionIdLength', limits.maxSessionIdLength, `the session id is ${sessionId.length} characters`);
