@@ -106,6 +106,11 @@ export interface SessionContext {
    * an open batch, or when inputs came without `at`.
    */
   readonly sealAt: { readonly debounce: number; readonly maxWait: number } | null;
+  /**
+   * The session's schedules (C20), ids and next due times only (their payloads stay with the
+   * host), for `/status`. The host keeps them, fires them and says when they change.
+   */
+  readonly schedules: readonly { readonly id: string; readonly dueAt: number }[];
 }
 
 export type SessionMachineEvent =
@@ -135,6 +140,8 @@ export type SessionMachineEvent =
   | { type: 'approval.withdraw'; callId: string }
   /** The user's decision (AEP `permission_response`); `reason` goes to the host, never to context. */
   | { type: 'permission'; decision: { id: string; allowed: boolean; reason?: string } }
+  /** The session's schedules changed (C20): the ids and due times `/status` lists. */
+  | { type: 'schedules'; schedules: readonly { id: string; dueAt: number }[] }
   | { type: 'command.done'; commandId: string; text?: string }
   /** `code`: `TURN_TIMEOUT` when the handler ran past turnTimeoutMs; `INTERNAL_ERROR` otherwise. */
   | { type: 'command.error'; commandId: string; message: string; code?: ErrorCode }
@@ -383,6 +390,7 @@ export const sessionMachine = setup({
         enqueue.emit({ type: 'approval.decided', callId: event.callId, allowed: false, timedOut: true });
       }
     }),
+    noteSchedules: assign(({ event }) => (event.type === 'schedules' ? { schedules: event.schedules.map(({ id, dueAt }) => ({ id, dueAt })) } : {})),
     withdrawApproval: assign(({ context, event }) =>
       event.type === 'approval.withdraw' ? { approvals: context.approvals.filter((a) => a !== event.callId) } : {},
     ),
@@ -505,6 +513,7 @@ export const sessionMachine = setup({
     cancelled: [],
     approvals: [],
     sealAt: null,
+    schedules: [],
   }),
   initial: 'created',
   states: {
@@ -545,6 +554,7 @@ export const sessionMachine = setup({
         resume: { actions: ['undrain', 'abandonCommand'] },
         // No turn waits for a decision here (busy answers the ones that do).
         permission: { actions: 'rejectDecision' },
+        schedules: { actions: 'noteSchedules' },
       },
       states: {
         // Split by what the lane holds, so the `quiescent` tag is exact: the host passivates on
@@ -714,7 +724,9 @@ function builtinReply(command: SessionCommand, c: SessionContext): string {
   if (command.name === 'status') {
     const state = c.turn !== null ? 'busy' : c.batch.length > 0 ? 'collecting' : 'idle';
     const waiting = c.approvals.length > 0 ? `; waiting for approval: ${c.approvals.join(', ')}` : '';
-    return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}${waiting}`;
+    // Times as ISO strings: the runtime's clock is epoch milliseconds.
+    const schedules = c.schedules.length > 0 ? `; schedules: ${c.schedules.map((s) => `${s.id} at ${new Date(s.dueAt).toISOString()}`).join(', ')}` : '';
+    return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}${waiting}${schedules}`;
   }
   const registered = c.settings.commandHelp.map((h) => `/${h.name} — ${h.description}`);
   return ['/stop — stop the running turn and clear the backlog', '/status — the session state and backlog size', '/help — this list', ...registered].join('\n');

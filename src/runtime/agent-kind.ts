@@ -15,7 +15,9 @@ import { SessionTags, withContext, type DriverContext, type KindDriver, type Ses
 import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
 import type { TranscriptEntry } from './store.ts';
-import { BatonError } from '../errors.ts';
+import { BatonError, InvalidMessageError } from '../errors.ts';
+import { MAX_SCHEDULES_PER_SESSION, parseSchedule, type ScheduleSpec } from './schedule.ts';
+import type { ScheduleRecord } from './store.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
 import type { Tool, ToolResult } from './tool.ts';
@@ -47,6 +49,7 @@ export function agentKind(options: AgentKindOptions): SessionKind {
     machine: sessionMachine,
     input: (sessionId) => ({ sessionId, settings: options.settingsFor(sessionId) }),
     commands: true,
+    schedules: true,
     // 2: `idle` became `idle.quiet | idle.occupied` (tags). A version-1 `{ running: 'idle' }`
     // enters idle's initial child, which is what it meant.
     // 3: inputs in context are ids only (payloads come from the inbox). Older snapshots hold
@@ -64,6 +67,7 @@ export function agentKind(options: AgentKindOptions): SessionKind {
         drained: false,
         approvals: (snapshot.context as Partial<SessionContext> | undefined)?.approvals ?? [],
         sealAt: (snapshot.context as Partial<SessionContext> | undefined)?.sealAt ?? null,
+        schedules: (snapshot.context as Partial<SessionContext> | undefined)?.schedules ?? [],
       }),
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
     // The turn a crash cut off is closed (its reply ended, its done says interrupted, its
@@ -157,6 +161,15 @@ class AgentTurn implements Turn {
 
   callTool(name: string, input: unknown): Promise<ToolResult> {
     return this.#record.tools.call(name, input);
+  }
+
+  schedule(spec: ScheduleSpec): ScheduleRecord {
+    return this.#driver.schedule(this.#record, spec);
+  }
+
+  cancelSchedule(id: string): boolean {
+    if (this.#record.ended) throw new InvalidMessageError('the turn is over: it can no longer cancel schedules');
+    return this.#driver.cancelSchedule(id);
   }
 
   get tools(): readonly Tool[] {
@@ -406,6 +419,22 @@ class AgentDriver implements KindDriver {
   /** Listed only if an agent asks, once per activation; frozen, since every turn shares it. */
   tools(): readonly Tool[] {
     return (this.#tools ??= Object.freeze([...(this.#options.tools ?? noTools).values()]));
+  }
+
+  /** `turn.schedule`: checked as `runtime.schedule` checks it, set in the session's next step (C20). */
+  schedule(record: TurnRecord, spec: ScheduleSpec): ScheduleRecord {
+    if (record.ended) throw new InvalidMessageError('the turn is over: it can no longer set schedules');
+    const schedule = parseSchedule(spec, this.#session.now());
+    const existing = this.#session.schedules();
+    if (!existing.some((s) => s.id === schedule.id) && existing.length >= MAX_SCHEDULES_PER_SESSION) {
+      throw new InvalidMessageError(`this session has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);
+    }
+    this.#session.setSchedule(schedule);
+    return schedule;
+  }
+
+  cancelSchedule(id: string): boolean {
+    return this.#session.cancelSchedule(id);
   }
 
   /** Copied only if the agent asks. */

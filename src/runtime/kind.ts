@@ -1,6 +1,6 @@
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject, SnapshotFrom } from 'xstate';
 import type { DoneData, MachineOutput } from '../../machines/events.ts';
-import type { InboxEntry, TranscriptEntry } from './store.ts';
+import type { InboxEntry, ScheduleRecord, TranscriptEntry } from './store.ts';
 import type { Clock } from './clock.ts';
 
 /**
@@ -74,6 +74,12 @@ export interface SessionKind<TMachine extends AnyStateMachine = AnyStateMachine>
    * @default false
    */
   readonly commands?: boolean;
+  /**
+   * Take schedules (C20): they fire as inputs (`timer:<id>:<due time>`, typed `kind: 'timer'`
+   * for an agent), so only a kind whose inputs are messages may say yes.
+   * @default false
+   */
+  readonly schedules?: boolean;
   /**
    * Accept `question_response` answers (`runtime.respond`), sent as inputs with a `questionId`.
    * @default false
@@ -163,6 +169,10 @@ export interface DriverContext<TEvent extends EventObject = EventObject> {
   readonly journal: unknown;
   /** The driver's journal changed: it is stored (with the snapshot) in the session's next commit. */
   journalChanged(): void;
+  /** The session's schedules (C20), and setting or cancelling one in its next step. */
+  schedules(): readonly ScheduleRecord[];
+  setSchedule(record: ScheduleRecord): void;
+  cancelSchedule(id: string): boolean;
   now(): number;
   /** The runtime's clock (simulated in tests); its callbacks run like any event, after the step. */
   readonly clock: Clock;

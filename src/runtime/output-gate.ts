@@ -1,4 +1,4 @@
-import type { InboxEntry, TranscriptEntry } from './store.ts';
+import type { InboxEntry, ScheduleRecord, TranscriptEntry } from './store.ts';
 import type { SessionEvent } from './types.ts';
 
 /** What a step writes, as the gate hands it to the group commit. */
@@ -8,6 +8,8 @@ export interface StepWrites {
   readonly consumed: string[];
   readonly transcript: TranscriptEntry[];
   readonly taken: string[];
+  /** Schedules the steps set (a record) or cancelled (`null`), the last word per id (C20). */
+  readonly schedules: Map<string, ScheduleRecord | null>;
 }
 
 /**
@@ -53,6 +55,12 @@ export class OutputGate {
   consume(inputs: readonly string[], transcript: readonly TranscriptEntry[] = []): void {
     this.#writes.consumed.push(...inputs);
     this.#writes.transcript.push(...transcript);
+    this.#queue();
+  }
+
+  /** A schedule set (a record) or cancelled (`null`) by the step: written with it (C20). */
+  schedule(id: string, record: ScheduleRecord | null): void {
+    this.#writes.schedules.set(id, record);
     this.#queue();
   }
 
@@ -132,5 +140,5 @@ export class OutputGate {
 }
 
 function empty(): StepWrites {
-  return { accepted: [], events: [], consumed: [], transcript: [], taken: [] };
+  return { accepted: [], events: [], consumed: [], transcript: [], taken: [], schedules: new Map() };
 }

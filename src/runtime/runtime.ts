@@ -22,10 +22,12 @@ import { attempt, when, type Awaitable } from './awaitable.ts';
 import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
 import { agentKind } from './agent-kind.ts';
+import { Scheduling } from './scheduling.ts';
+import type { ScheduleSpec } from './schedule.ts';
 import { toolsByName } from './tool.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
-import { MemoryStore, StaleEpochError, type InboxEntry, type Store } from './store.ts';
+import { MemoryStore, StaleEpochError, type InboxEntry, type ScheduleRecord, type Store } from './store.ts';
 import { createCounter, createDirectory, type Directory } from './directory.ts';
 import type { AnswerMessage, InputMessage, PermissionDecision, Receipt, SessionEvent, SessionStatus } from './types.ts';
 import { answerText, plainMetadata, validate, validateDecision, type InputLimits } from './validate-input.ts';
@@ -72,6 +74,19 @@ export interface Runtime {
    * journaled with the step that took it, and is never asked again.
    */
   decide(sessionId: string, decision: PermissionDecision): Promise<Receipt>;
+  /**
+   * Sets (or replaces, by `id`) a schedule of a session (C20): exactly one of `at` (a time),
+   * `afterMs`, `every` (ms, recurring) or `cron` (recurring, UTC), and a JSON `payload`. It is
+   * stored with the session and fires as an input `{ id: 'timer:<id>:<due>', kind: 'timer',
+   * schedule: { id, dueAt, payload } }` that follows the busy policy — once per due time,
+   * after passivation and restarts too. Resolves with the stored schedule once committed.
+   * Throws `InvalidMessageError` for a bad spec, `SessionNotFoundError`.
+   */
+  schedule(sessionId: string, spec: ScheduleSpec): Promise<ScheduleRecord>;
+  /** Cancels a schedule; `false` if there was none by that id. */
+  cancelSchedule(sessionId: string, id: string): Promise<boolean>;
+  /** A session's schedules, earliest first (a passivated session's too). */
+  schedules(sessionId: string): Promise<ScheduleRecord[]>;
   /** Stops, terminates or deletes a session. Throws {@link SessionNotFoundError}. */
   control(sessionId: string, action: ControlAction): Promise<void>;
   /**
@@ -193,6 +208,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     },
     stored(host) {
       if (supervisor.failing > 0) supervisor.recovered(host.id);
+      scheduling.stored(host);
     },
     publish(event) {
       if (event.type === 'done' && event.data.input_ids.length > 0) count.turn();
@@ -676,8 +692,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   async function drainAll(drainMs: number): Promise<void> {
-    // No retry re-activates a session behind the drain's back.
+    // No retry re-activates a session behind the drain's back, no schedule fires.
     supervisor.stop();
+    scheduling.stop();
     // Sessions still activating are drained like the rest once they are live (C14). Only
     // then an await: the drain's timer starts in this same call otherwise.
     const activating = registry.activations();
@@ -709,10 +726,23 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     events$.complete();
   }
 
+  // C20: one process timer for every session's schedules, passivated ones included.
+  const scheduling = new Scheduling({
+    store,
+    registry,
+    clock: deps.clock,
+    now: deps.now,
+    report,
+    shuttingDown: () => shutdown !== undefined,
+    retryMs: opts.storeRetryMs,
+    ...(cluster && { pollMs: opts.clusterSweepMs }),
+  });
+
   // C12: after a restart, every session with inputs not yet consumed is activated and its
   // work runs again. In a microtask, so the caller can subscribe to events$ first.
   queueMicrotask(() => {
     if (shutdown) return;
+    scheduling.start();
     const pending = attempt(
       () => store.sessionsWithPending(),
       (error) => {
@@ -729,6 +759,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     send,
     respond,
     decide: decidePermission,
+    schedule: (sessionId, spec) => scheduling.schedule(sessionId, spec),
+    cancelSchedule: (sessionId, id) => scheduling.cancel(sessionId, id),
+    schedules: (sessionId) => scheduling.list(sessionId),
     control,
     open: (sessionId, options = {}) => open(sessionId, options),
     snapshot: (sessionId) => sessions.get(sessionId)?.snapshot(),

@@ -6,7 +6,9 @@ import type { Dispatcher } from './dispatcher.ts';
 import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
 import type { SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
-import type { InboxEntry, LoadedSession, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
+import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
+import { nextDueAfter } from './schedule.ts';
+import { timerEntry } from './timer-input.ts';
 import type { GroupCommit } from './group-commit.ts';
 import { OutputGate } from './output-gate.ts';
 
@@ -89,6 +91,8 @@ export class SessionHost {
   #history: TranscriptEntry[];
   /** The driver's journal changed since the last commit: the next one writes the snapshot (it travels with it). */
   #journalChanged = false;
+  /** The session's schedules (C20) as its steps left them, committed or on their way. */
+  readonly #schedules: Map<string, ScheduleRecord>;
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -104,6 +108,7 @@ export class SessionHost {
     this.#gate = new OutputGate(() => deps.commits.enqueue(this), deps.report);
     this.recent = new RecentIds(deps.idempotencyWindow);
     this.#history = [...(loaded?.history ?? [])];
+    this.#schedules = new Map((loaded?.schedules ?? []).map((s) => [s.id, s]));
     const input = kind.input(id);
     const options = { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) };
     const snapshot = loaded && restorable(kind, loaded.session, input);
@@ -127,6 +132,9 @@ export class SessionHost {
       history: () => this.#history.slice(),
       defer: (task) => this.#gate.hold(task),
       journal: loaded === undefined || this.#rebuilt ? undefined : journalOf(loaded.session),
+      schedules: () => this.schedules(),
+      setSchedule: (record) => this.setSchedule(record),
+      cancelSchedule: (id) => this.cancelSchedule(id),
       journalChanged: () => {
         this.#journalChanged = true;
         this.#gate.touch();
@@ -227,6 +235,71 @@ export class SessionHost {
   /** Reports a problem of the session as its own error event, naming the input (`event_id`). */
   reportError(code: MachineReceipt['code'], message: string, eventId: string): void {
     this.#report({ type: 'error', data: { code: code ?? 'INVALID_MESSAGE', message, event_id: eventId } } as MachineOutput);
+  }
+
+  /** The session's schedules, earliest first (C20). */
+  schedules(): ScheduleRecord[] {
+    return [...this.#schedules.values()].sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  /** The earliest due time of its schedules, if any. */
+  nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const s of this.#schedules.values()) if (next === undefined || s.dueAt < next) next = s.dueAt;
+    return next;
+  }
+
+  /** Sets (or replaces, by id) a schedule: stored with the step, like everything the step does (C16, C20). */
+  setSchedule(record: ScheduleRecord): void {
+    if (this.#stopped) return;
+    this.#schedules.set(record.id, record);
+    this.#gate.schedule(record.id, record);
+    this.#noteSchedules();
+  }
+
+  /** Cancels a schedule; `false` if the session has none by that id. */
+  cancelSchedule(id: string): boolean {
+    if (this.#stopped || !this.#schedules.delete(id)) return false;
+    this.#gate.schedule(id, null);
+    this.#noteSchedules();
+    return true;
+  }
+
+  /**
+   * Fires every schedule due by `now` (C20), in one step: each as a durable input
+   * `timer:<id>:<due time>` that the session takes as it takes any input (its busy policy
+   * decides), and in the same commit the schedule is re-armed from its due time or, a
+   * one-shot, removed. An input id it has seen (a fire already taken) is not offered again:
+   * once per due time. A fire the session refuses is said in its stream, never dropped
+   * silently.
+   */
+  fireDue(now: number): void {
+    const due = this.schedules().filter((s) => s.dueAt <= now);
+    if (due.length === 0 || this.#stopped) return;
+    this.step(() => {
+      for (const schedule of due) {
+        const entry = timerEntry({ id: schedule.id, dueAt: schedule.dueAt, ...(schedule.payload !== undefined && { payload: schedule.payload }) });
+        if (this.recent.check(entry.id, entry.content) === undefined) {
+          const receipt = this.send({ type: 'input', input: entry } as EventObject, entry);
+          if (receipt?.status === 'accepted') this.recent.remember(entry.id, entry.content);
+          else this.reportError(receipt?.code ?? 'INVALID_MESSAGE', `schedule "${schedule.id}" fired, and the session refused it: ${receipt?.message ?? 'it takes no input now'}`, entry.id);
+          // A terminated session takes nothing ever again: its schedules end here.
+          if (receipt?.code === 'SESSION_TERMINATED') {
+            this.cancelSchedule(schedule.id);
+            continue;
+          }
+        }
+        const next = nextDueAfter(schedule, now);
+        if (next === undefined) this.cancelSchedule(schedule.id);
+        else this.setSchedule({ ...schedule, dueAt: next });
+      }
+    });
+  }
+
+  /** The machine lists the schedules' ids and due times in `/status`. */
+  #noteSchedules(): void {
+    const schedules = this.schedules().map(({ id, dueAt }) => ({ id, dueAt }));
+    this.#dispatch({ type: 'schedules', schedules } as EventObject);
   }
 
   /** `true` once a commit failed: the session is stopped and must be activated again. */
@@ -444,7 +517,7 @@ export class SessionHost {
    * {@link release}. `undefined` when there is nothing to write (the outbox is still released).
    */
   takeStep(): StepRecord | undefined {
-    const { accepted, events, consumed, transcript, taken } = this.#gate.writes();
+    const { accepted, events, consumed, transcript, taken, schedules } = this.#gate.writes();
     const checkpoint = this.#checkpoint;
     // The session is given up only by a step that leaves it quiescent: one that started work
     // since the passivation asked (an input that opens a turn, mail taken) keeps it here, and
@@ -461,7 +534,8 @@ export class SessionHost {
     const current = this.#actor.getSnapshot();
     const changed = this.#ending === undefined && (current !== this.#committed || this.#journalChanged || (checkpoint && this.#committed === undefined));
     this.#journalChanged = false;
-    if (!changed && !release && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
+    const scheduled = scheduleWrites(schedules);
+    if (!changed && !release && !scheduled && accepted.length === 0 && events.length === 0 && consumed.length === 0 && transcript.length === 0 && taken.length === 0) return undefined;
     if (changed) this.#committing = current;
     if (events.length > 0) this.#committingSeq = events.at(-1)!.seq;
     return {
@@ -471,6 +545,7 @@ export class SessionHost {
       consumed,
       ...(transcript.length > 0 && { transcript }),
       ...(taken.length > 0 && { taken }),
+      ...(scheduled && { schedules: scheduled }),
       ...(release && { release }),
       ...(changed && {
         session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() },
@@ -514,6 +589,18 @@ export class SessionHost {
     this.#drained?.();
     this.#deps.ended(this, error);
   }
+}
+
+/** A step's schedule writes as the store takes them; `undefined` if it wrote none. */
+function scheduleWrites(writes: ReadonlyMap<string, ScheduleRecord | null>): StepRecord['schedules'] {
+  if (writes.size === 0) return undefined;
+  const set: ScheduleRecord[] = [];
+  const cancel: string[] = [];
+  for (const [id, record] of writes) {
+    if (record) set.push(record);
+    else cancel.push(id);
+  }
+  return { ...(set.length > 0 && { set }), ...(cancel.length > 0 && { cancel }) };
 }
 
 /**

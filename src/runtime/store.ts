@@ -64,6 +64,8 @@ export interface StepRecord {
   readonly session?: StoredSession;
   /** Mail from another node (a cluster) this step took: it is not offered again. */
   readonly taken?: readonly string[];
+  /** Schedules set (upserted by id) and cancelled by these steps (C20). */
+  readonly schedules?: { readonly set?: readonly ScheduleRecord[]; readonly cancel?: readonly string[] };
   /**
    * The session reached its final state (`deleted`): its snapshot, inbox and transcript go.
    * Its events may be kept until retention prunes them (a store several nodes share does,
@@ -75,6 +77,15 @@ export interface StepRecord {
    * gives up its ownership in the same transaction, so another node may claim it.
    */
   readonly release?: boolean;
+}
+
+/** A session's schedule as stored (C20). Times are the runtime clock's ms (epoch). */
+export interface ScheduleRecord {
+  readonly id: string;
+  readonly dueAt: number;
+  readonly everyMs?: number;
+  readonly cron?: string;
+  readonly payload?: unknown;
 }
 
 /** What is kept of one session between activations. */
@@ -102,6 +113,8 @@ export interface LoadedSession {
   readonly recent: readonly InboxEntry[];
   /** The newest `history` transcript entries, oldest first (`turn.history`). */
   readonly history: readonly TranscriptEntry[];
+  /** The session's schedules, ordered by due time (C20). */
+  readonly schedules?: readonly ScheduleRecord[];
   /** The live node that runs it, when read without claiming from a store several nodes share. */
   readonly owner?: NodeIdentity;
 }
@@ -153,6 +166,10 @@ export interface Store {
   eventsAfter(sessionId: string, seq: number): Awaitable<SessionEvent[]>;
   /** Sessions with pending inputs: the work to re-run after a restart. */
   sessionsWithPending(): Awaitable<string[]>;
+  /** The earliest due time of a schedule this process may fire (C20). */
+  nextDue?(): Awaitable<number | undefined>;
+  /** Sessions with a schedule due by `before` that this process may fire, earliest first. */
+  dueSessions?(before: number, limit: number): Awaitable<string[]>;
   /**
    * How many stored sessions have an id starting with `prefix` (a principal's namespace,
    * `alice/`), for quotas. Optional: without it, only live sessions are counted.

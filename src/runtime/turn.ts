@@ -1,5 +1,6 @@
 import type { SessionInput } from '../../machines/session.ts';
-import type { TranscriptEntry } from './store.ts';
+import type { ScheduleRecord, TranscriptEntry } from './store.ts';
+import type { ScheduleSpec } from './schedule.ts';
 import type { Tool, ToolResult } from './tool.ts';
 
 /**
@@ -55,6 +56,17 @@ export interface Turn {
    * if (result.status === 'ok') turn.emit(String(result.output));
    */
   callTool(name: string, input: unknown): Promise<ToolResult>;
+  /**
+   * Sets (or replaces) a schedule of this session (C20), as `runtime.schedule` does: stored
+   * with the turn's next step, so it exists only if that step is committed. Throws
+   * `InvalidMessageError` for a bad spec or once the turn is over.
+   *
+   * @example
+   * turn.schedule({ id: 'follow-up', afterMs: 24 * 3_600_000, payload: { ask: 'did it work?' } });
+   */
+  schedule(spec: ScheduleSpec): ScheduleRecord;
+  /** Cancels a schedule of this session; `false` if it has none by that id. */
+  cancelSchedule(id: string): boolean;
   /**
    * The tools `callTool` reaches: the runtime's `tools`, then the agent's own `agent.tools`
    * (C19). Read-only, the same for every turn of the runtime; an agent describes them to a

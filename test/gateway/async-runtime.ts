@@ -70,6 +70,9 @@ export function asyncRuntime(inner: Runtime, { gate }: { gate?: Promise<void> } 
       record(`respond ${answer.questionId}`);
       return lagged(inner.respond(sessionId, answer));
     },
+    schedule: (sessionId, spec) => lagged(inner.schedule(sessionId, spec)),
+    cancelSchedule: (sessionId, id) => lagged(inner.cancelSchedule(sessionId, id)),
+    schedules: (sessionId) => lagged(inner.schedules(sessionId)),
     decide: (sessionId, decision) => {
       record(`decide ${decision.id}`);
       return lagged(inner.decide(sessionId, decision));

@@ -1,0 +1,116 @@
+import type { Clock } from './clock.ts';
+import { attempt, when, type Awaitable } from './awaitable.ts';
+
+export interface WakerDeps {
+  readonly clock: Clock;
+  now(): number;
+  /** The earliest due time of a schedule this process may fire, if any (the store knows, passivated sessions included). */
+  nextDue(): Awaitable<number | undefined>;
+  /** Sessions with a schedule due by `before` that this process may fire, earliest first. */
+  dueSessions(before: number, limit: number): Awaitable<string[]>;
+  /** Fires what is due in these sessions (activating those that are passivated). */
+  fire(sessionIds: readonly string[], now: number): Promise<void>;
+  report(error: unknown): void;
+  /**
+   * Look again at least this often, whatever the store said (a cluster: another node's
+   * sessions become this node's to fire when it dies, and nobody tells it).
+   * @default never
+   */
+  readonly pollMs?: number;
+  /** After a wake that found work it could not finish (a store error), wait this long. */
+  readonly retryMs: number;
+}
+
+/** How many sessions one wake fires; more are left to the next, which comes at once. */
+const WAKE_BATCH = 100;
+
+/**
+ * One timer for the whole process (C20), not one per session: it is armed at the earliest
+ * due time of any schedule this process may fire — which only the store knows once sessions
+ * are passivated — and when it fires, the due sessions are activated and fire. A step that
+ * sets an earlier schedule lowers it ({@link note}).
+ */
+export class Waker {
+  readonly #deps: WakerDeps;
+  #timer: unknown;
+  #at: number | undefined;
+  #waking = false;
+  #stopped = false;
+
+  constructor(deps: WakerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Reads the earliest due time from the store and arms the timer for it. */
+  start(): void {
+    this.#refresh();
+  }
+
+  /** A committed step set a schedule due at `at`: the timer comes no later than that. */
+  note(at: number): void {
+    if (this.#stopped) return;
+    if (this.#waking) return; // the wake reads the store again when it is done
+    if (this.#at === undefined || at < this.#at) this.#arm(at);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#deps.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * `firedAt`: right after a wake at that time, a schedule still due by then is one that could
+   * not be fired (its session would not activate, the store failed): retried later, not at once.
+   */
+  #refresh(firedAt?: number): void {
+    if (this.#stopped) return;
+    void when(
+      attempt(
+        () => this.#deps.nextDue(),
+        (error) => {
+          this.#deps.report(error);
+          return this.#deps.now() + this.#deps.retryMs;
+        },
+      ),
+      (next) => {
+        const poll = this.#deps.pollMs === undefined ? undefined : this.#deps.now() + this.#deps.pollMs;
+        const due = next === undefined ? poll : poll === undefined ? next : Math.min(next, poll);
+        const at = due !== undefined && firedAt !== undefined && due <= firedAt ? this.#deps.now() + this.#deps.retryMs : due;
+        if (at === undefined) {
+          this.#deps.clock.clearTimeout(this.#timer);
+          this.#at = undefined;
+        } else this.#arm(at);
+      },
+    );
+  }
+
+  #arm(at: number): void {
+    this.#deps.clock.clearTimeout(this.#timer);
+    this.#at = at;
+    const timer = (this.#timer = this.#deps.clock.setTimeout(() => void this.#wake(), Math.max(0, at - this.#deps.now())));
+    // Schedules never keep the process alive on their own.
+    (timer as { unref?: () => void }).unref?.();
+  }
+
+  async #wake(): Promise<void> {
+    if (this.#stopped || this.#waking) return;
+    this.#waking = true;
+    this.#at = undefined;
+    let full = false;
+    const now = this.#deps.now();
+    try {
+      const due = await this.#deps.dueSessions(now, WAKE_BATCH);
+      full = due.length === WAKE_BATCH;
+      if (due.length > 0) await this.#deps.fire(due, now);
+    } catch (error) {
+      this.#deps.report(error);
+    } finally {
+      this.#waking = false;
+    }
+    if (this.#stopped) return;
+    // A full batch leaves more due sessions: the next wake comes at once.
+    if (full) this.#arm(this.#deps.now());
+    else this.#refresh(now);
+  }
+}
