@@ -14,7 +14,7 @@ import { parseRuntimeOptions, parseSessionOptions, runtimeDefaults, type Runtime
 import { commandRegistry, parseCommand, BUILTIN_COMMANDS } from './commands.ts';
 import { systemClock } from './clock.ts';
 import { Dispatcher } from './dispatcher.ts';
-import { SessionHost, waitsForUser, type HostDeps } from './session-host.ts';
+import { SessionHost, scheduleSummary, waitsForUser, type HostDeps } from './session-host.ts';
 import { SessionRegistry } from './registry.ts';
 import { isClusterStore, isOwnedElsewhere, type Mail } from './cluster-store.ts';
 import { ClusterLink } from './cluster-link.ts';
@@ -668,6 +668,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       turns: 0,
       busy: false,
       waitingForUser,
+      schedules: (loaded.schedules ?? []).map(scheduleSummary),
       seq: loaded.lastSeq,
       ...(owner && owner.id !== cluster?.store.node.id && { node: owner.id }),
     };

@@ -4,7 +4,7 @@ import type { Clock } from './clock.ts';
 import type { InspectionObserver } from './options.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapshot, type SessionKind } from './kind.ts';
-import type { SessionEvent, SessionStatus } from './types.ts';
+import type { ScheduleSummary, SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
 import { nextDueAfter } from './schedule.ts';
@@ -391,6 +391,7 @@ export class SessionHost {
       ...summary,
       busy: snapshot.hasTag(SessionTags.busy),
       waitingForUser: snapshot.hasTag(SessionTags.waitingForUser),
+      schedules: this.schedules().map(scheduleSummary),
       // What was committed: a seq of a step still on its way could yet go to another event.
       seq: this.#committedSeq,
     } as SessionStatus;
@@ -589,6 +590,11 @@ export class SessionHost {
     this.#drained?.();
     this.#deps.ended(this, error);
   }
+}
+
+/** A schedule without its payload, for a status. */
+export function scheduleSummary({ id, dueAt, everyMs, cron }: ScheduleRecord): ScheduleSummary {
+  return { id, dueAt, ...(everyMs !== undefined && { everyMs }), ...(cron !== undefined && { cron }) };
 }
 
 /** A step's schedule writes as the store takes them; `undefined` if it wrote none. */

@@ -26,6 +26,14 @@ export interface Receipt {
 }
 
 /** What a session looks like from outside, for dashboards and `/status`-like needs. */
+/** A schedule as a status shows it: when it is due next, and how it recurs. */
+export interface ScheduleSummary {
+  readonly id: string;
+  readonly dueAt: number;
+  readonly everyMs?: number;
+  readonly cron?: string;
+}
+
 export interface SessionStatus {
   readonly sessionId: string;
   /** The session's kind: `agent`, `onboarding`, or one registered with the `kinds` option. */
@@ -51,6 +59,8 @@ export interface SessionStatus {
    * tag), live or passivated: an onboarding question, a custom kind's prompt.
    */
   readonly waitingForUser: boolean;
+  /** The session's schedules, earliest first, without their payloads (C20). */
+  readonly schedules: readonly ScheduleSummary[];
   /** The seq of the latest event the session emitted. */
   readonly seq: number;
   /** The node that runs it, when another node of a cluster does. */
