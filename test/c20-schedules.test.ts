@@ -195,6 +195,8 @@ describe('C20 schedules', () => {
     const clock = new SimulatedClock();
     clock.set(10_500);
     const after = testRuntime({ agent: second.agent, debounceMs: 0, store: new SqliteStore(path), clock });
+    await settle();
+    clock.increment(0); // the process timer, armed for what is overdue
     await settle(20);
     expect(second.timers().map((s) => [s!.id, s!.dueAt]).sort()).toEqual([['once', 1000], ['tick', 1000]]);
     expect(await after.runtime.schedules('s')).toEqual([{ id: 'tick', dueAt: 11_000, everyMs: 1000 }]);
@@ -203,6 +205,8 @@ describe('C20 schedules', () => {
     const clock3 = new SimulatedClock();
     clock3.set(10_600);
     testRuntime({ agent: third.agent, debounceMs: 0, store: new SqliteStore(path), clock: clock3 });
+    await settle();
+    clock3.increment(0);
     await settle(20);
     expect(third.timers()).toEqual([]);
     expect(first.timers()).toEqual([]);

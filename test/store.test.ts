@@ -46,6 +46,33 @@ async function load(store: Store, sessionId: string, options: LoadOptions = all)
 }
 
 describe.each(stores)('%s', (_name, { make, keepsDeletedEvents }) => {
+  it('C20: keeps schedules with their session: set (upserted by id) and cancelled in a step, loaded earliest first, found by due time', async () => {
+    const store = await make();
+    const at = (sessionId: string) => ({ sessionId, events: [], consumed: [], session: { ...session(0), sessionId } });
+    await store.commit([
+      { ...at('s'), schedules: { set: [{ id: 'b', dueAt: 2000, everyMs: 1000, payload: { n: [1, 'two'] } }, { id: 'a', dueAt: 3000, cron: '0 9 * * *' }] } },
+      { ...at('t'), schedules: { set: [{ id: 'x', dueAt: 1500 }] } },
+    ]);
+    expect((await load(store, 's'))?.schedules).toEqual([
+      { id: 'b', dueAt: 2000, everyMs: 1000, payload: { n: [1, 'two'] } },
+      { id: 'a', dueAt: 3000, cron: '0 9 * * *' },
+    ]);
+    expect(await store.nextDue!()).toBe(1500);
+    expect(await store.dueSessions!(1999, 10)).toEqual(['t']);
+    expect(await store.dueSessions!(5000, 10)).toEqual(['t', 's']);
+    expect(await store.dueSessions!(5000, 1)).toEqual(['t']);
+    await store.commit([{ sessionId: 's', events: [], consumed: [], schedules: { set: [{ id: 'b', dueAt: 4000, everyMs: 1000 }], cancel: ['a'] } }]);
+    expect((await load(store, 's'))?.schedules).toEqual([{ id: 'b', dueAt: 4000, everyMs: 1000 }]);
+    // Retention leaves a session with schedules (it will wake); a deleted session's go with it.
+    expect(await store.prune(Number.MAX_SAFE_INTEGER, () => false)).toBe(0);
+    await store.commit([{ sessionId: 't', events: [], consumed: [], deleted: true }]);
+    expect(await store.dueSessions!(5000, 10)).toEqual(['s']);
+    await store.commit([{ sessionId: 's', events: [], consumed: [], schedules: { cancel: ['b'] } }]);
+    expect(await store.nextDue!()).toBeUndefined();
+    // (A store several nodes share never prunes a session its live owner holds.)
+    if (!keepsDeletedEvents) expect(await store.prune(Number.MAX_SAFE_INTEGER, () => false)).toBe(1);
+  });
+
   it('C18: counts the stored sessions of a namespace (a principal\'s quota), by prefix, wildcards taken literally', async () => {
     const store = await make();
     const ids = ['alice/a', 'alice/b', 'alice%2Fx/c', 'alicex/d', 'bob/a', 'a_c/x', 'abc/x'];
@@ -75,6 +102,7 @@ describe.each(stores)('%s', (_name, { make, keepsDeletedEvents }) => {
       pending: [{ id: 'b', content: 'two', metadata: { lang: 'en' } }],
       recent: [{ id: 'a', content: 'one' }, { id: 'b', content: 'two', metadata: { lang: 'en' } }],
       history: [],
+      schedules: [],
     });
     await store.close();
   });

@@ -70,6 +70,17 @@ export const MIGRATIONS: readonly string[] = [
   // 3: mail of kind 'decision' (a permission decision for a tool call, C19).
   `ALTER TABLE inbox DROP CONSTRAINT inbox_kind_check;
    ALTER TABLE inbox ADD CONSTRAINT inbox_kind_check CHECK (kind IN ('input', 'command', 'control', 'answer', 'decision'));`,
+  // 4: schedules (C20), one row per schedule, found by due time across sessions.
+  `CREATE TABLE schedules (
+     session_id text NOT NULL,
+     id text NOT NULL,
+     due_at bigint NOT NULL,
+     every_ms bigint,
+     cron text,
+     payload json,
+     PRIMARY KEY (session_id, id)
+   );
+   CREATE INDEX schedules_due ON schedules (due_at);`,
 ];
 
 /**

@@ -1,5 +1,5 @@
 import type { PendingQuery, Row, Sql } from 'postgres';
-import type { InboxEntry, LoadedSession, NodeIdentity, OwnedElsewhere, StoredSession, TranscriptEntry } from './store.ts';
+import type { InboxEntry, LoadedSession, NodeIdentity, OwnedElsewhere, ScheduleRecord, StoredSession, TranscriptEntry } from './store.ts';
 
 /**
  * The reads of {@link PostgresStore}, each one statement (one snapshot, one round trip).
@@ -59,9 +59,10 @@ interface PartsRow {
   pending: InboxEntry[];
   recent: InboxEntry[];
   history: TranscriptEntry[];
+  schedules: ScheduleRecord[];
 }
 
-/** The inbox, event and transcript parts of an activation, as columns of one row. */
+/** The inbox, event, transcript and schedule parts of an activation, as columns of one row. */
 function parts(sql: Sql, id: string, recent: number, history: number): PendingQuery<Row[]> {
   return sql`
     (SELECT max(seq) FROM events WHERE session_id = ${id}) AS last_seq,
@@ -69,7 +70,9 @@ function parts(sql: Sql, id: string, recent: number, history: number): PendingQu
     (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
        FROM (SELECT n, entry FROM inbox WHERE session_id = ${id} AND kind IN ('input', 'answer') ORDER BY n DESC LIMIT ${Math.max(0, recent)}) r) AS recent,
     (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
-       FROM (SELECT n, entry FROM transcript WHERE session_id = ${id} ORDER BY n DESC LIMIT ${Math.max(0, history)}) h) AS history`;
+       FROM (SELECT n, entry FROM transcript WHERE session_id = ${id} ORDER BY n DESC LIMIT ${Math.max(0, history)}) h) AS history,
+    (SELECT coalesce(json_agg(json_strip_nulls(json_build_object('id', id, 'dueAt', due_at, 'everyMs', every_ms, 'cron', cron, 'payload', payload)) ORDER BY due_at, id), '[]')
+       FROM schedules WHERE session_id = ${id}) AS schedules`;
 }
 
 /** The rest of an activation, read after the claim (a fresh snapshot that sees the previous owner's last commit). */
@@ -100,5 +103,6 @@ export function loaded(sessionId: string, row: SessionRow, parts: PartsRow): Loa
     pending: parts.pending,
     recent: parts.recent,
     history: parts.history,
+    schedules: parts.schedules,
   };
 }

@@ -1,5 +1,5 @@
 import type Postgres from 'postgres';
-import type { Sql } from 'postgres';
+import type { PendingQuery, Row, Sql } from 'postgres';
 import { requirePeer } from '../peer.ts';
 import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
 import { writeSteps, type Claim } from './postgres-commit.ts';
@@ -170,6 +170,32 @@ export class PostgresStore implements ClusterStore {
     return rows.map((r) => ({ sessionId, seq: r.seq, type: r.type, data: r.data }) as SessionEvent);
   }
 
+  /**
+   * C20: a node fires the schedules of the sessions it owns and of those no live node owns
+   * (never claimed, released, or their owner's lease is dead); the owner fires the rest.
+   */
+  #fireable(): PendingQuery<Row[]> {
+    const sql = this.#sql;
+    const { id, incarnation } = this.node;
+    return sql`(s.owner_node IS NULL OR (s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}) OR NOT ${liveOwner(sql)})`;
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    await this.#schema();
+    const [row] = await this.#sql<{ due: string | null }[]>`
+      SELECT min(c.due_at) AS due FROM schedules c JOIN sessions s ON s.id = c.session_id WHERE ${this.#fireable()}`;
+    return row?.due == null ? undefined : Number(row.due);
+  }
+
+  async dueSessions(before: number, limit: number): Promise<string[]> {
+    await this.#schema();
+    const rows = await this.#sql<{ session_id: string }[]>`
+      SELECT c.session_id, min(c.due_at) AS due FROM schedules c JOIN sessions s ON s.id = c.session_id
+      WHERE c.due_at <= ${Math.floor(before)} AND ${this.#fireable()}
+      GROUP BY c.session_id ORDER BY due LIMIT ${Math.max(1, Math.floor(limit))}`;
+    return rows.map((r) => r.session_id);
+  }
+
   async sessionsWithPending(): Promise<string[]> {
     await this.#schema();
     const rows = await this.#sql<{ session_id: string }[]>`SELECT DISTINCT session_id FROM inbox WHERE kind IN ('input', 'answer') AND NOT consumed`;
@@ -181,7 +207,8 @@ export class PostgresStore implements ClusterStore {
     const sql = this.#sql;
     const cutoff = Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(before)));
     const prunable = (alias: string) => sql`${sql(alias)}.updated_at < ${cutoff} AND NOT ${liveOwner(sql, alias)}
-      AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = ${sql(alias)}.id AND NOT i.consumed)`;
+      AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = ${sql(alias)}.id AND NOT i.consumed)
+      AND NOT EXISTS (SELECT 1 FROM schedules c WHERE c.session_id = ${sql(alias)}.id)`;
     const candidates = await sql<{ id: string }[]>`SELECT s.id FROM sessions s WHERE ${prunable('s')}`;
     const ids = candidates.map((r) => r.id).filter((id) => !isLive(id));
     // Judged again on the locked rows: a session claimed or written meanwhile stays.
@@ -190,7 +217,8 @@ export class PostgresStore implements ClusterStore {
            gone AS (DELETE FROM sessions s USING t WHERE s.id = t.id AND ${prunable('t')} RETURNING s.id),
            i AS (DELETE FROM inbox WHERE session_id IN (SELECT id FROM gone)),
            e AS (DELETE FROM events WHERE session_id IN (SELECT id FROM gone)),
-           tr AS (DELETE FROM transcript WHERE session_id IN (SELECT id FROM gone))
+           tr AS (DELETE FROM transcript WHERE session_id IN (SELECT id FROM gone)),
+           c AS (DELETE FROM schedules WHERE session_id IN (SELECT id FROM gone))
       SELECT count(*)::int AS n FROM gone`;
     await sql`WITH t AS (DELETE FROM tombstones WHERE deleted_at < ${cutoff} RETURNING session_id)
               DELETE FROM events WHERE session_id IN (SELECT session_id FROM t)`;

@@ -1,5 +1,5 @@
 import type { PendingQuery, Row, TransactionSql } from 'postgres';
-import { INBOX_KEEP, type InboxEntry, type StepRecord, type TranscriptEntry } from './store.ts';
+import { INBOX_KEEP, type InboxEntry, type ScheduleRecord, type StepRecord, type TranscriptEntry } from './store.ts';
 
 /*
  * The writes of a group commit, set-based: the steps of a wave (distinct sessions) become
@@ -41,6 +41,8 @@ export class WaveRows {
   readonly updates: SnapshotRow[] = [];
   readonly inserts: SnapshotRow[] = [];
   readonly released: string[] = [];
+  readonly schedules: { sid: string; record: ScheduleRecord }[] = [];
+  readonly unscheduled: { sid: string; key: string }[] = [];
 
   /**
    * `keep`: the session keeps its newest `keepEvents` events — and every event of this
@@ -62,6 +64,8 @@ export class WaveRows {
     for (const mail of step.taken ?? []) this.taken.push({ sid, key: key(mail) });
     for (const entry of step.transcript ?? []) this.transcript.push({ sid, entry: said(entry) });
     for (const input of step.consumed) this.consumed.push({ sid, key: key(input) });
+    for (const record of step.schedules?.set ?? []) this.schedules.push({ sid, record });
+    for (const id of step.schedules?.cancel ?? []) this.unscheduled.push({ sid, key: key(id) });
     if (trim) this.trimmed.push(sid);
     const s = step.session;
     if (s) (fresh ? this.inserts : this.updates).push({ sid, kind: s.kind, snapshot: s.snapshot, seq: s.seq, version: s.version ?? 1, at: Math.floor(s.at ?? Date.now()) });
@@ -101,7 +105,8 @@ export function writeWave(tx: TransactionSql, w: WaveRows, owner: { readonly nod
     q.push(run(tx`WITH d AS (SELECT unnest(${w.deleted}::text[]) AS id),
                        s AS (DELETE FROM sessions WHERE id IN (SELECT id FROM d) RETURNING id, updated_at),
                        i AS (DELETE FROM inbox WHERE session_id IN (SELECT id FROM d)),
-                       t AS (DELETE FROM transcript WHERE session_id IN (SELECT id FROM d))
+                       t AS (DELETE FROM transcript WHERE session_id IN (SELECT id FROM d)),
+                       c AS (DELETE FROM schedules WHERE session_id IN (SELECT id FROM d))
                   INSERT INTO tombstones (session_id, deleted_at) SELECT d.id, coalesce(s.updated_at, ${Date.now()}) FROM d LEFT JOIN s ON s.id = d.id
                   ON CONFLICT (session_id) DO UPDATE SET deleted_at = excluded.deleted_at`));
   }
@@ -131,6 +136,20 @@ export function writeWave(tx: TransactionSql, w: WaveRows, owner: { readonly nod
     const c = w.consumed;
     q.push(run(tx`UPDATE inbox i SET consumed = true FROM ROWS FROM (unnest(${col(c, 'sid')}::text[]), unnest(${col(c, 'key')}::text[])) AS c(sid, key)
                   WHERE i.session_id = c.sid AND i.input_id = c.key AND NOT i.consumed`));
+  }
+  if (w.unscheduled.length > 0) {
+    const u = w.unscheduled;
+    q.push(run(tx`DELETE FROM schedules c USING ROWS FROM (unnest(${col(u, 'sid')}::text[]), unnest(${col(u, 'key')}::text[])) AS t(sid, key)
+                  WHERE c.session_id = t.sid AND c.id = t.key`));
+  }
+  if (w.schedules.length > 0) {
+    const s = w.schedules.map(({ sid, record }) => ({ sid, key: key(record.id), due: record.dueAt, every: record.everyMs ?? null, cron: record.cron ?? null, payload: record.payload ?? null }));
+    q.push(run(tx`INSERT INTO schedules (session_id, id, due_at, every_ms, cron, payload)
+                  SELECT t.sid, t.key, t.due, t.every, t.cron, NULLIF(t.payload::text, 'null')::json
+                  FROM ROWS FROM (unnest(${col(s, 'sid')}::text[]), unnest(${col(s, 'key')}::text[]), unnest(${col(s, 'due')}::bigint[]),
+                                  unnest(${col(s, 'every')}::bigint[]), unnest(${col(s, 'cron')}::text[]), json_array_elements(${json(col(s, 'payload'))}::text::json))
+                       AS t(sid, key, due, every, cron, payload)
+                  ON CONFLICT (session_id, id) DO UPDATE SET due_at = excluded.due_at, every_ms = excluded.every_ms, cron = excluded.cron, payload = excluded.payload`));
   }
   if (w.trimmed.length > 0) {
     // Consumed entries are kept for duplicate detection (C10): the newest INBOX_KEEP of each

@@ -65,6 +65,17 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO event_steps (session_id, first_seq, last_seq, events)
      SELECT session_id, seq, seq, json_array(json_array(type, json(data))) FROM events;
    DROP TABLE events;`,
+  // 7: schedules (C20), one row per schedule, found by due time across sessions.
+  `CREATE TABLE schedules (
+     session_id TEXT NOT NULL,
+     id TEXT NOT NULL,
+     due_at INTEGER NOT NULL,
+     every_ms INTEGER,
+     cron TEXT,
+     payload TEXT,
+     PRIMARY KEY (session_id, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX schedules_due ON schedules (due_at);`,
 ];
 
 /** Runs the migrations a database has not seen yet, each in its own transaction. */

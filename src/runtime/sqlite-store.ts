@@ -7,7 +7,7 @@ import { migrate } from './sqlite-migrations.ts';
 import { StaleEpochError } from './store.ts';
 export { StaleEpochError };
 import type { SessionEvent } from './types.ts';
-import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type LoadedSession, type LoadOptions, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
+import { DEFAULT_KEEP_EVENTS, INBOX_KEEP, type InboxEntry, type ScheduleRecord, type LoadedSession, type LoadOptions, type Store, type StoredSession, type TranscriptEntry, type StepRecord } from './store.ts';
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /** Events held per session for resume. @default 256 */
@@ -104,8 +104,21 @@ export class SqliteStore implements Store {
       deleteInbox: db.prepare('DELETE FROM inbox WHERE session_id = ?'),
       deleteEvents: db.prepare('DELETE FROM event_steps WHERE session_id = ?'),
       owner: db.prepare<[], { epoch: number; holder: string }>('SELECT epoch, holder FROM owner WHERE id = 1'),
+      // A session with schedules is not idle: it wakes when they are due (C20).
       stale: db.prepare<[number], { id: string }>(
-        'SELECT id FROM sessions s WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = s.id AND i.consumed = 0)',
+        `SELECT id FROM sessions s WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.session_id = s.id AND i.consumed = 0)
+           AND NOT EXISTS (SELECT 1 FROM schedules c WHERE c.session_id = s.id)`,
+      ),
+      setSchedule: db.prepare(
+        `INSERT INTO schedules (session_id, id, due_at, every_ms, cron, payload) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (session_id, id) DO UPDATE SET due_at = excluded.due_at, every_ms = excluded.every_ms, cron = excluded.cron, payload = excluded.payload`,
+      ),
+      cancelSchedule: db.prepare('DELETE FROM schedules WHERE session_id = ? AND id = ?'),
+      schedules: db.prepare<[string], ScheduleRow>('SELECT id, due_at, every_ms, cron, payload FROM schedules WHERE session_id = ? ORDER BY due_at, id'),
+      deleteSchedules: db.prepare('DELETE FROM schedules WHERE session_id = ?'),
+      nextDue: db.prepare<[], { due: number | null }>('SELECT MIN(due_at) AS due FROM schedules'),
+      dueSessions: db.prepare<[number, number], { session_id: string }>(
+        'SELECT session_id, MIN(due_at) AS due FROM schedules WHERE due_at <= ? GROUP BY session_id ORDER BY due LIMIT ?',
       ),
     };
   }
@@ -122,8 +135,17 @@ export class SqliteStore implements Store {
         pending: this.#q.pending.all(sessionId).map(entry),
         recent: recent > 0 ? this.#q.recent.all(sessionId, recent).map(entry) : [],
         history: history > 0 ? this.#transcript(sessionId, history) : [],
+        schedules: this.#q.schedules.all(sessionId).map(schedule),
       };
     })();
+  }
+
+  nextDue(): number | undefined {
+    return this.#q.nextDue.get()?.due ?? undefined;
+  }
+
+  dueSessions(before: number, limit: number): string[] {
+    return this.#q.dueSessions.all(before, limit).map((r) => r.session_id);
   }
 
   /** A write transaction of this owner: refused once a newer owner took the store (C17). */
@@ -175,6 +197,10 @@ export class SqliteStore implements Store {
       // The consumed inputs kept for duplicate detection are trimmed to INBOX_KEEP now and
       // then (about every INBOX_TRIM_EVERY inputs), not at every step: the trim reads them.
       if (Number(lastInsertRowid) % INBOX_TRIM_EVERY === 0) trimInbox = true;
+    }
+    for (const cancelled of step.schedules?.cancel ?? []) q.cancelSchedule.run(id, cancelled);
+    for (const s of step.schedules?.set ?? []) {
+      q.setSchedule.run(id, s.id, s.dueAt, s.everyMs ?? null, s.cron ?? null, s.payload === undefined ? null : JSON.stringify(s.payload));
     }
     const events = step.events;
     if (events.length > 0) {
@@ -235,6 +261,7 @@ export class SqliteStore implements Store {
     this.#q.deleteSession.run(sessionId);
     this.#q.deleteInbox.run(sessionId);
     this.#q.deleteEvents.run(sessionId);
+    this.#q.deleteSchedules.run(sessionId);
   }
 
   close(): void {
@@ -258,6 +285,24 @@ function checkFile(db: BetterSqlite3.Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   const tables = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'table'").get()!.n;
   if (version === 0 && tables > 0) throw new Error(`${path} is a SQLite database of another application, not Baton's`);
+}
+
+interface ScheduleRow {
+  id: string;
+  due_at: number;
+  every_ms: number | null;
+  cron: string | null;
+  payload: string | null;
+}
+
+function schedule(row: ScheduleRow): ScheduleRecord {
+  return {
+    id: row.id,
+    dueAt: row.due_at,
+    ...(row.every_ms !== null && { everyMs: row.every_ms }),
+    ...(row.cron !== null && { cron: row.cron }),
+    ...(row.payload !== null && { payload: JSON.parse(row.payload) }),
+  };
 }
 
 interface Row {

@@ -113,7 +113,7 @@ export interface LoadedSession {
   readonly recent: readonly InboxEntry[];
   /** The newest `history` transcript entries, oldest first (`turn.history`). */
   readonly history: readonly TranscriptEntry[];
-  /** The session's schedules, ordered by due time (C20). */
+  /** The session's schedules, ordered by due time (C20); none from a store that keeps no schedules. */
   readonly schedules?: readonly ScheduleRecord[];
   /** The live node that runs it, when read without claiming from a store several nodes share. */
   readonly owner?: NodeIdentity;
@@ -191,6 +191,11 @@ export interface Store {
   close(): Awaitable<void>;
 }
 
+/** Schedules earliest first. */
+export function byDue(schedules: Iterable<ScheduleRecord>): ScheduleRecord[] {
+  return [...schedules].sort((a, b) => a.dueAt - b.dueAt);
+}
+
 /** How many events per session a store holds for resume (`init.data.last_seq`). */
 export const DEFAULT_KEEP_EVENTS = 256;
 
@@ -212,6 +217,7 @@ export class MemoryStore implements Store {
   readonly #inbox = new Map<string, { pending: Map<string, InboxEntry>; recent: InboxEntry[] }>();
   readonly #events = new Map<string, SessionEvent[]>();
   readonly #transcripts = new Map<string, TranscriptEntry[]>();
+  readonly #schedules = new Map<string, Map<string, ScheduleRecord>>();
   readonly #keep: number;
 
   constructor({ keepEvents = DEFAULT_KEEP_EVENTS }: { keepEvents?: number } = {}) {
@@ -228,7 +234,31 @@ export class MemoryStore implements Store {
       pending: [...(inbox?.pending.values() ?? [])],
       recent: recent > 0 ? (inbox?.recent ?? []).slice(-recent) : [],
       history: history > 0 ? (this.#transcripts.get(sessionId) ?? []).slice(-history) : [],
+      schedules: byDue(this.#schedules.get(sessionId)?.values() ?? []),
     };
+  }
+
+  nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const schedules of this.#schedules.values()) for (const s of schedules.values()) if (next === undefined || s.dueAt < next) next = s.dueAt;
+    return next;
+  }
+
+  dueSessions(before: number, limit: number): string[] {
+    const due: [string, number][] = [];
+    for (const [id, schedules] of this.#schedules) {
+      const first = Math.min(...[...schedules.values()].map((s) => s.dueAt));
+      if (first <= before) due.push([id, first]);
+    }
+    return due.sort((a, b) => a[1] - b[1]).slice(0, limit).map(([id]) => id);
+  }
+
+  #schedule(sessionId: string, { set = [], cancel = [] }: NonNullable<StepRecord['schedules']>): void {
+    let schedules = this.#schedules.get(sessionId);
+    if (!schedules) this.#schedules.set(sessionId, (schedules = new Map()));
+    for (const id of cancel) schedules.delete(id);
+    for (const record of set) schedules.set(record.id, record);
+    if (schedules.size === 0) this.#schedules.delete(sessionId);
   }
 
   commit(steps: readonly StepRecord[]): void {
@@ -239,6 +269,7 @@ export class MemoryStore implements Store {
         continue;
       }
       for (const input of step.accepted ?? []) this.#accept(id, input);
+      if (step.schedules) this.#schedule(id, step.schedules);
       this.#append(step.events);
       if (step.transcript) this.#say(id, step.transcript);
       const inbox = this.#inbox.get(id);
@@ -293,7 +324,8 @@ export class MemoryStore implements Store {
   prune(before: number, isLive: (sessionId: string) => boolean): number {
     let pruned = 0;
     for (const [id, at] of this.#written) {
-      if (at >= before || isLive(id) || (this.#inbox.get(id)?.pending.size ?? 0) > 0) continue;
+      // A session with schedules is not idle: it wakes when they are due.
+      if (at >= before || isLive(id) || (this.#inbox.get(id)?.pending.size ?? 0) > 0 || this.#schedules.has(id)) continue;
       this.#delete(id);
       pruned++;
     }
@@ -306,6 +338,7 @@ export class MemoryStore implements Store {
     this.#transcripts.delete(sessionId);
     this.#inbox.delete(sessionId);
     this.#events.delete(sessionId);
+    this.#schedules.delete(sessionId);
   }
 
   close(): void {}
