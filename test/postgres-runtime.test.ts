@@ -78,6 +78,38 @@ describe('approvals on a cluster (C19)', () => {
   });
 });
 
+describe('schedules on a cluster (C20)', () => {
+  it('C20, C17: the owner dies with a schedule due; another node claims the session and fires it once', async () => {
+    const a = node('a');
+    const b = node('b');
+    await a.runtime.open('s');
+    const { dueAt } = await a.runtime.schedule('s', { id: 'wake', afterMs: 800 });
+    // a is gone before it is due, and as after a crash the session still names it as its owner.
+    await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
+    await a.store.close();
+    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    const fired = `timer:wake:${dueAt}`;
+    await waitFor(() => b.done(fired), 'b to fire the schedule', 10_000);
+    expect(b.ran).toEqual([fired]);
+    expect(a.ran).toEqual([]);
+    // Fired and gone from the store, in the commit that took it: nobody fires it again.
+    expect(await b.runtime.schedules('s')).toEqual([]);
+    const [row] = await pg.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM ${pg.admin(schema)}.schedules`;
+    expect(row!.n).toBe(0);
+    expect(b.errors).toEqual([]);
+  });
+
+  it('C20, C17: a schedule of a session another live node owns is left to that node', async () => {
+    const a = node('a');
+    const b = node('b');
+    await a.runtime.open('s');
+    const { dueAt } = await a.runtime.schedule('s', { id: 'tick', afterMs: 300 });
+    await waitFor(() => a.done(`timer:tick:${dueAt}`), 'a to fire its own schedule', 10_000);
+    expect(b.ran).toEqual([]);
+    await expect(b.runtime.schedule('s', { id: 'other', afterMs: 1 })).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+  });
+});
+
 describe('runtimes sharing a PostgresStore (a cluster)', () => {
   it('C17: an input sent through a node that does not run the session runs once, on its owner; the sender\'s subscriber gets the events', async () => {
     const a = node('a');
