@@ -18,7 +18,10 @@ export { defineTool, toolSchema } from './runtime/tool.ts';
 export type { Tool, ToolContext, ToolResult, ToolError, ToolErrorCode } from './runtime/tool.ts';
 export type { Clock } from './runtime/clock.ts';
 export type { CommandHandler, CommandSpec, CommandContext } from './runtime/commands.ts';
-export type { SessionEvent, Receipt, SessionStatus, InputMessage, AnswerMessage } from './runtime/types.ts';
+export type { SessionEvent, Receipt, SessionStatus, InputMessage, AnswerMessage, PermissionDecision, ScheduleSummary } from './runtime/types.ts';
+export type { ScheduleSpec } from './runtime/schedule.ts';
+export { MAX_SCHEDULES_PER_SESSION, MIN_EVERY_MS } from './runtime/schedule.ts';
+export { TIMER_ID_PREFIX } from './runtime/timer-input.ts';
 export {
   BatonError,
   InvalidMessageError,
@@ -49,7 +52,7 @@ export type {
   SessionMachineEvent,
   SessionEffect,
 } from '../machines/session.ts';
-export type { AepEvent, DoneData, DoneReason, MachineOutput, Question, SessionStateName, ToolCallData, ToolResultData } from '../machines/events.ts';
+export type { AepEvent, DoneData, DoneReason, MachineOutput, PermissionRequestData, Question, SessionStateName, ToolCallData, ToolResultData } from '../machines/events.ts';
 export { onboardingMachine } from '../machines/onboarding.ts';
 export type {
   Analysis,
@@ -66,6 +69,6 @@ export type { DemoAgentOptions } from './agents/demo.ts';
 export { connectionMachine } from '../machines/connection.ts';
 export type { ConnectionContext, ConnectionEvent, ConnectionEffect, OutboundFrame, HandshakeFailure } from '../machines/connection.ts';
 export { MemoryStore, StaleEpochError, DEFAULT_KEEP_EVENTS } from './runtime/store.ts';
-export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord, LoadedSession, LoadOptions, Awaitable, NodeIdentity, OwnedElsewhere } from './runtime/store.ts';
+export type { Store, StoredSession, InboxEntry, TranscriptEntry, StepRecord, LoadedSession, LoadOptions, Awaitable, NodeIdentity, OwnedElsewhere, ScheduleRecord } from './runtime/store.ts';
 export type { ClusterStore, ClusterHints, Mail } from './runtime/cluster-store.ts';
 export type { Steering } from './runtime/turn.ts';
