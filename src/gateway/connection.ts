@@ -7,6 +7,7 @@ import { connectionMachine, type ConnectionEvent, type OutboundFrame, type Hands
 import { BatonError, StoreUnavailableError, UnauthorizedError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Receipt, SessionEvent } from '../runtime/types.ts';
+import type { ScheduleSpec } from '../runtime/schedule.ts';
 import { isProblem, parseFrame, serverEnvelope, PROTOCOL_VERSION, type ClientFrame, type FrameProblem } from './envelope.ts';
 import { FrameBudget, TokenBucket, type Charge } from './rate-limit.ts';
 import { attachSession, frameOf, type InitData } from './attach.ts';
@@ -285,6 +286,14 @@ export class Connection {
           (receipt) => (receipt.status === 'rejected' ? this.#ack(id, receipt) : []),
         );
       }
+      case 'schedule': {
+        if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
+        const { id: scheduleId, at, after_ms: afterMs, every_ms: every, cron, payload } = frame.data;
+        const spec = { id: scheduleId, ...defined({ at, afterMs, every, cron, payload }) } as ScheduleSpec;
+        return this.#answer(id, () => runtime.schedule(this.#sessionId, spec), (s) => [scheduleAck(id, s.id, s.dueAt, true)]);
+      }
+      case 'schedule_cancel':
+        return this.#answer(id, () => runtime.cancelSchedule(this.#sessionId, frame.data.id), (found) => [scheduleAck(id, frame.data.id, undefined, found)]);
     }
   }
 
@@ -654,6 +663,16 @@ export class Connection {
 const codeOf = (error: unknown): string => (error instanceof BatonError ? error.code : 'INTERNAL_ERROR');
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** `schedule.ack` (seq 0): the schedule as stored (`due_at`), or whether a cancel found one. */
+function scheduleAck(frameId: string, scheduleId: string, dueAt: number | undefined, found: boolean): OutboundFrame {
+  return { type: 'schedule.ack', seq: 0, data: { client_message_id: frameId, id: scheduleId, ...(dueAt !== undefined ? { due_at: dueAt } : { cancelled: found }) } };
+}
+
+/** The fields that are set. */
+function defined<T extends Record<string, unknown>>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function withMetadata(frame: Extract<ClientFrame, { type: 'input' }>) {
   const { content, metadata } = frame.data;
   return metadata ? { id: frame.id, content, metadata } : { id: frame.id, content };
@@ -668,6 +687,9 @@ function actionOf(frame: ClientFrame): SessionAction | undefined {
       return 'answer';
     case 'permission_response':
       return 'approve';
+    case 'schedule':
+    case 'schedule_cancel':
+      return 'schedule';
     case 'control':
       return frame.data.action;
     default:

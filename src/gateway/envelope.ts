@@ -35,6 +35,16 @@ const inputDataSchema = z.looseObject({
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 const controlDataSchema = z.looseObject({ action: z.enum(['stop', 'terminate', 'delete']) });
+/** Baton's extension (C20): a client schedules a wake-up of its own session. Exactly one of the times. */
+const scheduleSchema = z.looseObject({
+  id: z.string().min(1).max(256),
+  at: z.number().optional(),
+  after_ms: z.number().optional(),
+  every_ms: z.number().optional(),
+  cron: z.string().optional(),
+  payload: z.unknown().optional(),
+});
+const scheduleCancelSchema = z.looseObject({ id: z.string().min(1).max(256) });
 const permissionResponseSchema = z.looseObject({
   id: z.string().min(1),
   allowed: z.boolean(),
@@ -51,6 +61,8 @@ export type ClientFrame =
   | { type: 'control'; id: string; data: z.infer<typeof controlDataSchema> }
   | { type: 'question_response'; id: string; data: z.infer<typeof questionResponseSchema> }
   | { type: 'permission_response'; id: string; data: z.infer<typeof permissionResponseSchema> }
+  | { type: 'schedule'; id: string; data: z.infer<typeof scheduleSchema> }
+  | { type: 'schedule_cancel'; id: string; data: z.infer<typeof scheduleCancelSchema> }
   | { type: 'ping'; id: string };
 
 /** Why a frame was refused: the error code and a message that says what to fix. */
@@ -66,6 +78,8 @@ const dataSchemas = {
   control: controlDataSchema,
   question_response: questionResponseSchema,
   permission_response: permissionResponseSchema,
+  schedule: scheduleSchema,
+  schedule_cancel: scheduleCancelSchema,
   ping: z.looseObject({}),
 } as const;
 

@@ -19,9 +19,9 @@ export const ADMIN_SCOPE = 'admin';
 export const METRICS_SCOPE = 'metrics';
 
 /** What a principal asks to do to a session; each client frame maps to one. */
-export type SessionAction = 'attach' | 'replay' | 'input' | 'answer' | 'approve' | 'stop' | 'terminate' | 'delete';
+export type SessionAction = 'attach' | 'replay' | 'input' | 'answer' | 'approve' | 'schedule' | 'stop' | 'terminate' | 'delete';
 
-/** One authorization question, asked for every attach, replay, input, answer, approval decision (`approve`) and control. */
+/** One authorization question, asked for every attach, replay, input, answer, approval decision (`approve`), schedule change (`schedule`) and control. */
 export interface AuthorizeRequest {
   readonly principal: Principal;
   /** The session key: `<owner>/<id>` for a principal's session, the bare id for an admin's. */
