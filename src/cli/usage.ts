@@ -46,6 +46,8 @@ Commands:
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --max-live-sessions N (default 50000: past it the least recently active idle sessions
                                  are passivated at once)
+            --approval-timeout-ms N (default 300000: how long a tool call waits for the user's
+                                 permission_response before it is denied, code approval_timeout)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
             --inspect           (off by default: report every session actor to the Stately inspector;
                                  needs a browser, the network and: npm install @statelyai/inspect)
