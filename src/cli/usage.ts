@@ -54,7 +54,9 @@ Commands:
   visualize  write visualizations/<machine>.{mmd,svg,json} for every machine
             --check             (write nothing; exit 1 if a committed file is stale)
             --out DIR           (default visualizations)
-  chat    an interactive terminal client
+  chat    an interactive terminal client; a tool call that needs approval asks
+          "allow <id>? [y/N]": y allows, anything else denies ("n too risky" gives a reason),
+          a /command stays a command; at end of input what is asked is denied
             --url URL           (default ws://127.0.0.1:8080/ws)
             --session ID        (attach to a session; default: a new one)
             --onboarding        (start an onboarding session)
