@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import type { PermissionRequestData } from '../machines/events.ts';
+import { PermissionPrompts } from './chat-permissions.ts';
+import { Screen } from './chat-screen.ts';
 
 export interface ChatOptions {
   url: string;
@@ -13,17 +16,30 @@ export interface ChatOptions {
 
 /**
  * An interactive terminal client: prints replies as they stream and states as they
- * change, sends each typed line as an input. Resolves with the exit code.
+ * change, sends each typed line as an input, and asks the user about each tool call that
+ * needs approval (C19, {@link PermissionPrompts}). Resolves with the exit code.
  */
 export function chat(options: ChatOptions): Promise<number> {
-  const out = options.output ?? process.stdout;
-  const print = (text: string) => out.write(text);
+  const input = options.input ?? process.stdin;
+  const screen = new Screen(options.output ?? process.stdout, { echoes: (input as { isTTY?: boolean }).isTTY === true });
+  const print = (text: string) => screen.write(text);
+  const line = (text: string) => screen.line(text);
   const ws = new WebSocket(options.url);
-  const lines = createInterface({ input: options.input ?? process.stdin, terminal: false });
+  const lines = createInterface({ input, terminal: false });
   const envelope = (type: string, data: object) =>
     JSON.stringify({ version: 'aep/v1', id: randomUUID(), event: { type, data } });
   let sessionId = '';
-  let streaming = false;
+  const permissions = new PermissionPrompts({
+    line,
+    ask: (question) => screen.ask(question),
+    unask: () => screen.unask(),
+    respond: (data) => {
+      const id = randomUUID();
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type: 'permission_response', data } }));
+      return id;
+    },
+    now: Date.now,
+  });
   // Lines typed before the handshake wait; at end of input the client leaves once every
   // input it sent has been answered, so `printf 'hi\n' | npm run chat` shows the reply.
   // An input is owed a `done` that lists it, or an `error` naming it (`event_id`): the
@@ -57,7 +73,6 @@ export function chat(options: ChatOptions): Promise<number> {
     ws.on('message', (raw) => {
       const { event } = JSON.parse(raw.toString()) as { event: { type: string; data: Record<string, unknown> } };
       const d = event.data;
-      const line = (text: string) => print(`${streaming ? '\n' : ''}${text}\n`);
       switch (event.type) {
         case 'init_ack':
           if (d.code) return line(`[refused: ${String(d.code)} — ${String(d.error)}]`);
@@ -71,13 +86,11 @@ export function chat(options: ChatOptions): Promise<number> {
           // Nothing more will be answered in a terminated or deleted session.
           return settle(d.state === 'terminated' || d.state === 'deleted' ? [...outstanding] : []);
         case 'message.start':
-          streaming = true;
-          return print('< ');
+          return screen.startReply();
         case 'message.delta':
           return print(String(d.content));
         case 'message.end':
-          streaming = false;
-          return print('\n');
+          return screen.endReply();
         case 'message':
           line(`${d.role === 'system' ? '[system] ' : '< '}${String(d.content)}`);
           // A command's reply names it; an onboarding reflection is followed by the done naming its answer.
@@ -88,14 +101,19 @@ export function chat(options: ChatOptions): Promise<number> {
         }
         case 'tool_call':
           return line(`[tool ${String(d.id)}: ${String(d.name)}(${JSON.stringify(d.input)})]`);
+        case 'permission_request':
+          return permissions.request(d as unknown as PermissionRequestData);
         case 'tool_result': {
           const error = d.error as { code: string; message: string } | undefined;
+          // A question this result settles is taken off the screen first, never asked below it.
+          permissions.result({ id: String(d.id), status: String(d.status), ...(error && { error }) });
           return line(`[tool ${String(d.id)} ${String(d.status)}: ${error ? `${error.code} — ${error.message}` : JSON.stringify(d.output)}]`);
         }
         case 'done':
           if (!d.success) line(`[turn ended: ${String(d.reason)}]`);
           return settle([...(d.input_ids as string[]), ...((d.cancelled_input_ids as string[] | undefined) ?? [])]);
         case 'error':
+          if (permissions.refused(d)) return;
           line(`[error ${String(d.code)}: ${String(d.message)}]`);
           return settle(d.event_id ?? []);
         case 'control':
@@ -116,12 +134,16 @@ export function chat(options: ChatOptions): Promise<number> {
       print(`[cannot connect to ${options.url}: ${error.message}]\n`);
     });
     lines.on('line', (text) => {
+      screen.typed();
+      // Enter alone answers a question (no), so the answer comes before the empty-line check.
+      if (ws.readyState === WebSocket.OPEN && permissions.answer(text)) return;
       if (text.trim() === '') return;
       if (ready && ws.readyState === WebSocket.OPEN) sendLine(text);
       else queued.push(text);
     });
     lines.on('close', () => {
       ending = true;
+      permissions.endInput();
       settle([]);
     });
   });

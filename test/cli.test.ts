@@ -3,12 +3,15 @@
  * failure prints one line (what failed, what to do) and exits 1, with no usage and no stack.
  */
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { Client } from './gateway/client.ts';
+import { serve } from './gateway/process.ts';
 
 const bin = fileURLToPath(new URL('../bin/baton.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
@@ -50,6 +53,9 @@ describe('CLI usage errors exit 2 with the usage (C15)', () => {
     [['serve', '--store', 'memory', '--host', '0.0.0.0'], /--host 0\.0\.0\.0 is reachable from other machines: set --token, --jwt-secret or --jwt-public-key, or pass --insecure/],
     [['serve', '--store', 'memory', '--host', '::'], /--host :: is reachable from other machines/],
     [['serve', '--store', 'memory', '--handshake-timeout-ms', '60000'], /--handshake-timeout-ms must be an integer from 1 to 30000, got "60000"/],
+    // C19: a zero deadline would deny every call before the user could see it.
+    [['serve', '--store', 'memory', '--approval-timeout-ms', '0'], /--approval-timeout-ms must be an integer of at least 1, got "0"/],
+    [['serve', '--store', 'memory', '--approval-timeout-ms', '5s'], /--approval-timeout-ms must be an integer of at least 1, got "5s"/],
   ])('baton %j', (args, pattern) => {
     const { code, stderr, stdout } = baton(...args);
     expect(code).toBe(2);
@@ -107,6 +113,26 @@ describe('safe defaults', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/warning: --insecure: 192\.0\.2\.1 is served without authentication/);
     expect(stderr).toMatch(/no such address on this machine; check --host/);
+  });
+});
+
+describe('CLI serve options', () => {
+  it('C19: --approval-timeout-ms sets how long a tool call waits for the user: unanswered, it is denied with approval_timeout', async () => {
+    const { child, url } = await serve(['--store', 'memory', '--demo-delay-ms', '0', '--debounce-ms', '0', '--approval-timeout-ms', '200']);
+    try {
+      const { client } = await Client.attach(url);
+      client.send('input', { content: 'tool x' });
+      const request = await client.type('permission_request');
+      // The deadline is the flag's, not the 5-minute default (the frame is stamped after the deadline is set).
+      expect(request.event.data.expires_at - request.timestamp).toBeLessThanOrEqual(200);
+      const result = await client.type('tool_result');
+      expect(result.event.data).toMatchObject({ id: request.event.data.id, status: 'denied', error: { code: 'approval_timeout' } });
+      await client.close();
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
 

@@ -50,6 +50,7 @@ export async function serve(argv: string[]): Promise<void> {
       model: { type: 'string' },
       'idle-timeout-ms': { type: 'string' },
       'max-live-sessions': { type: 'string' },
+      'approval-timeout-ms': { type: 'string' },
     },
   });
   // Everything the command line can get wrong is checked before anything is opened.
@@ -63,6 +64,7 @@ export async function serve(argv: string[]): Promise<void> {
     maxLiveSessions: int('--max-live-sessions', values['max-live-sessions'], 50_000, { min: 1 }),
     debounceMs: int('--debounce-ms', values['debounce-ms'], 300),
     maxWaitMs: int('--max-wait-ms', values['max-wait-ms'], 2000),
+    approvalTimeoutMs: int('--approval-timeout-ms', values['approval-timeout-ms'], 300_000, { min: 1 }),
   };
   const demoDelayMs = int('--demo-delay-ms', values['demo-delay-ms'], 20);
   const port = int('--port', values.port ?? env('PORT'), 8080, { max: 65_535 });

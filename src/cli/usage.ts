@@ -46,13 +46,17 @@ Commands:
             --idle-timeout-ms N (default 600000: idle sessions are passivated to the store)
             --max-live-sessions N (default 50000: past it the least recently active idle sessions
                                  are passivated at once)
+            --approval-timeout-ms N (default 300000: how long a tool call waits for the user's
+                                 permission_response before it is denied, code approval_timeout)
             --log-level L       (BATON_LOG_LEVEL; fatal|error|warn|info|debug|trace|silent; default warn)
             --inspect           (off by default: report every session actor to the Stately inspector;
                                  needs a browser, the network and: npm install @statelyai/inspect)
   visualize  write visualizations/<machine>.{mmd,svg,json} for every machine
             --check             (write nothing; exit 1 if a committed file is stale)
             --out DIR           (default visualizations)
-  chat    an interactive terminal client
+  chat    an interactive terminal client; a tool call that needs approval asks
+          "allow <id>? [y/N]": y allows, anything else denies ("n too risky" gives a reason),
+          a /command stays a command; at end of input what is asked is denied
             --url URL           (default ws://127.0.0.1:8080/ws)
             --session ID        (attach to a session; default: a new one)
             --onboarding        (start an onboarding session)

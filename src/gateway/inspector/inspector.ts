@@ -8,6 +8,7 @@ import { lastErrorOf } from '../../runtime/directory.ts';
 import { PACKAGE_ROOT } from '../../package-root.ts';
 import { toDot } from '../../visualize/dot.ts';
 import { INSPECTOR_PAGE } from './page.ts';
+import { pendingApprovals, type PendingApproval } from './approvals.ts';
 import { PAGE_CSP } from './headers.ts';
 
 /** One row of the inspector's session list. */
@@ -22,6 +23,8 @@ export interface SessionEntry {
   readonly node: string | null;
   readonly clients: number;
   readonly lastError: { code: string; message: string; at: number } | null;
+  /** Tool calls waiting for the user's decision (C19), oldest first. */
+  readonly approvals: readonly PendingApproval[];
   /** Ids of the active state nodes: the `<title>`s of the SVG nodes to highlight. */
   readonly active: readonly string[];
 }
@@ -91,8 +94,11 @@ export function createInspector(runtime: Runtime, options: InspectorOptions = {}
   /** A session's row; `removed` once it is gone. `undefined` if its status cannot be had now (asked again next tick). */
   const entry = async (id: string): Promise<SessionEntry | { id: string; removed: true } | undefined> => {
     let status;
+    let approvals: PendingApproval[] = [];
     try {
       status = await runtime.status(id);
+      // Only agent sessions call tools; only a waiting one can have approvals to read.
+      if (status?.waitingForUser && status.kind === 'agent') approvals = await pendingApprovals(runtime, id);
     } catch {
       dirty.add(id);
       return undefined;
@@ -110,6 +116,7 @@ export function createInspector(runtime: Runtime, options: InspectorOptions = {}
       node: status.node ?? null,
       clients: clientsOf(id),
       lastError: lastErrorOf(runtime.directory, id) ?? null,
+      approvals,
       active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
     };
   };

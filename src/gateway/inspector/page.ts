@@ -1,8 +1,8 @@
 /**
  * The inspector page: one HTML document, no build step. It reads server-sent events from
- * `/inspect/events` (with the login cookie, sent by the browser itself: no credential in a URL), lists the sessions, draws the
- * selected session's machine with its active states highlighted, its recent events, and
- * the gateway's counters over the last minute.
+ * `/inspect/events` (with the login cookie, sent by the browser itself: no credential in a URL), lists the sessions
+ * with the tool calls each waits to have approved, draws the selected session's machine with
+ * its active states highlighted, its recent events, and the gateway's counters over the last minute.
  */
 export const INSPECTOR_PAGE = `<!doctype html>
 <html lang="en">
@@ -35,7 +35,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
 <main>
   <div>
     <section><h2>Sessions</h2>
-      <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>backlog</th><th>turns</th><th>node</th><th>clients</th><th>last error</th></tr></thead>
+      <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>backlog</th><th>turns</th><th>node</th><th>clients</th><th>last error</th><th>waiting for approval</th></tr></thead>
       <tbody id="sessions"></tbody></table>
     </section>
     <section style="margin-top:12px"><h2>Throughput (per second, last 60 s)</h2>
@@ -62,8 +62,14 @@ function renderSessions() {
     '<tr class="session' + (s.id === selected ? ' selected' : '') + '" data-id="' + esc(s.id) + '">' +
     '<td>' + esc(s.id) + '</td><td>' + esc(s.kind) + '</td><td class="state state-' + esc(s.state) + '" data-state="' + esc(s.state) + '">' + esc(s.state) + '</td>' +
     '<td>' + s.backlog + '</td><td>' + s.turns + '</td><td>' + (s.node ? esc(s.node) : '<span class="muted">here</span>') + '</td><td>' + s.clients + '</td>' +
-    '<td>' + (s.lastError ? esc(s.lastError.code) : '<span class="muted">—</span>') + '</td></tr>');
+    '<td>' + (s.lastError ? esc(s.lastError.code) : '<span class="muted">—</span>') + '</td>' +
+    '<td>' + (s.approvals.map(approval).join('') || '<span class="muted">—</span>') + '</td></tr>');
   $('sessions').innerHTML = rows.join('');
+}
+// A pending tool call: its id and tool (agent-chosen text: escaped), and when it is denied unless decided.
+function approval(a) {
+  const until = a.expiresAt === null ? '?' : new Date(Number(a.expiresAt)).toLocaleTimeString();
+  return '<div class="approval" data-call="' + esc(a.id) + '">' + esc(a.id) + ' <b>' + esc(a.tool === null ? '?' : a.tool) + '</b> <span class="muted">until ' + esc(until) + '</span></div>';
 }
 $('sessions').addEventListener('click', (e) => {
   const row = e.target.closest('tr.session');
