@@ -25,6 +25,7 @@ describe('createRuntime options', () => {
       idleTimeoutMs: 600_000,
       maxLiveSessions: 50_000,
       historyWindow: 50,
+      approvalTimeoutMs: 300_000,
       storeRetryMs: 1000,
       loadTimeoutMs: 30_000,
       ownerCheckMs: 1000,

@@ -352,8 +352,10 @@ class AgentDriver implements KindDriver {
     this.#turn = record;
     // Approvals the previous run still waits for keep their deadlines (the machine kept them).
     for (const { callId, expiresAt } of tools.pendingApprovals()) this.#armApproval(record, callId, expiresAt);
-    // A re-run keeps the timeout its first run had (C20); a fresh turn gets turnTimeoutMs.
-    if (this.#approvals.size === 0) this.#armTurnTimer(record, restored?.timeoutAt);
+    // A re-run keeps the timeout its first run had (C20) — or turnTimeoutMs from now, if this
+    // process was started with a shorter one; a fresh turn gets turnTimeoutMs.
+    const fresh = this.#session.now() + this.#turnTimeoutMs;
+    if (this.#approvals.size === 0) this.#armTurnTimer(record, Math.min(restored?.timeoutAt ?? fresh, fresh));
     return record;
   }
 
