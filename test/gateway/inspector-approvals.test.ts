@@ -42,6 +42,26 @@ async function inspectorStream(http: string) {
   };
 }
 
+describe('inspector: next schedule (C20)', () => {
+  it('C20: a session with schedules shows when the earliest is due; none once cancelled', async () => {
+    const { url, http, runtime } = await gateway();
+    const { client } = await Client.attach(url, { session_id: 'sched' });
+    const { dueAt } = await runtime.schedule('sched', { id: 'later', afterMs: 3_600_000 });
+    await runtime.schedule('sched', { id: 'much-later', afterMs: 7_200_000 });
+    const stream = await inspectorStream(http);
+    try {
+      expect((await stream.row('sched')).nextDue).toBe(dueAt);
+      await runtime.cancelSchedule('sched', 'later');
+      await runtime.cancelSchedule('sched', 'much-later');
+      client.send('input', { content: 'poke' }); // a change of the session: its row is sent again
+      expect((await stream.row('sched', (row) => row.nextDue === null)).nextDue).toBeNull();
+    } finally {
+      stream.close();
+      await client.close();
+    }
+  });
+});
+
 describe('inspector: pending approvals (C19)', () => {
   it('C19: a session waiting for the user lists the call with its tool and deadline; once decided it lists none', async () => {
     const { url, http } = await gateway();

@@ -25,6 +25,8 @@ export interface SessionEntry {
   readonly lastError: { code: string; message: string; at: number } | null;
   /** Tool calls waiting for the user's decision (C19), oldest first. */
   readonly approvals: readonly PendingApproval[];
+  /** When its earliest schedule is due (C20, runtime clock ms); `null` without schedules. */
+  readonly nextDue: number | null;
   /** Ids of the active state nodes: the `<title>`s of the SVG nodes to highlight. */
   readonly active: readonly string[];
 }
@@ -117,6 +119,7 @@ export function createInspector(runtime: Runtime, options: InspectorOptions = {}
       clients: clientsOf(id),
       lastError: lastErrorOf(runtime.directory, id) ?? null,
       approvals,
+      nextDue: status.schedules?.[0]?.dueAt ?? null,
       active: machine && snapshot ? activeStateIds(machine.root, snapshot.value) : [],
     };
   };

@@ -35,7 +35,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
 <main>
   <div>
     <section><h2>Sessions</h2>
-      <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>backlog</th><th>turns</th><th>node</th><th>clients</th><th>last error</th><th>waiting for approval</th></tr></thead>
+      <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>backlog</th><th>turns</th><th>node</th><th>clients</th><th>last error</th><th>waiting for approval</th><th>next schedule</th></tr></thead>
       <tbody id="sessions"></tbody></table>
     </section>
     <section style="margin-top:12px"><h2>Throughput (per second, last 60 s)</h2>
@@ -63,7 +63,8 @@ function renderSessions() {
     '<td>' + esc(s.id) + '</td><td>' + esc(s.kind) + '</td><td class="state state-' + esc(s.state) + '" data-state="' + esc(s.state) + '">' + esc(s.state) + '</td>' +
     '<td>' + s.backlog + '</td><td>' + s.turns + '</td><td>' + (s.node ? esc(s.node) : '<span class="muted">here</span>') + '</td><td>' + s.clients + '</td>' +
     '<td>' + (s.lastError ? esc(s.lastError.code) : '<span class="muted">—</span>') + '</td>' +
-    '<td>' + (s.approvals.map(approval).join('') || '<span class="muted">—</span>') + '</td></tr>');
+    '<td>' + (s.approvals.map(approval).join('') || '<span class="muted">—</span>') + '</td>' +
+    '<td class="next-due">' + (s.nextDue === null ? '<span class="muted">—</span>' : esc(new Date(Number(s.nextDue)).toISOString())) + '</td></tr>');
   $('sessions').innerHTML = rows.join('');
 }
 // A pending tool call: its id and tool (agent-chosen text: escaped), and when it is denied unless decided.
