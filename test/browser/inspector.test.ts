@@ -56,7 +56,7 @@ describe.runIf(available)('inspector page (Chromium)', () => {
       await page.click('tr[data-id="slow-session"]');
       await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.busy'));
       const highlighted = await page.$$eval('#diagram g.node.active title', (titles) => titles.map((t) => t.textContent));
-      expect(highlighted).toContain('session.running.busy');
+      expect(highlighted).toContain('session.running.busy.working');
       await page.waitForFunction(() => document.querySelectorAll('#events div').length > 3);
       await page.screenshot({ path: screenshot, fullPage: true });
       expect(statSync(screenshot).size).toBeGreaterThan(10_000);
@@ -65,7 +65,7 @@ describe.runIf(available)('inspector page (Chromium)', () => {
       await page.waitForFunction(() => document.querySelector<HTMLElement>('#diagram')?.dataset.active?.includes('session.running.idle'));
       const after = await page.$$eval('#diagram g.node.active title', (titles) => titles.map((t) => t.textContent));
       expect(after).toContain('session.running.idle.quiet'); // idle is a cluster; its active child is the node
-      expect(after).not.toContain('session.running.busy');
+      expect(after).not.toContain('session.running.busy.working');
       await page.close();
       for (const c of [slow, quick, onboarding]) await c.client.close();
     } finally {
