@@ -37,7 +37,35 @@ function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
     { type: 'agent.done', turnId: 0 },
     { type: 'command.done', commandId: c.command?.id ?? 'none', text: 'done' },
     { type: 'command.error', commandId: c.command?.id ?? 'none', message: 'failed' },
+    // C19: one never asked, anywhere; and, while a turn runs, a call asks, the user decides the
+    // pending one, its deadline passes, or a re-run withdraws it.
+    { type: 'permission', decision: { id: 'call_9_9', allowed: true } },
+    ...approvalEvents(c, turnId),
+    // C20: the host lists the schedules; a restore re-arms a batch's deadlines.
+    { type: 'schedules', schedules: [{ id: 'x', dueAt: 1 }] },
+    { type: 'resume', at: 0 },
   ];
+}
+
+function approvalEvents(c: SessionContext, turnId: number): SessionMachineEvent[] {
+  if (c.turn === null) return [{ type: 'approval.request', turnId, callId: 'call_0_1' }]; // no turn: ignored
+  const pending = c.approvals[0];
+  return [
+    ...(c.approvals.length < 2 ? [{ type: 'approval.request' as const, turnId, callId: `call_${turnId}_${c.approvals.length + 1}` }] : []),
+    ...(pending === undefined
+      ? []
+      : [
+          { type: 'permission' as const, decision: { id: pending, allowed: true } },
+          { type: 'permission' as const, decision: { id: pending, allowed: false, reason: 'no' } },
+          { type: 'approval.timeout' as const, callId: pending },
+          { type: 'approval.withdraw' as const, callId: pending },
+        ]),
+  ];
+}
+
+/** A `done` among a step's outputs. */
+function outputsDone(emitted: readonly { type: string }[]): boolean {
+  return emitted.some((e) => e.type === 'output' && (e as unknown as { event: { type: string } }).event.type === 'done');
 }
 
 /** Two snapshots are the same state when they agree on everything but ids and counters. */
@@ -53,6 +81,7 @@ function abstractSession(s: AnyMachineSnapshot): string {
     draining: c.draining,
     drained: c.drained,
     cancelled: c.cancelled.length > 0,
+    approvals: Math.min(c.approvals.length, 2),
     settings: c.settings,
   });
 }
@@ -71,9 +100,16 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
   invariants: {
     'busy exactly when a turn is held': (s) => s.matches({ running: 'busy' }) === (ctx(s).turn !== null),
     'collecting exactly when a batch is open': (s) => s.matches({ running: 'collecting' }) === (ctx(s).batch.length > 0),
-    // C11: the runtime passivates on the `quiescent` tag alone, so it must never hide work.
-    'quiescent (the tag) only where nothing runs and no input waits': (s) =>
-      !s.hasTag('quiescent') || (ctx(s).turn === null && inputsOf(s).length === 0 && (s.matches('terminated') || (ctx(s).command === null && ctx(s).queue.length === 0 && ctx(s).commands.length === 0))),
+    // C11: the runtime passivates on the `quiescent` tag alone, so it must never hide work —
+    // except a turn parked on the user's decision (C19), which re-runs from its journal.
+    'quiescent (the tag) only where nothing runs and no input waits, or a turn waits for the user': (s) =>
+      !s.hasTag('quiescent') ||
+      (s.matches({ running: { busy: 'waiting' } }) && ctx(s).approvals.length > 0) ||
+      (ctx(s).turn === null && inputsOf(s).length === 0 && (s.matches('terminated') || (ctx(s).command === null && ctx(s).queue.length === 0 && ctx(s).commands.length === 0))),
+    // C19: approvals belong to a running turn, and waiting is exactly having one to decide.
+    'approvals only while busy': (s) => ctx(s).approvals.length === 0 || s.matches({ running: 'busy' }),
+    'waiting for the user exactly when an approval is pending': (s) =>
+      s.matches({ running: { busy: 'waiting' } }) === (ctx(s).approvals.length > 0 && s.matches({ running: 'busy' })),
     'idle with nothing running or waiting is quiescent': (s) =>
       !s.matches({ running: 'idle' }) || ctx(s).command !== null || ctx(s).commands.length > 0 || ctx(s).queue.length > 0 || ctx(s).batch.length > 0 || s.hasTag('quiescent'),
     'busy (the tag) exactly when a turn runs': (s) => s.hasTag('busy') === (ctx(s).turn !== null),
@@ -98,6 +134,16 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
       if (!before || !after || before.id !== after.id) return true;
       const allowed = before.inputs.length + (event.type === 'agent.pulled' ? 1 : 0);
       return after.inputs.length <= allowed;
+    },
+    // C19: a turn that ends owes no decision; a decision is only ever for a pending call, and only once.
+    'an ended turn leaves no approvals': ({ to, emitted }) => !outputsDone(emitted) || ctx(to).turn !== null || ctx(to).approvals.length === 0,
+    'a decision only for a pending call, and a refusal changes nothing': ({ from, event, to, emitted }) => {
+      const decided = emitted.filter((e) => e.type === 'approval.decided') as unknown as { callId: string }[];
+      if (decided.length > 1) return false;
+      if (decided.some((d) => !ctx(from).approvals.includes(d.callId))) return false;
+      if (event.type !== 'permission' || ctx(from).approvals.includes(event.decision.id)) return true;
+      const receipt = emitted.find((e) => e.type === 'receipt') as unknown as { receipt: { status: string; code?: string } } | undefined;
+      return receipt?.receipt.status === 'rejected' && receipt.receipt.code === 'INVALID_MESSAGE' && to.context === from.context;
     },
     '/stop always reaches idle with nothing waiting': ({ from, event, to }) => {
       const isStop = event.type === 'stop' || (event.type === 'command' && (event as SessionMachineEvent & { type: 'command' }).command.name === 'stop');
@@ -126,6 +172,8 @@ function check(machine: AnyStateMachine) {
     events: sessionEvents,
     serializeState: abstractSession,
     maxDepth: 14,
+    // Approvals (C19) double the states a turn can be in.
+    limit: 80_000,
     ...sessionInvariants,
   });
 }
