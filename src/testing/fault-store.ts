@@ -76,6 +76,15 @@ export class FaultStore implements Store {
     return this.#answer(() => this.inner.sessionsWithPending());
   }
 
+  /** Schedules (C20) pass through when the wrapped store keeps them. */
+  nextDue(): Awaitable<number | undefined> {
+    return this.#answer(() => this.inner.nextDue?.());
+  }
+
+  dueSessions(before: number, limit: number): Awaitable<string[]> {
+    return this.#answer(() => this.inner.dueSessions?.(before, limit) ?? []);
+  }
+
   prune(before: number, isLive: (sessionId: string) => boolean): Awaitable<number> {
     return this.#answer(() => this.inner.prune(before, isLive));
   }

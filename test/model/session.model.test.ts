@@ -141,7 +141,8 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
       const decided = emitted.filter((e) => e.type === 'approval.decided') as unknown as { callId: string }[];
       if (decided.length > 1) return false;
       if (decided.some((d) => !ctx(from).approvals.includes(d.callId))) return false;
-      if (event.type !== 'permission' || ctx(from).approvals.includes(event.decision.id)) return true;
+      const decision = event.type === 'permission' ? (event as Extract<SessionMachineEvent, { type: 'permission' }>).decision : undefined;
+      if (!decision || ctx(from).approvals.includes(decision.id)) return true;
       const receipt = emitted.find((e) => e.type === 'receipt') as unknown as { receipt: { status: string; code?: string } } | undefined;
       return receipt?.receipt.status === 'rejected' && receipt.receipt.code === 'INVALID_MESSAGE' && to.context === from.context;
     },
