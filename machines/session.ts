@@ -19,7 +19,7 @@
  * Approvals (C19): a turn whose tool call needs the user's approval waits in
  * `running.busy.waiting` (tags `waiting-for-user` and `quiescent`: the agent is parked on
  * the decision, so the session may passivate and re-run the turn from its journal when the
- * decision comes). The pending call ids are `context.approvals`; a turn that ends, however
+ * decision comes). The pending calls are `context.approvals` (ids and deadlines); a turn that ends, however
  * it ends, leaves none.
  *
  * Pure: imports only from xstate, so it pastes into the Stately visualizer unchanged.
@@ -47,6 +47,13 @@ export interface SessionInput {
  */
 export interface InputRef {
   readonly id: string;
+}
+
+/** A tool call waiting for the user's decision (C19): its id and when it is denied by itself. */
+export interface PendingApproval {
+  readonly id: string;
+  /** The deadline (the runtime's clock, ms): a decision stamped at or after it comes too late. */
+  readonly expiresAt: number;
 }
 
 /** A command input, already parsed: `/name args…`. */
@@ -99,7 +106,7 @@ export interface SessionContext {
    * Tool call ids of the running turn waiting for the user's decision (C19). Kept when a
    * restored turn re-runs: the decision is still owed.
    */
-  readonly approvals: readonly string[];
+  readonly approvals: readonly PendingApproval[];
   /**
    * When the open batch seals (C3) — `debounce` after its latest input, `maxWait` after its
    * first — as times, so a restored batch seals when it would have (C20). `null` without
@@ -133,13 +140,16 @@ export type SessionMachineEvent =
    */
   | { type: 'agent.timeout'; turnId: number }
   /** A tool call of the turn needs the user's approval (its `permission_request` is out). */
-  | { type: 'approval.request'; turnId: number; callId: string }
+  | { type: 'approval.request'; turnId: number; callId: string; expiresAt: number }
   /** The approval's deadline passed: a denial. */
   | { type: 'approval.timeout'; callId: string }
   /** A re-run turn no longer makes the call (its agent took another path): nothing is owed. */
   | { type: 'approval.withdraw'; callId: string }
-  /** The user's decision (AEP `permission_response`); `reason` goes to the host, never to context. */
-  | { type: 'permission'; decision: { id: string; allowed: boolean; reason?: string } }
+  /**
+   * The user's decision (AEP `permission_response`), stamped `at` by the host; `reason` goes
+   * to the host, never to context. One that comes at or after the deadline is too late.
+   */
+  | { type: 'permission'; decision: { id: string; allowed: boolean; reason?: string }; at?: number }
   /** The session's schedules changed (C20): the ids and due times `/status` lists. */
   | { type: 'schedules'; schedules: readonly { id: string; dueAt: number }[] }
   | { type: 'command.done'; commandId: string; text?: string }
@@ -259,11 +269,14 @@ export const sessionMachine = setup({
     drainComplete: ({ context }) =>
       context.draining && !context.drained && context.turn === null && context.command === null,
     awaitingApproval: ({ context }) => context.approvals.length > 0,
-    /** The decision names a call that waits for one (and the session is not shut down meanwhile). */
+    /** The event names a call that waits for a decision (and the session is not shut down meanwhile); a decision comes in time. */
     isPendingApproval: ({ context, event }) => {
-      const id = event.type === 'permission' ? event.decision.id : 'callId' in event ? event.callId : undefined;
-      return !context.drained && id !== undefined && context.approvals.includes(id);
+      const pending = pendingOf(context, event);
+      if (pending === undefined || context.drained) return false;
+      return event.type !== 'permission' || event.at === undefined || event.at < pending.expiresAt;
     },
+    /** A decision for a pending call that comes at or after its deadline (its timer has not fired yet: a passivated session runs none). */
+    isExpiredApproval: ({ context, event }) => event.type === 'permission' && pendingOf(context, event) !== undefined && !context.drained,
     laneFree: ({ context }) => context.command === null,
   },
   actions: {
@@ -376,23 +389,33 @@ export const sessionMachine = setup({
     }),
     /** C19: a tool call of the running turn waits for the user. */
     awaitApproval: assign(({ context, event }) =>
-      event.type === 'approval.request' && !context.approvals.includes(event.callId) ? { approvals: [...context.approvals, event.callId] } : {},
+      event.type === 'approval.request' && !context.approvals.some((a) => a.id === event.callId)
+        ? { approvals: [...context.approvals, { id: event.callId, expiresAt: event.expiresAt }] }
+        : {},
     ),
     /** The decision settles the call: the host runs the tool or gives it its denied result. */
     decideApproval: enqueueActions(({ context, event, enqueue }) => {
       if (event.type === 'permission') {
         const { id, allowed, reason } = event.decision;
-        enqueue.assign({ approvals: context.approvals.filter((a) => a !== id) });
+        enqueue.assign({ approvals: context.approvals.filter((a) => a.id !== id) });
         enqueue.emit({ type: 'approval.decided', callId: id, allowed, ...(reason !== undefined && { reason }) });
         receipt(enqueue, { status: 'accepted' });
       } else if (event.type === 'approval.timeout') {
-        enqueue.assign({ approvals: context.approvals.filter((a) => a !== event.callId) });
+        enqueue.assign({ approvals: context.approvals.filter((a) => a.id !== event.callId) });
         enqueue.emit({ type: 'approval.decided', callId: event.callId, allowed: false, timedOut: true });
       }
     }),
+    /** Too late: the deadline denies the call now, and the decision is refused. */
+    expireApproval: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'permission') return;
+      const { id } = event.decision;
+      enqueue.assign({ approvals: context.approvals.filter((a) => a.id !== id) });
+      enqueue.emit({ type: 'approval.decided', callId: id, allowed: false, timedOut: true });
+      receipt(enqueue, { status: 'rejected', code: 'INVALID_MESSAGE', message: `permission request "${id}" expired before this decision came` });
+    }),
     noteSchedules: assign(({ event }) => (event.type === 'schedules' ? { schedules: event.schedules.map(({ id, dueAt }) => ({ id, dueAt })) } : {})),
     withdrawApproval: assign(({ context, event }) =>
-      event.type === 'approval.withdraw' ? { approvals: context.approvals.filter((a) => a !== event.callId) } : {},
+      event.type === 'approval.withdraw' ? { approvals: context.approvals.filter((a) => a.id !== event.callId) } : {},
     ),
     acceptSteering: assign(({ context }) => (context.turn ? { turn: { ...context.turn, steering: true } } : {})),
     /** The agent pulled a steered input: it now belongs to this turn. */
@@ -633,7 +656,11 @@ export const sessionMachine = setup({
           },
           on: {
             'approval.request': { guard: 'isCurrentTurn', actions: 'awaitApproval' },
-            permission: [{ guard: 'isPendingApproval', actions: 'decideApproval' }, { actions: 'rejectDecision' }],
+            permission: [
+              { guard: 'isPendingApproval', actions: 'decideApproval' },
+              { guard: 'isExpiredApproval', actions: 'expireApproval' },
+              { actions: 'rejectDecision' },
+            ],
             'approval.timeout': { guard: 'isPendingApproval', actions: 'decideApproval' },
             'approval.withdraw': { actions: 'withdrawApproval' },
             input: [
@@ -691,6 +718,12 @@ export const sessionMachine = setup({
 
 const BUILTINS = new Set(['status', 'help']);
 
+/** The pending approval an approval event names, if any. */
+function pendingOf(c: SessionContext, event: SessionMachineEvent): PendingApproval | undefined {
+  const id = event.type === 'permission' ? event.decision.id : 'callId' in event ? event.callId : undefined;
+  return id === undefined ? undefined : c.approvals.find((a) => a.id === id);
+}
+
 /**
  * A batch timer's delay: the setting, or — when `resume` re-arms a restored batch — what is
  * left of it at the stored deadline (none if that has passed; a snapshot stored without
@@ -723,7 +756,7 @@ function dequeueCommand(c: SessionContext): Partial<SessionContext> {
 function builtinReply(command: SessionCommand, c: SessionContext): string {
   if (command.name === 'status') {
     const state = c.turn !== null ? 'busy' : c.batch.length > 0 ? 'collecting' : 'idle';
-    const waiting = c.approvals.length > 0 ? `; waiting for approval: ${c.approvals.join(', ')}` : '';
+    const waiting = c.approvals.length > 0 ? `; waiting for approval: ${c.approvals.map((a) => a.id).join(', ')}` : '';
     // Times as ISO strings: the runtime's clock is epoch milliseconds.
     const schedules = c.schedules.length > 0 ? `; schedules: ${c.schedules.map((s) => `${s.id} at ${new Date(s.dueAt).toISOString()}`).join(', ')}` : '';
     return `state: ${state}; backlog: ${pending(c)}; turns: ${c.turns}${waiting}${schedules}`;

@@ -1,19 +1,20 @@
 /**
- * Attack on C19's journal: it is stored as part of the session's snapshot, and the whole of
- * it is rewritten at every commit of the turn. A turn of n tool calls commits about 2n
- * times, each with all the calls so far: O(n²) bytes. Measured: 100 calls write 2 MB of
- * snapshots, 1000 calls 200 MB (4.7 s of commits on this machine, the largest snapshot
- * 200 kB) — and nothing bounds the calls of one turn (only the OpenAI agent bounds its
- * rounds). Doubling the calls should about double what a turn writes, not quadruple it.
+ * Attack on C19's journal: it is stored with the session's snapshot, and the whole of it is
+ * rewritten at every commit of the turn — a turn of n calls writes O(n²) bytes. Measured
+ * before the fix: 100 calls 2 MB of snapshots, 1000 calls 200 MB (4.7 s of commits), and
+ * nothing bounded the calls of one turn. Now a turn may make MAX_TOOL_CALLS_PER_TURN calls;
+ * past that a call is refused at once (`too_many_calls`, no event, nothing journaled), so
+ * what a turn writes is bounded, however many calls its agent makes.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTool, type Agent, type StepRecord } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
+import { MAX_TOOL_CALLS_PER_TURN } from '../src/runtime/tool-calls.ts';
 import { settle, testRuntime } from './helpers.ts';
 
 /** Bytes of snapshot a turn of `calls` tool calls hands the store. */
-async function snapshotBytes(calls: number): Promise<number> {
+async function snapshotBytes(calls: number, refused: string[] = []): Promise<number> {
   const store = new SqliteStore(':memory:');
   let bytes = 0;
   const commit = store.commit.bind(store);
@@ -23,7 +24,10 @@ async function snapshotBytes(calls: number): Promise<number> {
   };
   const lookup = defineTool({ name: 'lookup', description: 'd', parameters: z.object({ i: z.number() }), run: ({ i }) => ({ i, row: 'x'.repeat(40) }) });
   const agent: Agent = async (turn) => {
-    for (let i = 0; i < calls; i++) await turn.callTool('lookup', { i });
+    for (let i = 0; i < calls; i++) {
+      const result = await turn.callTool('lookup', { i });
+      if (result.status !== 'ok') refused.push(result.error.code);
+    }
     return 'done';
   };
   const t = testRuntime({ agent, tools: [lookup], debounceMs: 0, store });
@@ -34,9 +38,14 @@ async function snapshotBytes(calls: number): Promise<number> {
 }
 
 describe('C19 attack: the journal of a long turn', () => {
-  it('C19: what a turn writes grows linearly with its tool calls (twice the calls, at most three times the bytes)', async () => {
-    const small = await snapshotBytes(100);
-    const large = await snapshotBytes(200);
-    expect(large / small, `${small} bytes for 100 calls, ${large} for 200`).toBeLessThan(3);
+  it('C19: a turn\'s calls are bounded (MAX_TOOL_CALLS_PER_TURN), so what it writes is too', async () => {
+    const atCap = await snapshotBytes(MAX_TOOL_CALLS_PER_TURN);
+    const refused: string[] = [];
+    const far = await snapshotBytes(3 * MAX_TOOL_CALLS_PER_TURN, refused);
+    expect(refused).toEqual(Array(2 * MAX_TOOL_CALLS_PER_TURN).fill('too_many_calls'));
+    expect(far / atCap, `${atCap} bytes at the cap, ${far} for three times the calls`).toBeLessThan(1.2);
+    // Below the cap it grows no worse than quadratically (twice the calls, at most 4.5 times the bytes).
+    const half = await snapshotBytes(MAX_TOOL_CALLS_PER_TURN / 2);
+    expect(atCap / half).toBeLessThan(4.5);
   });
 });

@@ -56,12 +56,15 @@ describe('C19 attack: passivating a turn that waits for one call while another r
   });
 
   it('C19: every tool_call of the turn gets its tool_result in the stream when the waiting turn was passivated', async () => {
-    const { t, replies } = setup({ honourSignal: true });
+    const { t, runs, replies } = setup({ honourSignal: true });
     await t.runtime.send('s', { id: 'm1', content: 'go' });
     await settle();
     await t.advance(1000);
     await t.advance(1000);
     await t.runtime.decide('s', { id: 'call_1_2', allowed: true });
+    await settle();
+    expect(runs).toHaveLength(1);
+    runs[0]!.resolve('fetched'); // the running call was never cut off: it finishes now
     await settle();
     expect(t.dones('s').filter((d) => d.success)).toHaveLength(1);
     const calls = t.of('s').filter((e) => e.type === 'tool_call').map((e) => (e.data as { id: string }).id);

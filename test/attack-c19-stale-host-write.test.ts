@@ -47,7 +47,10 @@ const parallel: Agent = async (turn) => {
 };
 
 describe('C19 attack: a stopped host writes its stale snapshot', () => {
-  it('C19: after a passivation, a tool of the old host that settles late never overwrites the live session in the store', async () => {
+  // Fixed two ways: a turn whose tool still runs is not passivated (the driver says it is
+  // busy), and a stopped host writes nothing more. The attack's path — passivate while
+  // `fetch` runs, let it settle late — is therefore closed at its first step.
+  it('C19: a waiting turn is not passivated while another of its calls runs; once that settles it is, and nothing stale is written later', async () => {
     const t0 = tools();
     const store = new SqliteStore(':memory:');
     const t = testRuntime({ agent: parallel, tools: t0.list, debounceMs: 0, store, idleTimeoutMs: 1000 });
@@ -55,35 +58,32 @@ describe('C19 attack: a stopped host writes its stale snapshot', () => {
     await settle();
     await t.advance(1000);
     await t.advance(1000);
-    expect(t.runtime.sessionIds()).toEqual([]); // passivated while `pay` waits and `fetch` runs
+    expect(t.runtime.sessionIds()).toEqual(['s']); // `pay` waits, but `fetch` runs: kept
+    expect(t0.slow[0]!.context.signal.aborted).toBe(false);
+    t0.slow[0]!.resolve('page');
+    await settle();
+    await t.advance(1000);
+    await t.advance(1000);
+    expect(t.runtime.sessionIds()).toEqual([]); // now it only waits for the user: passivated
     expect(await t.runtime.decide('s', { id: 'call_1_2', allowed: true })).toEqual({ status: 'accepted' });
     await settle();
-    t0.slow[1]!.resolve('page'); // the re-run's fetch
-    await settle();
     expect(t.dones('s').filter((d) => d.success)).toHaveLength(1);
+    expect(t0.slow).toHaveLength(1); // the re-run replayed fetch's recorded result
     const live = await stored(store, 's');
     expect(live?.session.snapshot).toMatchObject({ value: { running: { idle: 'quiet' } } });
-
-    // The first host's fetch finishes now: that host was stopped by the passivation.
-    t0.slow[0]!.resolve('page, late');
-    await settle();
-    const after = await stored(store, 's');
-    expect(after?.session.snapshot, 'the stored session went back to the old, waiting turn').toMatchObject({ value: { running: { idle: 'quiet' } } });
   });
 
-  it('C19: an approved call never runs twice (both with attempt 1), and its input is in one done, after a late write of a passivated host', async () => {
+  it('C19: an approved call never runs twice (both with attempt 1), and its input is in one done, across passivations', async () => {
     const t0 = tools();
     const store = new SqliteStore(':memory:');
     const t = testRuntime({ agent: parallel, tools: t0.list, debounceMs: 0, store, idleTimeoutMs: 1000 });
     await t.runtime.send('s', { id: 'm1', content: 'go' });
+    await settle();
+    t0.slow[0]!.resolve('page');
     await settle();
     await t.advance(1000);
     await t.advance(1000);
     await t.runtime.decide('s', { id: 'call_1_2', allowed: true });
-    await settle();
-    t0.slow[1]!.resolve('page');
-    await settle();
-    t0.slow[0]!.resolve('page, late');
     await settle();
     // The session passivates again (idle); what the store holds is what comes back.
     await t.advance(1000);

@@ -204,6 +204,11 @@ class AgentDriver implements KindDriver {
     this.#restored = session.journal as DriverJournal | undefined;
   }
 
+  /** A turn waiting for the user may passivate only once none of its tools runs (C19). */
+  busy(): boolean {
+    return (this.#turn?.tools.running() ?? 0) > 0;
+  }
+
   /** The running turn's tool calls, stored beside the snapshot. */
   journal(): DriverJournal | undefined {
     const record = this.#turn;
@@ -313,7 +318,7 @@ class AgentDriver implements KindDriver {
         awaitApproval: (callId, expiresAt) => {
           if (record !== this.#turn || record.ended) return;
           this.#armApproval(record, callId, expiresAt);
-          this.#send({ type: 'approval.request', turnId, callId });
+          this.#send({ type: 'approval.request', turnId, callId, expiresAt });
         },
         withdrawApproval: (callId) => {
           if (record !== this.#turn || record.ended || !this.#approvals.has(callId)) return;

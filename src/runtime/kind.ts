@@ -189,6 +189,13 @@ export interface KindDriver<TEffect extends EventObject = EventObject> {
   /** The session is being stopped: abort what runs. */
   stop(): void;
   /**
+   * Work of the session runs outside the machine even though its state says `quiescent`
+   * (the agent kind: a tool of a turn that waits for the user still runs): the runtime does
+   * not passivate it now.
+   * @default never
+   */
+  busy?(): boolean;
+  /**
    * The driver's own durable state (JSON-safe), stored beside the snapshot whenever it
    * reports {@link DriverContext.journalChanged} and handed back on restore: the agent kind
    * keeps the running turn's tool calls here (C19). `undefined`: nothing to keep.

@@ -519,7 +519,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function mail(sessionId: string, message: Mail): Promise<Receipt> {
     return cluster!.store.deliver(sessionId, message).then(
       (outcome): Receipt =>
-        outcome === 'duplicate'
+        outcome === 'duplicate' && message.kind === 'decision'
+          ? rejected(new InvalidMessageError(`a decision for "${message.entry.id.slice('permission:'.length)}" was sent already`))
+          : outcome === 'duplicate'
           ? { status: 'duplicate', ...((message.kind === 'input' || message.kind === 'answer') && { durability: 'durable' }) }
           : message.kind === 'input' || message.kind === 'answer'
             ? { status: 'accepted', mode: 'queued', durability: 'durable' }

@@ -136,6 +136,7 @@ export class SessionHost {
       setSchedule: (record) => this.setSchedule(record),
       cancelSchedule: (id) => this.cancelSchedule(id),
       journalChanged: () => {
+        if (this.#stopped) return;
         this.#journalChanged = true;
         this.#gate.touch();
       },
@@ -338,7 +339,7 @@ export class SessionHost {
 
   /** Nothing runs and nothing waits (the state's `quiescent` tag): the session may be passivated. */
   quiescent(): boolean {
-    return this.#actor.getSnapshot().hasTag(SessionTags.quiescent);
+    return this.#actor.getSnapshot().hasTag(SessionTags.quiescent) && this.#driver?.busy?.() !== true;
   }
 
   /** Everything the session did is committed, its snapshot included: it may be stopped without loss. */
@@ -450,7 +451,7 @@ export class SessionHost {
     if (this.#stopped) return;
     const now = (this.lastActive = this.#deps.now());
     // Stamped with the runtime's clock, which machines cannot read: deadlines are times (C20).
-    const stamped = event.type === 'input' ? { ...event, at: now } : event;
+    const stamped = event.type === 'input' || event.type === 'permission' ? { ...event, at: now } : event;
     this.#deps.dispatcher.run(() => this.#actor.send(stamped));
   }
 
@@ -526,7 +527,8 @@ export class SessionHost {
     const release = this.#release && this.quiescent();
     this.#checkpoint = false;
     this.#release = false;
-    if (this.#failed) return undefined;
+    // A stopped host writes nothing more: another activation (or process) may own the session now.
+    if (this.#failed || this.#stopped) return undefined;
     if (release) this.#released = true;
     if (this.#ending === 'deleted') return { sessionId: this.id, events: [], consumed: [], deleted: true };
     // XState keeps the snapshot object when a step changes nothing (a streamed delta): then

@@ -2,6 +2,13 @@ import type { MachineOutput, ToolResultData } from '../../machines/events.ts';
 import type { TranscriptEntry } from './store.ts';
 import type { Tool, ToolError, ToolResult } from './tool.ts';
 
+/**
+ * The most tool calls one turn may make. The turn's journal is stored with every commit of
+ * the turn, so what a turn writes grows with the square of its calls; past this many, a call
+ * is refused at once (`too_many_calls`, no event) instead of growing it further.
+ */
+export const MAX_TOOL_CALLS_PER_TURN = 128;
+
 /** What one turn's tool calls need from the session that runs the turn. */
 export interface ToolCallHost {
   readonly sessionId: string;
@@ -108,6 +115,9 @@ export class TurnTools {
     if (this.#closed) return Promise.resolve(failure(`${this.#prefix}_${n + 1}`, 'cancelled', 'cancelled', 'the turn is over'));
     const replayed = this.#replayed(n, name, wire);
     if (replayed) return this.#resume(replayed);
+    if (this.#calls.length >= MAX_TOOL_CALLS_PER_TURN) {
+      return Promise.resolve(failure(`${this.#prefix}_${n + 1}`, 'failed', 'too_many_calls', `a turn may make at most ${MAX_TOOL_CALLS_PER_TURN} tool calls`));
+    }
     const record: CallRecord = { id: `${this.#prefix}_${n + 1}`, name, input: wire.ok ? wire.value : null, attempts: 0, calledAt: this.#events++ };
     this.#calls.push(record);
     this.#sequence.push(record.id);
@@ -132,9 +142,18 @@ export class TurnTools {
     this.#host.changed();
     if (!decision.allowed) return this.#finish(record, denial(record, decision));
     if (!this.#sequence.includes(record.id)) return; // the re-run has not reached it yet
-    const checked = this.#check(record);
-    if ('status' in checked) this.#finish(record, checked);
-    else this.#start(record, checked.tool, checked.input);
+    // Called in the machine's step: the tool's schema (user code) is checked after it.
+    this.#host.defer(() => {
+      if (record.result || this.#closed) return;
+      const checked = this.#check(record);
+      if ('status' in checked) this.#finish(record, checked);
+      else this.#start(record, checked.tool, checked.input);
+    });
+  }
+
+  /** Calls whose tool is running now: while one does, the turn is not just waiting for the user. */
+  running(): number {
+    return this.#controllers.size;
   }
 
   /**
@@ -192,7 +211,13 @@ export class TurnTools {
   #check(record: CallRecord): ToolResult | { tool: Tool; input: unknown; approval: boolean } {
     const tool = this.#host.tools.get(record.name);
     if (!tool) return failure(record.id, 'failed', 'unknown_tool', `no tool named "${record.name}"`);
-    const parsed = tool.parameters.safeParse(record.input);
+    let parsed: ReturnType<Tool['parameters']['safeParse']>;
+    try {
+      // A refinement is user code: it may throw, or be async (zod then throws).
+      parsed = tool.parameters.safeParse(record.input);
+    } catch (error) {
+      return failure(record.id, 'failed', 'invalid_input', `the parameters schema threw: ${describe(error)}`);
+    }
     if (!parsed.success) {
       const message = parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');
       return failure(record.id, 'failed', 'invalid_input', message);
@@ -227,15 +252,16 @@ export class TurnTools {
   }
 
   #run(record: CallRecord, tool: Tool, input: unknown, controller: AbortController): void {
-    if (record.result) return; // cancelled before it could start
     const signal = AbortSignal.any([this.#host.signal(), controller.signal]);
-    // Aborted while what allowed it was being committed: the tool never starts.
-    if (signal.aborted) return this.#finish(record, failure(record.id, 'cancelled', 'cancelled', 'the turn was aborted before the tool ran'));
+    // Cancelled, or aborted while what allowed it was being committed: the tool never starts.
+    // (A turn that ended gave the call its result; one kept to re-run — a drain with a durable
+    // store — leaves it open, and the re-run runs it.)
+    if (record.result || signal.aborted) return void this.#controllers.delete(record.id);
     const attempt = record.attempts;
     const settled = (output: { ok: true; value: unknown } | { ok: false; error: unknown }) => {
       this.#controllers.delete(record.id);
-      if (record.result) return; // already cancelled: the late outcome is dropped
-      if (signal.aborted) return this.#finish(record, failure(record.id, 'cancelled', 'cancelled', 'the turn was aborted while the tool ran'));
+      // Already cancelled, or aborted: the late outcome is dropped (as above).
+      if (record.result || signal.aborted) return;
       if (!output.ok) return this.#finish(record, failure(record.id, 'failed', 'tool_failed', describe(output.error)));
       const json = jsonCopy(output.value);
       this.#finish(record, json.ok ? { id: record.id, status: 'ok', output: json.value } : failure(record.id, 'failed', 'tool_failed', 'output is not JSON-serializable'));
@@ -294,6 +320,11 @@ function jsonCopy(value: unknown): { ok: true; value: unknown } | { ok: false } 
   }
 }
 
+/** What went wrong, as text — even for a thrown value that has none (`Object.create(null)`). */
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'a value that cannot be shown as text';
+  }
 }

@@ -58,6 +58,8 @@ export type ToolErrorCode =
   | 'denied'
   /** No decision came before the permission request expired (`approvalTimeoutMs`). */
   | 'approval_timeout'
+  /** The turn made more than `MAX_TOOL_CALLS_PER_TURN` (128) calls: refused at once, with no event. */
+  | 'too_many_calls'
   /** The turn was stopped, interrupted, timed out or ended while the tool ran or waited for approval. */
   | 'cancelled';
 

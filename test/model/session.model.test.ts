@@ -27,7 +27,6 @@ function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
     { type: 'shutdown.abort' },
     { type: 'shutdown', keep: true },
     { type: 'shutdown.abort', keep: true },
-    { type: 'resume' },
     { type: 'agent.delta', turnId, text: 'x' },
     { type: 'agent.steering', turnId },
     { type: 'agent.pulled', turnId, inputId: c.turn?.steered[0]?.id ?? 'none' },
@@ -48,15 +47,15 @@ function sessionEvents(s: AnyMachineSnapshot): SessionMachineEvent[] {
 }
 
 function approvalEvents(c: SessionContext, turnId: number): SessionMachineEvent[] {
-  if (c.turn === null) return [{ type: 'approval.request', turnId, callId: 'call_0_1' }]; // no turn: ignored
-  const pending = c.approvals[0];
+  if (c.turn === null) return [{ type: 'approval.request', turnId, callId: 'call_0_1', expiresAt: 10 }]; // no turn: ignored
+  const pending = c.approvals[0]?.id;
   return [
-    ...(c.approvals.length < 2 ? [{ type: 'approval.request' as const, turnId, callId: `call_${turnId}_${c.approvals.length + 1}` }] : []),
+    ...(c.approvals.length < 2 ? [{ type: 'approval.request' as const, turnId, callId: `call_${turnId}_${c.approvals.length + 1}`, expiresAt: 10 }] : []),
     ...(pending === undefined
       ? []
       : [
-          { type: 'permission' as const, decision: { id: pending, allowed: true } },
-          { type: 'permission' as const, decision: { id: pending, allowed: false, reason: 'no' } },
+          { type: 'permission' as const, decision: { id: pending, allowed: true }, at: 5 },
+          { type: 'permission' as const, decision: { id: pending, allowed: true }, at: 10 }, // too late
           { type: 'approval.timeout' as const, callId: pending },
           { type: 'approval.withdraw' as const, callId: pending },
         ]),
@@ -140,9 +139,16 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
     'a decision only for a pending call, and a refusal changes nothing': ({ from, event, to, emitted }) => {
       const decided = emitted.filter((e) => e.type === 'approval.decided') as unknown as { callId: string }[];
       if (decided.length > 1) return false;
-      if (decided.some((d) => !ctx(from).approvals.includes(d.callId))) return false;
+      if (decided.some((d) => !ctx(from).approvals.some((a) => a.id === d.callId))) return false;
       const decision = event.type === 'permission' ? (event as Extract<SessionMachineEvent, { type: 'permission' }>).decision : undefined;
-      if (!decision || ctx(from).approvals.includes(decision.id)) return true;
+      if (!decision) return true;
+      const pending = ctx(from).approvals.find((a) => a.id === decision.id);
+      // Too late: refused, and the deadline's denial is the only decision.
+      if (pending && decided.length === 1 && (decided[0] as unknown as { allowed: boolean }).allowed) {
+        const at = (event as { at?: number }).at;
+        if (at !== undefined && at >= pending.expiresAt) return false;
+      }
+      if (pending) return true;
       const receipt = emitted.find((e) => e.type === 'receipt') as unknown as { receipt: { status: string; code?: string } } | undefined;
       return receipt?.receipt.status === 'rejected' && receipt.receipt.code === 'INVALID_MESSAGE' && to.context === from.context;
     },

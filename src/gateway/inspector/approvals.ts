@@ -29,7 +29,7 @@ export async function pendingApprovals(runtime: Pick<Runtime, 'snapshot' | 'even
     if (event.type === 'permission_request') open.set(event.data.id, event.data);
     else if (event.type === 'tool_result') open.delete(event.data.id);
   }
-  const ids = Array.isArray(live) ? live.map(String) : [...open.keys()];
+  const ids = Array.isArray(live) ? live.map((a: { id?: unknown }) => String(a?.id)) : [...open.keys()];
   return ids.map((id) => {
     const request = open.get(id);
     return { id, tool: request?.tool_name ?? null, expiresAt: request?.expires_at ?? null };
