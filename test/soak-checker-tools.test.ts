@@ -49,6 +49,14 @@ describe('the soak checker: tools and approvals', () => {
     expect(violations(end(cutOff(ask(call(started(), 2, 'call_1_1'), 3, 'call_1_1'), 4), 7))).toEqual([expect.stringMatching(/tool_call call_1_1 \(seq 2\) has no tool_result before its turn's done at seq 8/)]);
   });
 
+  it('C19: a re-run replays the calls its cut-off turn left open; calling one anew (same tool, same input) is caught', () => {
+    const anew = call(cutOff(ask(call(started(), 2, 'call_1_1'), 3, 'call_1_1'), 4), 7, 'call_3_1');
+    expect(violations(anew)).toEqual([expect.stringMatching(/the re-run called soak_guarded anew as call_3_1 at seq 7 instead of replaying call_1_1 \(seq 2\), still open/)]);
+    // Another call, or one the cut-off turn had settled, is the re-run's own.
+    const settled = call(cutOff(ok(call(started(), 2, 'call_1_1').ran('p0', 'call_1_1', 1, false), 3, 'call_1_1'), 4), 7, 'call_3_1');
+    expect(violations(settled)).toEqual([]);
+  });
+
   it('C19: a tool that needs approval never runs without an allowing decision the gateway took', () => {
     const base = () => ask(call(started(), 2, 'call_1_1'), 3, 'call_1_1');
     expect(violations(end(ok(base().ran('p0', 'call_1_1'), 4, 'call_1_1'), 5))).toEqual([expect.stringMatching(/call_1_1 needs approval and ran \(p0, attempt 1\) without an allowing decision/)]);

@@ -80,13 +80,18 @@ type Report = (message: string, slice: readonly HistoryRecord[]) => void;
  * its turn; a `permission_request` only for a call already made and not yet settled, and
  * only inside a turn. A turn a crash cut off (closed by `done{interrupted}` without inputs
  * when its session came back, or by nothing) is run again: its open calls are replayed
- * without a new `tool_call`, and their results are owed before the re-run's done.
+ * without a new `tool_call`, and their results are owed before the re-run's done. The
+ * soak's agent makes the same calls when it runs a turn again, so a re-run that calls anew
+ * what a cut-off call still open asked for (same tool, same input) lost the replay.
  * Turn-bound rules hold only on a complete stream: a gap may hide a start or a done.
  */
 function checkStream({ events, complete }: SessionTools, stats: ToolStats, violation: Report): Map<string, Call> {
   const calls = new Map<string, Call>();
   let open: StreamEvent | undefined;
   let owed: string[] = [];
+  /** Calls a cut-off turn left open: its re-run must replay them, not call them again. */
+  let carried: string[] = [];
+  const cutOff = () => (carried = owed.filter((c) => !calls.get(c)!.result));
   const outsideTurn = (e: StreamEvent) => {
     if (complete && !open) violation(`${e.type} for ${e.data.id} at seq ${e.seq} is outside any turn (no message.start since the last done)`, [e.from]);
   };
@@ -94,16 +99,21 @@ function checkStream({ events, complete }: SessionTools, stats: ToolStats, viola
     const id = e.data.id as string;
     switch (e.type) {
       case 'message.start':
+        if (open) cutOff(); // a turn ended by nothing the stream shows: its session came back without a done
         open = e;
         break;
       case 'done': {
-        const cutOff = e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0;
+        const interrupted = e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0;
         open = undefined;
-        if (cutOff) break; // the re-run owes them
+        if (interrupted) {
+          cutOff(); // the re-run owes them
+          break;
+        }
         for (const unsettled of owed.filter((c) => !calls.get(c)!.result)) {
           if (complete) violation(`tool_call ${unsettled} (seq ${calls.get(unsettled)!.call.seq}) has no tool_result before its turn's done at seq ${e.seq}`, [calls.get(unsettled)!.call.from, e.from]);
         }
         owed = [];
+        carried = [];
         break;
       }
       case 'tool_call': {
@@ -115,6 +125,8 @@ function checkStream({ events, complete }: SessionTools, stats: ToolStats, viola
           calls.set(id, { call: e });
           owed.push(id);
         }
+        const twin = carried.map((c) => calls.get(c)!).find((c) => !c.result && sameCall(c.call, e));
+        if (twin) violation(`the re-run called ${e.data.name} anew as ${id} at seq ${e.seq} instead of replaying ${twin.call.data.id} (seq ${twin.call.seq}), still open`, [twin.call.from, e.from]);
         break;
       }
       case 'tool_result': {
@@ -188,3 +200,6 @@ function checkExecutions(input: SessionTools, calls: ReadonlyMap<string, Call>, 
     }
   }
 }
+
+/** The same tool with the same input: what a re-run's replay matches. */
+const sameCall = (a: StreamEvent, b: StreamEvent) => a.data.name === b.data.name && JSON.stringify(a.data.input) === JSON.stringify(b.data.input);
