@@ -201,6 +201,41 @@ describe('C19 approvals', () => {
     expect('session' in history && history.history.map((e) => e.role)).toEqual(['user', 'tool_call', 'tool_result', 'assistant']);
   });
 
+  it('C19: a re-run cut off before its agent reached the old calls leaves them to the next re-run: none asked or called anew, the running one runs with attempt 2 under its id', async () => {
+    const path = sqlite();
+    const { tool, runs } = guardedTool({ hold: true });
+    // Two calls at once: the first is allowed and runs when the process dies; the second waits for the user.
+    const both: Agent = async (turn) => {
+      const [a, b] = await Promise.all([turn.callTool('guarded', { text: 'a' }), turn.callTool('guarded', { text: 'b' })]);
+      return `${a.status} ${b.status}`;
+    };
+    const first = testRuntime({ agent: both, tools: [tool], debounceMs: 0, store: new SqliteStore(path) });
+    await first.runtime.send('s', { id: 'm1', content: 'go' });
+    await settle();
+    await first.runtime.decide('s', { id: 'call_1_1', allowed: true });
+    await settle();
+    expect(runs.map((r) => r.context.idempotencyKey)).toEqual(['call_1_1:1']);
+    // The second process re-runs the turn and dies while its agent is still thinking, before any call.
+    const thinking: Agent = () => new Promise<never>(() => {});
+    const second = testRuntime({ agent: thinking, tools: [tool], debounceMs: 0, store: new SqliteStore(path) });
+    await settle();
+    expect(second.types('s')).toContain('message.start');
+    // The third re-runs it again: its calls are the old ones.
+    const results: string[] = [];
+    const third = testRuntime({ agent: async (turn) => (results.push(String(await both(turn))), undefined), tools: [tool], debounceMs: 0, store: new SqliteStore(path) });
+    await settle();
+    expect(kinds(third.of('s'))).toEqual([]); // no tool_call, no permission_request again
+    expect(runs.map((r) => r.context.idempotencyKey)).toEqual(['call_1_1:1', 'call_1_1:2']);
+    expect(await third.runtime.decide('s', { id: 'call_1_2', allowed: true })).toEqual({ status: 'accepted' });
+    await settle();
+    runs[1]!.resolve('A');
+    runs[2]!.resolve('B');
+    await settle();
+    expect(runs.map((r) => r.context.idempotencyKey)).toEqual(['call_1_1:1', 'call_1_1:2', 'call_1_2:1']);
+    expect(results).toEqual(['ok ok']);
+    expect(kinds(third.of('s'))).toEqual(['tool_result:call_1_1:ok', 'tool_result:call_1_2:ok']);
+  });
+
   it('C19: a decision recorded before a crash is not asked again; a tool cut off while running runs again with attempt 2', async () => {
     const path = sqlite();
     const first = guardedTool({ hold: true });

@@ -97,10 +97,16 @@ export class TurnTools {
     this.#events = journal?.events ?? 0;
   }
 
-  /** What a re-run needs; `undefined` while the turn has made no call. */
+  /**
+   * What a re-run needs; `undefined` while the turn has made no call. While this run still
+   * follows the replay, the sequence is the previous run's whole one (this run's so far is
+   * a prefix of it): a re-run cut off before its agent reached the old calls must leave
+   * them for the next re-run to replay, not drop them.
+   */
   journal(): TurnJournal | undefined {
     if (this.#calls.length === 0) return undefined;
-    return { calls: this.#calls, sequence: this.#sequence, events: this.#events };
+    const sequence = this.#replaying ? this.#replay.map((c) => c.id) : this.#sequence;
+    return { calls: this.#calls, sequence, events: this.#events };
   }
 
   /** Calls inherited from a previous run that still wait for a decision: their deadlines are re-armed. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Agent } from '../../src/index.ts';
+import type { Agent, Turn } from '../../src/index.ts';
 import { hash, pick, prng } from './random.ts';
+import { SOAK_TOOLS } from './tools.ts';
 
 /** What a chaos turn does, by seeded chance. */
 export const BEHAVIOURS = { fast: 40, slow: 20, stream: 20, throws: 7, hangs: 5, ignoresAbort: 8 } as const;
@@ -14,13 +15,18 @@ const CALM_BEHAVIOURS: Record<keyof typeof BEHAVIOURS, number> = { ...BEHAVIOURS
 export const FLOOD_PREFIX = 'flood';
 const FLOOD_DELTAS = 768;
 const FLOOD_DELTA = 'f'.repeat(8 * 1024);
-export type Behaviour = keyof typeof BEHAVIOURS | 'flood';
+/** The share of turns that call tools (C19) before their behaviour. */
+const TOOL_TURNS = 0.3;
+/** A behaviour, or `tools`: counted once per turn that called tools first. */
+export type Behaviour = keyof typeof BEHAVIOURS | 'flood' | 'tools';
 
 /**
  * An agent that, per turn, answers fast, answers slowly, streams a long reply, throws, hangs
  * until the turn timeout, or ignores its abort signal and answers late (a late answer the
- * session must discard). The choice is a function of the seed and the turn's first input
- * id, so a replayed turn behaves the same. `seen` counts behaviours for the summary.
+ * session must discard). Before that, some turns call the soak's tools (C19). The choices
+ * are a function of the seed and the turn's first input id, so a replayed turn behaves the
+ * same — and makes the same calls, which its journal replays. `seen` counts behaviours
+ * for the summary.
  */
 export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>, faults = true): Agent {
   return async (turn) => {
@@ -28,6 +34,13 @@ export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Beh
     const flood = turn.inputs.some((input) => input.content.startsWith(FLOOD_PREFIX));
     const behaviour: Behaviour = flood ? 'flood' : pick(random, faults ? BEHAVIOURS : CALM_BEHAVIOURS);
     seen[behaviour]++;
+    // Its own stream of choices, so the behaviours drawn above are what they were before tools.
+    const plan = prng(hash(seed, turn.sessionId, turn.inputs[0]?.id ?? '', 'tools'));
+    if (!flood && plan() < TOOL_TURNS) {
+      seen.tools++;
+      const refused = await callTools(turn, plan);
+      if (refused !== undefined) return refused;
+    }
     const words = turn.inputs.length;
     switch (behaviour) {
       case 'fast':
@@ -62,4 +75,24 @@ export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Beh
         return 'late';
     }
   };
+}
+
+/**
+ * One to three steps of tool calls — a step now and then two calls at once, so two approvals
+ * may wait together — each call the plain or the guarded tool by seeded chance (and now
+ * and then with an input the tool refuses). What it draws depends only on the results,
+ * which a re-run replays. Returns the reply when a call was denied or cancelled: the turn
+ * goes no further.
+ */
+async function callTools(turn: Turn, random: () => number): Promise<string | undefined> {
+  for (let step = 0, steps = 1 + Math.floor(random() * 3); step < steps; step++) {
+    const calls = Array.from({ length: random() < 0.2 ? 2 : 1 }, (_, i) => {
+      const name = random() < 0.5 ? SOAK_TOOLS.plain : SOAK_TOOLS.guarded;
+      return turn.callTool(name, random() < 0.05 ? { text: 42 } : { text: `s${step}c${i}` });
+    });
+    const results = await Promise.all(calls);
+    const stopped = results.find((r) => r.status === 'denied' || r.status === 'cancelled');
+    if (stopped && 'error' in stopped) return `no: ${stopped.error.code}`;
+  }
+  return undefined;
 }

@@ -2,12 +2,13 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord } from './history.ts';
+import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
 import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
+import { checkTools, emptyToolStats, type StreamEvent, type ToolStats } from './tool-checks.ts';
 export type { StoredEvents };
 
 /** C17 and C8/C16 are a cluster's: checked when the history has commits, and the store's events are given. */
-export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'resources' | 'C17' | 'C8/C16';
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'C19' | 'resources' | 'C17' | 'C8/C16';
 
 export interface Violation {
   readonly contract: Contract;
@@ -70,6 +71,8 @@ export interface CheckResult {
     /** A cluster: committed steps recorded, and the most epochs one session went through. */
     commits: number;
     maxEpoch: number;
+    /** Tool calls, results, approvals and executions (C19). */
+    tools: ToolStats;
   };
 }
 
@@ -79,7 +82,7 @@ export const RESOURCE_BOUND = { heapFactor: 1.5, heapSlackBytes: 32 * 1024 * 102
 /** Why a turn did not succeed (PROTOCOL.md, `done.reason`). */
 const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 'shutdown']);
 
-type Event = { seq: number; type: string; data: Record<string, any>; from: FrameRecord };
+type Event = StreamEvent;
 
 export function check({ history, boundaries = new Map(), resources, health, stored }: CheckInput): CheckResult {
   const violations: Violation[] = [];
@@ -95,6 +98,10 @@ export function check({ history, boundaries = new Map(), resources, health, stor
     (r) => r.session!,
   );
   const sentBySession = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && r.type === 'input'), (r) => r.session);
+  // C19: what the clients decided, and what the tools ran.
+  const decisionsBySession = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && r.decision !== undefined), (r) => r.session);
+  const executionsBySession = groupBy(history.filter((r): r is ToolRecord => r.k === 'tool'), (r) => r.session);
+  const tools = emptyToolStats();
   let inputs = 0;
   let turns = 0;
   let unverified = 0;
@@ -210,6 +217,21 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       if (e.data.id !== `q${i + 1}`) violations.push({ contract: 'C13', session, message: `question ${e.data.id} asked at seq ${e.seq}, expected q${i + 1}`, slice: asked.slice(0, i + 1).map((q) => q.from) });
     });
 
+    // C19: every call one result, inside its turn; approvals only while busy; tools run as decided.
+    violations.push(
+      ...checkTools(
+        {
+          session, events, complete, frames: seen,
+          decisions: decisionsBySession.get(session) ?? [],
+          executions: executionsBySession.get(session) ?? [],
+          kills,
+          storeFailures: storeFailures.get(session) ?? [],
+          cluster: commits.size > 0,
+        },
+        tools,
+      ),
+    );
+
     // C8/C9 on every connection: init_ack first; then seq increasing, gapless but for dropped deltas.
     for (const conn of new Set(seen.map((f) => f.conn))) {
       const own = (byConn.get(conn) ?? []).filter((r): r is FrameRecord => r.k === 'frame');
@@ -319,7 +341,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
 
   return {
     violations,
-    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch },
+    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch, tools },
   };
 }
 
@@ -334,6 +356,9 @@ function sameEvent(a: Event, f: FrameRecord): boolean {
   return JSON.stringify(x) === JSON.stringify(y);
 }
 
+/** What a turn emits between its message.start and message.end besides deltas (C19): deltas dropped next to them are still inside the message. */
+const TOOL_EVENTS = new Set(['tool_call', 'permission_request', 'tool_result']);
+
 /** A seq nobody saw is explained only if it lies inside a streaming message: a dropped delta. */
 function deltaShaped(stream: ReadonlyMap<number, Event>, seq: number): boolean {
   const known = stream.get(seq);
@@ -342,8 +367,8 @@ function deltaShaped(stream: ReadonlyMap<number, Event>, seq: number): boolean {
   let after: Event | undefined;
   for (let s = seq - 1; s > 0 && !before; s--) before = stream.get(s);
   for (let s = seq + 1, max = seq + 10_000; s < max && !after; s++) after = stream.get(s);
-  const inMessage = (e: Event | undefined) => e?.type === 'message.start' || e?.type === 'message.delta';
-  return inMessage(before) && (after?.type === 'message.delta' || after?.type === 'message.end');
+  const inMessage = (e: Event | undefined, edge: string) => e !== undefined && (e.type === edge || e.type === 'message.delta' || TOOL_EVENTS.has(e.type));
+  return inMessage(before, 'message.start') && inMessage(after, 'message.end');
 }
 
 /** The union stream has no gap that is not a dropped delta: its dones can be counted. */

@@ -92,9 +92,10 @@ export class Conn {
     else this.unanswered.set(id, n - 1);
   }
 
-  send(type: string, data: Record<string, unknown>, id: string): void {
+  /** `decision`: a `permission_response`'s call and choice, for the checker (C19). */
+  send(type: string, data: Record<string, unknown>, id: string, decision?: SentRecord['decision']): void {
     if (!this.open) return;
-    this.#history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type });
+    this.#history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type, ...(decision && { decision }) });
     this.ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type, data } }));
   }
 

@@ -7,6 +7,9 @@
  * (1013) because its store failed; resends, with the same id, an input the store refused
  * (INTERNAL_ERROR naming it), as a client retrying would (C10 makes a resend safe).
  *
+ * Answers each `permission_request` once, by seeded chance: allows, denies, ignores it (it
+ * times out) or sends `/stop` (C19).
+ *
  * `--url` may name several gateways (a cluster's nodes, comma-separated): then every new
  * connection goes to one of them by seeded chance, so a session's connections are spread
  * over nodes and its resumes land on any of them.
@@ -15,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { FLOOD_PREFIX } from './chaos-agent.ts';
 import { Conn } from './client-connection.ts';
-import { ACTIONS, CALM, MALFORMED, MALFORMED_WEIGHTS } from './faults.ts';
+import { ACTIONS, CALM, DECISIONS, MALFORMED, MALFORMED_WEIGHTS } from './faults.ts';
 import { historyWriter } from './history.ts';
 import { hash, pick, prng } from './random.ts';
 import { soakSessionId } from './settings.ts';
@@ -72,6 +75,8 @@ class Session {
   readonly refused = new Map<string, string>();
   question: string | undefined;
   answered = new Set<string>();
+  /** Calls whose permission_request this client has answered (or chosen to ignore): each once, however many connections saw it. */
+  readonly #asked = new Set<string>();
   #n = 0;
 
   constructor(readonly id: string, readonly kind: string, readonly onboarding: boolean) {
@@ -102,6 +107,31 @@ class Session {
       if (content !== undefined && !this.pending.has(data.event_id)) this.refused.set(data.event_id, content);
     }
     if (type === 'question_request' && !this.answered.has(data.id)) this.question = data.id;
+    if (type === 'permission_request' && !this.#asked.has(data.id)) {
+      this.#asked.add(data.id);
+      this.#decide(data.id);
+    }
+  }
+
+  /**
+   * The user's answer to a permission request, after a moment's thought (up to 300 ms of the
+   * 500 ms it has): drawn from the call's own seeded stream, so the session's other choices
+   * do not depend on when requests arrive. Sent on the first live connection, if any.
+   */
+  #decide(call: string): void {
+    const random = prng(hash(seed, this.id, call));
+    const choice = pick(random, DECISIONS);
+    count(`approval: ${choice}`);
+    if (choice === 'ignore') return;
+    setTimeout(() => {
+      const conn = this.live()[0];
+      if (!conn) {
+        count('approval: no connection to answer on');
+        return;
+      }
+      if (choice === 'stop') conn.send('input', { content: '/stop' }, `stop-${call}`);
+      else conn.send('permission_response', { id: call, allowed: choice === 'allow', ...(choice === 'deny' && { reason: 'chaos says no' }) }, `perm-${call}`, { call, allowed: choice === 'allow' });
+    }, random() * 300);
   }
 
   live(): Conn[] {

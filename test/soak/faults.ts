@@ -32,3 +32,9 @@ export const CALM: Record<keyof typeof ACTIONS, number> = {
   'disconnect mid-turn': 0,
   'slow reader': 0,
 };
+
+/**
+ * What a session's client does with a `permission_request` (C19), by weight: allow it, deny
+ * it, let it time out (`approvalTimeoutMs`), or `/stop` the turn that waits.
+ */
+export const DECISIONS = { allow: 5, deny: 2, ignore: 2, stop: 1 } as const;

@@ -2,7 +2,8 @@
  * The soak's history: everything every client saw and did, one JSON object per line.
  * The checker reads nothing else (plus the seq boundary of the planned kill and, on a
  * cluster, the events the store holds at the end). The gateways' own records (started,
- * killed, store faults, a cluster node's commits) are written by the orchestrator.
+ * killed, store faults, a cluster node's commits) are written by the orchestrator; the
+ * tools' executions by the gateway process that ran them, one file per process.
  */
 import { createWriteStream, readFileSync } from 'node:fs';
 
@@ -28,6 +29,8 @@ export interface SentRecord {
   readonly bad?: 'malformed' | 'oversized';
   /** For a malformed frame: the error code it must get, and whether the error names its id (`event_id`). */
   readonly expect?: { readonly code: string; readonly byId: boolean };
+  /** A `permission_response`: the call it decides and how (C19). */
+  readonly decision?: { readonly call: string; readonly allowed: boolean };
 }
 
 /** A connection was opened (`init` sent) or closed. */
@@ -55,6 +58,24 @@ export interface ServerRecord {
   readonly code?: number | null;
   /** On a cluster: which node (its index). */
   readonly node?: number;
+  /** Which gateway process (one per start): what its tools' executions name. */
+  readonly proc?: string;
+}
+
+/**
+ * A soak tool began to run (C19), written by the gateway process `proc` before the tool does
+ * anything, synchronously (the process may be SIGKILLed a moment later). `needsApproval`:
+ * what the tool is meant to need, as the soak defines it (a planted bug may run it without).
+ */
+export interface ToolRecord {
+  readonly k: 'tool';
+  readonly t: number;
+  readonly proc: string;
+  readonly session: string;
+  readonly call: string;
+  readonly attempt: number;
+  readonly name: string;
+  readonly needsApproval: boolean;
 }
 
 /**
@@ -88,7 +109,7 @@ export interface StoreRecord {
   readonly seq?: number;
 }
 
-export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord;
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord | ToolRecord;
 
 export type HistoryWriter = ReturnType<typeof historyWriter>;
 

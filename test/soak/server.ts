@@ -1,9 +1,12 @@
 /**
  * The soak's gateway process: the real gateway and runtime with the chaos agent, on a SQLite
  * store (`--db PATH`) or, as one node of a cluster, on PostgreSQL (`--store postgres://…
- * --schema S --node-id N`). `--plant overlap` serves agent sessions with a deliberately
- * broken machine (an input during a turn starts another turn without ending the first), for
- * the checker to catch.
+ * --schema S --node-id N`), with the soak's tools (C19), whose executions it appends to
+ * `--tool-log PATH` under its name `--proc NAME`. A planted bug, for the checker to catch:
+ * `--plant overlap` serves agent sessions with a broken machine (an input during a turn
+ * starts another turn without ending the first); `duplicate-result` emits every
+ * `tool_result` twice; `missing-result` emits none; `unapproved` registers the guarded tool
+ * without `needsApproval`.
  *
  * Prints `READY <port>`; answers a `stats` line on stdin with `STATS <json>` (heap after a
  * full GC, active handles, agent behaviours seen, runtime health). On SQLite, `store fail`
@@ -19,9 +22,11 @@ import { enqueueActions } from 'xstate';
 import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults, sessionMachine, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
+import type { SessionKind } from '../../src/runtime/kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
 import { SOAK_JWT_SECRET, SOAK_SETTINGS } from './settings.ts';
 import { FaultyStore, RecordingPostgresStore } from './stores.ts';
+import { executionLog, soakTools } from './tools.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,11 +40,15 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     plant: { type: 'string' },
     faults: { type: 'string' },
+    proc: { type: 'string' },
+    'tool-log': { type: 'string' },
   },
 });
 const seed = Number(values.seed ?? 1);
-const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood'].map((b) => [b, 0])) as Record<Behaviour, number>;
+const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools'].map((b) => [b, 0])) as Record<Behaviour, number>;
 const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
+const toolLog = executionLog(values['tool-log'] ?? 'soak-tools.jsonl');
+const tools = soakTools({ seed, proc: values.proc ?? `p${process.pid}`, log: toolLog, skipApproval: values.plant === 'unapproved' });
 
 // A cluster node: its lease options are the soak's (a killed node's sessions move within
 // a few seconds, so a short run sees them run elsewhere), set here rather than by the CLI.
@@ -60,6 +69,8 @@ const runtime = createRuntime({
   maxWaitMs: SOAK_SETTINGS.maxWaitMs,
   turnTimeoutMs: SOAK_SETTINGS.turnTimeoutMs,
   idleTimeoutMs: SOAK_SETTINGS.idleTimeoutMs,
+  approvalTimeoutMs: SOAK_SETTINGS.approvalTimeoutMs,
+  tools,
   onError: (error) => {
     // Store outages are recorded by the store itself (FAILED lines); the runtime reports each once.
     if (error instanceof StoreUnavailableError && store instanceof FaultyStore && store.failing) return;
@@ -67,7 +78,7 @@ const runtime = createRuntime({
     if (error instanceof StaleEpochError && error.sessionId !== undefined) return;
     console.error('baton:', error);
   },
-  ...(values.plant === 'overlap' && { kinds: { planted: plantedKind() } }),
+  ...(values.plant !== undefined && { kinds: { planted: plantedKind(values.plant) } }),
 });
 const gateway = createGateway({
   runtime,
@@ -109,13 +120,45 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 process.on('SIGTERM', () => {
   void gateway.close().then(async () => {
     await store.close();
+    toolLog.close();
     process.exit(0);
   });
 });
 
-/** The planted bug: `interrupt` that forgets to end the running turn, for every input during a turn. */
-function plantedKind() {
-  const broken = sessionMachine.provide({
+/** The planted bug's kind: the agent kind with the soak's tools, broken as `plant` says. */
+function plantedKind(plant: string): SessionKind {
+  const settings = { ...sessionDefaults, ...SOAK_SETTINGS, commandHelp: [] };
+  const kind = agentKind({ agent, commands: new Map(), tools: new Map(tools.map((t) => [t.name, t])), approvalTimeoutMs: SOAK_SETTINGS.approvalTimeoutMs, settingsFor: () => settings });
+  switch (plant) {
+    case 'overlap':
+      return { ...kind, machine: overlappingMachine() };
+    case 'duplicate-result':
+    case 'missing-result':
+      // The driver's outputs, with every tool_result said twice or never.
+      return {
+        ...kind,
+        driver: (session) =>
+          kind.driver!({
+            ...session,
+            output: (event) => {
+              if (event.type !== 'tool_result') return session.output(event);
+              if (plant === 'duplicate-result') {
+                session.output(event);
+                session.output(event);
+              }
+            },
+          }),
+      };
+    case 'unapproved':
+      return kind; // the tools were registered without needsApproval
+    default:
+      throw new Error(`--plant must be overlap, duplicate-result, missing-result or unapproved; got "${plant}"`);
+  }
+}
+
+/** `interrupt` that forgets to end the running turn, for every input during a turn. */
+function overlappingMachine() {
+  return sessionMachine.provide({
     guards: { interruptToNext: () => true },
     actions: {
       interruptTurn: enqueueActions(({ context, event, enqueue }) => {
@@ -127,7 +170,4 @@ function plantedKind() {
       }),
     } as never,
   });
-  const settings = { ...sessionDefaults, ...SOAK_SETTINGS, commandHelp: [] };
-  const kind = agentKind({ agent, commands: new Map(), settingsFor: () => settings });
-  return { ...kind, machine: broken };
 }

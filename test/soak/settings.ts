@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 
-/** The soak gateway's session settings: short enough that hangs, batches and passivation all happen within a run. */
-export const SOAK_SETTINGS = { debounceMs: 50, maxWaitMs: 200, turnTimeoutMs: 1000, idleTimeoutMs: 2000 } as const;
+/** The soak gateway's session settings: short enough that hangs, batches, passivation and unanswered approvals all happen within a run. */
+export const SOAK_SETTINGS = { debounceMs: 50, maxWaitMs: 200, turnTimeoutMs: 1000, idleTimeoutMs: 2000, approvalTimeoutMs: 500 } as const;
 
 /** C18: the soak runs with authentication on; its gateways check HS256 tokens signed with this. */
 export const SOAK_JWT_SECRET = 'baton-soak-secret-of-at-least-32-characters';

@@ -2,9 +2,11 @@
  * `npm run soak`: a real gateway process on a SQLite store, driven from client processes on
  * 127.0.0.1 with seeded chaos, one SIGKILL of the gateway mid-run and a restart on the same
  * store, then a store fault (every write fails as on a full disk for 1–2 s, at a seeded time
- * in the middle third); then the checker proves the contracts over the whole history.
+ * in the middle third); then the checker proves the contracts over the whole history. The
+ * agent calls tools, one of which needs approval; the clients allow, deny, ignore or /stop
+ * (C19).
  *
- *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap]
+ *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap|duplicate-result|missing-result|unapproved]
  *
  * A cluster: `--nodes 3 --store postgres://…` runs three gateway processes on one
  * PostgreSQL schema of its own (dropped at the end unless `--keep`), each its own node; every
@@ -28,7 +30,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { check, RESOURCE_BOUND, type Contract, type Violation } from './checker.ts';
 import { clusterReads } from './cluster-reads.ts';
-import { nodeId, startGateway, type Gateway, type GatewayOptions, type Stats } from './gateways.ts';
+import { nodeId, startGateway, toolLogs, type Gateway, type GatewayOptions, type Stats } from './gateways.ts';
 import { historyWriter, readHistory, type FrameRecord } from './history.ts';
 import { hash, prng } from './random.ts';
 import { SOAK_SETTINGS } from './settings.ts';
@@ -67,7 +69,7 @@ const serverLog = historyWriter(join(dir, 'server.jsonl'));
 const reads = cluster ? clusterReads(pgUrl, schema) : undefined;
 const where = cluster ? `${nodes} node${nodes > 1 ? 's' : ''} on PostgreSQL schema ${schema}` : 'SQLite';
 progress(`seed ${seed}: ${sessions} sessions, ${seconds} s, ${where}, faults ${faults ? 'on' : 'off'}${values.plant ? `, planted bug: ${values.plant}` : ''} (${dir})`);
-const gatewayOptions: GatewayOptions = { seed, faults, plant: values.plant, store: cluster ? { url: pgUrl, schema } : { db }, log: serverLog };
+const gatewayOptions: GatewayOptions = { seed, faults, plant: values.plant, store: cluster ? { url: pgUrl, schema } : { db }, log: serverLog, dir };
 const start$ = (node: number, port = 0) => startGateway(gatewayOptions, cluster ? node : undefined, port);
 
 /** The last seq the killed process stored, per session: read straight from its file. */
@@ -146,7 +148,7 @@ const end = await Promise.all(servers.map((server) => server.stats()));
 await Promise.all(servers.map((server) => server.stop()));
 await serverLog.close();
 
-const history = readHistory([join(dir, 'server.jsonl'), ...Array.from({ length: clients }, (_, i) => join(dir, `client-${i}.jsonl`))]);
+const history = readHistory([join(dir, 'server.jsonl'), ...Array.from({ length: clients }, (_, i) => join(dir, `client-${i}.jsonl`)), ...toolLogs(dir)]);
 // What the store holds at the end, for every session a client saw (a cluster only).
 const seenSessions = [...new Set(history.filter((r): r is FrameRecord => r.k === 'frame').map((r) => r.session))];
 const stored = reads ? await reads.stored(seenSessions) : undefined;
@@ -160,13 +162,14 @@ const result = check({
   ...(stored && { stored }),
 });
 
+const tools = result.stats.tools;
 const injected: Record<string, number> = {};
 for (const d of driven) for (const [k, v] of Object.entries(d.injected)) injected[k] = (injected[k] ?? 0) + v;
 const seen: Record<string, number> = {};
 for (const stats of end) for (const [k, v] of Object.entries(stats.behaviours)) seen[k] = (seen[k] ?? 0) + v;
 const behaviours = Object.entries(seen).map(([k, v]) => `${k} ${v}`).join(', ');
 const byContract = (c: Contract) => result.violations.filter((v) => v.contract === c).length;
-const contracts: Contract[] = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'C16', 'resources', ...(cluster ? (['C17', 'C8/C16'] as const) : [])];
+const contracts: Contract[] = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'C16', 'C19', 'resources', ...(cluster ? (['C17', 'C8/C16'] as const) : [])];
 /** One gateway's figure, or each node's. */
 const each = (figure: (start: Stats, end: Stats) => string) =>
   cluster ? end.map((e, i) => `n${i}: ${figure(start[i]!, e)}`).join('; ') : figure(start[0]!, end[0]!);
@@ -181,6 +184,9 @@ const rows: [string, string][] = [
   ['onboarding questions asked', String(result.stats.questions)],
   ['dones by outcome', Object.entries(result.stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
   ['dones with dropped deltas (slow readers)', String(result.stats.droppedDones)],
+  ['tool calls / results by outcome', `${tools.calls} / ${Object.entries(tools.results).map(([k, v]) => `${k} ${v}`).join(', ')}`],
+  ['permission requests / decisions sent: allow, deny / refused', `${tools.requests} / ${tools.decisions.allow}, ${tools.decisions.deny} / ${tools.decisions.refused}`],
+  ['tool executions (guarded) / run again after a crash (attempt > 1)', `${tools.executions} (${tools.guardedExecutions}) / ${tools.reruns}`],
   ['resumes with last_seq: complete / told incomplete', `${result.stats.resumes.complete} / ${result.stats.resumes.incomplete}`],
   ['frames recorded', String(result.stats.frames)],
   ['client actions and faults', Object.entries(injected).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')],
