@@ -4,9 +4,12 @@ import { describe, expect, it } from 'vitest';
 
 const soak = fileURLToPath(new URL('./soak/soak.ts', import.meta.url));
 
-/** A short soak (60 sessions, 6 s, seed 5) against a gateway with `plant` built in: its exit code, output and JSON summary. */
-function plantedSoak(plant: string) {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', soak, '--sessions', '60', '--seconds', '6', '--seed', '5', '--plant', plant], {
+/**
+ * A short soak (60 sessions, seed 5; 6 s, or less for a plant every turn that calls a tool
+ * shows) against a gateway with `plant` built in: its exit code, output and JSON summary.
+ */
+function plantedSoak(plant: string, seconds = 6) {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', soak, '--sessions', '60', '--seconds', String(seconds), '--seed', '5', '--plant', plant], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -24,7 +27,7 @@ describe('soak: a planted bug is caught', () => {
   }, 130_000);
 
   it('C19: a gateway that sends every tool_result twice fails the soak', () => {
-    const { status, stdout, summary } = plantedSoak('duplicate-result');
+    const { status, stdout, summary } = plantedSoak('duplicate-result', 2);
     expect(status).toBe(1);
     expect(summary.violations.C19).toBeGreaterThan(0);
     expect(stdout).toMatch(/VIOLATION C19 in u\d+\/soak-5-\d+: tool_result for call_\d+_\d+ at seq \d+: the call already had one at seq \d+/);
@@ -32,14 +35,14 @@ describe('soak: a planted bug is caught', () => {
   }, 130_000);
 
   it('C19: a gateway that sends no tool_result fails the soak: the call has none before its turn\'s done', () => {
-    const { status, stdout, summary } = plantedSoak('missing-result');
+    const { status, stdout, summary } = plantedSoak('missing-result', 2);
     expect(status).toBe(1);
     expect(summary.violations.C19).toBeGreaterThan(0);
     expect(stdout).toMatch(/VIOLATION C19 in u\d+\/soak-5-\d+: tool_call call_\d+_\d+ \(seq \d+\) has no tool_result before its turn's done at seq \d+/);
   }, 130_000);
 
   it('C19: a gateway that runs the guarded tool without asking fails the soak, from its execution log', () => {
-    const { status, stdout, summary } = plantedSoak('unapproved');
+    const { status, stdout, summary } = plantedSoak('unapproved', 2);
     expect(status).toBe(1);
     expect(summary.violations.C19).toBeGreaterThan(0);
     expect(summary.tools.requests).toBe(0);
