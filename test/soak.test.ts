@@ -18,10 +18,10 @@ describe('soak: the contracts hold together under load and faults', () => {
     expect(status).toBe(0);
     // It must have tested something: faults of every kind were injected, and work was done.
     for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill', 'store_fault', 'resent after a store error', 'approval: allow', 'approval: deny', 'approval: ignore', 'approval: stop']) {
-      expect(summary.faults_injected[fault], fault).toBeGreaterThan(0);
+      expect(summary.faults_injected[fault] ?? 0, fault).toBeGreaterThan(0);
     }
     for (const variant of ['bad data', 'unknown type', 'wrong version', 'second init', 'not JSON', 'binary']) {
-      expect(summary.faults_injected[`malformed: ${variant}`], variant).toBeGreaterThan(0);
+      expect(summary.faults_injected[`malformed: ${variant}`] ?? 0, variant).toBeGreaterThan(0);
     }
     for (const behaviour of ['fast', 'slow', 'stream', 'throws', 'hangs', 'ignoresAbort', 'tools']) {
       expect(summary.agent_behaviours[behaviour], behaviour).toBeGreaterThan(0);
