@@ -183,6 +183,32 @@ describe('C20 schedules', () => {
     expect((await t.runtime.status('s'))?.schedules).toEqual([{ id: 'daily', dueAt: 9 * 3_600_000, cron: '0 9 * * *' }]);
   });
 
+  it('C20: a schedule further out than a timer can hold (24.8 days) arms no longer timer than that, and fires on its day', async () => {
+    const a = recordingAgent();
+    const sim = new SimulatedClock();
+    let longest = 0;
+    const clock = {
+      setTimeout: (fn: (...args: unknown[]) => void, ms: number) => ((longest = Math.max(longest, ms)), sim.setTimeout(fn, ms)),
+      clearTimeout: (id: unknown) => sim.clearTimeout(id as never),
+      now: () => sim.now(),
+    };
+    const t = testRuntime({ agent: a.agent, debounceMs: 0, clock });
+    await t.runtime.open('s');
+    const day = 24 * 3_600_000;
+    await t.runtime.schedule('s', { id: 'monthly', afterMs: 30 * day });
+    await settle();
+    expect(longest).toBeLessThanOrEqual(2_147_483_647); // Node fires a longer one at once, again and again
+    for (let d = 0; d < 29; d++) {
+      sim.increment(day);
+      await settle();
+    }
+    expect(a.timers()).toEqual([]);
+    sim.increment(day);
+    await settle();
+    expect(a.timers().map((s) => s!.id)).toEqual(['monthly']);
+    await expect(t.runtime.schedule('s', { id: 'x', at: 1e20 })).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+  });
+
   it('C20: schedules due while the process was down fire once each after the restart (a recurring one once, not per interval)', async () => {
     const path = sqlite();
     const first = recordingAgent();

@@ -11,6 +11,9 @@ export const MAX_SCHEDULES_PER_SESSION = 100;
  */
 export const MIN_EVERY_MS = 1000;
 
+/** The latest time a Date can hold. */
+const MAX_DATE_MS = 8.64e15;
+
 /** Most bytes of JSON a schedule's payload may have (it is stored, and fires as an input's content). */
 export const MAX_PAYLOAD_BYTES = 65_536;
 
@@ -45,7 +48,10 @@ export function parseSchedule(spec: ScheduleSpec, now: number): ScheduleRecord {
   const base = { id, ...(payload !== undefined && { payload }) };
   if (at !== undefined) {
     const time = at instanceof Date ? at.getTime() : at;
-    if (typeof time !== 'number' || !Number.isFinite(time)) throw new InvalidMessageError(`${where}: at must be a time (ms since the epoch, or a Date)`);
+    // Within what a Date can show (±8.64e15 ms), from the epoch on: /status prints it as one.
+    if (typeof time !== 'number' || !Number.isFinite(time) || time < 0 || time > MAX_DATE_MS) {
+      throw new InvalidMessageError(`${where}: at must be a time (ms since the epoch, at most ${MAX_DATE_MS}, or a Date)`);
+    }
     return { ...base, dueAt: Math.floor(time) };
   }
   if (afterMs !== undefined) {

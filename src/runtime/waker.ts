@@ -21,6 +21,8 @@ export interface WakerDeps {
   readonly retryMs: number;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** How many sessions one wake fires; more are left to the next, which comes at once. */
 const WAKE_BATCH = 100;
 
@@ -88,7 +90,10 @@ export class Waker {
   #arm(at: number): void {
     this.#deps.clock.clearTimeout(this.#timer);
     this.#at = at;
-    const timer = (this.#timer = this.#deps.clock.setTimeout(() => void this.#wake(), Math.max(0, at - this.#deps.now())));
+    // Timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one would fire at once, and
+    // again and again. A schedule further out is looked at again when this one fires.
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.#deps.now()));
+    const timer = (this.#timer = this.#deps.clock.setTimeout(() => void this.#wake(), delay));
     // Schedules never keep the process alive on their own.
     (timer as { unref?: () => void }).unref?.();
   }
