@@ -642,8 +642,15 @@ export const sessionMachine = setup({
             // C19: the turn waits for the user's decision on a tool call. The agent is parked,
             // so the session may passivate here; the decision brings it back.
             waiting: {
-              tags: ['waiting-for-user', 'quiescent'],
+              tags: ['waiting-for-user'],
               always: { guard: not('awaitingApproval'), target: 'working' },
+              initial: 'parked',
+              // Split by the lane, like idle: a command running beside the parked turn must not
+              // look quiescent, or passivation would cut it off.
+              states: {
+                parked: { tags: ['quiescent'], always: { guard: not('laneFree'), target: 'occupied' } },
+                occupied: { always: { guard: 'laneFree', target: 'parked' } },
+              },
               on: {
                 // Nothing to drain: a durable store keeps the turn and its pending approval for
                 // the next start; otherwise the wait ends now.
@@ -730,9 +737,12 @@ function pendingOf(c: SessionContext, event: SessionMachineEvent): PendingApprov
  * deadlines seals at once, as it did before they were stored).
  */
 function delay(context: SessionContext, event: SessionMachineEvent, timer: 'debounce' | 'maxWait'): number {
-  if (event.type !== 'resume') return timer === 'debounce' ? context.settings.debounceMs : context.settings.maxWaitMs;
+  const setting = timer === 'debounce' ? context.settings.debounceMs : context.settings.maxWaitMs;
+  if (event.type !== 'resume') return setting;
   if (context.sealAt === null || event.at === undefined) return 0;
-  return Math.max(0, context.sealAt[timer] - event.at);
+  // Never longer than the setting: a process whose clock is behind the one that stored the
+  // deadline must not hold the batch for the difference.
+  return Math.min(setting, Math.max(0, context.sealAt[timer] - event.at));
 }
 
 function leadingInputs(queue: readonly Work[]): number {

@@ -62,26 +62,25 @@ describe('C20 schedules as PostgreSQL gives them back', () => {
     expect(back.find((s) => s.id === 'null')).toHaveProperty('payload', null);
   });
 
-  it('C20: a schedule keeps the id it was set with across a restart (PostgreSQL): cancel by that id finds it', async () => {
+  // Fixed by refusing such ids: the stores key rows by them, and NUL or a lone surrogate comes back changed.
+  it('C20: an id a store cannot keep as it is (NUL, a lone surrogate) is refused, not changed behind the caller\'s back (PostgreSQL)', async () => {
     const a = pgRuntime('a');
     await a.open('s');
-    await a.schedule('s', { id: 'nul\u0000id', every: 60_000 });
-    await a.shutdown({ drainMs: 0 });
-    const b = pgRuntime('b');
-    expect((await b.schedules('s')).map((s) => s.id)).toEqual(['nul\u0000id']);
-    expect(await b.cancelSchedule('s', 'nul\u0000id')).toBe(true);
+    await expect(a.schedule('s', { id: 'nul\u0000id', every: 60_000 })).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+    expect(await a.schedules('s')).toEqual([]);
   });
 });
 
 describe('C20 schedule ids as SQLite gives them back', () => {
-  it('C20: a schedule keeps the id it was set with across a restart (SQLite): cancel by that id finds it', async () => {
+  it('C20: an id a store cannot keep as it is is refused (SQLite); a paired surrogate is kept', async () => {
     const path = join(dir, 'ids.db');
     const a = testRuntime({ agent: () => 'ok', debounceMs: 0, store: new SqliteStore(path) });
     await a.runtime.open('s');
-    await a.runtime.schedule('s', { id: 'lone\uD800', every: 60_000 });
+    await expect(a.runtime.schedule('s', { id: 'lone\uD800', every: 60_000 })).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+    await a.runtime.schedule('s', { id: 'emoji \u{1F600}', every: 60_000 });
     const b = testRuntime({ agent: () => 'ok', debounceMs: 0, store: new SqliteStore(path) });
     await settle();
-    expect((await b.runtime.schedules('s')).map((s) => s.id)).toEqual(['lone\uD800']);
-    expect(await b.runtime.cancelSchedule('s', 'lone\uD800')).toBe(true);
+    expect((await b.runtime.schedules('s')).map((s) => s.id)).toEqual(['emoji \u{1F600}']);
+    expect(await b.runtime.cancelSchedule('s', 'emoji \u{1F600}')).toBe(true);
   });
 });

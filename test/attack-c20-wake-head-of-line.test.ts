@@ -44,7 +44,7 @@ describe('C20 one stuck session and the process timer', () => {
     store.stall = 'stuck'; // its next read is lost
     await t.runtime.open('other');
     await t.runtime.schedule('other', { id: 'b', afterMs: 5000 }); // due 1 s after the stuck one
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 12; i++) {
       clock.increment(500);
       await settle();
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../src/index.ts';
-import { testRuntime } from './helpers.ts';
+import { z } from 'zod';
+import { defineTool, MemoryStore, type Agent } from '../src/index.ts';
+import { settle, testRuntime } from './helpers.ts';
 
 const agent = async () => 'ok';
 
@@ -20,5 +21,30 @@ describe('C11 idle passivation counts from activation', () => {
     await t.runtime.open('s', {});
     await t.advance(600);
     expect(t.runtime.sessionIds()).toEqual(['s']);
+  });
+});
+
+describe('C11 a parked turn (C19) does not hide a running command', () => {
+  it('C11/C19: a session whose turn waits for approval is not passivated while a command runs; the command finishes', async () => {
+    const guarded = defineTool({ name: 'guarded', description: 'needs the user', parameters: z.object({}), needsApproval: true, run: () => 'ran' });
+    const waitsForTool: Agent = async (turn) => (await turn.callTool('guarded', {})).status;
+    let finish: (text: string) => void = () => {};
+    let signal: AbortSignal | undefined;
+    const slow = (ctx: { signal: AbortSignal }) => new Promise<string>((resolve) => ((finish = resolve), (signal = ctx.signal)));
+    const t = testRuntime({ agent: waitsForTool, tools: [guarded], commands: { slow }, debounceMs: 0, store: new MemoryStore(), idleTimeoutMs: 1000 });
+    await t.runtime.send('s', { id: 'm1', content: 'go' });
+    await settle();
+    await t.runtime.send('s', { id: 'c1', content: '/slow' });
+    await settle();
+    expect(await t.runtime.status('s')).toMatchObject({ waitingForUser: true });
+    await t.advance(3000); // past idleTimeoutMs, long before the command's turnTimeoutMs
+    expect(t.runtime.sessionIds()).toEqual(['s']);
+    expect(signal?.aborted).toBe(false);
+    finish('slow done');
+    await settle();
+    expect(t.of('s').find((e) => e.type === 'message')?.data).toMatchObject({ id: 'c1:reply', content: 'slow done' });
+    // With the command done, the parked turn may passivate as before.
+    await t.advance(3000);
+    expect(t.runtime.sessionIds()).toEqual([]);
   });
 });

@@ -293,6 +293,7 @@ export class Connection {
         return this.#answer(id, () => runtime.schedule(this.#sessionId, spec), (s) => [scheduleAck(id, s.id, s.dueAt, true)]);
       }
       case 'schedule_cancel':
+        if (!this.#bucket.take()) return this.#replies.now([this.#errorFrame('RATE_LIMITED', 'too many inputs; slow down', id)]);
         return this.#answer(id, () => runtime.cancelSchedule(this.#sessionId, frame.data.id), (found) => [scheduleAck(id, frame.data.id, undefined, found)]);
     }
   }

@@ -16,7 +16,7 @@ import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
 import type { TranscriptEntry } from './store.ts';
 import { BatonError, InvalidMessageError } from '../errors.ts';
-import { MAX_SCHEDULES_PER_SESSION, parseSchedule, type ScheduleSpec } from './schedule.ts';
+import { MAX_SCHEDULES_PER_SESSION, MIN_EVERY_MS, parseSchedule, type ScheduleSpec } from './schedule.ts';
 import type { ScheduleRecord } from './store.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
@@ -383,7 +383,8 @@ class AgentDriver implements KindDriver {
     clock.clearTimeout(record.timer);
     record.timeoutAt = undefined;
     this.#session.journalChanged();
-    const delay = Math.max(0, expiresAt - this.#session.now());
+    // Never longer than approvalTimeoutMs: a clock behind the one that set the deadline must not stretch it.
+    const delay = Math.min(this.#options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS, Math.max(0, expiresAt - this.#session.now()));
     this.#approvals.set(callId, clock.setTimeout(() => this.#send({ type: 'approval.timeout', callId }), delay));
   }
 
@@ -431,7 +432,12 @@ class AgentDriver implements KindDriver {
   /** `turn.schedule`: checked as `runtime.schedule` checks it, set in the session's next step (C20). */
   schedule(record: TurnRecord, spec: ScheduleSpec): ScheduleRecord {
     if (record.ended) throw new InvalidMessageError('the turn is over: it can no longer set schedules');
-    const schedule = parseSchedule(spec, this.#session.now());
+    const now = this.#session.now();
+    const parsed = parseSchedule(spec, now);
+    // From inside a turn a one-shot is due MIN_EVERY_MS from now at the soonest: an agent that
+    // re-arms one from every turn it starts would otherwise loop as fast as it can.
+    const recurring = parsed.everyMs !== undefined || parsed.cron !== undefined;
+    const schedule = recurring ? parsed : { ...parsed, dueAt: Math.max(parsed.dueAt, now + MIN_EVERY_MS) };
     const existing = this.#session.schedules();
     if (!existing.some((s) => s.id === schedule.id) && existing.length >= MAX_SCHEDULES_PER_SESSION) {
       throw new InvalidMessageError(`this session has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);

@@ -59,7 +59,8 @@ interface PartsRow {
   pending: InboxEntry[];
   recent: InboxEntry[];
   history: TranscriptEntry[];
-  schedules: ScheduleRecord[];
+  /** `[id, dueAt, everyMs, cron, hasPayload, payload]`: an array keeps a payload's nulls as they are. */
+  schedules: [string, number, number | null, string | null, boolean, unknown][];
 }
 
 /** The inbox, event, transcript and schedule parts of an activation, as columns of one row. */
@@ -71,7 +72,7 @@ function parts(sql: Sql, id: string, recent: number, history: number): PendingQu
        FROM (SELECT n, entry FROM inbox WHERE session_id = ${id} AND kind IN ('input', 'answer') ORDER BY n DESC LIMIT ${Math.max(0, recent)}) r) AS recent,
     (SELECT coalesce(json_agg(entry ORDER BY n), '[]')
        FROM (SELECT n, entry FROM transcript WHERE session_id = ${id} ORDER BY n DESC LIMIT ${Math.max(0, history)}) h) AS history,
-    (SELECT coalesce(json_agg(json_strip_nulls(json_build_object('id', id, 'dueAt', due_at, 'everyMs', every_ms, 'cron', cron, 'payload', payload)) ORDER BY due_at, id), '[]')
+    (SELECT coalesce(json_agg(json_build_array(id, due_at, every_ms, cron, payload IS NOT NULL, payload) ORDER BY due_at, id), '[]')
        FROM schedules WHERE session_id = ${id}) AS schedules`;
 }
 
@@ -103,6 +104,12 @@ export function loaded(sessionId: string, row: SessionRow, parts: PartsRow): Loa
     pending: parts.pending,
     recent: parts.recent,
     history: parts.history,
-    schedules: parts.schedules,
+    schedules: parts.schedules.map(([id, dueAt, everyMs, cron, hasPayload, payload]) => ({
+      id,
+      dueAt: Number(dueAt),
+      ...(everyMs !== null && { everyMs: Number(everyMs) }),
+      ...(cron !== null && { cron }),
+      ...(hasPayload && { payload }),
+    })),
   };
 }

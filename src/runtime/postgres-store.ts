@@ -180,10 +180,11 @@ export class PostgresStore implements ClusterStore {
     return sql`(s.owner_node IS NULL OR (s.owner_node = ${id} AND s.owner_incarnation = ${incarnation}) OR NOT ${liveOwner(sql)})`;
   }
 
-  async nextDue(): Promise<number | undefined> {
+  async nextDue(after = Number.MIN_SAFE_INTEGER): Promise<number | undefined> {
     await this.#schema();
     const [row] = await this.#sql<{ due: string | null }[]>`
-      SELECT min(c.due_at) AS due FROM schedules c JOIN sessions s ON s.id = c.session_id WHERE ${this.#fireable()}`;
+      SELECT min(c.due_at) AS due FROM schedules c JOIN sessions s ON s.id = c.session_id
+      WHERE c.due_at > ${Math.floor(after)} AND ${this.#fireable()}`;
     return row?.due == null ? undefined : Number(row.due);
   }
 

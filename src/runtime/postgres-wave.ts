@@ -143,11 +143,19 @@ export function writeWave(tx: TransactionSql, w: WaveRows, owner: { readonly nod
                   WHERE c.session_id = t.sid AND c.id = t.key`));
   }
   if (w.schedules.length > 0) {
-    const s = w.schedules.map(({ sid, record }) => ({ sid, key: key(record.id), due: record.dueAt, every: record.everyMs ?? null, cron: record.cron ?? null, payload: record.payload ?? null }));
+    // The payload as JSON text, SQL NULL when there is none: a JSON `null` payload is kept as one.
+    const s = w.schedules.map(({ sid, record }) => ({
+      sid,
+      key: key(record.id),
+      due: record.dueAt,
+      every: record.everyMs ?? null,
+      cron: record.cron ?? null,
+      payload: record.payload === undefined ? null : JSON.stringify(record.payload),
+    }));
     q.push(run(tx`INSERT INTO schedules (session_id, id, due_at, every_ms, cron, payload)
-                  SELECT t.sid, t.key, t.due, t.every, t.cron, NULLIF(t.payload::text, 'null')::json
+                  SELECT t.sid, t.key, t.due, t.every, t.cron, t.payload::json
                   FROM ROWS FROM (unnest(${col(s, 'sid')}::text[]), unnest(${col(s, 'key')}::text[]), unnest(${col(s, 'due')}::bigint[]),
-                                  unnest(${col(s, 'every')}::bigint[]), unnest(${col(s, 'cron')}::text[]), json_array_elements(${json(col(s, 'payload'))}::text::json))
+                                  unnest(${col(s, 'every')}::bigint[]), unnest(${col(s, 'cron')}::text[]), unnest(${col(s, 'payload')}::text[]))
                        AS t(sid, key, due, every, cron, payload)
                   ON CONFLICT (session_id, id) DO UPDATE SET due_at = excluded.due_at, every_ms = excluded.every_ms, cron = excluded.cron, payload = excluded.payload`));
   }

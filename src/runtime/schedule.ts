@@ -41,6 +41,8 @@ export function parseSchedule(spec: ScheduleSpec, now: number): ScheduleRecord {
   if (typeof spec !== 'object' || spec === null) throw new InvalidMessageError('a schedule must be an object { id, at | afterMs | every | cron, payload? }');
   const { id, at, afterMs, every, cron } = spec;
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new InvalidMessageError('schedule.id must be a string of 1–256 characters');
+  // Stores key rows by it: NUL and lone surrogates would come back changed, and then not be found.
+  if (/\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(id)) throw new InvalidMessageError('schedule.id must be text without NUL or lone surrogates');
   const where = `schedule "${id}"`;
   const given = (['at', 'afterMs', 'every', 'cron'] as const).filter((k) => spec[k] !== undefined);
   if (given.length !== 1) throw new InvalidMessageError(`${where}: give exactly one of at, afterMs, every, cron (got ${given.length === 0 ? 'none' : given.join(', ')})`);
@@ -82,9 +84,18 @@ export function nextDueAfter(schedule: ScheduleRecord, now: number): number | un
   return undefined;
 }
 
+/** The longest cron expression taken: parsing one is synchronous work at every fire. */
+const MAX_CRON_LENGTH = 256;
+
 /** The cron expression's next occurrence strictly after `after` (UTC). */
 function cronAfter(where: string, expression: unknown, after: number): number {
   if (typeof expression !== 'string' || expression.trim() === '') throw new InvalidMessageError(`${where}: cron must be a cron expression`);
+  if (expression.length > MAX_CRON_LENGTH) throw new InvalidMessageError(`${where}: cron is longer than ${MAX_CRON_LENGTH} characters`);
+  // 5 fields, or 6 with seconds first (or a nickname such as @daily); croner would also take a year.
+  const fields = expression.trim().split(/\s+/).length;
+  if (!expression.trim().startsWith('@') && fields !== 5 && fields !== 6) {
+    throw new InvalidMessageError(`${where}: cron "${expression}" must have 5 or 6 fields (minute hour day month weekday, seconds first if 6)`);
+  }
   let next: Date | null;
   try {
     next = new Cron(expression, { timezone: 'UTC', paused: true }).nextRun(new Date(after));

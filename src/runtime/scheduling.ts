@@ -1,4 +1,4 @@
-import { BatonError, InvalidMessageError, RuntimeShuttingDownError, SessionNotFoundError, StoreUnavailableError } from '../errors.ts';
+import { BatonError, InvalidMessageError, RuntimeShuttingDownError, SessionNotFoundError, SessionTerminatedError, StoreUnavailableError } from '../errors.ts';
 import type { Clock } from './clock.ts';
 import type { SessionRegistry } from './registry.ts';
 import { MAX_SCHEDULES_PER_SESSION, parseSchedule, type ScheduleSpec } from './schedule.ts';
@@ -68,6 +68,8 @@ export class Scheduling {
     const record = parseSchedule(spec, this.#deps.now());
     return this.#with(sessionId, (host) => {
       if (!host.kind.schedules) throw new InvalidMessageError(`session "${sessionId}" (${host.kindName}) takes no schedules`);
+      if (host.status().state === 'terminated') throw new SessionTerminatedError(sessionId);
+      if (host.firedAlready(record)) throw new InvalidMessageError(`schedule "${record.id}" fired for ${new Date(record.dueAt).toISOString()} already; give another time or id`);
       if (!host.schedules().some((s) => s.id === record.id) && host.schedules().length >= MAX_SCHEDULES_PER_SESSION) {
         throw new InvalidMessageError(`session "${sessionId}" has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);
       }
@@ -118,20 +120,23 @@ export class Scheduling {
   }
 
   /** The process timer fired: each due session (activated if passivated) fires what is due, and its step is committed. */
-  async #fire(sessionIds: readonly string[], now: number): Promise<void> {
-    if (this.#deps.shuttingDown()) return;
-    await Promise.all(
+  async #fire(sessionIds: readonly string[], now: number): Promise<number> {
+    if (this.#deps.shuttingDown()) return 0;
+    const fired = await Promise.all(
       sessionIds.map(async (sessionId) => {
         try {
           // Another live node's session is its owner's to fire (a cluster): nothing here.
-          await this.#deps.registry.with(sessionId, { create: false }, (host) => {
+          const stored = await this.#deps.registry.with(sessionId, { create: false }, (host) => {
             host.fireDue(now);
             return host.committed();
-          }, () => undefined);
+          }, () => false);
+          return stored === true;
         } catch (error) {
           this.#deps.report(error);
+          return false;
         }
       }),
     );
+    return fired.filter(Boolean).length;
   }
 }

@@ -250,6 +250,11 @@ export class SessionHost {
     return next;
   }
 
+  /** This due time of the schedule has fired already (its input id is known, C10): setting it again would fire nothing. */
+  firedAlready(record: ScheduleRecord): boolean {
+    return this.recent.check(timerEntry({ id: record.id, dueAt: record.dueAt }).id, '') !== undefined;
+  }
+
   /** Sets (or replaces, by id) a schedule: stored with the step, like everything the step does (C16, C20). */
   setSchedule(record: ScheduleRecord): void {
     if (this.#stopped) return;
@@ -290,7 +295,14 @@ export class SessionHost {
             continue;
           }
         }
-        const next = nextDueAfter(schedule, now);
+        // A recurrence that cannot be worked out (a cron stored before a rule that refuses it)
+        // ends here: it must not stay first in due order, failing every wake after it.
+        let next: number | undefined;
+        try {
+          next = nextDueAfter(schedule, now);
+        } catch (error) {
+          this.reportError('INVALID_MESSAGE', `schedule "${schedule.id}" has no next due time and ends: ${error instanceof Error ? error.message : String(error)}`, entry.id);
+        }
         if (next === undefined) this.cancelSchedule(schedule.id);
         else this.setSchedule({ ...schedule, dueAt: next });
       }

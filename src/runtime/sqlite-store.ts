@@ -116,7 +116,7 @@ export class SqliteStore implements Store {
       cancelSchedule: db.prepare('DELETE FROM schedules WHERE session_id = ? AND id = ?'),
       schedules: db.prepare<[string], ScheduleRow>('SELECT id, due_at, every_ms, cron, payload FROM schedules WHERE session_id = ? ORDER BY due_at, id'),
       deleteSchedules: db.prepare('DELETE FROM schedules WHERE session_id = ?'),
-      nextDue: db.prepare<[], { due: number | null }>('SELECT MIN(due_at) AS due FROM schedules'),
+      nextDue: db.prepare<[number], { due: number | null }>('SELECT MIN(due_at) AS due FROM schedules WHERE due_at > ?'),
       dueSessions: db.prepare<[number, number], { session_id: string }>(
         'SELECT session_id, MIN(due_at) AS due FROM schedules WHERE due_at <= ? GROUP BY session_id ORDER BY due LIMIT ?',
       ),
@@ -140,8 +140,8 @@ export class SqliteStore implements Store {
     })();
   }
 
-  nextDue(): number | undefined {
-    return this.#q.nextDue.get()?.due ?? undefined;
+  nextDue(after = Number.MIN_SAFE_INTEGER): number | undefined {
+    return this.#q.nextDue.get(after)?.due ?? undefined;
   }
 
   dueSessions(before: number, limit: number): string[] {

@@ -166,8 +166,8 @@ export interface Store {
   eventsAfter(sessionId: string, seq: number): Awaitable<SessionEvent[]>;
   /** Sessions with pending inputs: the work to re-run after a restart. */
   sessionsWithPending(): Awaitable<string[]>;
-  /** The earliest due time of a schedule this process may fire (C20). */
-  nextDue?(): Awaitable<number | undefined>;
+  /** The earliest due time of a schedule this process may fire (C20); with `after`, the earliest later than it. */
+  nextDue?(after?: number): Awaitable<number | undefined>;
   /** Sessions with a schedule due by `before` that this process may fire, earliest first. */
   dueSessions?(before: number, limit: number): Awaitable<string[]>;
   /**
@@ -238,9 +238,11 @@ export class MemoryStore implements Store {
     };
   }
 
-  nextDue(): number | undefined {
+  nextDue(after = Number.NEGATIVE_INFINITY): number | undefined {
     let next: number | undefined;
-    for (const schedules of this.#schedules.values()) for (const s of schedules.values()) if (next === undefined || s.dueAt < next) next = s.dueAt;
+    for (const schedules of this.#schedules.values()) {
+      for (const s of schedules.values()) if (s.dueAt > after && (next === undefined || s.dueAt < next)) next = s.dueAt;
+    }
     return next;
   }
 

@@ -77,8 +77,8 @@ export class FaultStore implements Store {
   }
 
   /** Schedules (C20) pass through when the wrapped store keeps them. */
-  nextDue(): Awaitable<number | undefined> {
-    return this.#answer(() => this.inner.nextDue?.());
+  nextDue(after?: number): Awaitable<number | undefined> {
+    return this.#answer(() => this.inner.nextDue?.(after));
   }
 
   dueSessions(before: number, limit: number): Awaitable<string[]> {

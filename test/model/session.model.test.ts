@@ -103,7 +103,7 @@ export const sessionInvariants: Pick<ModelCheckOptions, 'invariants' | 'stepInva
     // except a turn parked on the user's decision (C19), which re-runs from its journal.
     'quiescent (the tag) only where nothing runs and no input waits, or a turn waits for the user': (s) =>
       !s.hasTag('quiescent') ||
-      (s.matches({ running: { busy: 'waiting' } }) && ctx(s).approvals.length > 0) ||
+      (s.matches({ running: { busy: 'waiting' } }) && ctx(s).approvals.length > 0 && ctx(s).command === null) ||
       (ctx(s).turn === null && inputsOf(s).length === 0 && (s.matches('terminated') || (ctx(s).command === null && ctx(s).queue.length === 0 && ctx(s).commands.length === 0))),
     // C19: approvals belong to a running turn, and waiting is exactly having one to decide.
     'approvals only while busy': (s) => ctx(s).approvals.length === 0 || s.matches({ running: 'busy' }),
