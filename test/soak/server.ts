@@ -8,6 +8,10 @@
  * `tool_result` twice; `missing-result` emits none; `unapproved` registers the guarded tool
  * without `needsApproval`.
  *
+ * One session in eight runs under busy policy `reject` (by seeded chance), the rest under
+ * `collect`: a schedule that fires while its session is busy is refused there (C20). The
+ * schedules the agent sets with `turn.schedule` are appended to the tool log too.
+ *
  * Prints `READY <port>`; answers a `stats` line on stdin with `STATS <json>` (heap after a
  * full GC, active handles, agent behaviours seen, runtime health). On SQLite, `store fail`
  * makes every write of the store fail as a full disk does until `store ok` (answered
@@ -19,11 +23,12 @@ import { createInterface } from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { enqueueActions } from 'xstate';
-import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults, sessionMachine, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
+import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults, sessionMachine, type BusyPolicy, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
 import type { SessionKind } from '../../src/runtime/kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
+import { hash } from './random.ts';
 import { SOAK_JWT_SECRET, SOAK_SETTINGS } from './settings.ts';
 import { FaultyStore, RecordingPostgresStore } from './stores.ts';
 import { executionLog, soakTools } from './tools.ts';
@@ -45,10 +50,15 @@ const { values } = parseArgs({
   },
 });
 const seed = Number(values.seed ?? 1);
-const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools'].map((b) => [b, 0])) as Record<Behaviour, number>;
-const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
+const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools', 'schedule'].map((b) => [b, 0])) as Record<Behaviour, number>;
+const proc = values.proc ?? `p${process.pid}`;
 const toolLog = executionLog(values['tool-log'] ?? 'soak-tools.jsonl');
-const tools = soakTools({ seed, proc: values.proc ?? `p${process.pid}`, log: toolLog, skipApproval: values.plant === 'unapproved' });
+const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off', (session, { id, dueAt, everyMs }) =>
+  toolLog.write({ k: 'schedule', t: performance.timeOrigin + performance.now(), proc, session, id, dueAt, ...(everyMs !== undefined && { everyMs }) }),
+);
+const tools = soakTools({ seed, proc, log: toolLog, skipApproval: values.plant === 'unapproved' });
+/** One session in eight refuses inputs while busy, a schedule's fire included (C20). */
+const busyPolicy = (sessionId: string): BusyPolicy => (hash(seed, sessionId, 'busy policy') % 8 === 0 ? 'reject' : 'collect');
 
 // A cluster node: its lease options are the soak's (a killed node's sessions move within
 // a few seconds, so a short run sees them run elsewhere), set here rather than by the CLI.
@@ -70,6 +80,7 @@ const runtime = createRuntime({
   turnTimeoutMs: SOAK_SETTINGS.turnTimeoutMs,
   idleTimeoutMs: SOAK_SETTINGS.idleTimeoutMs,
   approvalTimeoutMs: SOAK_SETTINGS.approvalTimeoutMs,
+  settingsFor: (sessionId) => ({ busyPolicy: busyPolicy(sessionId) }),
   tools,
   onError: (error) => {
     // Store outages are recorded by the store itself (FAILED lines); the runtime reports each once.
