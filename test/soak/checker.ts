@@ -2,13 +2,14 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
+import type { AgentScheduleRecord, FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
 import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
 import { checkTools, emptyToolStats, type StreamEvent, type ToolStats } from './tool-checks.ts';
+import { checkSchedules, emptyScheduleStats, outagesOf, type ScheduleStats } from './schedule-checks.ts';
 export type { StoredEvents };
 
 /** C17 and C8/C16 are a cluster's: checked when the history has commits, and the store's events are given. */
-export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'C19' | 'resources' | 'C17' | 'C8/C16';
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'C19' | 'C20' | 'resources' | 'C17' | 'C8/C16';
 
 export interface Violation {
   readonly contract: Contract;
@@ -73,6 +74,8 @@ export interface CheckResult {
     maxEpoch: number;
     /** Tool calls, results, approvals and executions (C19). */
     tools: ToolStats;
+    /** Schedules set, cancelled and fired (C20). */
+    schedules: ScheduleStats;
   };
 }
 
@@ -81,6 +84,9 @@ export const RESOURCE_BOUND = { heapFactor: 1.5, heapSlackBytes: 32 * 1024 * 102
 
 /** Why a turn did not succeed (PROTOCOL.md, `done.reason`). */
 const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 'shutdown']);
+
+/** The soak gateway's `storeRetryMs` (the runtime's default) and, on a cluster, how long a killed node's sessions take to move (lease 5 s, sweep 2 s). */
+const OUTAGE_TAILS = { retryMs: 1000, clusterTailMs: 7000 };
 
 type Event = StreamEvent;
 
@@ -102,6 +108,11 @@ export function check({ history, boundaries = new Map(), resources, health, stor
   const decisionsBySession = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && r.decision !== undefined), (r) => r.session);
   const executionsBySession = groupBy(history.filter((r): r is ToolRecord => r.k === 'tool'), (r) => r.session);
   const tools = emptyToolStats();
+  // C20: what the clients asked of schedules, what the agents set, and when nothing could fire.
+  const scheduleFrames = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && (r.schedule !== undefined || r.cancel !== undefined)), (r) => r.session);
+  const agentSchedules = groupBy(history.filter((r): r is AgentScheduleRecord => r.k === 'schedule'), (r) => r.session);
+  const outages = outagesOf(history, OUTAGE_TAILS);
+  const schedules = emptyScheduleStats();
   let inputs = 0;
   let turns = 0;
   let unverified = 0;
@@ -232,8 +243,24 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       ),
     );
 
+    // C20: every fire once, never early, for a schedule that was set; every acked one-shot fired.
+    const conns = new Set(seen.map((f) => f.conn));
+    const watchedUntil = Math.max(...[...conns].map((c) => (byConn.get(c) ?? []).at(-1)!.t));
+    violations.push(
+      ...checkSchedules(
+        {
+          session, events, complete, frames: seen,
+          sent: scheduleFrames.get(session) ?? [],
+          agent: agentSchedules.get(session) ?? [],
+          outages,
+          watchedUntil,
+        },
+        schedules,
+      ),
+    );
+
     // C8/C9 on every connection: init_ack first; then seq increasing, gapless but for dropped deltas.
-    for (const conn of new Set(seen.map((f) => f.conn))) {
+    for (const conn of conns) {
       const own = (byConn.get(conn) ?? []).filter((r): r is FrameRecord => r.k === 'frame');
       const opened = (byConn.get(conn) ?? []).find((r): r is ConnRecord => r.k === 'open');
       const first = own[0];
@@ -341,7 +368,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
 
   return {
     violations,
-    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch, tools },
+    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch, tools, schedules },
   };
 }
 
