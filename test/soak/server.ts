@@ -6,7 +6,8 @@
  * `--plant overlap` serves agent sessions with a broken machine (an input during a turn
  * starts another turn without ending the first); `duplicate-result` emits every
  * `tool_result` twice; `missing-result` emits none; `unapproved` registers the guarded tool
- * without `needsApproval`.
+ * without `needsApproval`; `double-fire` hands every schedule's fire to its session a second
+ * time, past the durable inbox and the idempotency window (C20).
  *
  * One session in eight runs under busy policy `reject` (by seeded chance), the rest under
  * `collect`: a schedule that fires while its session is busy is refused there (C20). The
@@ -162,8 +163,34 @@ function plantedKind(plant: string): SessionKind {
       };
     case 'unapproved':
       return kind; // the tools were registered without needsApproval
+    case 'double-fire':
+      // When a turn takes a schedule's fire, the same fire is handed to the machine again,
+      // straight past the host's idempotency window: the next turn takes it once more.
+      return {
+        ...kind,
+        driver: (session) => {
+          const inner = kind.driver!(session);
+          const again = new Set<string>();
+          return {
+            effect: (effect) => {
+              inner.effect(effect);
+              if (effect.type !== 'turn.start') return;
+              const { inputs } = (effect as unknown as { turn: { inputs: readonly { id: string }[] } }).turn;
+              for (const { id } of inputs.filter((i) => i.id.startsWith('timer:') && !again.has(i.id))) {
+                again.add(id);
+                const input = { id, content: session.payload(id)?.content ?? '' };
+                session.defer(() => session.dispatch({ type: 'input', input } as SessionMachineEvent));
+              }
+            },
+            closeTurn: (done) => inner.closeTurn!(done),
+            stop: () => inner.stop(),
+            busy: () => inner.busy?.() ?? false,
+            journal: () => inner.journal?.(),
+          };
+        },
+      };
     default:
-      throw new Error(`--plant must be overlap, duplicate-result, missing-result or unapproved; got "${plant}"`);
+      throw new Error(`--plant must be overlap, duplicate-result, missing-result, unapproved or double-fire; got "${plant}"`);
   }
 }
 

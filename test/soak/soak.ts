@@ -7,7 +7,7 @@
  * (C19). The clients set schedules of their sessions and cancel some, the agent sets some
  * from inside turns, and they fire as inputs (C20).
  *
- *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap|duplicate-result|missing-result|unapproved]
+ *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap|duplicate-result|missing-result|unapproved|double-fire]
  *
  * A cluster: `--nodes 3 --store postgres://…` runs three gateway processes on one
  * PostgreSQL schema of its own (dropped at the end unless `--keep`), each its own node; every
