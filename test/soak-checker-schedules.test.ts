@@ -30,6 +30,12 @@ describe('the soak checker: schedules', () => {
     expect(violations(h)).toEqual([expect.stringMatching(/^C20: timer:s1:100 shows at seq 1 written at 5\d, 4\d ms before its due time 100/)]);
   });
 
+  it('C20: catches a turn handed a fire before its due time, on the gateway\'s clock, whether or not a client watched', () => {
+    expect(violations(setS1().handed('p0', 'timer:s1:100', 100).handed('p1', 'timer:s1:100', 4000))).toEqual([]);
+    expect(violations(setS1().handed('p0', 'timer:s1:100', 97))).toEqual([expect.stringMatching(/^C20: a turn in p0 was handed timer:s1:100 at 97, 3 ms before its due time/)]);
+    expect(stats(setS1().handed('p0', 'timer:s1:100', 100)).handed).toBe(1);
+  });
+
   it('C20: catches a fire of a schedule nobody set, or at a due time it never had; a recurring one fires on its phase', () => {
     expect(violations(setS1().wait(100).turn('a', 1, 1, ['timer:nobody:100']))).toEqual([expect.stringMatching(/timer:nobody:100 fired for a schedule no client and no agent set/)]);
     expect(violations(setS1().wait(100).turn('a', 1, 1, ['timer:s1:101']))).toEqual([expect.stringMatching(/timer:s1:101 fired for a due time s1 never had \(acked due_at 100\)/)]);

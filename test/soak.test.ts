@@ -42,6 +42,6 @@ describe('soak: the contracts hold together under load and faults', () => {
     expect(summary.tools.requests, 'permission requests').toBeGreaterThan(0);
     expect(summary.tools.guardedExecutions, 'guarded tool runs after an allow').toBeGreaterThan(0);
     // C20: schedules were acked, cancelled and fired (recurring ones too), and acked one-shots were due early enough that the checker required their fire.
-    for (const figure of ['set', 'byAgent', 'cancelled', 'fires', 'consumed', 'recurringFires', 'owed']) expect(summary.schedules[figure], figure).toBeGreaterThan(0);
+    for (const figure of ['set', 'byAgent', 'cancelled', 'fires', 'consumed', 'recurringFires', 'handed', 'owed']) expect(summary.schedules[figure], figure).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -2,7 +2,7 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { AgentScheduleRecord, FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
+import type { AgentFireRecord, AgentScheduleRecord, FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
 import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
 import { checkTools, emptyToolStats, type StreamEvent, type ToolStats } from './tool-checks.ts';
 import { checkSchedules, emptyScheduleStats, outagesOf, type ScheduleStats } from './schedule-checks.ts';
@@ -111,6 +111,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
   // C20: what the clients asked of schedules, what the agents set, and when nothing could fire.
   const scheduleFrames = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && (r.schedule !== undefined || r.cancel !== undefined)), (r) => r.session);
   const agentSchedules = groupBy(history.filter((r): r is AgentScheduleRecord => r.k === 'schedule'), (r) => r.session);
+  const handedFires = groupBy(history.filter((r): r is AgentFireRecord => r.k === 'fire'), (r) => r.session);
   const outages = outagesOf(history, OUTAGE_TAILS);
   const schedules = emptyScheduleStats();
   let inputs = 0;
@@ -252,6 +253,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
           session, events, complete, frames: seen,
           sent: scheduleFrames.get(session) ?? [],
           agent: agentSchedules.get(session) ?? [],
+          handed: handedFires.get(session) ?? [],
           outages,
           watchedUntil,
         },

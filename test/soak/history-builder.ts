@@ -44,6 +44,8 @@ export function history() {
     cancelled: (conn: string, frame: string, id: string, found: boolean) => api.frame(conn, 0, 'schedule.ack', { client_message_id: frame, id, cancelled: found }),
     /** C20: the agent, in gateway process `proc`, set schedule `id` due at `dueAt`. */
     agentScheduled: (proc: string, id: string, dueAt: number) => (records.push({ k: 'schedule', t: t++, proc, session: 's', id, dueAt }), api),
+    /** C20: a turn of the agent, in gateway process `proc`, was handed fire `input` at `at`. */
+    handed: (proc: string, input: string, at: number) => (records.push({ k: 'fire', t: t++, proc, session: 's', input, at }), api),
     /** C19: gateway process `proc` began to run the tool of `call`. */
     ran: (proc: string, call: string, attempt = 1, needsApproval = true) =>
       (records.push({ k: 'tool', t: t++, proc, session: 's', call, attempt, name: needsApproval ? 'soak_guarded' : 'soak_echo', needsApproval }), api),

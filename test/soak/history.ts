@@ -150,7 +150,21 @@ export function timerOf(inputId: string): { id: string; dueAt: number } | undefi
   return { id: inputId.slice('timer:'.length, colon), dueAt: Number(inputId.slice(colon + 1)) };
 }
 
-export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord | ToolRecord | AgentScheduleRecord;
+/**
+ * A turn of the chaos agent was handed a schedule's fire (C20), written by the gateway process
+ * `proc` as the turn began: `at` is that process's `Date.now()`, the clock of due times. A
+ * re-run (after a kill or a failed commit) is handed it again.
+ */
+export interface AgentFireRecord {
+  readonly k: 'fire';
+  readonly t: number;
+  readonly proc: string;
+  readonly session: string;
+  readonly input: string;
+  readonly at: number;
+}
+
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord | ToolRecord | AgentScheduleRecord | AgentFireRecord;
 
 export type HistoryWriter = ReturnType<typeof historyWriter>;
 

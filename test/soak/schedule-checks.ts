@@ -7,8 +7,13 @@
  * A fire is the input `timer:<schedule id>:<due time>` showing in the stream: in a `done`'s
  * `input_ids` (a turn took it) or `cancelled_input_ids`, or named by an `error` (the session
  * refused it: busy policy `reject`, or refused when it came back after a restart).
+ *
+ * "Never before its due time" is checked twice: against the time the gateway first wrote
+ * the events that show a fire (a fire a client saw only in a replay is bounded by the
+ * replay's time), and against the time the agent's turn was handed it, which no client
+ * needs to watch.
  */
-import { timerOf, type AgentScheduleRecord, type FrameRecord, type HistoryRecord, type SentRecord } from './history.ts';
+import { timerOf, type AgentFireRecord, type AgentScheduleRecord, type FrameRecord, type HistoryRecord, type SentRecord } from './history.ts';
 import type { StreamEvent } from './tool-checks.ts';
 
 /**
@@ -49,6 +54,8 @@ export interface SessionSchedules {
   readonly sent: readonly SentRecord[];
   /** The schedules its agent set (`turn.schedule`). */
   readonly agent: readonly AgentScheduleRecord[];
+  /** The fires its agent's turns were handed, and when. */
+  readonly handed: readonly AgentFireRecord[];
   readonly outages: readonly Outage[];
   /** Until when a client of the session was attached (its last connection's close); `undefined`: never. */
   readonly watchedUntil: number | undefined;
@@ -71,11 +78,13 @@ export interface ScheduleStats {
   refusedFires: number;
   /** Fires of recurring schedules. */
   recurringFires: number;
+  /** Fires handed to the agent's turns (a re-run is handed its fire again). */
+  handed: number;
   /** Acked one-shots whose fire the checker required (due long enough before the end). */
   owed: number;
 }
 
-export const emptyScheduleStats = (): ScheduleStats => ({ set: 0, refused: 0, byAgent: 0, cancelled: 0, cancelMissed: 0, fires: 0, consumed: 0, cancelledFires: 0, refusedFires: 0, recurringFires: 0, owed: 0 });
+export const emptyScheduleStats = (): ScheduleStats => ({ set: 0, refused: 0, byAgent: 0, cancelled: 0, cancelMissed: 0, fires: 0, consumed: 0, cancelledFires: 0, refusedFires: 0, recurringFires: 0, handed: 0, owed: 0 });
 
 interface Fire {
   readonly input: string;
@@ -140,6 +149,13 @@ export function checkSchedules(input: SessionSchedules, stats: ScheduleStats): S
     } else if (agent) {
       if (!agent.some((r) => onPhase(dueAt, r.dueAt, r.everyMs))) report(`${inputId} fired, but the agent set ${id} due at ${agent.map((r) => r.dueAt).join(' or ')}`, [...agent, fire.shown.at(-1)!.from]);
     } else report(`${inputId} fired for a schedule no client and no agent set`, fire.shown.map((e) => e.from));
+  }
+
+  // The agent's turn is handed a fire no earlier than its due time, on the gateway's own clock.
+  for (const record of input.handed) {
+    stats.handed++;
+    const timer = timerOf(record.input);
+    if (timer && record.at < timer.dueAt - FIRE_CLOCK_SLACK_MS) report(`a turn in ${record.proc} was handed ${record.input} at ${record.at}, ${timer.dueAt - record.at} ms before its due time`, [record]);
   }
 
   // Every acked one-shot not cancelled fired, once its due time had passed long enough

@@ -11,7 +11,8 @@
  *
  * One session in eight runs under busy policy `reject` (by seeded chance), the rest under
  * `collect`: a schedule that fires while its session is busy is refused there (C20). The
- * schedules the agent sets with `turn.schedule` are appended to the tool log too.
+ * schedules the agent sets with `turn.schedule`, and the fires its turns are handed, are
+ * appended to the tool log too.
  *
  * Prints `READY <port>`; answers a `stats` line on stdin with `STATS <json>` (heap after a
  * full GC, active handles, agent behaviours seen, runtime health). On SQLite, `store fail`
@@ -54,9 +55,11 @@ const seed = Number(values.seed ?? 1);
 const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools', 'schedule'].map((b) => [b, 0])) as Record<Behaviour, number>;
 const proc = values.proc ?? `p${process.pid}`;
 const toolLog = executionLog(values['tool-log'] ?? 'soak-tools.jsonl');
-const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off', (session, { id, dueAt, everyMs }) =>
-  toolLog.write({ k: 'schedule', t: performance.timeOrigin + performance.now(), proc, session, id, dueAt, ...(everyMs !== undefined && { everyMs }) }),
-);
+const t = () => performance.timeOrigin + performance.now();
+const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off', {
+  set: (session, { id, dueAt, everyMs }) => toolLog.write({ k: 'schedule', t: t(), proc, session, id, dueAt, ...(everyMs !== undefined && { everyMs }) }),
+  handed: (session, input, at) => toolLog.write({ k: 'fire', t: t(), proc, session, input, at }),
+});
 const tools = soakTools({ seed, proc, log: toolLog, skipApproval: values.plant === 'unapproved' });
 /** One session in eight refuses inputs while busy, a schedule's fire included (C20). */
 const busyPolicy = (sessionId: string): BusyPolicy => (hash(seed, sessionId, 'busy policy') % 8 === 0 ? 'reject' : 'collect');

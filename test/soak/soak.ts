@@ -192,6 +192,7 @@ const rows: [string, string][] = [
   ['schedules set by clients (acked) / refused / by the agent', `${sched.set} / ${sched.refused} / ${sched.byAgent}`],
   ['schedule cancels acked: cancelled / nothing to cancel', `${sched.cancelled} / ${sched.cancelMissed}`],
   ['fires (schedule, due time): taken by a turn / cancelled / refused by the session; of recurring schedules', `${sched.fires}: ${sched.consumed} / ${sched.cancelledFires} / ${sched.refusedFires}; ${sched.recurringFires}`],
+  ['fires handed to the agent\'s turns (a re-run is handed its fire again)', String(sched.handed)],
   ['acked one-shots required to have fired (due over 3 s before the end)', String(sched.owed)],
   ['resumes with last_seq: complete / told incomplete', `${result.stats.resumes.complete} / ${result.stats.resumes.incomplete}`],
   ['frames recorded', String(result.stats.frames)],
