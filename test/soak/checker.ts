@@ -136,7 +136,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       }
     }
     const events = [...stream.values()].sort((a, b) => a.seq - b.seq);
-    const complete = gapsExplained(events);
+    const complete = gapsExplained(events, lostToResumes(seen));
     if (!complete) unverified++;
 
     // C1: a turn's message.start … done never contains another message.start — except that
@@ -400,15 +400,32 @@ function deltaShaped(stream: ReadonlyMap<number, Event>, seq: number): boolean {
   return inMessage(before, 'message.start') && inMessage(after, 'message.end');
 }
 
-/** The union stream has no gap that is not a dropped delta: its dones can be counted. */
-function gapsExplained(events: readonly Event[]): boolean {
+/**
+ * The union stream has no gap that is not a dropped delta: its dones can be counted. A seq a
+ * resume told incomplete skipped (the store no longer held it) is missing for real, even
+ * where it looks like a delta: between a `tool_call` and a `message.end` it may be whole
+ * turns (of a session its schedules kept waking while no client watched).
+ */
+function gapsExplained(events: readonly Event[], lost: readonly (readonly [number, number])[]): boolean {
   const stream = new Map(events.map((e) => [e.seq, e]));
+  const skipped = (seq: number) => lost.some(([after, before]) => seq > after && seq < before);
   let expected = 1;
   for (const e of events) {
-    if (e.seq > expected && range(expected, e.seq).some((s) => !deltaShaped(stream, s))) return false;
+    if (e.seq > expected && range(expected, e.seq).some((s) => skipped(s) || !deltaShaped(stream, s))) return false;
     expected = e.seq + 1;
   }
   return true;
+}
+
+/** The seqs each resume told incomplete skipped, as open ranges (from `resume.from` to the first seq that connection saw after it). */
+function lostToResumes(frames: readonly FrameRecord[]): [number, number][] {
+  const lost: [number, number][] = [];
+  for (const own of groupBy(frames, (f) => f.conn).values()) {
+    const resume = own.find((f) => f.type === 'init_ack')?.data.resume;
+    if (resume?.complete !== false) continue;
+    lost.push([resume.from, own.find((f) => f.seq > resume.from)?.seq ?? Infinity]);
+  }
+  return lost;
 }
 
 function window(events: readonly Event[], from: number, to: number): FrameRecord[] {
