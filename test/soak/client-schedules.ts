@@ -40,7 +40,10 @@ export class ClientSchedules {
   set(conn: Conn, live: () => Conn | undefined): void {
     const random = this.#random;
     const id = `sch${this.#n++}`;
-    const kind = pick(random, SCHEDULES);
+    const drawn = pick(random, SCHEDULES);
+    // One recurring schedule at a time: a session it wakes every second while no client
+    // watches outruns the 256 events a resume can replay.
+    const kind = drawn === 'every' && this.recurring().length > 0 ? 'after' : drawn;
     this.#count(`schedule: ${kind}`);
     const wall = Date.now();
     const spec =
