@@ -30,6 +30,14 @@ describe('the soak checker: schedules', () => {
     expect(violations(h)).toEqual([expect.stringMatching(/^C20: timer:s1:100 shows at seq 1 written at 5\d, 4\d ms before its due time 100/)]);
   });
 
+  it('C20: a turn\'s start shows its fire only if nothing of the stream between it and the done is missing (a gap may hide another turn)', () => {
+    // Seen: a start at seq 1 (before the due time), then seqs 2–5 missed, then the done of a later turn that took the fire.
+    const gap = setS1().wait(50).frame('a', 1, 'message.start', { id: 'msg_1' }).wait(100)
+      .frame('a', 6, 'message.end', { message_id: 'msg_2' })
+      .frame('a', 7, 'done', { success: true, dropped: false, input_ids: ['timer:s1:100'] });
+    expect(violations(gap)).toEqual([]);
+  });
+
   it('C20: catches a turn handed a fire before its due time, on the gateway\'s clock, whether or not a client watched', () => {
     expect(violations(setS1().handed('p0', 'timer:s1:100', 100).handed('p1', 'timer:s1:100', 4000))).toEqual([]);
     expect(violations(setS1().handed('p0', 'timer:s1:100', 97))).toEqual([expect.stringMatching(/^C20: a turn in p0 was handed timer:s1:100 at 97, 3 ms before its due time/)]);

@@ -231,11 +231,18 @@ function answersOf(frames: readonly FrameRecord[]): Map<string, { ack?: FrameRec
 
 /**
  * Every fire in the stream, by input id. A turn's inputs show at its `message.start` (the
- * last since the previous `done`: a re-run's, after a cut-off turn); an input refused when
+ * last since the previous `done`: a re-run's, after a cut-off turn) — if every seq from it
+ * to the `done` was seen: a gap may hide another turn's `done` and `message.start` (a gap
+ * inside a message passes for dropped deltas) — else at the `done`. An input refused when
  * its session came back shows as an `error` and the `done` that cancels it right after:
  * one fire.
  */
 function firesOf(events: readonly StreamEvent[]): Map<string, Fire[]> {
+  const seen = new Set(events.map((e) => e.seq));
+  const whole = (from: number, to: number) => {
+    for (let seq = from + 1; seq < to; seq++) if (!seen.has(seq)) return false;
+    return true;
+  };
   const fires = new Map<string, Fire[]>();
   const add = (input: string, how: Fire['how'], shown: StreamEvent[]) => {
     const timer = timerOf(input);
@@ -251,7 +258,8 @@ function firesOf(events: readonly StreamEvent[]): Map<string, Fire[]> {
       if (cancelled) pairedWithError.add(`${next.seq}:${e.data.event_id}`);
       add(e.data.event_id, 'refused', cancelled ? [e, next] : [e]);
     } else if (e.type === 'done') {
-      for (const input of e.data.input_ids ?? []) add(input, 'consumed', start ? [start, e] : [e]);
+      const shown = start && whole(start.seq, e.seq) ? [start, e] : [e];
+      for (const input of e.data.input_ids ?? []) add(input, 'consumed', shown);
       for (const input of e.data.cancelled_input_ids ?? []) if (!pairedWithError.has(`${e.seq}:${input}`)) add(input, 'cancelled', [e]);
       start = undefined;
     }
