@@ -52,6 +52,14 @@ describe('the soak checker: schedules', () => {
     expect(violations(every().turn('a', 1, 1, ['timer:r1:2500']))).toEqual([expect.stringMatching(/timer:r1:2500 fired for a due time r1 never had \(acked due_at 1002 every 1000 ms\)/)]);
   });
 
+  it('C20: a restart catches a recurring schedule up once, not once per interval it was down for', () => {
+    const down = () => history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).schedule('a', 'r1', { everyMs: 1000 }).scheduled('a', 'r1', 1002).wait(1500).kill('p0').wait(3000).start('p1');
+    expect(violations(down().turn('a', 1, 1, ['timer:r1:2002']).wait(600).turn('a', 4, 2, ['timer:r1:5002']))).toEqual([]);
+    expect(violations(down().turn('a', 1, 1, ['timer:r1:2002']).turn('a', 4, 2, ['timer:r1:3002']))).toEqual([
+      expect.stringMatching(/^C20: recurring r1 fired 2 times for due times the gateway was down for \(2002, 3002\): a restart catches up once/),
+    ]);
+  });
+
   it('C20: a schedule whose frame was refused is not stored: it must never fire', () => {
     const refused = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).schedule('a', 's1', { afterMs: 98 }).frame('a', 0, 'error', { code: 'INTERNAL_ERROR', event_id: 's1' });
     expect(violations(refused.wait(100).turn('a', 1, 1, ['timer:s1:100']))).toEqual([expect.stringMatching(/timer:s1:100 fired, yet every frame that set s1 was refused \(INTERNAL_ERROR\)/)]);

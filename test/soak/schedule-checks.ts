@@ -40,7 +40,12 @@ export interface ScheduleViolation {
 export interface Outage {
   readonly from: number;
   readonly to: number;
+  /** The one gateway was down (not a cluster's node, whose sessions move while the others fire theirs). */
+  readonly down?: boolean;
 }
+
+/** A fire due this soon after the kill may have been the killed process's own (the orchestrator's clock is not the gateway's). */
+const KILL_EDGE_MS = 50;
 
 export interface SessionSchedules {
   readonly session: string;
@@ -149,6 +154,18 @@ export function checkSchedules(input: SessionSchedules, stats: ScheduleStats): S
     } else if (agent) {
       if (!agent.some((r) => onPhase(dueAt, r.dueAt, r.everyMs))) report(`${inputId} fired, but the agent set ${id} due at ${agent.map((r) => r.dueAt).join(' or ')}`, [...agent, fire.shown.at(-1)!.from]);
     } else report(`${inputId} fired for a schedule no client and no agent set`, fire.shown.map((e) => e.from));
+  }
+
+  // A process that was down catches up by firing a recurring schedule once, for the oldest
+  // due time it missed, not once per missed interval.
+  for (const { from, to } of input.outages.filter((o) => o.down)) {
+    for (const [id, set] of versions) {
+      if (!set.some((v) => v.sent.schedule!.everyMs !== undefined)) continue;
+      const missed = [...fires.values()].flat().filter((f) => f.id === id && f.dueAt > from + KILL_EDGE_MS && f.dueAt < to);
+      if (new Set(missed.map((f) => f.dueAt)).size > 1) {
+        report(`recurring ${id} fired ${missed.length} times for due times the gateway was down for (${missed.map((f) => f.dueAt).join(', ')}): a restart catches up once`, missed.map((f) => f.shown.at(-1)!.from));
+      }
+    }
   }
 
   // The agent's turn is handed a fire no earlier than its due time, on the gateway's own clock.
@@ -299,7 +316,7 @@ export function outagesOf(history: readonly HistoryRecord[], { retryMs, clusterT
   history.forEach((r, i) => {
     if (r.k === 'server' && r.event === 'kill') {
       const back = history.slice(i + 1).find((s) => s.k === 'server' && s.event === 'start' && s.node === r.node);
-      if (back) outages.push({ from: r.t, to: back.t + (r.node === undefined ? 0 : clusterTailMs) });
+      if (back) outages.push(r.node === undefined ? { from: r.t, to: back.t, down: true } : { from: r.t, to: back.t + clusterTailMs });
     }
     if (r.k === 'store' && r.event === 'fault' && r.on) {
       const off = history.slice(i + 1).find((s) => s.k === 'store' && s.event === 'fault' && !s.on);
