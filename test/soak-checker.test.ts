@@ -36,6 +36,13 @@ describe('the soak checker', () => {
     expect(contracts(h)).toEqual(['C1']);
   });
 
+  it('C1: a done that only says an input was refused when offered again does not end the running turn', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' })
+      .frame('a', 2, 'error', { code: 'SESSION_BUSY', event_id: 'm3' })
+      .frame('a', 3, 'done', { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: ['m3'] });
+    expect(contracts(h.turn('a', 4, 2, []))).toEqual(['C1']);
+  });
+
   it('C1: a turn cut short by the planned kill ends with its process', () => {
     const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).turn('a', 2, 2, []);
     expect(contracts(h, new Map([['s', 1]]))).toEqual([]);

@@ -4,7 +4,7 @@
  */
 import type { AgentFireRecord, AgentScheduleRecord, FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
 import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
-import { checkTools, emptyToolStats, type StreamEvent, type ToolStats } from './tool-checks.ts';
+import { checkTools, emptyToolStats, refusalDones, type StreamEvent, type ToolStats } from './tool-checks.ts';
 import { checkSchedules, emptyScheduleStats, outagesOf, type ScheduleStats } from './schedule-checks.ts';
 export type { StoredEvents };
 
@@ -157,13 +157,14 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       return killed !== undefined && from <= killed && to > killed ? 'kill' : moved(from, to) ? 'moved' : 'store';
     };
     let open: Event | undefined;
+    const refusedAgain = refusalDones(events);
     for (const e of events) {
       if (e.type === 'message.start') {
         if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut) && !moved(open.seq, e.seq)) {
           violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
         } else if (open) rerun[cutBy(open.seq, e.seq)]++;
         open = e;
-      } else if (e.type === 'done') {
+      } else if (e.type === 'done' && !refusedAgain.has(e.seq)) {
         // A turn a kill or a failed commit cut off is closed when its session comes back
         // (done{interrupted}, no inputs: they run again in the next turn).
         if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) rerun[cutBy(open.seq, e.seq)]++;

@@ -14,7 +14,7 @@
  * needs to watch.
  */
 import { timerOf, type AgentFireRecord, type AgentScheduleRecord, type FrameRecord, type HistoryRecord, type SentRecord } from './history.ts';
-import type { StreamEvent } from './tool-checks.ts';
+import { refusalDones, type StreamEvent } from './tool-checks.ts';
 
 /**
  * Due times and frame timestamps are both `Date.now()` of the gateway's machine: a fire is
@@ -266,6 +266,7 @@ function firesOf(events: readonly StreamEvent[]): Map<string, Fire[]> {
     if (timer) fires.set(input, [...(fires.get(input) ?? []), { input, ...timer, how, shown }]);
   };
   const pairedWithError = new Set<string>();
+  const refusals = refusalDones(events);
   let start: StreamEvent | undefined;
   events.forEach((e, i) => {
     if (e.type === 'message.start') start = e;
@@ -278,7 +279,7 @@ function firesOf(events: readonly StreamEvent[]): Map<string, Fire[]> {
       const shown = start && whole(start.seq, e.seq) ? [start, e] : [e];
       for (const input of e.data.input_ids ?? []) add(input, 'consumed', shown);
       for (const input of e.data.cancelled_input_ids ?? []) if (!pairedWithError.has(`${e.seq}:${input}`)) add(input, 'cancelled', [e]);
-      start = undefined;
+      if (!refusals.has(e.seq)) start = undefined; // a refusal is said inside the running turn
     }
   });
   return fires;
