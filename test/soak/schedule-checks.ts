@@ -14,7 +14,8 @@
  * needs to watch.
  */
 import { timerOf, type AgentFireRecord, type AgentScheduleRecord, type FrameRecord, type HistoryRecord, type SentRecord } from './history.ts';
-import { refusalDones, type StreamEvent } from './tool-checks.ts';
+import { earliest, firesOf, writeTimes, type Fire } from './schedule-fires.ts';
+import type { StreamEvent } from './tool-checks.ts';
 
 /**
  * Due times and frame timestamps are both `Date.now()` of the gateway's machine: a fire is
@@ -91,15 +92,6 @@ export interface ScheduleStats {
 
 export const emptyScheduleStats = (): ScheduleStats => ({ set: 0, refused: 0, byAgent: 0, cancelled: 0, cancelMissed: 0, fires: 0, consumed: 0, cancelledFires: 0, refusedFires: 0, recurringFires: 0, handed: 0, owed: 0 });
 
-interface Fire {
-  readonly input: string;
-  readonly id: string;
-  readonly dueAt: number;
-  readonly how: 'consumed' | 'cancelled' | 'refused';
-  /** The events that show it: the turn's `message.start` and `done`, the `done` alone, or the `error`. */
-  readonly shown: readonly StreamEvent[];
-}
-
 /** A `schedule` frame a client sent, and its answer. */
 interface Version {
   readonly sent: SentRecord;
@@ -112,6 +104,21 @@ type Report = (message: string, slice: readonly HistoryRecord[]) => void;
 export function checkSchedules(input: SessionSchedules, stats: ScheduleStats): ScheduleViolation[] {
   const violations: ScheduleViolation[] = [];
   const report: Report = (message, slice) => violations.push({ contract: 'C20', session: input.session, message, slice });
+  const { versions, cancels } = framesSent(input, stats);
+  const byAgent = new Map<string, AgentScheduleRecord[]>();
+  for (const record of input.agent) byAgent.set(record.id, [...(byAgent.get(record.id) ?? []), record]);
+  stats.byAgent += input.agent.length;
+  const fires = firesOf(input.events);
+  const written = writeTimes(input.frames);
+  for (const [inputId, shown] of fires) checkFire(inputId, shown, { versions, cancels, byAgent, written }, stats, report);
+  checkCatchUp(input.outages, versions, fires, report);
+  checkHanded(input.handed, stats, report);
+  checkOwed(input, versions, cancels, fires, stats, report);
+  return violations;
+}
+
+/** The `schedule` frames the session's clients sent, by schedule id, and the cancels, by the schedule each names; each with its answer. */
+function framesSent(input: SessionSchedules, stats: ScheduleStats): { versions: Map<string, Version[]>; cancels: Map<string, Version[]> } {
   const answers = answersOf(input.frames);
   const versions = new Map<string, Version[]>();
   const cancels = new Map<string, Version[]>();
@@ -126,39 +133,48 @@ export function checkSchedules(input: SessionSchedules, stats: ScheduleStats): S
       if (answered.ack) stats[answered.ack.data.cancelled === true ? 'cancelled' : 'cancelMissed']++;
     }
   }
-  const byAgent = new Map<string, AgentScheduleRecord[]>();
-  for (const record of input.agent) byAgent.set(record.id, [...(byAgent.get(record.id) ?? []), record]);
-  stats.byAgent += input.agent.length;
+  return { versions, cancels };
+}
 
-  const fires = firesOf(input.events);
-  const written = writeTimes(input.frames);
-  for (const [inputId, shown] of fires) {
-    const { id, dueAt } = shown[0]!;
-    stats.fires++;
-    for (const fire of shown) stats[fire.how === 'consumed' ? 'consumed' : fire.how === 'cancelled' ? 'cancelledFires' : 'refusedFires']++;
-    // At most once per due time, across the kill, the restart and the store fault.
-    if (shown.length > 1) report(`schedule ${id} fired ${shown.length} times for due time ${dueAt} (${shown.map(describe).join('; ')})`, shown.flatMap((f) => f.shown.map((e) => e.from)));
-    // Never before it was due.
-    for (const fire of shown) {
-      const at = earliest(fire.shown, written);
-      if (at !== undefined && at < dueAt - FIRE_CLOCK_SLACK_MS) {
-        report(`${inputId} shows at seq ${fire.shown[0]!.seq} written at ${at}, ${dueAt - at} ms before its due time ${dueAt}`, fire.shown.map((e) => e.from));
-      }
+interface Known {
+  readonly versions: ReadonlyMap<string, readonly Version[]>;
+  readonly cancels: ReadonlyMap<string, readonly Version[]>;
+  readonly byAgent: ReadonlyMap<string, readonly AgentScheduleRecord[]>;
+  /** The earliest time the gateway wrote each seq. */
+  readonly written: ReadonlyMap<number, number>;
+}
+
+/** One fire (every time it showed): once per due time, never before it, of a schedule someone set. */
+function checkFire(inputId: string, shown: readonly Fire[], known: Known, stats: ScheduleStats, report: Report): void {
+  const fire = shown[0]!;
+  const { id, dueAt } = fire;
+  stats.fires++;
+  for (const { how } of shown) stats[how === 'consumed' ? 'consumed' : how === 'cancelled' ? 'cancelledFires' : 'refusedFires']++;
+  // At most once per due time, across the kill, the restart and the store fault.
+  if (shown.length > 1) report(`schedule ${id} fired ${shown.length} times for due time ${dueAt} (${shown.map(describe).join('; ')})`, shown.flatMap((f) => f.shown.map((e) => e.from)));
+  // Never before it was due.
+  for (const each of shown) {
+    const at = earliest(each.shown, known.written);
+    if (at !== undefined && at < dueAt - FIRE_CLOCK_SLACK_MS) {
+      report(`${inputId} shows at seq ${each.shown[0]!.seq} written at ${at}, ${dueAt - at} ms before its due time ${dueAt}`, each.shown.map((e) => e.from));
     }
-    const fire = shown[0]!;
-    const client = versions.get(id);
-    const agent = byAgent.get(id);
-    if (client) {
-      if (client.some((v) => v.sent.schedule!.everyMs !== undefined)) stats.recurringFires++;
-      checkClientFire(fire, client, cancels.get(id) ?? [], report);
-    } else if (agent) {
-      if (!agent.some((r) => onPhase(dueAt, r.dueAt, r.everyMs))) report(`${inputId} fired, but the agent set ${id} due at ${agent.map((r) => r.dueAt).join(' or ')}`, [...agent, fire.shown.at(-1)!.from]);
-    } else report(`${inputId} fired for a schedule no client and no agent set`, fire.shown.map((e) => e.from));
   }
+  const client = known.versions.get(id);
+  const agent = known.byAgent.get(id);
+  if (client) {
+    if (client.some((v) => v.sent.schedule!.everyMs !== undefined)) stats.recurringFires++;
+    checkClientFire(fire, client, known.cancels.get(id) ?? [], report);
+  } else if (agent) {
+    if (!agent.some((r) => onPhase(dueAt, r.dueAt, r.everyMs))) report(`${inputId} fired, but the agent set ${id} due at ${agent.map((r) => r.dueAt).join(' or ')}`, [...agent, fire.shown.at(-1)!.from]);
+  } else report(`${inputId} fired for a schedule no client and no agent set`, fire.shown.map((e) => e.from));
+}
 
-  // A process that was down catches up by firing a recurring schedule once, for the oldest
-  // due time it missed, not once per missed interval.
-  for (const { from, to } of input.outages.filter((o) => o.down)) {
+/**
+ * A process that was down catches up by firing a recurring schedule once, for the oldest
+ * due time it missed, not once per missed interval.
+ */
+function checkCatchUp(outages: readonly Outage[], versions: ReadonlyMap<string, readonly Version[]>, fires: ReadonlyMap<string, readonly Fire[]>, report: Report): void {
+  for (const { from, to } of outages.filter((o) => o.down)) {
     for (const [id, set] of versions) {
       if (!set.some((v) => v.sent.schedule!.everyMs !== undefined)) continue;
       const missed = [...fires.values()].flat().filter((f) => f.id === id && f.dueAt > from + KILL_EDGE_MS && f.dueAt < to);
@@ -167,30 +183,37 @@ export function checkSchedules(input: SessionSchedules, stats: ScheduleStats): S
       }
     }
   }
+}
 
-  // The agent's turn is handed a fire no earlier than its due time, on the gateway's own clock.
-  for (const record of input.handed) {
+/** The agent's turn is handed a fire no earlier than its due time, on the gateway's own clock. */
+function checkHanded(handed: readonly AgentFireRecord[], stats: ScheduleStats, report: Report): void {
+  for (const record of handed) {
     stats.handed++;
     const timer = timerOf(record.input);
     if (timer && record.at < timer.dueAt - FIRE_CLOCK_SLACK_MS) report(`a turn in ${record.proc} was handed ${record.input} at ${record.at}, ${timer.dueAt - record.at} ms before its due time`, [record]);
   }
+}
 
-  // Every acked one-shot not cancelled fired, once its due time had passed long enough
-  // before the session's last client left. (The soak never deletes or terminates a
-  // session, which would take its schedules with it.)
+/**
+ * Every acked one-shot not cancelled fired, once its due time had passed long enough before
+ * the session's last client left. (The soak never deletes or terminates a session, which
+ * would take its schedules with it.)
+ */
+function checkOwed(input: SessionSchedules, versions: ReadonlyMap<string, readonly Version[]>, cancels: ReadonlyMap<string, readonly Version[]>, fires: ReadonlyMap<string, readonly Fire[]>, stats: ScheduleStats, report: Report): void {
+  const { complete, watchedUntil, outages } = input;
+  if (!complete || watchedUntil === undefined) return;
   for (const [id, [version, ...others]] of versions) {
     const due = version?.ack?.data.due_at as number | undefined;
     if (!version || others.length > 0 || due === undefined || version.sent.schedule!.everyMs !== undefined) continue;
     // A cancel that found nothing, or was refused, changed nothing; one never answered may have cancelled it.
     const tried = cancels.get(id) ?? [];
     if (tried.some((c) => c.ack?.data.cancelled === true || (!c.ack && !c.error))) continue;
-    if (!input.complete || input.watchedUntil === undefined || afterOutages(due, input.outages) + FIRE_GRACE_MS > input.watchedUntil) continue;
+    if (afterOutages(due, outages) + FIRE_GRACE_MS > watchedUntil) continue;
     stats.owed++;
     if (!fires.has(`timer:${id}:${due}`)) {
-      report(`one-shot ${id} acked due at ${due} never fired; its session was watched until ${Math.round(input.watchedUntil - due)} ms after`, [version.sent, version.ack!, ...tried.flatMap((c) => [c.sent, ...(c.ack ? [c.ack] : [])])]);
+      report(`one-shot ${id} acked due at ${due} never fired; its session was watched until ${Math.round(watchedUntil - due)} ms after`, [version.sent, version.ack!, ...tried.flatMap((c) => [c.sent, ...(c.ack ? [c.ack] : [])])]);
     }
   }
-  return violations;
 }
 
 /**
@@ -244,57 +267,6 @@ function answersOf(frames: readonly FrameRecord[]): Map<string, { ack?: FrameRec
     else if (f.type === 'error' && typeof f.data.event_id === 'string') answers.set(f.data.event_id, { ...answers.get(f.data.event_id), error: f });
   }
   return answers;
-}
-
-/**
- * Every fire in the stream, by input id. A turn's inputs show at its `message.start` (the
- * last since the previous `done`: a re-run's, after a cut-off turn) — if every seq from it
- * to the `done` was seen: a gap may hide another turn's `done` and `message.start` (a gap
- * inside a message passes for dropped deltas) — else at the `done`. An input refused when
- * its session came back shows as an `error` and the `done` that cancels it right after:
- * one fire.
- */
-function firesOf(events: readonly StreamEvent[]): Map<string, Fire[]> {
-  const seen = new Set(events.map((e) => e.seq));
-  const whole = (from: number, to: number) => {
-    for (let seq = from + 1; seq < to; seq++) if (!seen.has(seq)) return false;
-    return true;
-  };
-  const fires = new Map<string, Fire[]>();
-  const add = (input: string, how: Fire['how'], shown: StreamEvent[]) => {
-    const timer = timerOf(input);
-    if (timer) fires.set(input, [...(fires.get(input) ?? []), { input, ...timer, how, shown }]);
-  };
-  const pairedWithError = new Set<string>();
-  const refusals = refusalDones(events);
-  let start: StreamEvent | undefined;
-  events.forEach((e, i) => {
-    if (e.type === 'message.start') start = e;
-    else if (e.type === 'error' && typeof e.data.event_id === 'string') {
-      const next = events[i + 1];
-      const cancelled = next?.type === 'done' && (next.data.cancelled_input_ids ?? []).includes(e.data.event_id);
-      if (cancelled) pairedWithError.add(`${next.seq}:${e.data.event_id}`);
-      add(e.data.event_id, 'refused', cancelled ? [e, next] : [e]);
-    } else if (e.type === 'done') {
-      const shown = start && whole(start.seq, e.seq) ? [start, e] : [e];
-      for (const input of e.data.input_ids ?? []) add(input, 'consumed', shown);
-      for (const input of e.data.cancelled_input_ids ?? []) if (!pairedWithError.has(`${e.seq}:${input}`)) add(input, 'cancelled', [e]);
-      if (!refusals.has(e.seq)) start = undefined; // a refusal is said inside the running turn
-    }
-  });
-  return fires;
-}
-
-/** The earliest time the gateway wrote any of these events to any connection (a replay is written later). */
-function writeTimes(frames: readonly FrameRecord[]): Map<number, number> {
-  const times = new Map<number, number>();
-  for (const f of frames) if (f.seq > 0 && f.ts !== undefined && !(f.ts >= (times.get(f.seq) ?? Infinity))) times.set(f.seq, f.ts);
-  return times;
-}
-
-function earliest(shown: readonly StreamEvent[], written: ReadonlyMap<number, number>): number | undefined {
-  const times = shown.map((e) => written.get(e.seq)).filter((t): t is number => t !== undefined);
-  return times.length > 0 ? Math.min(...times) : undefined;
 }
 
 /** A due time that fell in an outage counts from its end: nothing could fire before. */
