@@ -57,6 +57,13 @@ describe('the soak checker: tools and approvals', () => {
     expect(violations(settled)).toEqual([]);
   });
 
+  it('C19: an input refused when offered again (error, then a done cancelling it) is said inside the running turn, which goes on: its calls are answered after it', () => {
+    const refused = (h: ReturnType<typeof history>, seq: number) =>
+      h.frame('a', seq, 'error', { code: 'SESSION_BUSY', message: 'input "m3" could not be taken after a restart', event_id: 'm3' })
+        .frame('a', seq + 1, 'done', { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: ['m3'] });
+    expect(violations(end(ok(refused(call(started(), 2, 'call_1_1'), 3), 5, 'call_1_1'), 6))).toEqual([]);
+  });
+
   it('C19: a tool that needs approval never runs without an allowing decision the gateway took', () => {
     const base = () => ask(call(started(), 2, 'call_1_1'), 3, 'call_1_1');
     expect(violations(end(ok(base().ran('p0', 'call_1_1'), 4, 'call_1_1'), 5))).toEqual([expect.stringMatching(/call_1_1 needs approval and ran \(p0, attempt 1\) without an allowing decision/)]);

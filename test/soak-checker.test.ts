@@ -18,9 +18,29 @@ describe('the soak checker', () => {
     expect(contracts(h)).toEqual([]);
   });
 
+  it('C2/C12: what a resume told incomplete skipped is missing, not dropped deltas: the session cannot be verified, and its dones are not counted', () => {
+    // Seq 3 (a tool_call) seen; 4–9 (the turn's end, the done of m1, another turn) gone from the store; 10 a message.end.
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).ack('a', 'm1').frame('a', 1, 'message.start', { id: 'msg_1' })
+      .frame('a', 2, 'tool_call', { id: 'call_1_1', name: 'soak_echo', input: { text: 'x' } }).close('a', 1006)
+      .open('b', 2).frame('b', 0, 'init_ack', { seq: 11, resume: { from: 2, replayed: 2, complete: false } })
+      .frame('b', 10, 'message.end', { message_id: 'msg_3' }).frame('b', 11, 'done', { success: true, dropped: false, input_ids: ['m3'] });
+    expect(check({ history: h.records }).stats.unverified).toBe(1);
+    expect(contracts(h)).toEqual([]);
+    // Told complete, the same gap would pass for dropped deltas: m1 is then in no done.
+    const told = h.records.map((r) => (r.k === 'frame' && r.type === 'init_ack' && r.conn === 'b' ? { ...r, data: { seq: 11, resume: { from: 2, replayed: 2, complete: true } } } : r));
+    expect(check({ history: told }).violations.map((v) => v.contract)).toContain('C2/C12');
+  });
+
   it('C1: catches a turn that starts before the previous one ended', () => {
     const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' }).turn('a', 2, 2, []);
     expect(contracts(h)).toEqual(['C1']);
+  });
+
+  it('C1: a done that only says an input was refused when offered again does not end the running turn', () => {
+    const h = history().open('a').frame('a', 0, 'init_ack', { seq: 0 }).frame('a', 1, 'message.start', { id: 'msg_1' })
+      .frame('a', 2, 'error', { code: 'SESSION_BUSY', event_id: 'm3' })
+      .frame('a', 3, 'done', { success: false, dropped: false, reason: 'failed', input_ids: [], cancelled_input_ids: ['m3'] });
+    expect(contracts(h.turn('a', 4, 2, []))).toEqual(['C1']);
   });
 
   it('C1: a turn cut short by the planned kill ends with its process', () => {

@@ -6,7 +6,7 @@ const soak = fileURLToPath(new URL('./soak/soak.ts', import.meta.url));
 
 /**
  * A short soak (60 sessions, seed 5; 6 s, or less for a plant every turn that calls a tool
- * shows) against a gateway with `plant` built in: its exit code, output and JSON summary.
+ * or takes a schedule's fire shows) against a gateway with `plant` built in: its exit code, output and JSON summary.
  */
 function plantedSoak(plant: string, seconds = 6) {
   const child = spawnSync(process.execPath, ['--import', 'tsx', soak, '--sessions', '60', '--seconds', String(seconds), '--seed', '5', '--plant', plant], {
@@ -48,5 +48,12 @@ describe('soak: a planted bug is caught', () => {
     expect(summary.tools.requests).toBe(0);
     expect(stdout).toMatch(/VIOLATION C19 in u\d+\/soak-5-\d+: call_\d+_\d+ needs approval and ran \(p\d+, attempt \d+\) without an allowing decision/);
     expect(stdout).toContain('"k":"tool"');
+  }, 130_000);
+
+  it('C20: a gateway that hands a schedule\'s fire to its session twice fails the soak', () => {
+    const { status, stdout, summary } = plantedSoak('double-fire', 2);
+    expect(status).toBe(1);
+    expect(summary.violations.C20).toBeGreaterThan(0);
+    expect(stdout).toMatch(/VIOLATION C20 in u\d+\/soak-5-\d+: schedule \S+ fired 2 times for due time \d+ \(consumed at seq \d+; consumed at seq \d+\)/);
   }, 130_000);
 });

@@ -12,18 +12,18 @@ function runSoak(args: string[]) {
 }
 
 describe('soak: the contracts hold together under load and faults', () => {
-  it('C1, C2/C12, C8/C9, C13, C15, C16, C19: a short run with every fault, one SIGKILL and a restart, a store fault: zero violations', () => {
+  it('C1, C2/C12, C8/C9, C13, C15, C16, C19, C20: a short run with every fault, one SIGKILL and a restart, a store fault: zero violations', () => {
     const { status, stdout, summary } = runSoak(['--sessions', '300', '--seconds', '24', '--seed', '11']);
-    expect(summary.violations, stdout).toEqual({ C1: 0, 'C2/C12': 0, 'C8/C9': 0, C13: 0, C15: 0, C16: 0, C19: 0, resources: 0 });
+    expect(summary.violations, stdout).toEqual({ C1: 0, 'C2/C12': 0, 'C8/C9': 0, C13: 0, C15: 0, C16: 0, C19: 0, C20: 0, resources: 0 });
     expect(status).toBe(0);
     // It must have tested something: faults of every kind were injected, and work was done.
-    for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill', 'store_fault', 'resent after a store error', 'approval: allow', 'approval: deny', 'approval: ignore', 'approval: stop']) {
+    for (const fault of ['input', 'burst', 'status', 'stop', 'resent id', 'malformed', 'oversized', 'disconnect mid-turn', 'slow reader', 'slow reader of a flood', 'gateway_sigkill', 'store_fault', 'resent after a store error', 'approval: allow', 'approval: deny', 'approval: ignore', 'approval: stop', 'schedule: after', 'schedule: at past', 'schedule: every', 'schedule: cancelled soon after', 'schedule cancel']) {
       expect(summary.faults_injected[fault] ?? 0, fault).toBeGreaterThan(0);
     }
     for (const variant of ['bad data', 'unknown type', 'wrong version', 'second init', 'not JSON', 'binary']) {
       expect(summary.faults_injected[`malformed: ${variant}`] ?? 0, variant).toBeGreaterThan(0);
     }
-    for (const behaviour of ['fast', 'slow', 'stream', 'throws', 'hangs', 'ignoresAbort', 'tools']) {
+    for (const behaviour of ['fast', 'slow', 'stream', 'throws', 'hangs', 'ignoresAbort', 'tools', 'schedule']) {
       expect(summary.agent_behaviours[behaviour], behaviour).toBeGreaterThan(0);
     }
     expect(summary.inputs).toBeGreaterThan(1000);
@@ -41,5 +41,7 @@ describe('soak: the contracts hold together under load and faults', () => {
     for (const result of ['ok', 'denied', 'approval_timeout', 'cancelled', 'tool_failed', 'invalid_input']) expect(summary.tools.results[result], result).toBeGreaterThan(0);
     expect(summary.tools.requests, 'permission requests').toBeGreaterThan(0);
     expect(summary.tools.guardedExecutions, 'guarded tool runs after an allow').toBeGreaterThan(0);
+    // C20: schedules were acked, cancelled and fired (recurring ones too), and acked one-shots were due early enough that the checker required their fire.
+    for (const figure of ['set', 'byAgent', 'cancelled', 'fires', 'consumed', 'recurringFires', 'handed', 'owed']) expect(summary.schedules[figure], figure).toBeGreaterThan(0);
   }, 180_000);
 });

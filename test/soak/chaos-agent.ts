@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Agent, Turn } from '../../src/index.ts';
+import type { Agent, ScheduleRecord, Turn } from '../../src/index.ts';
 import { hash, pick, prng } from './random.ts';
 import { SOAK_TOOLS } from './tools.ts';
 
@@ -17,8 +17,17 @@ const FLOOD_DELTAS = 768;
 const FLOOD_DELTA = 'f'.repeat(8 * 1024);
 /** The share of turns that call tools (C19) before their behaviour. */
 const TOOL_TURNS = 0.3;
-/** A behaviour, or `tools`: counted once per turn that called tools first. */
-export type Behaviour = keyof typeof BEHAVIOURS | 'flood' | 'tools';
+/** The share of turns (not woken by a schedule) that set a schedule of their session with `turn.schedule` (C20). */
+const SCHEDULE_TURNS = 0.05;
+/** A behaviour, or `tools` / `schedule`: counted once per turn that called tools / set a schedule first. */
+export type Behaviour = keyof typeof BEHAVIOURS | 'flood' | 'tools' | 'schedule';
+/** What the agent tells of schedules (the soak's gateway logs it for the checker, C20). */
+export interface ScheduleLog {
+  /** It set `schedule` (as soon as `turn.schedule` returned). */
+  set(sessionId: string, schedule: ScheduleRecord): void;
+  /** A turn was handed the fire `inputId` at `at` (`Date.now()`, as the turn began). */
+  handed(sessionId: string, inputId: string, at: number): void;
+}
 
 /**
  * An agent that, per turn, answers fast, answers slowly, streams a long reply, throws, hangs
@@ -26,11 +35,16 @@ export type Behaviour = keyof typeof BEHAVIOURS | 'flood' | 'tools';
  * session must discard). Before that, some turns call the soak's tools (C19). The choices
  * are a function of the seed and the turn's first input id, so a replayed turn behaves the
  * same — and makes the same calls, which its journal replays. `seen` counts behaviours
- * for the summary.
+ * for the summary. Some turns first set a one-shot schedule of their session (C20); a turn
+ * a schedule woke sets none, so schedules do not breed. `log` hears of both: what was set,
+ * and when a turn was handed a fire.
  */
-export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>, faults = true): Agent {
+export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Behaviour, number>, faults = true, log?: ScheduleLog): Agent {
   return async (turn) => {
+    const at = Date.now();
+    for (const input of turn.inputs) if (input.kind === 'timer') log?.handed(turn.sessionId, input.id, at);
     const random = prng(hash(seed, turn.sessionId, turn.inputs[0]?.id ?? ''));
+    setSchedule(turn, prng(hash(seed, turn.sessionId, turn.inputs[0]?.id ?? '', 'schedule')), seen, log);
     const flood = turn.inputs.some((input) => input.content.startsWith(FLOOD_PREFIX));
     const behaviour: Behaviour = flood ? 'flood' : pick(random, faults ? BEHAVIOURS : CALM_BEHAVIOURS);
     seen[behaviour]++;
@@ -75,6 +89,18 @@ export function chaosAgent(seed: number, turnTimeoutMs: number, seen: Record<Beh
         return 'late';
     }
   };
+}
+
+/**
+ * By seeded chance, a one-shot schedule 100–1500 ms away, named after the turn's first input
+ * (a re-run of the turn sets it again: a replacement, with a new due time).
+ */
+function setSchedule(turn: Turn, random: () => number, seen: Record<Behaviour, number>, log: ScheduleLog | undefined): void {
+  const first = turn.inputs[0];
+  if (!first || first.kind === 'timer' || random() >= SCHEDULE_TURNS) return;
+  seen.schedule++;
+  const record = turn.schedule({ id: `agent-${first.id}`, afterMs: 100 + Math.floor(random() * 1400), payload: `agent wake ${first.id}` });
+  log?.set(turn.sessionId, record);
 }
 
 /**

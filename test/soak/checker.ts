@@ -2,13 +2,14 @@
  * The soak's checker: invariants over the whole history, each named by its contract.
  * Pure: history in, violations (each with the shortest slice of history that shows it) out.
  */
-import type { FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
+import type { AgentFireRecord, AgentScheduleRecord, FrameRecord, HistoryRecord, SentRecord, ConnRecord, StoreRecord, ServerRecord, ToolRecord } from './history.ts';
 import { checkEpochs, checkStored, commitsBySession, epochAt, type StoredEvents } from './cluster-checks.ts';
-import { checkTools, emptyToolStats, type StreamEvent, type ToolStats } from './tool-checks.ts';
+import { checkTools, emptyToolStats, refusalDones, type StreamEvent, type ToolStats } from './tool-checks.ts';
+import { checkSchedules, emptyScheduleStats, outagesOf, type ScheduleStats } from './schedule-checks.ts';
 export type { StoredEvents };
 
 /** C17 and C8/C16 are a cluster's: checked when the history has commits, and the store's events are given. */
-export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'C19' | 'resources' | 'C17' | 'C8/C16';
+export type Contract = 'C1' | 'C2/C12' | 'C8/C9' | 'C13' | 'C15' | 'C16' | 'C19' | 'C20' | 'resources' | 'C17' | 'C8/C16';
 
 export interface Violation {
   readonly contract: Contract;
@@ -73,6 +74,8 @@ export interface CheckResult {
     maxEpoch: number;
     /** Tool calls, results, approvals and executions (C19). */
     tools: ToolStats;
+    /** Schedules set, cancelled and fired (C20). */
+    schedules: ScheduleStats;
   };
 }
 
@@ -81,6 +84,9 @@ export const RESOURCE_BOUND = { heapFactor: 1.5, heapSlackBytes: 32 * 1024 * 102
 
 /** Why a turn did not succeed (PROTOCOL.md, `done.reason`). */
 const REASONS = new Set(['stopped_by_user', 'interrupted', 'timeout', 'failed', 'shutdown']);
+
+/** The soak gateway's `storeRetryMs` (the runtime's default) and, on a cluster, how long a killed node's sessions take to move (lease 5 s, sweep 2 s). */
+const OUTAGE_TAILS = { retryMs: 1000, clusterTailMs: 7000 };
 
 type Event = StreamEvent;
 
@@ -102,6 +108,12 @@ export function check({ history, boundaries = new Map(), resources, health, stor
   const decisionsBySession = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && r.decision !== undefined), (r) => r.session);
   const executionsBySession = groupBy(history.filter((r): r is ToolRecord => r.k === 'tool'), (r) => r.session);
   const tools = emptyToolStats();
+  // C20: what the clients asked of schedules, what the agents set, and when nothing could fire.
+  const scheduleFrames = groupBy(history.filter((r): r is SentRecord => r.k === 'sent' && (r.schedule !== undefined || r.cancel !== undefined)), (r) => r.session);
+  const agentSchedules = groupBy(history.filter((r): r is AgentScheduleRecord => r.k === 'schedule'), (r) => r.session);
+  const handedFires = groupBy(history.filter((r): r is AgentFireRecord => r.k === 'fire'), (r) => r.session);
+  const outages = outagesOf(history, OUTAGE_TAILS);
+  const schedules = emptyScheduleStats();
   let inputs = 0;
   let turns = 0;
   let unverified = 0;
@@ -124,7 +136,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       }
     }
     const events = [...stream.values()].sort((a, b) => a.seq - b.seq);
-    const complete = gapsExplained(events);
+    const complete = gapsExplained(events, lostToResumes(seen));
     if (!complete) unverified++;
 
     // C1: a turn's message.start … done never contains another message.start — except that
@@ -145,13 +157,14 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       return killed !== undefined && from <= killed && to > killed ? 'kill' : moved(from, to) ? 'moved' : 'store';
     };
     let open: Event | undefined;
+    const refusedAgain = refusalDones(events);
     for (const e of events) {
       if (e.type === 'message.start') {
         if (open && !cuts.some((cut) => open!.seq <= cut && e.seq > cut) && !moved(open.seq, e.seq)) {
           violations.push({ contract: 'C1', session, message: `turn ${e.data.id} started at seq ${e.seq} while ${open.data.id} (seq ${open.seq}) had not ended`, slice: window(events, open.seq, e.seq) });
         } else if (open) rerun[cutBy(open.seq, e.seq)]++;
         open = e;
-      } else if (e.type === 'done') {
+      } else if (e.type === 'done' && !refusedAgain.has(e.seq)) {
         // A turn a kill or a failed commit cut off is closed when its session comes back
         // (done{interrupted}, no inputs: they run again in the next turn).
         if (open && e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0) rerun[cutBy(open.seq, e.seq)]++;
@@ -232,8 +245,25 @@ export function check({ history, boundaries = new Map(), resources, health, stor
       ),
     );
 
+    // C20: every fire once, never early, for a schedule that was set; every acked one-shot fired.
+    const conns = new Set(seen.map((f) => f.conn));
+    const watchedUntil = Math.max(...[...conns].map((c) => (byConn.get(c) ?? []).at(-1)!.t));
+    violations.push(
+      ...checkSchedules(
+        {
+          session, events, complete, frames: seen,
+          sent: scheduleFrames.get(session) ?? [],
+          agent: agentSchedules.get(session) ?? [],
+          handed: handedFires.get(session) ?? [],
+          outages,
+          watchedUntil,
+        },
+        schedules,
+      ),
+    );
+
     // C8/C9 on every connection: init_ack first; then seq increasing, gapless but for dropped deltas.
-    for (const conn of new Set(seen.map((f) => f.conn))) {
+    for (const conn of conns) {
       const own = (byConn.get(conn) ?? []).filter((r): r is FrameRecord => r.k === 'frame');
       const opened = (byConn.get(conn) ?? []).find((r): r is ConnRecord => r.k === 'open');
       const first = own[0];
@@ -341,7 +371,7 @@ export function check({ history, boundaries = new Map(), resources, health, stor
 
   return {
     violations,
-    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch, tools },
+    stats: { sessions: bySession.size, inputs, turns, frames: frames.length, unverified, droppedDones, resumes, outcomes, questions, refused, rerun, storedCompared: compared.compared, commits: commitCount, maxEpoch, tools, schedules },
   };
 }
 
@@ -371,15 +401,32 @@ function deltaShaped(stream: ReadonlyMap<number, Event>, seq: number): boolean {
   return inMessage(before, 'message.start') && inMessage(after, 'message.end');
 }
 
-/** The union stream has no gap that is not a dropped delta: its dones can be counted. */
-function gapsExplained(events: readonly Event[]): boolean {
+/**
+ * The union stream has no gap that is not a dropped delta: its dones can be counted. A seq a
+ * resume told incomplete skipped (the store no longer held it) is missing for real, even
+ * where it looks like a delta: between a `tool_call` and a `message.end` it may be whole
+ * turns (of a session its schedules kept waking while no client watched).
+ */
+function gapsExplained(events: readonly Event[], lost: readonly (readonly [number, number])[]): boolean {
   const stream = new Map(events.map((e) => [e.seq, e]));
+  const skipped = (seq: number) => lost.some(([after, before]) => seq > after && seq < before);
   let expected = 1;
   for (const e of events) {
-    if (e.seq > expected && range(expected, e.seq).some((s) => !deltaShaped(stream, s))) return false;
+    if (e.seq > expected && range(expected, e.seq).some((s) => skipped(s) || !deltaShaped(stream, s))) return false;
     expected = e.seq + 1;
   }
   return true;
+}
+
+/** The seqs each resume told incomplete skipped, as open ranges (from `resume.from` to the first seq that connection saw after it). */
+function lostToResumes(frames: readonly FrameRecord[]): [number, number][] {
+  const lost: [number, number][] = [];
+  for (const own of groupBy(frames, (f) => f.conn).values()) {
+    const resume = own.find((f) => f.type === 'init_ack')?.data.resume;
+    if (resume?.complete !== false) continue;
+    lost.push([resume.from, own.find((f) => f.seq > resume.from)?.seq ?? Infinity]);
+  }
+  return lost;
 }
 
 function window(events: readonly Event[], from: number, to: number): FrameRecord[] {

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { recorded, type HistoryWriter, type SentRecord } from './history.ts';
+import { recorded, type HistoryWriter, type SentExtra, type SentRecord } from './history.ts';
 import { soakToken } from './settings.ts';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -58,15 +58,15 @@ export class Conn {
         resolve(false);
       });
       this.ws.on('message', (raw) => {
-        const frame = JSON.parse(raw.toString()) as { seq: number; event: { type: string; data: Record<string, any> } };
+        const frame = JSON.parse(raw.toString()) as { seq: number; timestamp: number; event: { type: string; data: Record<string, any> } };
         const { type, data } = frame.event;
-        this.#history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data: recorded(type, data) });
+        this.#history.write({ k: 'frame', t: now(), conn: this.id, session: session.id, seq: frame.seq, type, data: recorded(type, data), ts: frame.timestamp });
         if (type === 'init_ack') {
           this.open = data.state !== 'deleted';
           resolve(this.open);
         }
         if (frame.seq > session.lastSeq) session.lastSeq = frame.seq;
-        if (type === 'input.ack') this.answered(data.client_message_id);
+        if (type === 'input.ack' || type === 'schedule.ack') this.answered(data.client_message_id);
         if (type === 'error' && frame.seq === 0 && data.event_id) this.answered(data.event_id);
         session.observe(type, data);
       });
@@ -92,10 +92,10 @@ export class Conn {
     else this.unanswered.set(id, n - 1);
   }
 
-  /** `decision`: a `permission_response`'s call and choice, for the checker (C19). */
-  send(type: string, data: Record<string, unknown>, id: string, decision?: SentRecord['decision']): void {
+  /** `extra`: what the checker needs of the frame — a `permission_response`'s decision (C19), a schedule or the one a cancel names (C20). */
+  send(type: string, data: Record<string, unknown>, id: string, extra: SentExtra = {}): void {
     if (!this.open) return;
-    this.#history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type, ...(decision && { decision }) });
+    this.#history.write({ k: 'sent', t: now(), conn: this.id, session: this.session.id, id, type, ...extra });
     this.ws.send(JSON.stringify({ version: 'aep/v1', id, event: { type, data } }));
   }
 

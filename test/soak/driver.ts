@@ -10,6 +10,10 @@
  * Answers each `permission_request` once, by seeded chance: allows, denies, ignores it (it
  * times out) or sends `/stop` (C19).
  *
+ * Sets schedules of its session (C20) — one-shots due soon or already due, now and then a
+ * recurring one — and cancels some; at the end it cancels its recurring ones and waits for
+ * the one-shots it is owed to fire, as it waits for the dones of its inputs.
+ *
  * `--url` may name several gateways (a cluster's nodes, comma-separated): then every new
  * connection goes to one of them by seeded chance, so a session's connections are spread
  * over nodes and its resumes land on any of them.
@@ -18,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { FLOOD_PREFIX } from './chaos-agent.ts';
 import { Conn } from './client-connection.ts';
+import { ClientSchedules } from './client-schedules.ts';
 import { ACTIONS, CALM, DECISIONS, MALFORMED, MALFORMED_WEIGHTS } from './faults.ts';
 import { historyWriter } from './history.ts';
 import { hash, pick, prng } from './random.ts';
@@ -77,11 +82,14 @@ class Session {
   answered = new Set<string>();
   /** Calls whose permission_request this client has answered (or chosen to ignore): each once, however many connections saw it. */
   readonly #asked = new Set<string>();
+  /** Its schedules (C20), drawn from a stream of their own. */
+  readonly schedules: ClientSchedules;
   #n = 0;
 
   constructor(readonly id: string, readonly kind: string, readonly onboarding: boolean) {
     this.random = prng(hash(seed, id));
     this.#nodes = prng(hash(seed, id, 'node'));
+    this.schedules = new ClientSchedules(prng(hash(seed, id, 'schedules')), count);
   }
 
   get workerType(): string {
@@ -89,6 +97,7 @@ class Session {
   }
 
   observe(type: string, data: Record<string, any>): void {
+    this.schedules.observe(type, data);
     if (type === 'done') {
       for (const id of [...(data.input_ids ?? []), ...(data.cancelled_input_ids ?? [])]) {
         this.pending.delete(id);
@@ -130,7 +139,7 @@ class Session {
         return;
       }
       if (choice === 'stop') conn.send('input', { content: '/stop' }, `stop-${call}`);
-      else conn.send('permission_response', { id: call, allowed: choice === 'allow', ...(choice === 'deny' && { reason: 'chaos says no' }) }, `perm-${call}`, { call, allowed: choice === 'allow' });
+      else conn.send('permission_response', { id: call, allowed: choice === 'allow', ...(choice === 'deny' && { reason: 'chaos says no' }) }, `perm-${call}`, { decision: { call, allowed: choice === 'allow' } });
     }, random() * 300);
   }
 
@@ -180,6 +189,8 @@ class Session {
     const random = this.random;
     const extra = 1 + Math.floor(random() * 3);
     for (let i = 0; i < extra; i++) await this.connect();
+    const first = this.live()[0];
+    if (first && !this.onboarding) this.schedules.opening(first, () => this.live()[0]);
     while (now() < deadline) {
       await think(random, 2500);
       // Nothing new past the deadline: a fault sent now might not be answered before the end.
@@ -257,10 +268,19 @@ class Session {
           }
           conn.ws.resume();
           break;
+        case 'schedule':
+          this.schedules.set(conn, () => this.live()[0]);
+          break;
+        case 'schedule cancel':
+          this.schedules.cancelOne(conn);
+          break;
       }
     }
+    // Recurring schedules stop with the run: a session they keep waking never passivates.
+    const last = this.live()[0];
+    if (last) for (const id of this.schedules.recurring()) this.schedules.cancel(last, id);
     // Wind down: nothing new; let what was sent finish (turns end within the turn timeout).
-    const owed = () => this.pending.size > 0 || this.conns.some((c) => c.unanswered.size > 0);
+    const owed = () => this.pending.size > 0 || this.conns.some((c) => c.unanswered.size > 0) || this.schedules.owed();
     for (let waited = 0; owed() && waited < windDownMs; waited += 100) {
       if (this.live().length === 0) await this.connect();
       await sleep(100);

@@ -22,6 +22,8 @@ export const ACTIONS = {
   oversized: 1,
   'disconnect mid-turn': 4,
   'slow reader': 3,
+  schedule: 5,
+  'schedule cancel': 1,
 } as const;
 /** `--faults off`: the same traffic without the injected faults. */
 export const CALM: Record<keyof typeof ACTIONS, number> = {
@@ -38,3 +40,10 @@ export const CALM: Record<keyof typeof ACTIONS, number> = {
  * it, let it time out (`approvalTimeoutMs`), or `/stop` the turn that waits.
  */
 export const DECISIONS = { allow: 5, deny: 2, ignore: 2, stop: 1 } as const;
+
+/**
+ * The schedules a client sets (C20), by weight: a one-shot 100–1500 ms away, one whose `at`
+ * is up to 2 s in the past (due at once), or a recurring one every 1000–2500 ms (1000 is the
+ * least `every` the runtime takes).
+ */
+export const SCHEDULES = { after: 7, 'at past': 2, every: 1 } as const;

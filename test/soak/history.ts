@@ -16,6 +16,8 @@ export interface FrameRecord {
   readonly seq: number;
   readonly type: string;
   readonly data: Record<string, any>;
+  /** The envelope's `timestamp`: the gateway's `Date.now()` when it wrote the frame (C20 compares it with due times). */
+  readonly ts?: number;
 }
 
 /** A frame a client sent. `bad`: a fault it injected, and so expects a typed error or close for. */
@@ -31,7 +33,24 @@ export interface SentRecord {
   readonly expect?: { readonly code: string; readonly byId: boolean };
   /** A `permission_response`: the call it decides and how (C19). */
   readonly decision?: { readonly call: string; readonly allowed: boolean };
+  /** A `schedule` frame (C20): the schedule it asks for, and the client's `Date.now()` when it sent it. */
+  readonly schedule?: ScheduleSent;
+  /** A `schedule_cancel` frame (C20): the schedule it cancels. */
+  readonly cancel?: string;
 }
+
+/** What a client asked of a schedule (C20): exactly one of `at`, `afterMs`, `everyMs`. */
+export interface ScheduleSent {
+  readonly id: string;
+  readonly at?: number;
+  readonly afterMs?: number;
+  readonly everyMs?: number;
+  /** `Date.now()` in the client when it sent the frame: the runtime's `now` for `afterMs` is later. */
+  readonly wall: number;
+}
+
+/** What a sent frame may carry for the checker beyond its type and id. */
+export type SentExtra = Pick<SentRecord, 'decision' | 'schedule' | 'cancel'>;
 
 /** A connection was opened (`init` sent) or closed. */
 export interface ConnRecord {
@@ -109,7 +128,43 @@ export interface StoreRecord {
   readonly seq?: number;
 }
 
-export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord | ToolRecord;
+/**
+ * The chaos agent set a schedule from inside a turn (`turn.schedule`, C20), written by the
+ * gateway process `proc` as soon as the call returned: `dueAt` as the runtime computed it.
+ * It exists only if the turn's step was committed (a kill or a store fault may lose it).
+ */
+export interface AgentScheduleRecord {
+  readonly k: 'schedule';
+  readonly t: number;
+  readonly proc: string;
+  readonly session: string;
+  readonly id: string;
+  readonly dueAt: number;
+  readonly everyMs?: number;
+}
+
+/** The schedule id and due time of a fire's input id `timer:<schedule id>:<due time>` (C20), or `undefined` for any other input. */
+export function timerOf(inputId: string): { id: string; dueAt: number } | undefined {
+  if (!inputId.startsWith('timer:')) return undefined;
+  const colon = inputId.lastIndexOf(':');
+  return { id: inputId.slice('timer:'.length, colon), dueAt: Number(inputId.slice(colon + 1)) };
+}
+
+/**
+ * A turn of the chaos agent was handed a schedule's fire (C20), written by the gateway process
+ * `proc` as the turn began: `at` is that process's `Date.now()`, the clock of due times. A
+ * re-run (after a kill or a failed commit) is handed it again.
+ */
+export interface AgentFireRecord {
+  readonly k: 'fire';
+  readonly t: number;
+  readonly proc: string;
+  readonly session: string;
+  readonly input: string;
+  readonly at: number;
+}
+
+export type HistoryRecord = FrameRecord | SentRecord | ConnRecord | ServerRecord | StoreRecord | CommitRecord | ToolRecord | AgentScheduleRecord | AgentFireRecord;
 
 export type HistoryWriter = ReturnType<typeof historyWriter>;
 

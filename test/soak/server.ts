@@ -6,7 +6,13 @@
  * `--plant overlap` serves agent sessions with a broken machine (an input during a turn
  * starts another turn without ending the first); `duplicate-result` emits every
  * `tool_result` twice; `missing-result` emits none; `unapproved` registers the guarded tool
- * without `needsApproval`.
+ * without `needsApproval`; `double-fire` hands every schedule's fire to its session a second
+ * time, past the durable inbox and the idempotency window (C20).
+ *
+ * One session in eight runs under busy policy `reject` (by seeded chance), the rest under
+ * `collect`: a schedule that fires while its session is busy is refused there (C20). The
+ * schedules the agent sets with `turn.schedule`, and the fires its turns are handed, are
+ * appended to the tool log too.
  *
  * Prints `READY <port>`; answers a `stats` line on stdin with `STATS <json>` (heap after a
  * full GC, active handles, agent behaviours seen, runtime health). On SQLite, `store fail`
@@ -19,11 +25,12 @@ import { createInterface } from 'node:readline';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { enqueueActions } from 'xstate';
-import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults, sessionMachine, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
+import { createRuntime, StaleEpochError, StoreUnavailableError, sessionDefaults, sessionMachine, type BusyPolicy, type SessionContext, type SessionMachineEvent } from '../../src/index.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { agentKind } from '../../src/runtime/agent-kind.ts';
 import type { SessionKind } from '../../src/runtime/kind.ts';
 import { BEHAVIOURS, chaosAgent, type Behaviour } from './chaos-agent.ts';
+import { hash } from './random.ts';
 import { SOAK_JWT_SECRET, SOAK_SETTINGS } from './settings.ts';
 import { FaultyStore, RecordingPostgresStore } from './stores.ts';
 import { executionLog, soakTools } from './tools.ts';
@@ -45,10 +52,17 @@ const { values } = parseArgs({
   },
 });
 const seed = Number(values.seed ?? 1);
-const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools'].map((b) => [b, 0])) as Record<Behaviour, number>;
-const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off');
+const seen = Object.fromEntries([...Object.keys(BEHAVIOURS), 'flood', 'tools', 'schedule'].map((b) => [b, 0])) as Record<Behaviour, number>;
+const proc = values.proc ?? `p${process.pid}`;
 const toolLog = executionLog(values['tool-log'] ?? 'soak-tools.jsonl');
-const tools = soakTools({ seed, proc: values.proc ?? `p${process.pid}`, log: toolLog, skipApproval: values.plant === 'unapproved' });
+const t = () => performance.timeOrigin + performance.now();
+const agent = chaosAgent(seed, SOAK_SETTINGS.turnTimeoutMs, seen, values.faults !== 'off', {
+  set: (session, { id, dueAt, everyMs }) => toolLog.write({ k: 'schedule', t: t(), proc, session, id, dueAt, ...(everyMs !== undefined && { everyMs }) }),
+  handed: (session, input, at) => toolLog.write({ k: 'fire', t: t(), proc, session, input, at }),
+});
+const tools = soakTools({ seed, proc, log: toolLog, skipApproval: values.plant === 'unapproved' });
+/** One session in eight refuses inputs while busy, a schedule's fire included (C20). */
+const busyPolicy = (sessionId: string): BusyPolicy => (hash(seed, sessionId, 'busy policy') % 8 === 0 ? 'reject' : 'collect');
 
 // A cluster node: its lease options are the soak's (a killed node's sessions move within
 // a few seconds, so a short run sees them run elsewhere), set here rather than by the CLI.
@@ -70,6 +84,7 @@ const runtime = createRuntime({
   turnTimeoutMs: SOAK_SETTINGS.turnTimeoutMs,
   idleTimeoutMs: SOAK_SETTINGS.idleTimeoutMs,
   approvalTimeoutMs: SOAK_SETTINGS.approvalTimeoutMs,
+  settingsFor: (sessionId) => ({ busyPolicy: busyPolicy(sessionId) }),
   tools,
   onError: (error) => {
     // Store outages are recorded by the store itself (FAILED lines); the runtime reports each once.
@@ -151,8 +166,34 @@ function plantedKind(plant: string): SessionKind {
       };
     case 'unapproved':
       return kind; // the tools were registered without needsApproval
+    case 'double-fire':
+      // When a turn takes a schedule's fire, the same fire is handed to the machine again,
+      // straight past the host's idempotency window: the next turn takes it once more.
+      return {
+        ...kind,
+        driver: (session) => {
+          const inner = kind.driver!(session);
+          const again = new Set<string>();
+          return {
+            effect: (effect) => {
+              inner.effect(effect);
+              if (effect.type !== 'turn.start') return;
+              const { inputs } = (effect as unknown as { turn: { inputs: readonly { id: string }[] } }).turn;
+              for (const { id } of inputs.filter((i) => i.id.startsWith('timer:') && !again.has(i.id))) {
+                again.add(id);
+                const input = { id, content: session.payload(id)?.content ?? '' };
+                session.defer(() => session.dispatch({ type: 'input', input } as SessionMachineEvent));
+              }
+            },
+            closeTurn: (done) => inner.closeTurn!(done),
+            stop: () => inner.stop(),
+            busy: () => inner.busy?.() ?? false,
+            journal: () => inner.journal?.(),
+          };
+        },
+      };
     default:
-      throw new Error(`--plant must be overlap, duplicate-result, missing-result or unapproved; got "${plant}"`);
+      throw new Error(`--plant must be overlap, duplicate-result, missing-result, unapproved or double-fire; got "${plant}"`);
   }
 }
 

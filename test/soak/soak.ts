@@ -4,9 +4,10 @@
  * store, then a store fault (every write fails as on a full disk for 1–2 s, at a seeded time
  * in the middle third); then the checker proves the contracts over the whole history. The
  * agent calls tools, one of which needs approval; the clients allow, deny, ignore or /stop
- * (C19).
+ * (C19). The clients set schedules of their sessions and cancel some, the agent sets some
+ * from inside turns, and they fire as inputs (C20).
  *
- *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap|duplicate-result|missing-result|unapproved]
+ *   npm run soak -- [--sessions 2000] [--seconds 60] [--seed N] [--faults on|off] [--plant overlap|duplicate-result|missing-result|unapproved|double-fire]
  *
  * A cluster: `--nodes 3 --store postgres://…` runs three gateway processes on one
  * PostgreSQL schema of its own (dropped at the end unless `--keep`), each its own node; every
@@ -163,13 +164,14 @@ const result = check({
 });
 
 const tools = result.stats.tools;
+const sched = result.stats.schedules;
 const injected: Record<string, number> = {};
 for (const d of driven) for (const [k, v] of Object.entries(d.injected)) injected[k] = (injected[k] ?? 0) + v;
 const seen: Record<string, number> = {};
 for (const stats of end) for (const [k, v] of Object.entries(stats.behaviours)) seen[k] = (seen[k] ?? 0) + v;
 const behaviours = Object.entries(seen).map(([k, v]) => `${k} ${v}`).join(', ');
 const byContract = (c: Contract) => result.violations.filter((v) => v.contract === c).length;
-const contracts: Contract[] = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'C16', 'C19', 'resources', ...(cluster ? (['C17', 'C8/C16'] as const) : [])];
+const contracts: Contract[] = ['C1', 'C2/C12', 'C8/C9', 'C13', 'C15', 'C16', 'C19', 'C20', 'resources', ...(cluster ? (['C17', 'C8/C16'] as const) : [])];
 /** One gateway's figure, or each node's. */
 const each = (figure: (start: Stats, end: Stats) => string) =>
   cluster ? end.map((e, i) => `n${i}: ${figure(start[i]!, e)}`).join('; ') : figure(start[0]!, end[0]!);
@@ -187,6 +189,11 @@ const rows: [string, string][] = [
   ['tool calls / results by outcome', `${tools.calls} / ${Object.entries(tools.results).map(([k, v]) => `${k} ${v}`).join(', ')}`],
   ['permission requests / decisions sent: allow, deny / refused', `${tools.requests} / ${tools.decisions.allow}, ${tools.decisions.deny} / ${tools.decisions.refused}`],
   ['tool executions (guarded) / run again after a crash (attempt > 1)', `${tools.executions} (${tools.guardedExecutions}) / ${tools.reruns}`],
+  ['schedules set by clients (acked) / refused / by the agent', `${sched.set} / ${sched.refused} / ${sched.byAgent}`],
+  ['schedule cancels acked: cancelled / nothing to cancel', `${sched.cancelled} / ${sched.cancelMissed}`],
+  ['fires (schedule, due time): taken by a turn / cancelled / refused by the session; of recurring schedules', `${sched.fires}: ${sched.consumed} / ${sched.cancelledFires} / ${sched.refusedFires}; ${sched.recurringFires}`],
+  ['fires handed to the agent\'s turns (a re-run is handed its fire again)', String(sched.handed)],
+  ['acked one-shots required to have fired (due over 3 s before the end)', String(sched.owed)],
   ['resumes with last_seq: complete / told incomplete', `${result.stats.resumes.complete} / ${result.stats.resumes.incomplete}`],
   ['frames recorded', String(result.stats.frames)],
   ['client actions and faults', Object.entries(injected).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ')],

@@ -13,6 +13,23 @@ export interface StreamEvent {
   readonly from: FrameRecord;
 }
 
+/**
+ * The seqs of `done`s that only report inputs refused when they were offered again — after
+ * a restart, or mailed on a cluster — each right after the `error` naming it: the host says
+ * them in the middle of whatever turn runs (under busy policy `reject`, the turn that
+ * refused them), which goes on after it.
+ */
+export function refusalDones(events: readonly StreamEvent[]): Set<number> {
+  const seqs = new Set<number>();
+  events.forEach((e, i) => {
+    const before = events[i - 1];
+    const cancelled: readonly string[] = e.data.cancelled_input_ids ?? [];
+    if (e.type !== 'done' || e.data.reason !== 'failed' || (e.data.input_ids ?? []).length > 0 || cancelled.length !== 1) return;
+    if (before?.type === 'error' && before.seq === e.seq - 1 && before.data.event_id === cancelled[0]) seqs.add(e.seq);
+  });
+  return seqs;
+}
+
 export interface ToolViolation {
   readonly contract: 'C19';
   readonly session: string;
@@ -92,6 +109,7 @@ function checkStream({ events, complete }: SessionTools, stats: ToolStats, viola
   /** Calls a cut-off turn left open: its re-run must replay them, not call them again. */
   let carried: string[] = [];
   const cutOff = () => (carried = owed.filter((c) => !calls.get(c)!.result));
+  const refusals = refusalDones(events);
   const outsideTurn = (e: StreamEvent) => {
     if (complete && !open) violation(`${e.type} for ${e.data.id} at seq ${e.seq} is outside any turn (no message.start since the last done)`, [e.from]);
   };
@@ -103,6 +121,7 @@ function checkStream({ events, complete }: SessionTools, stats: ToolStats, viola
         open = e;
         break;
       case 'done': {
+        if (refusals.has(e.seq)) break; // said inside the turn, which goes on
         const interrupted = e.data.reason === 'interrupted' && (e.data.input_ids ?? []).length === 0;
         open = undefined;
         if (interrupted) {

@@ -8,7 +8,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineTool, type Tool } from '../../src/index.ts';
-import type { ToolRecord } from './history.ts';
+import type { AgentFireRecord, AgentScheduleRecord, ToolRecord } from './history.ts';
 import { hash, prng } from './random.ts';
 
 /** The names the chaos agent calls: a plain tool, and one that needs approval. */
@@ -16,11 +16,14 @@ export const SOAK_TOOLS = { plain: 'soak_echo', guarded: 'soak_guarded' } as con
 
 const now = () => performance.timeOrigin + performance.now();
 
-/** Appends one JSON line per execution; `writeSync`, so a line written is a line kept, SIGKILL or not. */
+/**
+ * Appends one JSON line per execution (and per schedule the agent sets or fire it is handed,
+ * C20); `writeSync`, so a line written is a line kept, SIGKILL or not.
+ */
 export function executionLog(path: string) {
   const fd = openSync(path, 'a');
   return {
-    write: (record: ToolRecord) => void writeSync(fd, `${JSON.stringify(record)}\n`),
+    write: (record: ToolRecord | AgentScheduleRecord | AgentFireRecord) => void writeSync(fd, `${JSON.stringify(record)}\n`),
     close: () => closeSync(fd),
   };
 }
