@@ -16,7 +16,7 @@ import { SteerChannel } from './steer-channel.ts';
 import { LazyAbort } from './lazy-abort.ts';
 import type { TranscriptEntry } from './store.ts';
 import { BatonError, InvalidMessageError } from '../errors.ts';
-import { MAX_SCHEDULES_PER_SESSION, MIN_EVERY_MS, parseSchedule, type ScheduleSpec } from './schedule.ts';
+import { MIN_EVERY_MS, parseSchedule, type ScheduleSpec } from './schedule.ts';
 import type { ScheduleRecord } from './store.ts';
 import type { DoneData } from '../../machines/events.ts';
 import type { SessionInput } from '../../machines/session.ts';
@@ -438,11 +438,7 @@ class AgentDriver implements KindDriver {
     // re-arms one from every turn it starts would otherwise loop as fast as it can.
     const recurring = parsed.everyMs !== undefined || parsed.cron !== undefined;
     const schedule = recurring ? parsed : { ...parsed, dueAt: Math.max(parsed.dueAt, now + MIN_EVERY_MS) };
-    const existing = this.#session.schedules();
-    if (!existing.some((s) => s.id === schedule.id) && existing.length >= MAX_SCHEDULES_PER_SESSION) {
-      throw new InvalidMessageError(`this session has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);
-    }
-    this.#session.setSchedule(schedule);
+    this.#session.setSchedule(schedule); // throws what the session refuses (a full session, a due time fired already)
     return schedule;
   }
 

@@ -169,7 +169,7 @@ export interface DriverContext<TEvent extends EventObject = EventObject> {
   readonly journal: unknown;
   /** The driver's journal changed: it is stored (with the snapshot) in the session's next commit. */
   journalChanged(): void;
-  /** The session's schedules (C20), and setting or cancelling one in its next step. */
+  /** The session's schedules (C20), and setting (throws a typed error if the session refuses it) or cancelling one in its next step. */
   schedules(): readonly ScheduleRecord[];
   setSchedule(record: ScheduleRecord): void;
   cancelSchedule(id: string): boolean;

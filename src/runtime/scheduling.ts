@@ -1,7 +1,7 @@
-import { BatonError, InvalidMessageError, RuntimeShuttingDownError, SessionNotFoundError, SessionTerminatedError, StoreUnavailableError } from '../errors.ts';
+import { BatonError, InvalidMessageError, RuntimeShuttingDownError, SessionNotFoundError, StoreUnavailableError } from '../errors.ts';
 import type { Clock } from './clock.ts';
 import type { SessionRegistry } from './registry.ts';
-import { MAX_SCHEDULES_PER_SESSION, parseSchedule, type ScheduleSpec } from './schedule.ts';
+import { parseSchedule, type ScheduleSpec } from './schedule.ts';
 import type { ScheduleRecord, Store } from './store.ts';
 import { Waker } from './waker.ts';
 import type { SessionHost } from './session-host.ts';
@@ -67,12 +67,8 @@ export class Scheduling {
     this.#open();
     const record = parseSchedule(spec, this.#deps.now());
     return this.#with(sessionId, (host) => {
-      if (!host.kind.schedules) throw new InvalidMessageError(`session "${sessionId}" (${host.kindName}) takes no schedules`);
-      if (host.status().state === 'terminated') throw new SessionTerminatedError(sessionId);
-      if (host.firedAlready(record)) throw new InvalidMessageError(`schedule "${record.id}" fired for ${new Date(record.dueAt).toISOString()} already; give another time or id`);
-      if (!host.schedules().some((s) => s.id === record.id) && host.schedules().length >= MAX_SCHEDULES_PER_SESSION) {
-        throw new InvalidMessageError(`session "${sessionId}" has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);
-      }
+      const refusal = host.scheduleRefusal(record);
+      if (refusal) throw refusal;
       host.setSchedule(record);
       return record;
     });

@@ -7,7 +7,8 @@ import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapsho
 import type { ScheduleSummary, SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
-import { nextDueAfter } from './schedule.ts';
+import { MAX_SCHEDULES_PER_SESSION, nextDueAfter } from './schedule.ts';
+import { InvalidMessageError, SessionTerminatedError, type BatonError } from '../errors.ts';
 import { timerEntry } from './timer-input.ts';
 import type { GroupCommit } from './group-commit.ts';
 import { OutputGate } from './output-gate.ts';
@@ -133,7 +134,11 @@ export class SessionHost {
       defer: (task) => this.#gate.hold(task),
       journal: loaded === undefined || this.#rebuilt ? undefined : journalOf(loaded.session),
       schedules: () => this.schedules(),
-      setSchedule: (record) => this.setSchedule(record),
+      setSchedule: (record) => {
+        const refusal = this.scheduleRefusal(record);
+        if (refusal) throw refusal;
+        this.setSchedule(record);
+      },
       cancelSchedule: (id) => this.cancelSchedule(id),
       journalChanged: () => {
         if (this.#stopped) return;
@@ -250,9 +255,22 @@ export class SessionHost {
     return next;
   }
 
-  /** This due time of the schedule has fired already (its input id is known, C10): setting it again would fire nothing. */
-  firedAlready(record: ScheduleRecord): boolean {
-    return this.recent.check(timerEntry({ id: record.id, dueAt: record.dueAt }).id, '') !== undefined;
+  /**
+   * Why the session may not take this schedule, if it may not (C20) — the one check for
+   * `runtime.schedule` and `turn.schedule`: a kind without schedules, a terminated session, a
+   * due time that fired already (its input id is known, C10: setting it again would fire
+   * nothing), or a full session.
+   */
+  scheduleRefusal(record: ScheduleRecord): BatonError | undefined {
+    if (!this.kind.schedules) return new InvalidMessageError(`session "${this.id}" (${this.kindName}) takes no schedules`);
+    if (this.status().state === 'terminated') return new SessionTerminatedError(this.id);
+    if (this.recent.check(timerEntry({ id: record.id, dueAt: record.dueAt }).id, '') !== undefined) {
+      return new InvalidMessageError(`schedule "${record.id}" fired for ${new Date(record.dueAt).toISOString()} already; give another time or id`);
+    }
+    if (!this.#schedules.has(record.id) && this.#schedules.size >= MAX_SCHEDULES_PER_SESSION) {
+      return new InvalidMessageError(`session "${this.id}" has ${MAX_SCHEDULES_PER_SESSION} schedules already (the most one may have); cancel one first`);
+    }
+    return undefined;
   }
 
   /** Sets (or replaces, by id) a schedule: stored with the step, like everything the step does (C16, C20). */
