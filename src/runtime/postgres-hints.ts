@@ -1,4 +1,3 @@
-import type { Sql } from 'postgres';
 import type { ClusterHints } from './cluster-store.ts';
 
 /**
@@ -28,35 +27,4 @@ export function dispatchHint(payload: string, hints: Pick<ClusterHints, 'inbox' 
   const colon = rest.lastIndexOf(':');
   const seq = Number(rest.slice(colon + 1));
   if (colon > 0 && Number.isInteger(seq)) hints.events(rest.slice(0, colon), seq);
-}
-
-/**
- * LISTENs on the channel until `unlisten`. The `postgres` package holds LISTEN on a
- * connection of its own and, when that connection drops, reconnects and listens again by
- * itself; `relistened` runs after each such return, so the store can re-announce what may
- * have been missed meanwhile.
- */
-export async function listenHints(
-  sql: Sql,
-  channel: string,
-  hints: Pick<ClusterHints, 'inbox' | 'events'>,
-  relistened: () => void,
-  report: (error: unknown) => void,
-): Promise<() => Promise<void>> {
-  let listens = 0;
-  const { unlisten } = await sql.listen(
-    channel,
-    (payload) => {
-      // A hint handler that throws must not break the client's message parser.
-      try {
-        dispatchHint(payload, hints);
-      } catch (error) {
-        report(error);
-      }
-    },
-    () => {
-      if (listens++ > 0) relistened();
-    },
-  );
-  return unlisten;
 }

@@ -4,7 +4,8 @@ import { requirePeer } from '../peer.ts';
 import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
 import { writeSteps, type Claim } from './postgres-commit.ts';
 import { entryOf, key } from './postgres-wave.ts';
-import { fits, hint, listenHints } from './postgres-hints.ts';
+import { fits, hint } from './postgres-hints.ts';
+import { HintListener } from './postgres-listener.ts';
 import { transaction } from './postgres-transaction.ts';
 import { NodeLease } from './postgres-lease.ts';
 import { migrate } from './postgres-migrations.ts';
@@ -37,7 +38,8 @@ export type { PostgresStoreOptions };
  *   owner in the same transaction; a stale write throws {@link StaleEpochError}.
  * - **Hints.** LISTEN/NOTIFY on one channel (the schema's name): `inbox:<id>` after
  *   {@link deliver}, `events:<id>:<seq>` after a commit (also to this node). Hints can be
- *   lost while the LISTEN connection reconnects: poll as well.
+ *   lost while the LISTEN connection reconnects: poll as well. The listener pings itself and
+ *   takes LISTEN anew when it stops hearing (see {@link HintListener}).
  * - **Deletion.** A deleted session's row, inbox and transcript go at once; its events stay
  *   until {@link prune} passes its last write, so nodes tailing it still read the last ones.
  *
@@ -55,13 +57,14 @@ export class PostgresStore implements ClusterStore {
   readonly #opts: ResolvedPostgresOptions;
   readonly #sql: Sql;
   readonly #leaseSql: Sql;
+  readonly #connectListener: () => Sql;
   readonly #lease: NodeLease;
   /** Sessions this node claimed, by key: the epoch every commit of theirs must still find. */
   readonly #claims = new Map<string, Claim>();
   /** Per session: steps with consumption since its consumed inbox entries were last trimmed. */
   readonly #untrimmed = new Map<string, number>();
   #hints: ClusterHints | undefined;
-  #unlisten: (() => Promise<void>) | undefined;
+  #listener: HintListener | undefined;
   #closing: Promise<void> | undefined;
   #migrated: Promise<void> | undefined;
 
@@ -96,6 +99,9 @@ export class PostgresStore implements ClusterStore {
     const leaseConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null, connection: { ...config.connection, application_name: `baton ${nodeId} lease`.slice(0, 63) } };
     this.#leaseSql = url === undefined ? postgres(leaseConfig) : postgres(url, leaseConfig);
     this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
+    // LISTEN has a client of its own too, made anew when the listener finds itself deaf.
+    const listenConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null };
+    this.#connectListener = () => (url === undefined ? postgres(listenConfig) : postgres(url, listenConfig));
   }
 
   get node(): NodeIdentity {
@@ -108,13 +114,22 @@ export class PostgresStore implements ClusterStore {
     try {
       await this.#schema();
       // Listening before the lease is taken: no hint for a session this node claims is missed.
-      this.#unlisten = await listenHints(this.#sql, this.#opts.schema, hints, () => void this.#reannounce(), warn);
+      this.#listener = new HintListener({
+        channel: this.#opts.schema,
+        connect: this.#connectListener,
+        pool: this.#sql,
+        hints,
+        relistened: () => void this.#reannounce(),
+        report: warn,
+        checkMs: this.#opts.renewMs,
+      });
+      await this.#listener.start();
       await this.#lease.join();
     } catch (error) {
       // A join that failed (the server down, a newer schema) may be tried again.
       this.#hints = undefined;
-      await this.#unlisten?.().catch(() => {});
-      this.#unlisten = undefined;
+      await this.#listener?.stop().catch(() => {});
+      this.#listener = undefined;
       throw error;
     }
   }
@@ -304,13 +319,13 @@ export class PostgresStore implements ClusterStore {
       await tx`UPDATE sessions SET owner_node = NULL, owner_incarnation = NULL, epoch = epoch + 1 WHERE owner_node = ${id} AND owner_incarnation = ${incarnation}`;
       await tx`DELETE FROM nodes WHERE id = ${id} AND incarnation = ${incarnation}`;
     });
-    await this.#unlisten?.();
+    await this.#listener?.stop();
   }
 
   /** Ends the pool and the LISTEN connection. Without {@link leave}, the lease runs out by itself. */
   close(): Promise<void> {
     this.#lease.stop();
-    this.#closing ??= Promise.all([this.#sql.end({ timeout: 5 }), this.#leaseSql.end({ timeout: 5 })]).then(() => {});
+    this.#closing ??= Promise.all([this.#sql.end({ timeout: 5 }), this.#leaseSql.end({ timeout: 5 }), this.#listener?.stop()]).then(() => {});
     return this.#closing;
   }
 
