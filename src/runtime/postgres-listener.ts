@@ -81,8 +81,11 @@ export class HintListener {
     previous?.end({ timeout: 0 }).catch(this.#opts.report);
     try {
       await sql.listen(this.#opts.channel, (payload) => this.#heard(payload), () => {
-        // The package's own re-LISTEN after a drop: what was sent meanwhile is lost.
-        if (this.#listens++ > 0) this.#opts.relistened();
+        // The package's own re-LISTEN after a drop: what was sent meanwhile is lost — the
+        // last ping too, which says nothing of the new connection.
+        if (this.#listens++ === 0) return;
+        this.#ping = undefined;
+        this.#opts.relistened();
       });
     } catch (error) {
       if (this.#sql === sql) this.#sql = undefined;
