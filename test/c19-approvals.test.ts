@@ -323,6 +323,36 @@ describe('C19 approvals', () => {
     expect(t.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
   });
 
+  it('C19: a passivated session waiting for a decision is woken when the approval runs out: denied then, its turn ends, though nothing is sent to it', async () => {
+    const { tool, runs } = guardedTool();
+    const results: ToolResult[] = [];
+    const store = new SqliteStore(':memory:');
+    const t = testRuntime({ agent: callingAgent(results), tools: [tool], debounceMs: 0, store, idleTimeoutMs: 60_000 });
+    await t.runtime.send('s', { id: 'm1', content: 'later' });
+    await settle();
+    const expiresAt = (t.of('s').find((e) => e.type === 'permission_request')!.data as { expires_at: number }).expires_at;
+    await t.advance(60_000);
+    await t.advance(30_000);
+    expect(t.runtime.sessionIds()).toEqual([]); // passivated while it waits
+    // The wake is the runtime's own: no client sees it among the session's schedules.
+    expect(await t.runtime.schedules('s')).toEqual([]);
+    expect(await t.runtime.status('s')).toMatchObject({ waitingForUser: true, schedules: [] });
+    await expect(t.runtime.schedule('s', { id: 'baton:wake', afterMs: 5_000 })).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+    await t.advance(expiresAt - t.clock.now() - 1);
+    expect(results).toEqual([]);
+    await t.advance(1);
+    await settle();
+    // The re-run of the woken session arms the approval's timer at 0 ms: the simulated clock moves it.
+    await t.advance(0);
+    await settle();
+    expect(results).toEqual([expect.objectContaining({ id: 'call_1_1', status: 'denied', error: expect.objectContaining({ code: 'approval_timeout' }) })]);
+    expect(runs).toHaveLength(0);
+    expect(t.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
+    expect(await t.runtime.status('s')).toMatchObject({ waitingForUser: false });
+    // Nothing is left to wake it: the store holds no due time for it.
+    expect(await store.nextDue!()).toBeUndefined();
+  });
+
   it('C19: the approval deadline survives a restart: past it, the re-run is denied at once', async () => {
     const path = sqlite();
     const first = guardedTool();

@@ -69,6 +69,12 @@ export function agentKind(options: AgentKindOptions): SessionKind {
         sealAt: (snapshot.context as Partial<SessionContext> | undefined)?.sealAt ?? null,
         schedules: (snapshot.context as Partial<SessionContext> | undefined)?.schedules ?? [],
       }),
+    // A passivated session waiting for a decision is woken when the first approval runs out,
+    // so it is denied then (C19), not whenever something next comes to the session.
+    wakeAt: (snapshot) => {
+      const approvals = (snapshot.context as Partial<SessionContext> | undefined)?.approvals ?? [];
+      return approvals.length === 0 ? undefined : Math.min(...approvals.map((a) => a.expiresAt));
+    },
     driver: (session) => new AgentDriver(session, options, (session.input as { settings: SessionSettings }).settings),
     // The turn a crash cut off is closed (its reply ended, its done says interrupted, its
     // inputs stay in the inbox) before `resume` runs it again.

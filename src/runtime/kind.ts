@@ -116,6 +116,14 @@ export interface SessionKind<TMachine extends AnyStateMachine = AnyStateMachine>
   migrate?(snapshot: PersistedSnapshot, fromVersion: number): PersistedSnapshot | undefined;
   restore?(snapshot: PersistedSnapshot, input: unknown): PersistedSnapshot;
   /**
+   * When a session in this snapshot must run again though nothing is sent to it — the
+   * earliest deadline its driver keeps a timer for (an approval that runs out). The runtime
+   * stores it with the step, so a passivated session is activated at that time (or at its
+   * next start, if that is later) and its driver's timer fires there.
+   * @default never: a passivated session runs again only when something is sent to it
+   */
+  wakeAt?(snapshot: SnapshotFrom<TMachine>): number | undefined;
+  /**
    * Outputs that close what a crash (or a shutdown that kept the work) cut off in a restored
    * snapshot — an open reply, a turn without its `done` — published before the session
    * resumes, so no turn on the wire is left open when the work runs again.

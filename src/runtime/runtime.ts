@@ -23,7 +23,7 @@ import { GroupCommit } from './group-commit.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
 import { agentKind } from './agent-kind.ts';
 import { Scheduling } from './scheduling.ts';
-import type { ScheduleSpec } from './schedule.ts';
+import { clientSchedules, type ScheduleSpec } from './schedule.ts';
 import { toolsByName } from './tool.ts';
 import { onboardingKind } from './onboarding-kind.ts';
 import type { SessionKind } from './kind.ts';
@@ -670,7 +670,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       turns: 0,
       busy: false,
       waitingForUser,
-      schedules: (loaded.schedules ?? []).map(scheduleSummary),
+      schedules: clientSchedules(loaded.schedules ?? []).map(scheduleSummary),
       seq: loaded.lastSeq,
       ...(owner && owner.id !== cluster?.store.node.id && { node: owner.id }),
     };

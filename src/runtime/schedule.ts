@@ -36,6 +36,21 @@ export interface ScheduleSpec {
   readonly payload?: unknown;
 }
 
+/** Schedule ids the runtime keeps for itself (see {@link WAKE_SCHEDULE_ID}); a client's may not start so. */
+export const RESERVED_SCHEDULE_PREFIX = 'baton:';
+
+/**
+ * The runtime's own schedule of a session that must be activated at a time though nothing is
+ * sent to it — a passivated session whose approval runs out then (see `SessionKind.wakeAt`).
+ * It is stored like any schedule, so the store's due times wake it, but it fires no input.
+ */
+export const WAKE_SCHEDULE_ID = `${RESERVED_SCHEDULE_PREFIX}wake`;
+
+/** The schedules a client set: those of the runtime are not theirs to list, count or cancel. */
+export function clientSchedules(records: readonly ScheduleRecord[]): ScheduleRecord[] {
+  return records.filter((s) => !s.id.startsWith(RESERVED_SCHEDULE_PREFIX));
+}
+
 /** A spec made into the schedule to store, or an `InvalidMessageError` saying what to fix. */
 export function parseSchedule(spec: ScheduleSpec, now: number): ScheduleRecord {
   if (typeof spec !== 'object' || spec === null) throw new InvalidMessageError('a schedule must be an object { id, at | afterMs | every | cron, payload? }');
@@ -43,6 +58,7 @@ export function parseSchedule(spec: ScheduleSpec, now: number): ScheduleRecord {
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw new InvalidMessageError('schedule.id must be a string of 1–256 characters');
   // Stores key rows by it: NUL and lone surrogates would come back changed, and then not be found.
   if (/\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(id)) throw new InvalidMessageError('schedule.id must be text without NUL or lone surrogates');
+  if (id.startsWith(RESERVED_SCHEDULE_PREFIX)) throw new InvalidMessageError(`schedule.id may not start with "${RESERVED_SCHEDULE_PREFIX}": those are the runtime's`);
   const where = `schedule "${id}"`;
   const given = (['at', 'afterMs', 'every', 'cron'] as const).filter((k) => spec[k] !== undefined);
   if (given.length !== 1) throw new InvalidMessageError(`${where}: give exactly one of at, afterMs, every, cron (got ${given.length === 0 ? 'none' : given.join(', ')})`);

@@ -1,7 +1,7 @@
 import { BatonError, InvalidMessageError, RuntimeShuttingDownError, SessionNotFoundError, StoreUnavailableError } from '../errors.ts';
 import type { Clock } from './clock.ts';
 import type { SessionRegistry } from './registry.ts';
-import { parseSchedule, type ScheduleSpec } from './schedule.ts';
+import { clientSchedules, parseSchedule, type ScheduleSpec } from './schedule.ts';
 import type { ScheduleRecord, Store } from './store.ts';
 import { Waker } from './waker.ts';
 import type { SessionHost } from './session-host.ts';
@@ -85,7 +85,7 @@ export class Scheduling {
     if (live) return live.schedules();
     const loaded = await this.#deps.store.load(sessionId, { recent: 0, history: 0, claim: false });
     if (!loaded || !('session' in loaded)) throw new SessionNotFoundError(sessionId);
-    return [...(loaded.schedules ?? [])];
+    return clientSchedules(loaded.schedules ?? []);
   }
 
   #open(): void {

@@ -7,7 +7,7 @@ import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapsho
 import type { ScheduleSummary, SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
-import { MAX_SCHEDULES_PER_SESSION, nextDueAfter } from './schedule.ts';
+import { clientSchedules, MAX_SCHEDULES_PER_SESSION, nextDueAfter, WAKE_SCHEDULE_ID } from './schedule.ts';
 import { InvalidMessageError, SessionTerminatedError, type BatonError } from '../errors.ts';
 import { timerEntry } from './timer-input.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -94,6 +94,8 @@ export class SessionHost {
   #journalChanged = false;
   /** The session's schedules (C20) as its steps left them, committed or on their way. */
   readonly #schedules: Map<string, ScheduleRecord>;
+  /** When the kind wants the session run again though nothing comes (`SessionKind.wakeAt`), as stored. */
+  #wake: number | undefined;
 
   /**
    * Creates the session, or — given what a store kept of it — restores it: from its saved
@@ -109,7 +111,8 @@ export class SessionHost {
     this.#gate = new OutputGate(() => deps.commits.enqueue(this), deps.report);
     this.recent = new RecentIds(deps.idempotencyWindow);
     this.#history = [...(loaded?.history ?? [])];
-    this.#schedules = new Map((loaded?.schedules ?? []).map((s) => [s.id, s]));
+    this.#schedules = new Map(clientSchedules(loaded?.schedules ?? []).map((s) => [s.id, s]));
+    this.#wake = loaded?.schedules?.find((s) => s.id === WAKE_SCHEDULE_ID)?.dueAt;
     const input = kind.input(id);
     const options = { input, clock: deps.clock, ...(deps.inspect && { inspect: deps.inspect }) };
     const snapshot = loaded && restorable(kind, loaded.session, input);
@@ -248,9 +251,9 @@ export class SessionHost {
     return [...this.#schedules.values()].sort((a, b) => a.dueAt - b.dueAt);
   }
 
-  /** The earliest due time of its schedules, if any. */
+  /** The earliest due time of its schedules and its wake, if any. */
   nextDue(): number | undefined {
-    let next: number | undefined;
+    let next = this.#wake;
     for (const s of this.#schedules.values()) if (next === undefined || s.dueAt < next) next = s.dueAt;
     return next;
   }
@@ -549,6 +552,7 @@ export class SessionHost {
    * {@link release}. `undefined` when there is nothing to write (the outbox is still released).
    */
   takeStep(): StepRecord | undefined {
+    this.#syncWake();
     const { accepted, events, consumed, transcript, taken, schedules } = this.#gate.writes();
     const checkpoint = this.#checkpoint;
     // The session is given up only by a step that leaves it quiescent: one that started work
@@ -584,6 +588,19 @@ export class SessionHost {
         session: { sessionId: this.id, kind: this.kindName, snapshot: this.#persisted(), seq: this.#seq, version: this.kind.version ?? 1, at: this.#deps.now() },
       }),
     };
+  }
+
+  /**
+   * Stores the kind's wake time when it changed (C19: a passivated session waiting for a
+   * decision is denied when the approval runs out), in the step that changed it, as the
+   * runtime's own schedule — which fires no input: activation is all it is for.
+   */
+  #syncWake(): void {
+    if (this.#failed || this.#stopped || this.#ending !== undefined || !this.kind.wakeAt) return;
+    const wake = this.kind.wakeAt(this.#actor.getSnapshot() as never);
+    if (wake === this.#wake) return;
+    this.#wake = wake;
+    this.#gate.schedule(WAKE_SCHEDULE_ID, wake === undefined ? null : { id: WAKE_SCHEDULE_ID, dueAt: wake });
   }
 
   /** The step is committed: now, and only now, what it made visible is released, in order (C16). */
