@@ -7,6 +7,8 @@ export interface LeaseOptions {
   readonly renewMs: number;
   /** The lease is gone (expired, taken, or not renewable in time); the lease rejoins by itself. */
   readonly lost: (error: StaleEpochError) => void;
+  /** A renewal was confirmed (on the lease's connection, which nothing else queues on). */
+  readonly renewed?: () => void;
 }
 
 /**
@@ -140,7 +142,10 @@ export class NodeLease {
       return;
     }
     if (this.#state !== 'held' || incarnation !== this.incarnation) return;
-    if (renewed) this.#confirm(sent);
+    if (renewed) {
+      this.#confirm(sent);
+      this.#opts.renewed?.();
+    }
     else this.#lose('its lease row is gone or expired');
   }
 

@@ -8,6 +8,7 @@ import { fits, hint } from './postgres-hints.ts';
 import { HintListener } from './postgres-listener.ts';
 import { transaction } from './postgres-transaction.ts';
 import { NodeLease } from './postgres-lease.ts';
+import { endStalledTransactions } from './postgres-stalled.ts';
 import { migrate } from './postgres-migrations.ts';
 import { resolvePostgresOptions, type PostgresStoreOptions, type ResolvedPostgresOptions } from './postgres-options.ts';
 import { claimSession, liveOwner, loaded, readParts, readSession } from './postgres-reads.ts';
@@ -67,6 +68,7 @@ export class PostgresStore implements ClusterStore {
   #listener: HintListener | undefined;
   #closing: Promise<void> | undefined;
   #migrated: Promise<void> | undefined;
+  #endingStalled = false;
 
   constructor(options: PostgresStoreOptions = {}) {
     this.#opts = resolvePostgresOptions(options);
@@ -98,7 +100,7 @@ export class PostgresStore implements ClusterStore {
     // the node's life: no recycling timer (`max_lifetime`), whose handle would be one more.
     const leaseConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null, connection: { ...config.connection, application_name: `baton ${nodeId} lease`.slice(0, 63) } };
     this.#leaseSql = url === undefined ? postgres(leaseConfig) : postgres(url, leaseConfig);
-    this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error) });
+    this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error), renewed: () => this.#endStalled() });
     // LISTEN has a client of its own too, made anew when the listener finds itself deaf.
     const listenConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null };
     this.#connectListener = () => (url === undefined ? postgres(listenConfig) : postgres(url, listenConfig));
@@ -364,6 +366,22 @@ export class PostgresStore implements ClusterStore {
   #forget(id: string): void {
     this.#claims.delete(id);
     this.#untrimmed.delete(id);
+  }
+
+  /**
+   * After each renewal: ends the transactions a stalled node holds open mid-command on this
+   * cluster's sessions, which the server's idle timeout does not end (see
+   * {@link endStalledTransactions}). On the lease's connection: the pool's may all be waiting
+   * behind the very locks in question. One at a time.
+   */
+  #endStalled(): void {
+    if (this.#endingStalled) return;
+    this.#endingStalled = true;
+    void endStalledTransactions(this.#leaseSql, this.#opts.leaseTtlMs)
+      .then((ended) => {
+        if (ended > 0) warn(new Error(`ended ${ended} transaction(s) on sessions whose client stalled mid-command for over a lease TTL (${this.#opts.leaseTtlMs} ms): their rows are free to claim`));
+      }, warn)
+      .finally(() => (this.#endingStalled = false));
   }
 
   #leaseLost(error: StaleEpochError): void {
