@@ -7,7 +7,7 @@ import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapsho
 import type { ScheduleSummary, SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
-import { clientSchedules, MAX_SCHEDULES_PER_SESSION, nextDueAfter, RESERVED_SCHEDULE_PREFIX, WAKE_SCHEDULE_ID } from './schedule.ts';
+import { clientSchedules, MAX_SCHEDULES_PER_SESSION, nextDueAfter, RESERVED_SCHEDULE_PREFIX, WAKE_SCHEDULE_ID, wakeDue } from './schedule.ts';
 import { InvalidMessageError, SessionTerminatedError, type BatonError } from '../errors.ts';
 import { timerEntry } from './timer-input.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -599,8 +599,10 @@ export class SessionHost {
    * runtime's own schedule — which fires no input: activation is all it is for.
    */
   #syncWake(): void {
-    if (this.#failed || this.#stopped || this.#ending !== undefined || !this.kind.wakeAt) return;
-    const wake = this.kind.wakeAt(this.#actor.getSnapshot() as never);
+    if (this.#failed || this.#stopped || this.#ending !== undefined) return;
+    // A kind without wakeAt still clears a wake the store holds for it (one a former version
+    // of the kind set): nothing else would, and it would stay due for good.
+    const wake = wakeDue(this.kind.wakeAt?.(this.#actor.getSnapshot() as never));
     if (wake === this.#wake) return;
     this.#wake = wake;
     this.#gate.schedule(WAKE_SCHEDULE_ID, wake === undefined ? null : { id: WAKE_SCHEDULE_ID, dueAt: wake });
