@@ -1,5 +1,6 @@
 /**
- * Attack on C20 / C19 wake (commit 41cf121), severity MEDIUM.
+ * Attack on C20 / C19 wake (commit 41cf121), severity LOW (schedules are unreleased: only a
+ * store written by a build of main between C20 and 41cf121 holds such a row).
  *
  * Schedule ids starting with `baton:` became the runtime's: new ones are refused, and every
  * stored record with that prefix is hidden as the runtime's own (`clientSchedules`). But a
