@@ -74,7 +74,11 @@ export interface ClusterStore extends Store {
    * alive, no other node claims it: this node must activate it again.
    */
   stranded?(): Promise<string[]>;
-  /** Sessions with waiting inputs whose owner is gone (or none): to claim and run. */
+  /**
+   * Sessions with waiting inputs whose owner is gone (or none): to claim and run. Not one
+   * given up while parked on a decision (C19: its inputs all taken, a wake stored) — the
+   * decision or the wake activates it.
+   */
   orphans(limit: number): Promise<string[]>;
   /** Stored sessions, the most recently written first, up to `limit` (for tools that list them). */
   sessionIds(limit: number): Promise<string[]>;

@@ -119,7 +119,8 @@ export interface SessionKind<TMachine extends AnyStateMachine = AnyStateMachine>
    * When a session in this snapshot must run again though nothing is sent to it — the
    * earliest deadline its driver keeps a timer for (an approval that runs out). The runtime
    * stores it with the step, so a passivated session is activated at that time (or at its
-   * next start, if that is later) and its driver's timer fires there.
+   * next start, if that is later) and its driver's timer fires there. A time that is not a
+   * finite number (NaN, Infinity) is no wake; a fraction is taken down to the whole ms.
    * @default never: a passivated session runs again only when something is sent to it
    */
   wakeAt?(snapshot: SnapshotFrom<TMachine>): number | undefined;

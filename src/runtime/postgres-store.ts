@@ -12,6 +12,7 @@ import { endStalledTransactions } from './postgres-stalled.ts';
 import { migrate } from './postgres-migrations.ts';
 import { resolvePostgresOptions, type PostgresStoreOptions, type ResolvedPostgresOptions } from './postgres-options.ts';
 import { claimSession, liveOwner, loaded, readParts, readSession } from './postgres-reads.ts';
+import { WAKE_SCHEDULE_ID } from './schedule.ts';
 import { StaleEpochError, type InboxEntry, type LoadedSession, type LoadOptions, type NodeIdentity, type OwnedElsewhere, type StepRecord } from './store.ts';
 import type { SessionEvent } from './types.ts';
 export { StaleEpochError };
@@ -287,9 +288,19 @@ export class PostgresStore implements ClusterStore {
 
   async orphans(limit: number): Promise<string[]> {
     await this.#schema();
-    const rows = await this.#sql<{ session_id: string }[]>`
+    // A session given up with the inputs it holds all taken and a wake stored is parked on a
+    // decision (C19): its snapshot holds them for the turn that waits. The decision or the wake
+    // activates it; claimed as an orphan, it would re-run that turn (done{interrupted}), idle,
+    // be given up again — and claimed again, every idle period, until then. (One a shutdown
+    // gave up with a tool still running beside the wait re-runs it then, too: its turn could
+    // not end before the decision anyway.)
+    const sql = this.#sql;
+    const parked = sql`(s.owner_node IS NULL
+      AND EXISTS (SELECT 1 FROM schedules c WHERE c.session_id = s.id AND c.id = ${WAKE_SCHEDULE_ID})
+      AND NOT EXISTS (SELECT 1 FROM inbox u WHERE u.session_id = s.id AND NOT u.consumed AND NOT u.taken))`;
+    const rows = await sql<{ session_id: string }[]>`
       SELECT i.session_id FROM inbox i LEFT JOIN sessions s ON s.id = i.session_id
-      WHERE NOT i.consumed AND (s.id IS NULL OR s.owner_node IS NULL OR NOT ${liveOwner(this.#sql)})
+      WHERE NOT i.consumed AND (s.id IS NULL OR s.owner_node IS NULL OR NOT ${liveOwner(sql)}) AND NOT (s.id IS NOT NULL AND ${parked})
       GROUP BY i.session_id ORDER BY min(i.n) LIMIT ${Math.max(0, limit)}`;
     return rows.map((r) => r.session_id);
   }

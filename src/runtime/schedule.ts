@@ -46,9 +46,24 @@ export const RESERVED_SCHEDULE_PREFIX = 'baton:';
  */
 export const WAKE_SCHEDULE_ID = `${RESERVED_SCHEDULE_PREFIX}wake`;
 
-/** The schedules a client set: those of the runtime are not theirs to list, count or cancel. */
+/**
+ * A kind's `wakeAt` as the due time to store: a whole ms within what a Date holds, like a
+ * client's `at`. Anything else is no wake — `Math.min()` of no deadlines is Infinity, and a
+ * store keyed on integers (PostgreSQL's bigint) would refuse it, or a fraction, and with it
+ * every commit of the session.
+ */
+export function wakeDue(at: unknown): number | undefined {
+  return typeof at === 'number' && Number.isFinite(at) ? Math.min(Math.floor(at), MAX_DATE_MS) : undefined;
+}
+
+/**
+ * The schedules a client set: those of the runtime are not theirs to list, count or cancel.
+ * Only the ids the runtime uses are its own, not the whole prefix: a store written before the
+ * prefix was reserved may hold a client's `baton:…` schedule, which must still fire, be listed
+ * and end — hidden, it would stay due for good and bring the process timer back for it.
+ */
 export function clientSchedules(records: readonly ScheduleRecord[]): ScheduleRecord[] {
-  return records.filter((s) => !s.id.startsWith(RESERVED_SCHEDULE_PREFIX));
+  return records.filter((s) => s.id !== WAKE_SCHEDULE_ID);
 }
 
 /** A spec made into the schedule to store, or an `InvalidMessageError` saying what to fix. */

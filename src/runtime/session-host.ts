@@ -7,7 +7,7 @@ import { registerCommitGate, SessionTags, type KindDriver, type PersistedSnapsho
 import type { ScheduleSummary, SessionEvent, SessionStatus } from './types.ts';
 import { RecentIds } from './recent-ids.ts';
 import type { InboxEntry, LoadedSession, ScheduleRecord, StepRecord, StoredSession, TranscriptEntry } from './store.ts';
-import { clientSchedules, MAX_SCHEDULES_PER_SESSION, nextDueAfter, WAKE_SCHEDULE_ID } from './schedule.ts';
+import { clientSchedules, MAX_SCHEDULES_PER_SESSION, nextDueAfter, RESERVED_SCHEDULE_PREFIX, WAKE_SCHEDULE_ID, wakeDue } from './schedule.ts';
 import { InvalidMessageError, SessionTerminatedError, type BatonError } from '../errors.ts';
 import { timerEntry } from './timer-input.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -260,12 +260,15 @@ export class SessionHost {
 
   /**
    * Why the session may not take this schedule, if it may not (C20) — the one check for
-   * `runtime.schedule` and `turn.schedule`: a kind without schedules, a terminated session, a
-   * due time that fired already (its input id is known, C10: setting it again would fire
-   * nothing), or a full session.
+   * `runtime.schedule`, `turn.schedule` and a kind's driver: a kind without schedules, an id
+   * the runtime keeps for itself, a terminated session, a due time that fired already (its
+   * input id is known, C10: setting it again would fire nothing), or a full session.
    */
   scheduleRefusal(record: ScheduleRecord): BatonError | undefined {
     if (!this.kind.schedules) return new InvalidMessageError(`session "${this.id}" (${this.kindName}) takes no schedules`);
+    // A kind's driver sets schedules without parseSchedule: one named like the runtime's wake
+    // would share its row, and come back from the store as a wake nothing clears.
+    if (record.id.startsWith(RESERVED_SCHEDULE_PREFIX)) return new InvalidMessageError(`schedule.id may not start with "${RESERVED_SCHEDULE_PREFIX}": those are the runtime's`);
     if (this.status().state === 'terminated') return new SessionTerminatedError(this.id);
     if (this.recent.check(timerEntry({ id: record.id, dueAt: record.dueAt }).id, '') !== undefined) {
       return new InvalidMessageError(`schedule "${record.id}" fired for ${new Date(record.dueAt).toISOString()} already; give another time or id`);
@@ -596,8 +599,10 @@ export class SessionHost {
    * runtime's own schedule — which fires no input: activation is all it is for.
    */
   #syncWake(): void {
-    if (this.#failed || this.#stopped || this.#ending !== undefined || !this.kind.wakeAt) return;
-    const wake = this.kind.wakeAt(this.#actor.getSnapshot() as never);
+    if (this.#failed || this.#stopped || this.#ending !== undefined) return;
+    // A kind without wakeAt still clears a wake the store holds for it (one a former version
+    // of the kind set): nothing else would, and it would stay due for good.
+    const wake = wakeDue(this.kind.wakeAt?.(this.#actor.getSnapshot() as never));
     if (wake === this.#wake) return;
     this.#wake = wake;
     this.#gate.schedule(WAKE_SCHEDULE_ID, wake === undefined ? null : { id: WAKE_SCHEDULE_ID, dueAt: wake });

@@ -133,9 +133,13 @@ export class Waker {
     this.#waking = true;
     this.#at = undefined;
     let more = false;
+    // A wake that found nothing due leaves nothing that could still be due: no retry after it
+    // (else the process would ask the store every retryMs for good once anything had fired).
+    let found = true;
     const now = this.#deps.now();
     try {
       const due = await this.#deps.dueSessions(now, WAKE_BATCH);
+      found = due.length > 0;
       const fired = due.length > 0 ? await this.#bounded(this.#deps.fire(due, now)) : 0;
       // A full batch that fired leaves more due sessions: the next wake comes at once. One that
       // fired none (a failing store) backs off like any other wake that could not fire.
@@ -147,6 +151,6 @@ export class Waker {
     }
     if (this.#stopped) return;
     if (more) this.#arm(this.#deps.now());
-    else this.#refresh(now);
+    else this.#refresh(found ? now : undefined);
   }
 }
