@@ -10,13 +10,13 @@
  * of retention for good. A wake is a whole ms within what a Date holds; anything else is
  * no wake.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setup } from 'xstate';
-import { createRuntime, type Runtime, type SessionKind } from '../src/index.ts';
+import { createRuntime, type SessionKind } from '../src/index.ts';
 import { PostgresStore } from '../src/postgres.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { stored } from './helpers.ts';
-import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import { pgPerTest, pgUrl, waitFor } from './postgres-helpers.ts';
 
 const machine = setup({}).createMachine({ id: 'plain', initial: 'idle', states: { idle: { tags: ['quiescent'] } } });
 const kindWaking = (at: number): SessionKind => ({ machine, input: () => ({}), wakeAt: () => at });
@@ -27,29 +27,19 @@ const cases: [number, number | undefined][] = [
   [1e300, 8.64e15],
 ];
 
-let pg: PgFixture;
-let schema: string;
-const runtimes: Runtime[] = [];
-beforeEach(() => {
-  pg = new PgFixture();
-  schema = pg.schema();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.shutdown({ drainMs: 10 }).catch(() => {})));
-  await pg.cleanup();
-});
+const fx = pgPerTest(10);
 
 describe('C19 the wake time a kind names', () => {
   for (const [store, open] of [
     ['SQLite', () => new SqliteStore(':memory:')],
-    ['PostgreSQL', () => new PostgresStore({ url: pgUrl(), schema, nodeId: 'a' })],
+    ['PostgreSQL', () => new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'a' })],
   ] as const) {
     it(`C19: ${store}: a wakeAt of Infinity or NaN is no wake, a fraction the whole ms, past a Date's range the last one; the session opens and is stored`, async () => {
       const s = open();
       const errors: unknown[] = [];
       const kinds = Object.fromEntries(cases.map(([at], i) => [`k${i}`, kindWaking(at)]));
       const runtime = createRuntime({ agent: async () => 'ok', kinds, store: s, onError: (error) => errors.push(error) });
-      runtimes.push(runtime);
+      fx.runtimes.push(runtime);
       for (const [i, [, due]] of cases.entries()) {
         await expect(runtime.open(`p${i}`, { kind: `k${i}` })).resolves.toMatchObject({ kind: `k${i}` });
         await runtime.status(`p${i}`);
@@ -68,7 +58,7 @@ describe('C19 the wake time a kind names', () => {
     expect((await stored(store, 'p'))?.schedules).toEqual([{ id: 'baton:wake', dueAt: 5_000 }]);
     await before.shutdown({ drainMs: 10 });
     const after = createRuntime({ agent: async () => 'ok', kinds: { k: { machine, input: () => ({}) } }, store, idleTimeoutMs: 10 });
-    runtimes.push(after);
+    fx.runtimes.push(after);
     await after.open('p', { kind: 'k' });
     // Passivated for idleness: its last step writes what the kind names now, no wake.
     await waitFor(() => after.sessionIds().length === 0, 'the session to passivate', 2000);

@@ -4,34 +4,24 @@
  * waiting for a decision whose owner dies must be woken, and denied, by another node at the
  * approval's deadline — with nothing sent to it.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createRuntime, defineTool, type RuntimeOptions, type Runtime, type SessionEvent, type Turn } from '../src/index.ts';
+import { createRuntime, defineTool, type RuntimeOptions, type SessionEvent, type Turn } from '../src/index.ts';
 import { PostgresStore } from '../src/postgres.ts';
-import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import { pgPerTest, pgUrl, waitFor } from './postgres-helpers.ts';
 
-let pg: PgFixture;
-let schema: string;
-const runtimes: Runtime[] = [];
-beforeEach(() => {
-  pg = new PgFixture();
-  schema = pg.schema();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.shutdown({ drainMs: 100 }).catch(() => {})));
-  await pg.cleanup();
-});
+const fx = pgPerTest(100);
 
 const APPROVAL_MS = 2500;
 
 function node(nodeId: string, options: Partial<RuntimeOptions> = {}) {
-  const store = new PostgresStore({ url: pgUrl(), schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
+  const store = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
   const ranOn: string[] = [];
   const tool = defineTool({ name: 'guarded', description: 'Needs the user', parameters: z.object({}), needsApproval: true, run: () => void ranOn.push(nodeId) });
   const agent = async (turn: Turn) => (await turn.callTool('guarded', {})).status;
   const errors: unknown[] = [];
   const runtime = createRuntime({ agent, tools: [tool], store, debounceMs: 0, clusterSweepMs: 100, approvalTimeoutMs: APPROVAL_MS, onError: (error) => errors.push(error), ...options });
-  runtimes.push(runtime);
+  fx.runtimes.push(runtime);
   const events: SessionEvent[] = [];
   runtime.events$.subscribe((e) => events.push(e));
   const denied = () => events.find((e) => e.type === 'tool_result' && (e.data as { status: string }).status === 'denied');
@@ -48,8 +38,8 @@ describe('C19 the approval wake on a PostgreSQL cluster', () => {
     // a is gone, and as after a crash the session still names it as its owner.
     await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
     await a.store.close();
-    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
-    const wake = await pg.admin`SELECT id, due_at FROM ${pg.admin(schema)}.schedules WHERE session_id = 's'`;
+    await fx.pg.admin`UPDATE ${fx.pg.admin(fx.schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    const wake = await fx.pg.admin`SELECT id, due_at FROM ${fx.pg.admin(fx.schema)}.schedules WHERE session_id = 's'`;
     expect(wake.map((r) => [r.id, Number(r.due_at)])).toEqual([['baton:wake', expiresAt]]);
     expect(b.denied()).toBeUndefined();
     const result = await waitFor(() => b.denied(), 'the denial on b', APPROVAL_MS + 5000);
@@ -60,7 +50,7 @@ describe('C19 the approval wake on a PostgreSQL cluster', () => {
     await waitFor(() => b.events.some((e) => e.type === 'done' && e.data.success), 'the turn to end on b');
     expect(a.ranOn).toEqual([]);
     expect(b.ranOn).toEqual([]);
-    expect(await pg.admin`SELECT id FROM ${pg.admin(schema)}.schedules`).toHaveLength(0);
+    expect(await fx.pg.admin`SELECT id FROM ${fx.pg.admin(fx.schema)}.schedules`).toHaveLength(0);
   });
 
   it('C19, C17: a session passivated (released) while it waits stays passivated — no node claims it as an orphan — until the wake at expires_at', async () => {
@@ -75,7 +65,7 @@ describe('C19 the approval wake on a PostgreSQL cluster', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(Date.now()).toBeLessThan(expiresAt - 500);
     expect([a.runtime.sessionIds(), b.runtime.sessionIds()]).toEqual([[], []]);
-    expect((await pg.admin`SELECT owner_node FROM ${pg.admin(schema)}.sessions WHERE id = 's'`)[0]!.owner_node).toBeNull();
+    expect((await fx.pg.admin`SELECT owner_node FROM ${fx.pg.admin(fx.schema)}.sessions WHERE id = 's'`)[0]!.owner_node).toBeNull();
     expect(a.events.length + b.events.length).toBe(seen); // no re-run, no done{interrupted} meanwhile
     const denied = await waitFor(() => a.denied() ?? b.denied(), 'the denial', APPROVAL_MS + 5000);
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);

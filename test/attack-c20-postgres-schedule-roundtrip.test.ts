@@ -20,31 +20,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../src/index.ts';
 import { PostgresStore } from '../src/postgres.ts';
 import { SqliteStore } from '../src/sqlite.ts';
-import { PgFixture, pgUrl } from './postgres-helpers.ts';
+import { pgPerTest, pgUrl } from './postgres-helpers.ts';
 import { settle, testRuntime } from './helpers.ts';
 
-let pg: PgFixture;
-let schema: string;
-const runtimes: Runtime[] = [];
-beforeEach(() => {
-  pg = new PgFixture();
-  schema = pg.schema();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.shutdown({ drainMs: 0 }).catch(() => {})));
-  await pg.cleanup();
-});
+const fx = pgPerTest(0);
 const dir = mkdtempSync(join(tmpdir(), 'baton-attack-c20-ids-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function pgRuntime(nodeId: string): Runtime {
-  const store = new PostgresStore({ url: pgUrl(), schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
+  const store = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
   const runtime = createRuntime({ agent: () => 'ok', store, debounceMs: 0, clusterSweepMs: 100, onError: () => {} });
-  runtimes.push(runtime);
+  fx.runtimes.push(runtime);
   return runtime;
 }
 

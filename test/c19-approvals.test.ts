@@ -304,16 +304,23 @@ describe('C19 approvals', () => {
     expect(after.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
   });
 
-  it('C19: a session that waits past idleTimeoutMs passivates; the decision re-activates it and the tool runs once', async () => {
+  /** Session `s` asked for approval of its call and, idle past idleTimeoutMs, was passivated while it waits. */
+  async function parked() {
     const { tool, runs } = guardedTool();
     const results: ToolResult[] = [];
     const store = new SqliteStore(':memory:');
     const t = testRuntime({ agent: callingAgent(results), tools: [tool], debounceMs: 0, store, idleTimeoutMs: 60_000 });
     await t.runtime.send('s', { id: 'm1', content: 'later' });
     await settle();
+    const expiresAt = (t.of('s').find((e) => e.type === 'permission_request')!.data as { expires_at: number }).expires_at;
     await t.advance(60_000);
     await t.advance(30_000);
-    expect(t.runtime.sessionIds()).toEqual([]); // passivated while it waits
+    expect(t.runtime.sessionIds()).toEqual([]);
+    return { t, store, runs, results, expiresAt };
+  }
+
+  it('C19: a session that waits past idleTimeoutMs passivates; the decision re-activates it and the tool runs once', async () => {
+    const { t, runs, results } = await parked();
     expect(await t.runtime.status('s')).toMatchObject({ waitingForUser: true });
     expect(await t.runtime.decide('s', { id: 'call_1_1', allowed: true })).toEqual({ status: 'accepted' });
     await settle();
@@ -324,16 +331,7 @@ describe('C19 approvals', () => {
   });
 
   it('C19: a passivated session waiting for a decision is woken when the approval runs out: denied then, its turn ends, though nothing is sent to it', async () => {
-    const { tool, runs } = guardedTool();
-    const results: ToolResult[] = [];
-    const store = new SqliteStore(':memory:');
-    const t = testRuntime({ agent: callingAgent(results), tools: [tool], debounceMs: 0, store, idleTimeoutMs: 60_000 });
-    await t.runtime.send('s', { id: 'm1', content: 'later' });
-    await settle();
-    const expiresAt = (t.of('s').find((e) => e.type === 'permission_request')!.data as { expires_at: number }).expires_at;
-    await t.advance(60_000);
-    await t.advance(30_000);
-    expect(t.runtime.sessionIds()).toEqual([]); // passivated while it waits
+    const { t, store, runs, results, expiresAt } = await parked();
     // The wake is the runtime's own: no client sees it among the session's schedules.
     expect(await t.runtime.schedules('s')).toEqual([]);
     expect(await t.runtime.status('s')).toMatchObject({ waitingForUser: true, schedules: [] });

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { afterEach, beforeEach, inject } from 'vitest';
 import type { ClusterHints } from '../src/runtime/cluster-store.ts';
+import type { Runtime } from '../src/index.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../src/postgres.ts';
 
 /** The server globalSetup found or started (test/setup/postgres-server.ts). */
@@ -40,6 +41,23 @@ export class PgFixture {
     for (const name of this.#schemas.splice(0)) await this.admin.unsafe(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
     await this.admin.end({ timeout: 1 });
   }
+}
+
+/**
+ * For each test of the file: a fixture with a schema of its own, and the runtimes pushed on
+ * `runtimes`, shut down (with `drainMs`) before the schema is dropped.
+ */
+export function pgPerTest(drainMs = 100): { pg: PgFixture; schema: string; runtimes: Runtime[] } {
+  const fx = { pg: undefined as unknown as PgFixture, schema: '', runtimes: [] as Runtime[] };
+  beforeEach(() => {
+    fx.pg = new PgFixture();
+    fx.schema = fx.pg.schema();
+  });
+  afterEach(async () => {
+    await Promise.all(fx.runtimes.splice(0).map((r) => r.shutdown({ drainMs }).catch(() => {})));
+    await fx.pg.cleanup();
+  });
+  return fx;
 }
 
 /** What a node heard from the store. */

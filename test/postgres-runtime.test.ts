@@ -1,25 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { z } from 'zod';
-import { createRuntime, defineTool, type RuntimeOptions, type Runtime, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
+import { createRuntime, defineTool, type RuntimeOptions, type SessionEvent, type StepRecord, type Turn } from '../src/index.ts';
 import { PostgresStore, StaleEpochError } from '../src/postgres.ts';
-import { PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import { pgPerTest, pgUrl, waitFor } from './postgres-helpers.ts';
 
-let pg: PgFixture;
-let schema: string;
-const runtimes: Runtime[] = [];
-beforeEach(() => {
-  pg = new PgFixture();
-  schema = pg.schema();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.shutdown({ drainMs: 100 }).catch(() => {})));
-  await pg.cleanup();
-});
+const fx = pgPerTest(100);
 
 /** A node: a runtime on its own PostgresStore, recording its events and the agent calls it made. */
 function node(nodeId: string, options: Partial<RuntimeOptions> = {}) {
-  const store = new PostgresStore({ url: pgUrl(), schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
+  const store = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId, leaseTtlMs: 600, renewMs: 150 });
   const ran: string[] = [];
   const agent = async (turn: Turn) => {
     ran.push(...turn.inputs.map((i) => i.id));
@@ -27,7 +17,7 @@ function node(nodeId: string, options: Partial<RuntimeOptions> = {}) {
   };
   const errors: unknown[] = [];
   const runtime = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: (error) => errors.push(error), ...options });
-  runtimes.push(runtime);
+  fx.runtimes.push(runtime);
   const events: SessionEvent[] = [];
   runtime.events$.subscribe((e) => events.push(e));
   const done = (inputId: string) => events.some((e) => e.type === 'done' && e.data.input_ids.includes(inputId));
@@ -69,7 +59,7 @@ describe('approvals on a cluster (C19)', () => {
     // a is gone, and as after a crash the session still names it as its owner.
     await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
     await a.store.close();
-    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    await fx.pg.admin`UPDATE ${fx.pg.admin(fx.schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
     await waitFor(async () => (await b.runtime.decide('s', { id: 'call_1_1', allowed: true })).status === 'accepted', 'b to take the decision', 10_000);
     await waitFor(() => b.done('m1'), 'the turn to end on b', 10_000);
     expect(ranOn).toEqual(['b call_1_1:1']);
@@ -87,14 +77,14 @@ describe('schedules on a cluster (C20)', () => {
     // a is gone before it is due, and as after a crash the session still names it as its owner.
     await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
     await a.store.close();
-    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    await fx.pg.admin`UPDATE ${fx.pg.admin(fx.schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
     const fired = `timer:wake:${dueAt}`;
     await waitFor(() => b.done(fired), 'b to fire the schedule', 10_000);
     expect(b.ran).toEqual([fired]);
     expect(a.ran).toEqual([]);
     // Fired and gone from the store, in the commit that took it: nobody fires it again.
     expect(await b.runtime.schedules('s')).toEqual([]);
-    const [row] = await pg.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM ${pg.admin(schema)}.schedules`;
+    const [row] = await fx.pg.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM ${fx.pg.admin(fx.schema)}.schedules`;
     expect(row!.n).toBe(0);
     expect(b.errors).toEqual([]);
   });
@@ -110,7 +100,7 @@ describe('schedules on a cluster (C20)', () => {
   });
 });
 
-describe('runtimes sharing a PostgresStore (a cluster)', () => {
+describe('fx.runtimes sharing a PostgresStore (a cluster)', () => {
   it('C17: an input sent through a node that does not run the session runs once, on its owner; the sender\'s subscriber gets the events', async () => {
     const a = node('a');
     const b = node('b');
@@ -137,7 +127,7 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
     // a is gone, and as after a crash the session still names it as its owner; an input for s waits.
     await a.runtime.shutdown({ drainMs: 0 }).catch(() => {});
     await a.store.close();
-    await pg.admin`UPDATE ${pg.admin(schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
+    await fx.pg.admin`UPDATE ${fx.pg.admin(fx.schema)}.sessions SET owner_node = 'a', owner_incarnation = ${a.store.node.incarnation}`;
     await b.store.deliver('s', { kind: 'input', entry: { id: 'm3', content: 'after a died' } });
     await waitFor(() => b.done('m3'), 'b to claim s and run m3', 10_000);
     expect(b.ran).toEqual(['m3']);
@@ -147,18 +137,18 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
 
   it('C17: a node whose lease is lost drops its sessions, rejoins under a new incarnation and serves again — it is not fenced for good', async () => {
     // Renewals far apart: the runtime's owner check is what finds the lease gone.
-    const store = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 60_000, renewMs: 30_000 });
+    const store = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 60_000, renewMs: 30_000 });
     const ran: string[] = [];
     const errors: unknown[] = [];
     const runtime = createRuntime({ agent: async (turn: Turn) => void ran.push(...turn.inputs.map((i) => i.id)), store, debounceMs: 0, ownerCheckMs: 20, onError: (e) => errors.push(e) });
-    runtimes.push(runtime);
+    fx.runtimes.push(runtime);
     const events: SessionEvent[] = [];
     runtime.events$.subscribe((e) => events.push(e));
     const done = (id: string) => events.some((e) => e.type === 'done' && e.data.input_ids.includes(id));
     await runtime.send('s', { id: 'm1', content: 'hi' });
     await waitFor(() => done('m1'), 'm1 to run');
     const first = store.node.incarnation;
-    await pg.admin`DELETE FROM ${pg.admin(schema)}.nodes WHERE id = 'a'`;
+    await fx.pg.admin`DELETE FROM ${fx.pg.admin(fx.schema)}.nodes WHERE id = 'a'`;
     await waitFor(() => store.node.incarnation > first && runtime.sessionIds().length === 0, 'the node to drop s and rejoin');
     // Owner checks go on after the rejoin: still not fenced.
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -171,7 +161,7 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
 
   it('C16: a session out of service after a failed commit, claimed meanwhile by another node, is no longer a failure here', async () => {
     let failing = false;
-    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 600, renewMs: 150 });
+    const real = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 600, renewMs: 150 });
     // The same store, whose commits fail while `failing` (a connection that broke mid-commit).
     const store = new Proxy(real, {
       get(target, prop) {
@@ -181,14 +171,14 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
       },
     });
     const a = createRuntime({ agent: async () => 'ok', store, debounceMs: 0, storeRetryMs: 300, onError: () => {} });
-    runtimes.push(a);
+    fx.runtimes.push(a);
     const b = node('b');
     expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted' });
     failing = true;
     expect(await a.send('s', { id: 'm2', content: 'lost' })).toMatchObject({ status: 'rejected', code: 'INTERNAL_ERROR' });
     expect(a.health()).toMatchObject({ ok: false, failedSessions: 1 });
     // a's lease runs out while it cannot write; b claims s before a's retry comes.
-    await pg.admin`UPDATE ${pg.admin(schema)}.nodes SET lease_until = now() - interval '1 second' WHERE id = 'a'`;
+    await fx.pg.admin`UPDATE ${fx.pg.admin(fx.schema)}.nodes SET lease_until = now() - interval '1 second' WHERE id = 'a'`;
     expect(await b.runtime.send('s', { id: 'm3', content: 'on b' })).toMatchObject({ status: 'accepted', durability: 'durable' });
     await waitFor(() => b.done('m3'), 'm3 to run on b');
     failing = false;
@@ -199,10 +189,10 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
 
   it('C11, C17: an input that arrives while a passivation waits for its commit keeps the session here, and its claim: its turn runs, no commit is refused', async () => {
     const clock = new SimulatedClock();
-    const store = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const store = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
     const errors: unknown[] = [];
     const runtime = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, onError: (error) => errors.push(error) });
-    runtimes.push(runtime);
+    fx.runtimes.push(runtime);
     const events: SessionEvent[] = [];
     runtime.events$.subscribe((e) => events.push(e));
     await runtime.open('s', {});
@@ -233,10 +223,10 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
         }
       }
     }
-    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const store = new SlowRelease({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
     const errors: unknown[] = [];
     const runtime = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, onError: (error) => errors.push(error) });
-    runtimes.push(runtime);
+    fx.runtimes.push(runtime);
     const events: SessionEvent[] = [];
     runtime.events$.subscribe((e) => events.push(e));
     await runtime.open('s', {});
@@ -251,7 +241,7 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
 
   it('C12, C17: a session this node still owns but stopped running (it fenced its own commit while its lease stood) is activated again by the sweep: its durable-acked input runs', async () => {
     let fenced = false;
-    const real = new PostgresStore({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const real = new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
     // The same store, whose own clock says for a moment that its lease may have run out.
     const store = new Proxy(real, {
       get(target, prop) {
@@ -270,7 +260,7 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
       return 'ok';
     };
     const a = createRuntime({ agent, store, debounceMs: 0, clusterSweepMs: 100, onError: () => {} });
-    runtimes.push(a);
+    fx.runtimes.push(a);
     const events: SessionEvent[] = [];
     a.events$.subscribe((e) => events.push(e));
     expect(await a.send('s', { id: 'm1', content: 'hi' })).toMatchObject({ status: 'accepted', durability: 'durable' });
@@ -299,11 +289,11 @@ describe('runtimes sharing a PostgresStore (a cluster)', () => {
         }
       }
     }
-    const store = new SlowRelease({ url: pgUrl(), schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
+    const store = new SlowRelease({ url: pgUrl(), schema: fx.schema, nodeId: 'a', leaseTtlMs: 5_000, renewMs: 1_000 });
     // No sweep in this test's time: only the hint and the release's own follow-up can run the mail.
     const a = createRuntime({ agent: async () => 'ok', store, clock, idleTimeoutMs: 1_000, debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
-    const b = createRuntime({ agent: async () => 'ok', store: new PostgresStore({ url: pgUrl(), schema, nodeId: 'b', leaseTtlMs: 5_000, renewMs: 1_000 }), debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
-    runtimes.push(a, b);
+    const b = createRuntime({ agent: async () => 'ok', store: new PostgresStore({ url: pgUrl(), schema: fx.schema, nodeId: 'b', leaseTtlMs: 5_000, renewMs: 1_000 }), debounceMs: 0, clusterSweepMs: 60_000, onError: () => {} });
+    fx.runtimes.push(a, b);
     const events: SessionEvent[] = [];
     a.events$.subscribe((e) => events.push(e));
     b.events$.subscribe((e) => events.push(e));

@@ -15,7 +15,8 @@ import { serve } from './process.ts';
 const dir = mkdtempSync(join(tmpdir(), 'baton-wake-socket-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const APPROVAL_MS = 3000;
+// Long enough that the session passivates (idle 300 ms) well before the deadline on a loaded box.
+const APPROVAL_MS = 4000;
 const args = (db: string) => ['--store', `sqlite:${db}`, '--demo-delay-ms', '1', '--debounce-ms', '0', '--idle-timeout-ms', '300', '--approval-timeout-ms', String(APPROVAL_MS)];
 
 /** Live sessions of the gateway, from /metrics. */
@@ -45,21 +46,28 @@ function outcome(frames: readonly Frame[]) {
   return { result, done };
 }
 
-describe('C19 the approval wake over a socket', () => {
+/** Session `w` on the gateway at `url`: it asked for approval and then passivated, well before the deadline. */
+async function parkedSession(url: string): Promise<{ client: Client; expiresAt: number }> {
+  const { client } = await Client.attach(url, { session_id: 'w' });
+  client.send('input', { content: 'tool wake me' });
+  const request = await client.type('permission_request');
+  const expiresAt = request.event.data.expires_at as number;
+  await waitFor(async () => (await liveSessions(url)) === 0, 'the session to passivate');
+  expect(Date.now()).toBeLessThan(expiresAt - 500);
+  return { client, expiresAt };
+}
+
+// Each test has its own gateway process and database, and mostly waits out a deadline: they run side by side.
+describe.concurrent('C19 the approval wake over a socket', () => {
   it('C19: a passivated session waiting for a decision is denied at expires_at (approval_timeout) and its turn ends, with nothing sent', async () => {
     const g = await serve(args(join(dir, 'a.db')));
     try {
-      const { client } = await Client.attach(g.url, { session_id: 'w' });
-      client.send('input', { content: 'tool wake me' });
-      const request = await client.type('permission_request');
-      const expiresAt = request.event.data.expires_at as number;
-      await waitFor(async () => (await liveSessions(g.url)) === 0, 'the session to passivate');
-      expect(Date.now()).toBeLessThan(expiresAt - 500); // passivated well before the deadline
+      const { client, expiresAt } = await parkedSession(g.url);
       const result = await client.type('tool_result');
       const arrived = Date.now();
       expect(result.event.data).toMatchObject({ id: 'call_1_1', status: 'denied', error: { code: 'approval_timeout' } });
       expect(arrived).toBeGreaterThanOrEqual(expiresAt);
-      expect(arrived).toBeLessThan(expiresAt + 1500);
+      expect(arrived).toBeLessThan(expiresAt + 4000);
       await client.until((f) => f.event.type === 'done' && f.event.data.success === true);
       expect(client.frames.filter((f) => f.event.type === 'error')).toEqual([]);
       await client.close();
@@ -71,11 +79,7 @@ describe('C19 the approval wake over a socket', () => {
   it('C19: a client can neither set, see nor cancel the wake: schedule baton:wake / baton:x are refused, schedule_cancel baton:wake finds nothing, and the denial still comes at expires_at', async () => {
     const g = await serve(args(join(dir, 'spoof.db')));
     try {
-      const { client } = await Client.attach(g.url, { session_id: 'w' });
-      client.send('input', { content: 'tool wake me' });
-      const request = await client.type('permission_request');
-      const expiresAt = request.event.data.expires_at as number;
-      await waitFor(async () => (await liveSessions(g.url)) === 0, 'the session to passivate');
+      const { client, expiresAt } = await parkedSession(g.url);
       for (const id of ['baton:wake', 'baton:x']) {
         const frame = client.send('schedule', { id, at: expiresAt + 60_000 });
         const error = await client.seen((f) => f.event.type === 'error' && f.event.data.event_id === frame);
@@ -89,7 +93,7 @@ describe('C19 the approval wake over a socket', () => {
       const result = await client.seen((f) => f.event.type === 'tool_result');
       expect(result.event.data).toMatchObject({ id: 'call_1_1', status: 'denied', error: { code: 'approval_timeout' } });
       expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
-      expect(Date.now()).toBeLessThan(expiresAt + 1500);
+      expect(Date.now()).toBeLessThan(expiresAt + 4000);
       await client.close();
     } finally {
       await stop(g.child);
@@ -99,11 +103,7 @@ describe('C19 the approval wake over a socket', () => {
   it('C19: passivated, then kill -9, restarted before the deadline: denied at expires_at to a client that only reattached', async () => {
     const db = join(dir, 'b.db');
     const first = await serve(args(db));
-    const { client } = await Client.attach(first.url, { session_id: 'w' });
-    client.send('input', { content: 'tool wake me' });
-    const request = await client.type('permission_request');
-    const expiresAt = request.event.data.expires_at as number;
-    await waitFor(async () => (await liveSessions(first.url)) === 0, 'the session to passivate');
+    const { client, expiresAt } = await parkedSession(first.url);
     await stop(first.child, 'SIGKILL');
     await client.closed;
     const second = await serve(args(db));
@@ -116,7 +116,7 @@ describe('C19 the approval wake over a socket', () => {
       const arrived = Date.now();
       expect(result.event.data).toMatchObject({ id: 'call_1_1', status: 'denied', error: { code: 'approval_timeout' } });
       expect(arrived).toBeGreaterThanOrEqual(expiresAt);
-      expect(arrived).toBeLessThan(expiresAt + 1500);
+      expect(arrived).toBeLessThan(expiresAt + 4000);
       await later.client.until((f) => f.event.type === 'done' && f.event.data.success === true);
       const frames = [...client.frames, ...later.client.frames].filter((f) => f.seq > 0);
       const seqs = frames.map((f) => f.seq);
@@ -130,11 +130,7 @@ describe('C19 the approval wake over a socket', () => {
   it('C19: passivated, kill -9, restarted after the deadline: denied at once, the turn ends', async () => {
     const db = join(dir, 'c.db');
     const first = await serve(args(db));
-    const { client } = await Client.attach(first.url, { session_id: 'w' });
-    client.send('input', { content: 'tool wake me' });
-    const request = await client.type('permission_request');
-    const expiresAt = request.event.data.expires_at as number;
-    await waitFor(async () => (await liveSessions(first.url)) === 0, 'the session to passivate');
+    const { client, expiresAt } = await parkedSession(first.url);
     await stop(first.child, 'SIGKILL');
     await client.closed;
     await new Promise((r) => setTimeout(r, expiresAt + 200 - Date.now()));
