@@ -50,6 +50,8 @@ export class HintListener {
   #owed = true;
   /** Listens taken since the last rebuild: the first is the rebuild's own. */
   #listens = 0;
+  /** Whether the last check failed: an outage is reported once, not at every check. */
+  #failing = false;
   /** Rebuilds after a missed ping, for tests and metrics. */
   rebuilds = 0;
 
@@ -128,9 +130,12 @@ export class HintListener {
       await this.#opts.pool`SELECT pg_notify(${this.#opts.channel}, ${ping.payload})`;
       // Only a ping that committed can be missed; one that failed (the server away) says nothing.
       ping.sent = true;
+      this.#failing = false;
     } catch (error) {
       this.#ping = undefined;
-      this.#opts.report(error);
+      // Stopping is no failure (the pool ends under the ping); an outage is reported once.
+      if (!this.#stopped && !this.#failing) this.#opts.report(error);
+      this.#failing = true;
     } finally {
       this.#schedule();
     }
