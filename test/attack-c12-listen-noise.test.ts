@@ -27,7 +27,7 @@ describe('HintListener: reports are news, not noise', () => {
     let relistened = 0;
     listener = new HintListener({
       channel,
-      connect: () => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {} }),
+      connect: (handlers) => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {}, ...handlers }),
       pool,
       hints: new Heard(),
       relistened: () => void relistened++,
