@@ -146,6 +146,9 @@ export class HintListener {
     if (this.#stopped) return;
     this.#checking = true;
     try {
+      // Reads the connection has waiting first: after the event loop was busy for longer than
+      // checkMs, this timer runs before the poll phase that would read the ping that came back.
+      await new Promise((resolve) => setImmediate(resolve));
       if (this.#owed || (this.#ping?.sent && !this.#ping.heard)) {
         if (!this.#owed) this.rebuilds++;
         this.#ping = undefined;
