@@ -27,7 +27,7 @@ describe('HintListener: LISTEN that goes deaf is taken anew', () => {
     listener = new HintListener({
       channel,
       // Through the proxy; keepalive (60 s) would take far longer than this test to notice.
-      connect: () => postgres(url.href, { max: 1, fetch_types: false, onnotice: () => {}, connection: { application_name: app } }),
+      connect: (handlers) => postgres(url.href, { max: 1, fetch_types: false, onnotice: () => {}, connection: { application_name: app }, ...handlers }),
       pool: pg.admin,
       hints: heard,
       relistened: () => void relistened++,
@@ -69,7 +69,7 @@ describe('HintListener: LISTEN that goes deaf is taken anew', () => {
     const heard = new Heard();
     listener = new HintListener({
       channel,
-      connect: () => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {} }),
+      connect: (handlers) => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {}, ...handlers }),
       pool: pg.admin,
       hints: heard,
       relistened: () => expect.unreachable('relistened without a drop'),

@@ -17,17 +17,21 @@ export class TcpProxy {
     return (this.#server.address() as net.AddressInfo).port;
   }
 
-  /** Stops forwarding on the open connections; returns how many were frozen. */
-  freeze(): number {
-    const pairs = [...this.#pairs];
-    for (const [a, b] of pairs) {
+  /**
+   * Stops forwarding on the open connections (or those `only` picks, by the port the server
+   * sees them come from: `client_port` in pg_stat_activity); returns how many were frozen.
+   */
+  freeze(only?: (clientPort: number) => boolean): number {
+    const pairs = [...this.#pairs].filter(([, upstream]) => !only || only(upstream.localPort!));
+    for (const pair of pairs) {
+      const [a, b] = pair;
       a.unpipe(b);
       b.unpipe(a);
       a.pause();
       b.pause();
       this.#frozen.push(a, b);
+      this.#pairs.delete(pair);
     }
-    this.#pairs.clear();
     return pairs.length;
   }
 

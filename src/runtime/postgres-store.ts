@@ -5,7 +5,7 @@ import type { ClusterHints, ClusterStore, Mail } from './cluster-store.ts';
 import { writeSteps, type Claim } from './postgres-commit.ts';
 import { entryOf, key } from './postgres-wave.ts';
 import { fits, hint } from './postgres-hints.ts';
-import { HintListener } from './postgres-listener.ts';
+import { HintListener, type ListenHandlers } from './postgres-listener.ts';
 import { transaction } from './postgres-transaction.ts';
 import { NodeLease } from './postgres-lease.ts';
 import { endStalledTransactions } from './postgres-stalled.ts';
@@ -45,9 +45,8 @@ export type { PostgresStoreOptions };
  * - **Deletion.** A deleted session's row, inbox and transcript go at once; its events stay
  *   until {@link prune} passes its last write, so nodes tailing it still read the last ones.
  *
- * Built on the `postgres` package rather than `pg`: it re-LISTENs by itself after a dropped
- * connection, pipelines the statements of a group commit on one connection, and its tagged
- * templates make every value a typed parameter.
+ * Built on the `postgres` package rather than `pg`: it pipelines the statements of a group
+ * commit on one connection, and its tagged templates make every value a typed parameter.
  *
  * @example
  * const store = new PostgresStore({ url: process.env.DATABASE_URL });
@@ -59,7 +58,7 @@ export class PostgresStore implements ClusterStore {
   readonly #opts: ResolvedPostgresOptions;
   readonly #sql: Sql;
   readonly #leaseSql: Sql;
-  readonly #connectListener: () => Sql;
+  readonly #connectListener: (handlers: ListenHandlers) => Sql;
   readonly #lease: NodeLease;
   /** Sessions this node claimed, by key: the epoch every commit of theirs must still find. */
   readonly #claims = new Map<string, Claim>();
@@ -104,7 +103,7 @@ export class PostgresStore implements ClusterStore {
     this.#lease = new NodeLease(this.#leaseSql, { nodeId, leaseTtlMs, renewMs, lost: (error) => this.#leaseLost(error), renewed: () => this.#endStalled() });
     // LISTEN has a client of its own too, made anew when the listener finds itself deaf.
     const listenConfig = { ...config, max: 1, fetch_types: false, max_lifetime: null };
-    this.#connectListener = () => (url === undefined ? postgres(listenConfig) : postgres(url, listenConfig));
+    this.#connectListener = (handlers) => (url === undefined ? postgres({ ...listenConfig, ...handlers }) : postgres(url, { ...listenConfig, ...handlers }));
   }
 
   get node(): NodeIdentity {
