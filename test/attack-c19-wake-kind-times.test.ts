@@ -64,4 +64,17 @@ describe('C19 the wake time a kind names', () => {
     await waitFor(() => after.sessionIds().length === 0, 'the session to passivate', 2000);
     expect((await stored(store, 'p'))?.schedules).toEqual([]);
   });
+
+  it('C19: a wakeAt that throws is user code: reported, the session opens, is stored and stays in service', async () => {
+    const store = new SqliteStore(':memory:');
+    const errors: unknown[] = [];
+    const thrower: SessionKind = { machine, input: () => ({}), wakeAt: () => { throw new Error('wakeAt broke'); } };
+    const runtime = createRuntime({ agent: async () => 'ok', kinds: { k: thrower }, store, onError: (error) => errors.push(error) });
+    fx.runtimes.push(runtime);
+    await expect(runtime.open('p', { kind: 'k' })).resolves.toMatchObject({ kind: 'k' });
+    await runtime.status('p');
+    expect(await stored(store, 'p')).toMatchObject({ session: { kind: 'k' }, schedules: [] });
+    expect(runtime.sessionIds()).toEqual(['p']);
+    expect(errors).toEqual([expect.objectContaining({ message: 'wakeAt broke' })]);
+  });
 });

@@ -602,7 +602,14 @@ export class SessionHost {
     if (this.#failed || this.#stopped || this.#ending !== undefined) return;
     // A kind without wakeAt still clears a wake the store holds for it (one a former version
     // of the kind set): nothing else would, and it would stay due for good.
-    const wake = wakeDue(this.kind.wakeAt?.(this.#actor.getSnapshot() as never));
+    let wake: number | undefined;
+    try {
+      wake = wakeDue(this.kind.wakeAt?.(this.#actor.getSnapshot() as never));
+    } catch (error) {
+      // User code: reported, and the stored wake is kept, rather than failing the commit.
+      this.#deps.report(error);
+      return;
+    }
     if (wake === this.#wake) return;
     this.#wake = wake;
     this.#gate.schedule(WAKE_SCHEDULE_ID, wake === undefined ? null : { id: WAKE_SCHEDULE_ID, dueAt: wake });
