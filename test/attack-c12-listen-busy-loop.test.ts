@@ -1,7 +1,7 @@
-import postgres, { type Sql } from 'postgres';
+import type { Sql } from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HintListener } from '../src/runtime/postgres-listener.ts';
-import { Heard, PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import type { HintListener } from '../src/runtime/postgres-listener.ts';
+import { PgFixture, waitFor, recordingListener } from './postgres-helpers.ts';
 
 let pg: PgFixture;
 let listener: HintListener;
@@ -26,22 +26,14 @@ describe('HintListener under load: no false alarms', () => {
       });
       return rows;
     }) as unknown as Sql;
-    const reported: unknown[] = [];
-    let relistened = 0;
-    listener = new HintListener({
-      channel,
-      connect: (handlers) => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {}, ...handlers }),
-      pool,
-      hints: new Heard(),
-      relistened: () => void relistened++,
-      report: (error) => void reported.push(error),
-      checkMs,
-    });
+    const made = recordingListener({ channel, pool, checkMs });
+    listener = made.listener;
+    const { reported, counts } = made;
     await listener.start();
     await waitFor(() => pings >= 30, '30 pings');
     // Without reading first: about 13 rebuilds in 30 checks, each a new connection and a re-announce.
     expect(listener.rebuilds).toBe(0);
-    expect(relistened).toBe(0);
+    expect(counts.relistened).toBe(0);
     expect(reported).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
-import postgres, { type Sql } from 'postgres';
+import type { Sql } from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HintListener } from '../src/runtime/postgres-listener.ts';
-import { Heard, PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import type { HintListener } from '../src/runtime/postgres-listener.ts';
+import { PgFixture, waitFor, recordingListener } from './postgres-helpers.ts';
 
 let pg: PgFixture;
 let listener: HintListener;
@@ -23,17 +23,9 @@ describe('HintListener: reports are news, not noise', () => {
     pg = new PgFixture();
     const channel = pg.schema();
     const { pool, pending } = scriptedPool(pg.admin);
-    const reported: unknown[] = [];
-    let relistened = 0;
-    listener = new HintListener({
-      channel,
-      connect: (handlers) => postgres(pgUrl(), { max: 1, fetch_types: false, onnotice: () => {}, ...handlers }),
-      pool,
-      hints: new Heard(),
-      relistened: () => void relistened++,
-      report: (error) => void reported.push(error),
-      checkMs: 5,
-    });
+    const made = recordingListener({ channel, pool, checkMs: 5 });
+    listener = made.listener;
+    const { reported, counts } = made;
     await listener.start();
     // Twenty checks in a row whose ping fails (the server away: a pool that cannot connect).
     for (let i = 0; i < 20; i++) {
@@ -53,6 +45,6 @@ describe('HintListener: reports are news, not noise', () => {
     pending.shift()!.reject(new Error('write CONNECTION_DESTROYED'));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(reported).toHaveLength(2);
-    expect(relistened).toBe(0);
+    expect(counts.relistened).toBe(0);
   });
 });

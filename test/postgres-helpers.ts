@@ -1,6 +1,7 @@
-import postgres from 'postgres';
+import postgres, { type Sql } from 'postgres';
 import { afterEach, beforeEach, inject } from 'vitest';
 import type { ClusterHints } from '../src/runtime/cluster-store.ts';
+import { HintListener } from '../src/runtime/postgres-listener.ts';
 import type { Runtime } from '../src/index.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../src/postgres.ts';
 
@@ -58,6 +59,27 @@ export function pgPerTest(drainMs = 100): { pg: PgFixture; schema: string; runti
     await fx.pg.cleanup();
   });
   return fx;
+}
+
+/**
+ * A HintListener (not started) whose LISTEN client connects to `url` (the test server by
+ * default), with what it heard, reported and how often it listened anew.
+ */
+export function recordingListener(options: { channel: string; pool: Sql; checkMs: number; url?: string; applicationName?: string }) {
+  const heard = new Heard();
+  const reported: unknown[] = [];
+  const counts = { relistened: 0 };
+  const connection = options.applicationName === undefined ? {} : { connection: { application_name: options.applicationName } };
+  const listener = new HintListener({
+    channel: options.channel,
+    connect: (handlers) => postgres(options.url ?? pgUrl(), { max: 1, fetch_types: false, onnotice: () => {}, ...connection, ...handlers }),
+    pool: options.pool,
+    hints: heard,
+    relistened: () => void counts.relistened++,
+    report: (error) => void reported.push(error),
+    checkMs: options.checkMs,
+  });
+  return { listener, heard, reported, counts };
 }
 
 /** What a node heard from the store. */

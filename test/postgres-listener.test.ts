@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HintListener } from '../src/runtime/postgres-listener.ts';
-import { Heard, PgFixture, pgUrl, waitFor } from './postgres-helpers.ts';
+import { Heard, PgFixture, pgUrl, waitFor, recordingListener } from './postgres-helpers.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 
 let pg: PgFixture;
@@ -21,19 +21,10 @@ describe('HintListener: LISTEN that goes deaf is taken anew', () => {
     proxy = new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
     url.port = String(await proxy.listen());
     const app = `listener ${process.pid}`;
-    const heard = new Heard();
-    let relistened = 0;
-    const reported: unknown[] = [];
-    listener = new HintListener({
-      channel,
-      // Through the proxy; keepalive (60 s) would take far longer than this test to notice.
-      connect: (handlers) => postgres(url.href, { max: 1, fetch_types: false, onnotice: () => {}, connection: { application_name: app }, ...handlers }),
-      pool: pg.admin,
-      hints: heard,
-      relistened: () => void relistened++,
-      report: (error) => void reported.push(error),
-      checkMs: 100,
-    });
+    // Through the proxy; keepalive (60 s) would take far longer than this test to notice.
+    const made = recordingListener({ channel, pool: pg.admin, checkMs: 100, url: url.href, applicationName: app });
+    listener = made.listener;
+    const { heard, reported, counts } = made;
     await listener.start();
     await pg.admin`SELECT pg_notify(${channel}, 'inbox:before')`;
     await waitFor(() => heard.inboxes.includes('before'), 'the first hint');
@@ -52,7 +43,7 @@ describe('HintListener: LISTEN that goes deaf is taken anew', () => {
     expect(heard.inboxes).not.toContain('frozen');
     expect(listener.rebuilds).toBe(1);
     // The store re-announces its waiting mail on this call: hints lost while deaf are not waited for until the sweep.
-    expect(relistened).toBe(1);
+    expect(counts.relistened).toBe(1);
     expect(reported).toEqual([]);
 
     // The frozen connection is still open at the server (it cannot know); stop ends the new one.
