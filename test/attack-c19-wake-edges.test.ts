@@ -8,30 +8,16 @@ import { z } from 'zod';
 import { defineTool, type Agent, type ToolResult } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { settle, stored, testRuntime } from './helpers.ts';
+import { parked } from './approvals-fixture.ts';
 
 const guarded = (runs: unknown[] = []) =>
   defineTool({ name: 'guarded', description: 'Needs the user', parameters: z.object({ text: z.string() }), needsApproval: true, run: (input) => (runs.push(input), input.text) });
 
-function callingAgent(results: ToolResult[]): Agent {
-  return async (turn) => {
-    results.push(await turn.callTool('guarded', { text: turn.inputs[0]!.content }));
-    return 'ok';
-  };
-}
-
-/** A session waiting for a decision, passivated for idleness. */
+/** A session waiting for a decision, passivated for idleness, its wake stored. */
 async function passivatedWaiting() {
-  const results: ToolResult[] = [];
-  const store = new SqliteStore(':memory:');
-  const t = testRuntime({ agent: callingAgent(results), tools: [guarded()], debounceMs: 0, store, idleTimeoutMs: 60_000 });
-  await t.runtime.send('s', { id: 'm1', content: 'later' });
-  await settle();
-  const expiresAt = (t.of('s').find((e) => e.type === 'permission_request')!.data as { expires_at: number }).expires_at;
-  await t.advance(60_000);
-  await t.advance(30_000);
-  expect(t.runtime.sessionIds()).toEqual([]);
-  expect((await stored(store, 's'))?.schedules).toEqual([{ id: 'baton:wake', dueAt: expiresAt }]);
-  return { t, store, results, expiresAt };
+  const parkedSession = await parked();
+  expect((await stored(parkedSession.store, 's'))?.schedules).toEqual([{ id: 'baton:wake', dueAt: parkedSession.expiresAt }]);
+  return parkedSession;
 }
 
 describe('C19 the approval wake, edges', () => {

@@ -2,40 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { defineTool, type Agent, type SessionEvent, type ToolContext, type ToolResult, type Turn } from '../src/index.ts';
+import type { Agent, SessionEvent, ToolResult } from '../src/index.ts';
 import { SqliteStore } from '../src/sqlite.ts';
 import { seqGaps, settle, testRuntime, turnOverlaps } from './helpers.ts';
+import { callingAgent, guardedTool, parked } from './approvals-fixture.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-approvals-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const sqlite = () => join(dir, `c19-${n++}.db`);
-
-/** A tool that needs approval and counts its runs; `hold` keeps each run open until the test finishes it. */
-function guardedTool({ hold = false } = {}) {
-  const runs: { input: unknown; context: ToolContext; resolve: (v: unknown) => void }[] = [];
-  const tool = defineTool({
-    name: 'guarded',
-    description: 'Does something the user must allow',
-    parameters: z.object({ text: z.string() }),
-    needsApproval: true,
-    run: (input, context) =>
-      hold ? new Promise((resolve) => runs.push({ input, context, resolve })) : (runs.push({ input, context, resolve: () => {} }), input.text.toUpperCase()),
-  });
-  return { tool, runs };
-}
-
-/** Calls `guarded` with the first input's content, replies with what came of it. */
-function callingAgent(results: ToolResult[] = [], turns: Turn[] = []): Agent {
-  return async (turn) => {
-    turns.push(turn);
-    const result = await turn.callTool('guarded', { text: turn.inputs[0]!.content });
-    results.push(result);
-    if (turn.signal.aborted) return undefined;
-    return result.status === 'ok' ? `got ${String(result.output)}` : `no: ${result.status}`;
-  };
-}
 
 const kinds = (events: readonly SessionEvent[]) =>
   events.filter((e) => e.type === 'tool_call' || e.type === 'tool_result' || e.type === 'permission_request').map((e) => {
@@ -303,21 +278,6 @@ describe('C19 approvals', () => {
     await settle();
     expect(after.dones('s').map((d) => d.reason ?? 'ok')).toEqual(['interrupted', 'ok']);
   });
-
-  /** Session `s` asked for approval of its call and, idle past idleTimeoutMs, was passivated while it waits. */
-  async function parked() {
-    const { tool, runs } = guardedTool();
-    const results: ToolResult[] = [];
-    const store = new SqliteStore(':memory:');
-    const t = testRuntime({ agent: callingAgent(results), tools: [tool], debounceMs: 0, store, idleTimeoutMs: 60_000 });
-    await t.runtime.send('s', { id: 'm1', content: 'later' });
-    await settle();
-    const expiresAt = (t.of('s').find((e) => e.type === 'permission_request')!.data as { expires_at: number }).expires_at;
-    await t.advance(60_000);
-    await t.advance(30_000);
-    expect(t.runtime.sessionIds()).toEqual([]);
-    return { t, store, runs, results, expiresAt };
-  }
 
   it('C19: a session that waits past idleTimeoutMs passivates; the decision re-activates it and the tool runs once', async () => {
     const { t, runs, results } = await parked();

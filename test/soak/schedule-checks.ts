@@ -15,7 +15,7 @@
  */
 import { timerOf, type AgentFireRecord, type AgentScheduleRecord, type FrameRecord, type HistoryRecord, type SentRecord } from './history.ts';
 import { earliest, firesOf, writeTimes, type Fire } from './schedule-fires.ts';
-import type { StreamEvent } from './tool-checks.ts';
+import type { SessionStream, StreamEvent } from './tool-checks.ts';
 
 /**
  * Due times and frame timestamps are both `Date.now()` of the gateway's machine: a fire is
@@ -48,14 +48,7 @@ export interface Outage {
 /** A fire due this soon after the kill may have been the killed process's own (the orchestrator's clock is not the gateway's). */
 const KILL_EDGE_MS = 50;
 
-export interface SessionSchedules {
-  readonly session: string;
-  /** The session's stream, in seq order. */
-  readonly events: readonly StreamEvent[];
-  /** Every seq of the stream was seen (but dropped deltas): a fire missing from it is really missing. */
-  readonly complete: boolean;
-  /** The session's frames as every connection saw them: seq 0 answers (`schedule.ack`, errors) and each event's write times. */
-  readonly frames: readonly FrameRecord[];
+export interface SessionSchedules extends SessionStream {
   /** The `schedule` and `schedule_cancel` frames its clients sent. */
   readonly sent: readonly SentRecord[];
   /** The schedules its agent set (`turn.schedule`). */

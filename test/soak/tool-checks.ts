@@ -55,14 +55,18 @@ export interface ToolStats {
 
 export const emptyToolStats = (): ToolStats => ({ calls: 0, results: {}, requests: 0, decisions: { allow: 0, deny: 0, refused: 0 }, executions: 0, guardedExecutions: 0, reruns: 0 });
 
-export interface SessionTools {
+/** One session's stream as the soak's clients saw it: what each contract's checker starts from. */
+export interface SessionStream {
   readonly session: string;
   /** The session's stream, in seq order. */
   readonly events: readonly StreamEvent[];
   /** Every seq of the stream was seen (but dropped deltas): a missing event is really missing. */
   readonly complete: boolean;
-  /** The session's frames as every connection saw them (for the errors that refused a decision). */
+  /** The session's frames as every connection saw them: seq 0 answers (acks, errors) and each event's write times. */
   readonly frames: readonly FrameRecord[];
+}
+
+export interface SessionTools extends SessionStream {
   /** The `permission_response`s its clients sent. */
   readonly decisions: readonly SentRecord[];
   /** Its tools' runs, from every gateway process. */
